@@ -1,0 +1,136 @@
+/*
+ * HTTP/1.1 server core shared by the daemons, on libevent's evhttp: routing with path
+ * parameters, JSON bodies with caps, RFC 9457 problem+json errors, request logging and
+ * metrics, and the built-in GET /healthz, /readyz and /metrics routes.
+ *
+ * @locality everything here runs on the thread of the event_base given to the server.
+ */
+#ifndef SP_HTTP_H
+#define SP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "sp/buf.h"
+#include "sp/err.h"
+#include "sp/metrics.h"
+
+struct sp_http_server;
+struct sp_http_req;
+
+enum sp_http_method {
+    SP_HTTP_GET = 1 << 0,
+    SP_HTTP_POST = 1 << 1,
+    SP_HTTP_PUT = 1 << 2,
+    SP_HTTP_DELETE = 1 << 3,
+};
+
+/** Route handler. It must eventually call exactly one sp_http_reply* on @p req, now or
+ *  later from another callback on the same event loop. */
+typedef void (*sp_http_handler_fn)(struct sp_http_req *req, void *ud);
+
+/** Readiness probe for GET /readyz: return true if ready, else false and a reason. */
+typedef bool (*sp_http_ready_fn)(void *ud, struct sp_buf *why);
+
+struct sp_http_opts {
+    const char *service;     /* for logs, e.g. "query-api" */
+    const char *host;        /* listen address */
+    int port;                /* 0 = any free port (see sp_http_server_port) */
+    size_t max_body_bytes;   /* larger bodies get 413 problem+json */
+    size_t max_header_bytes; /* larger header blocks are refused */
+    int timeout_s;           /* read/write timeout per connection */
+    size_t max_json_depth;   /* deeper request JSON gets 400 */
+    struct sp_metrics *metrics; /* borrowed; request counts and latency go here */
+    sp_http_ready_fn ready;  /* NULL = always ready */
+    void *ready_ud;
+};
+
+/**
+ * Create a server bound to opts->host:opts->port on @p base, with /healthz, /readyz and
+ * /metrics already routed. Strings in @p opts are copied; metrics is borrowed.
+ * @param[out] out  owned; free with sp_http_server_free()
+ * @return 0; -errno if the address cannot be bound (eb says which).
+ */
+SP_MUST_CHECK int sp_http_server_new(struct event_base *base, const struct sp_http_opts *opts,
+                                     struct sp_http_server **out, struct sp_errbuf *eb);
+
+/** Stop listening and free the server; pending requests are dropped. NULL is a no-op. */
+void sp_http_server_free(struct sp_http_server *srv);
+
+/** The TCP port actually bound (useful with port 0). */
+int sp_http_server_port(const struct sp_http_server *srv);
+
+/**
+ * Route requests whose path matches @p pattern to @p fn. Patterns are literal segments
+ * and `{name}` parameters: "/recipes/{id}/comments". Most specific literal match wins.
+ * A path that matches but with another method gets 405 problem+json with Allow; no
+ * match gets 404 problem+json. @p pattern is copied and is the "route" label in metrics.
+ */
+void sp_http_route(struct sp_http_server *srv, unsigned methods, const char *pattern,
+                   sp_http_handler_fn fn, void *ud);
+
+/* ---- request accessors: returned strings are borrowed, valid until the reply ---- */
+
+enum sp_http_method sp_http_req_method(const struct sp_http_req *req);
+/** Path parameter by name from the route pattern, or NULL. */
+const char *sp_http_req_param(const struct sp_http_req *req, const char *name);
+/** Decoded query-string parameter, or NULL if absent. */
+const char *sp_http_req_query(const struct sp_http_req *req, const char *name);
+/** Request header (case-insensitive name), or NULL. */
+const char *sp_http_req_header(const struct sp_http_req *req, const char *name);
+/** The request id: X-Request-Id if given (≤ 64 safe chars), else a generated one. */
+const char *sp_http_req_id(const struct sp_http_req *req);
+/** Client address as text (IPv4/IPv6), for rate limits and audit lines. */
+const char *sp_http_req_peer(const struct sp_http_req *req);
+/** Raw body (not NUL-terminated) and its length in bytes; borrowed until the reply. */
+const void *sp_http_req_body(struct sp_http_req *req, size_t *len);
+/** Bearer token from `Authorization: Bearer <t>`, or NULL if absent or malformed. */
+const char *sp_http_req_bearer(const struct sp_http_req *req);
+
+/**
+ * Parse the body as a JSON object: caps on size (max_body_bytes) and depth
+ * (max_json_depth), UTF-8 validity, object at the top.
+ * @param[out] out  owned reference; json_decref() it
+ * @return 0; SP_ETOOBIG (reply 413); SP_EINVAL with a message naming the line/column,
+ *         or field "body" (reply 400).
+ */
+SP_MUST_CHECK int sp_http_req_json(struct sp_http_req *req, json_t **out, struct sp_errbuf *eb);
+
+/* ---- replies: exactly one per request; each one sends and frees @p req ---- */
+
+/** Add a response header (copied) before the reply. */
+void sp_http_add_header(struct sp_http_req *req, const char *name, const char *value);
+
+/** Send @p status with a body of @p len bytes (copied) of @p content_type (NULL = none). */
+void sp_http_reply(struct sp_http_req *req, int status, const char *content_type,
+                   const void *body, size_t len);
+
+/** Send @p body (stolen; NULL = empty body) as application/json. */
+void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body);
+
+/**
+ * Send an RFC 9457 application/problem+json body: {"type","title","status","detail",
+ * "errors"?, "instance"?}. @p type_slug names the problem ("validation", "not-found",
+ * ...): type becomes "https://stockpot.dev/problems/<slug>", or "about:blank" if NULL.
+ * Title is the status's reason phrase. @p errors (stolen, may be NULL) is an array of
+ * {"field","detail"} objects.
+ */
+void sp_http_reply_problem(struct sp_http_req *req, int status, const char *type_slug,
+                           const char *detail, json_t *errors);
+
+/**
+ * Problem reply for an error code: status from sp_http_status_for(err), detail and
+ * errors[0] from @p eb (if eb->field is set, it is named in errors).
+ */
+void sp_http_reply_error(struct sp_http_req *req, int err, const struct sp_errbuf *eb);
+
+/**
+ * HTTP status for an error code: SP_EINVAL/ESCHEMA 400, EAUTH 401, EFORBIDDEN 403,
+ * ENOTFOUND 404, ECONFLICT 409, ETOOBIG 413, ETIMEDOUT/EUNAVAIL/EFENCED 503, others 500.
+ */
+int sp_http_status_for(int err);
+
+#endif

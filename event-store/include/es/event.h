@@ -1,0 +1,88 @@
+/*
+ * The event envelope: a CloudEvents 1.0 JSON object in structured mode
+ * (https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/formats/json-format.md)
+ * with the extensions stream, streamversion, actor, correlationid and causationid
+ * (DESIGN.md, "Envelope"), encoded and decoded with jansson.
+ */
+#ifndef ES_EVENT_H
+#define ES_EVENT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "sp/buf.h"
+#include "sp/err.h"
+#include "es/id.h"
+
+#define ES_SOURCE_COMMAND_API "/stockpot/command-api"
+
+/** A log position: Kafka's (partition, offset); the embedded log is partition 0. */
+struct es_position {
+    int32_t partition;
+    int64_t offset; /* 0-based; -1 = none */
+};
+
+/**
+ * One event. Strings are owned by the event (freed by es_event_release) unless noted;
+ * optional attributes are NULL when absent.
+ */
+struct es_event {
+    char id[ES_UUID_STR_LEN + 1]; /* UUIDv7 */
+    char *source;                 /* e.g. "/stockpot/command-api" */
+    char *type;                   /* catalogue name, e.g. "RecipeCreated" */
+    char *subject;                /* aggregate, e.g. "recipe/7301234567890" */
+    int64_t time_us;              /* µs since the epoch; RFC 3339 UTC µs on the wire */
+    char *dataschema;             /* "schemas/events/<type>.v<N>.json" */
+    char *stream;                 /* "<category>-<id>", e.g. "recipe-7301234567890" */
+    int64_t stream_version;       /* 1-based version of the stream after this event */
+    char *actor;                  /* user id or NULL */
+    char *correlation_id;         /* request id or NULL */
+    char *causation_id;           /* causing event id or NULL */
+    json_t *data;                 /* payload object; one owned reference */
+    struct es_position pos;       /* set when read from a log; {-1,-1} otherwise */
+};
+
+/** Initialise an empty event (all NULL, pos = {-1,-1}). */
+void es_event_init(struct es_event *ev);
+
+/** Free everything the event owns and re-initialise it. */
+void es_event_release(struct es_event *ev);
+
+/**
+ * Fill a new event: fresh UUIDv7 id, time = now, source = @p source (NULL =
+ * ES_SOURCE_COMMAND_API), dataschema = "schemas/events/<type>.v1.json", subject =
+ * "<category>/<id>" derived from @p stream ("recipe-73" -> "recipe/73").
+ * Strings are copied; @p data is stolen (even on error). @p actor and
+ * @p correlation_id may be NULL. @p ev must be initialised.
+ * @return 0; SP_EINVAL if stream is not "<category>-<id>" or version < 1; -errno from
+ *         the random source.
+ */
+SP_MUST_CHECK int es_event_make(struct es_event *ev, const char *type, const char *stream,
+                                int64_t stream_version, const char *actor,
+                                const char *correlation_id, const char *source, json_t *data);
+
+/**
+ * Encode as compact CloudEvents JSON (keys in a fixed order) appended to @p out.
+ * @return 0; SP_EINVAL if a required attribute is missing; SP_ETOOBIG from @p out's cap.
+ */
+SP_MUST_CHECK int es_event_encode(const struct es_event *ev, struct sp_buf *out,
+                                  struct sp_errbuf *eb);
+
+/**
+ * Decode @p len bytes of CloudEvents JSON into @p ev (initialised; its old contents are
+ * released first). Checks specversion "1.0", every required attribute and its type, a
+ * UUID id, an RFC 3339 time, datacontenttype "application/json", streamversion ≥ 1 and
+ * an object `data`. Does not check the payload against its schema.
+ * @return 0; SP_ECORRUPT if not JSON; SP_ESCHEMA naming the bad attribute in eb->field.
+ */
+SP_MUST_CHECK int es_event_decode(const void *json, size_t len, struct es_event *ev,
+                                  struct sp_errbuf *eb);
+
+/** Format a position as the opaque consistency token "<partition>:<offset>". @p out ≥ 32 bytes. */
+void es_position_format(struct es_position pos, char *out, size_t out_size);
+
+/** Parse a consistency token. @return 0 or SP_EINVAL. */
+int es_position_parse(const char *token, struct es_position *out);
+
+#endif
