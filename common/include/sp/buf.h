@@ -31,6 +31,13 @@ SP_MUST_CHECK int sp_buf_addf(struct sp_buf *b, const char *fmt, ...)
 SP_MUST_CHECK int sp_buf_vaddf(struct sp_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /**
+ * Append @p len bytes of @p s JSON-escaped (RFC 8259 §7) without the surrounding quotes:
+ * '"' and '\' escaped, control characters as \n, \t, \uXXXX, and every invalid UTF-8
+ * byte replaced by \ufffd, so the output is always valid JSON string content.
+ * @return 0 or SP_ETOOBIG (buffer may hold a partial escape).
+ */
+SP_MUST_CHECK int sp_buf_add_json_str(struct sp_buf *b, const char *s, size_t len);
+/**
  * Take the contents: returns the NUL-terminated data (owned by the caller, free()) and
  * re-initialises @p b empty. Never NULL.
  */

@@ -32,6 +32,13 @@
  *   projector.batch_max       most events applied in one PostgreSQL transaction
  *   projector.poison_policy   dead-letter | halt
  *   projector.poll_ms         longest sleep between polls of the log tail, milliseconds
+ *
+ * File format: one `key = value` per line; blank lines and lines starting with '#' are
+ * ignored (no trailing comments: '#' may be part of a value); spaces around key and
+ * value are trimmed; a value may be wrapped in double quotes (`pg.conninfo = ""`).
+ * jwt.secret: empty in mode=dev means a fixed, publicly known dev-only secret (a warning
+ * is logged at load and sp_config_str(cfg, "jwt.secret") returns that secret); empty in
+ * mode=production is a load error.
  */
 #ifndef SP_CONFIG_H
 #define SP_CONFIG_H
@@ -63,8 +70,8 @@ void sp_config_free(struct sp_config *cfg);
  * Set one key from text, validated as on load (for tests and command-line overrides).
  * @return 0 or SP_EINVAL (unknown key, bad value), eb->field = key.
  */
-SP_MUST_CHECK int sp_config_set(struct sp_config *cfg, const char *key, const char *value,
-                                struct sp_errbuf *eb);
+SP_MUST_CHECK int
+sp_config_set(struct sp_config *cfg, const char *key, const char *value, struct sp_errbuf *eb);
 
 /**
  * Value of a string key. Asking for an unknown key or a key of another type is a

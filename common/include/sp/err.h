@@ -12,19 +12,19 @@
  */
 enum sp_err {
     SP_OK = 0,
-    SP_EINVAL = -1000,   /* bad input: a field has the wrong type, length or characters */
-    SP_ENOTFOUND = -1001, /* the thing named does not exist */
-    SP_ECONFLICT = -1002, /* expected version or uniqueness rule violated */
-    SP_ETOOBIG = -1003,   /* a size cap was exceeded */
-    SP_ECORRUPT = -1004,  /* stored or received data failed its checksum or framing */
-    SP_ETIMEDOUT = -1005, /* a bounded wait ran out */
-    SP_EUNAVAIL = -1006,  /* a dependency (log, database) is unavailable; retry later */
-    SP_EAUTH = -1007,     /* missing, bad or expired credentials */
+    SP_EINVAL = -1000,     /* bad input: a field has the wrong type, length or characters */
+    SP_ENOTFOUND = -1001,  /* the thing named does not exist */
+    SP_ECONFLICT = -1002,  /* expected version or uniqueness rule violated */
+    SP_ETOOBIG = -1003,    /* a size cap was exceeded */
+    SP_ECORRUPT = -1004,   /* stored or received data failed its checksum or framing */
+    SP_ETIMEDOUT = -1005,  /* a bounded wait ran out */
+    SP_EUNAVAIL = -1006,   /* a dependency (log, database) is unavailable; retry later */
+    SP_EAUTH = -1007,      /* missing, bad or expired credentials */
     SP_EFORBIDDEN = -1008, /* valid credentials without the right */
-    SP_EDB = -1009,       /* a database (PostgreSQL, LMDB) reported an error */
-    SP_ESCHEMA = -1010,   /* an event does not match its schema or has an unknown type */
-    SP_EFENCED = -1011,   /* another writer took over the log; this one must stop */
-    SP_ESTATE = -1012,    /* the object is not in a state that allows the call */
+    SP_EDB = -1009,        /* a database (PostgreSQL, LMDB) reported an error */
+    SP_ESCHEMA = -1010,    /* an event does not match its schema or has an unknown type */
+    SP_EFENCED = -1011,    /* another writer took over the log; this one must stop */
+    SP_ESTATE = -1012,     /* the object is not in a state that allows the call */
 };
 
 /** Fixed-size human detail for an error, plus the offending field (no allocation). */
@@ -58,10 +58,10 @@ int sp_err_set(struct sp_errbuf *eb, int err, const char *field, const char *fmt
 void sp_err_clear(struct sp_errbuf *eb);
 
 /** Always-on invariant check for our own code; aborts with a log line. Never for input. */
-#define SP_ASSERT(cond)                                                                           \
-    do {                                                                                          \
-        if (!(cond))                                                                              \
-            sp__assert_fail(#cond, __FILE__, __LINE__);                                           \
+#define SP_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            sp__assert_fail(#cond, __FILE__, __LINE__);                                            \
     } while (0)
 
 void sp__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));

@@ -3,6 +3,25 @@
  * parameters, JSON bodies with caps, RFC 9457 problem+json errors, request logging and
  * metrics, and the built-in GET /healthz, /readyz and /metrics routes.
  *
+ * Behaviour worth knowing:
+ * - Every request gets one JSON log line at reply time (msg "request", fields method,
+ *   path (no query string), route, status, duration_ms, request_id, peer; level warn for
+ *   5xx) and is counted in stockpot_http_requests_total{route,status} and
+ *   stockpot_http_request_duration_seconds{route}. Requests that match no route use the
+ *   route label "unmatched". Every reply carries X-Request-Id.
+ * - HEAD is routed like GET (libevent drops the body); other methods than GET, HEAD,
+ *   POST, PUT, DELETE get 405 on a known path. Path segments are percent-decoded before
+ *   matching; a trailing slash is a distinct (empty) segment.
+ * - Body cap: a request body larger than max_body_bytes is answered 413 problem+json
+ *   before routing, whatever the route. libevent 2.1 has no server hook between headers
+ *   and body, so evhttp's own limit is set to a memory backstop of 4 x max_body_bytes +
+ *   1 MiB; only bodies beyond that get libevent's own (text/html) 413 and a close.
+ * - Header blocks larger than max_header_bytes are refused by libevent (413, HTML).
+ * - timeout_s is evhttp's per-connection read/write timeout; keep-alive is on.
+ * - Replies may be sent later from another callback on the same loop; if the client
+ *   went away meanwhile the reply is dropped silently. sp_http_server_free() drops (and
+ *   frees) requests still waiting for a reply: do not reply to them afterwards.
+ *
  * @locality everything here runs on the thread of the event_base given to the server.
  */
 #ifndef SP_HTTP_H
@@ -36,15 +55,15 @@ typedef void (*sp_http_handler_fn)(struct sp_http_req *req, void *ud);
 typedef bool (*sp_http_ready_fn)(void *ud, struct sp_buf *why);
 
 struct sp_http_opts {
-    const char *service;     /* for logs, e.g. "query-api" */
-    const char *host;        /* listen address */
-    int port;                /* 0 = any free port (see sp_http_server_port) */
-    size_t max_body_bytes;   /* larger bodies get 413 problem+json */
-    size_t max_header_bytes; /* larger header blocks are refused */
-    int timeout_s;           /* read/write timeout per connection */
-    size_t max_json_depth;   /* deeper request JSON gets 400 */
+    const char *service;        /* for logs, e.g. "query-api" */
+    const char *host;           /* listen address */
+    int port;                   /* 0 = any free port (see sp_http_server_port) */
+    size_t max_body_bytes;      /* larger bodies get 413 problem+json */
+    size_t max_header_bytes;    /* larger header blocks are refused */
+    int timeout_s;              /* read/write timeout per connection */
+    size_t max_json_depth;      /* deeper request JSON gets 400 */
     struct sp_metrics *metrics; /* borrowed; request counts and latency go here */
-    sp_http_ready_fn ready;  /* NULL = always ready */
+    sp_http_ready_fn ready;     /* NULL = always ready */
     void *ready_ud;
 };
 
@@ -54,8 +73,10 @@ struct sp_http_opts {
  * @param[out] out  owned; free with sp_http_server_free()
  * @return 0; -errno if the address cannot be bound (eb says which).
  */
-SP_MUST_CHECK int sp_http_server_new(struct event_base *base, const struct sp_http_opts *opts,
-                                     struct sp_http_server **out, struct sp_errbuf *eb);
+SP_MUST_CHECK int sp_http_server_new(struct event_base *base,
+                                     const struct sp_http_opts *opts,
+                                     struct sp_http_server **out,
+                                     struct sp_errbuf *eb);
 
 /** Stop listening and free the server; pending requests are dropped. NULL is a no-op. */
 void sp_http_server_free(struct sp_http_server *srv);
@@ -69,8 +90,11 @@ int sp_http_server_port(const struct sp_http_server *srv);
  * A path that matches but with another method gets 405 problem+json with Allow; no
  * match gets 404 problem+json. @p pattern is copied and is the "route" label in metrics.
  */
-void sp_http_route(struct sp_http_server *srv, unsigned methods, const char *pattern,
-                   sp_http_handler_fn fn, void *ud);
+void sp_http_route(struct sp_http_server *srv,
+                   unsigned methods,
+                   const char *pattern,
+                   sp_http_handler_fn fn,
+                   void *ud);
 
 /* ---- request accessors: returned strings are borrowed, valid until the reply ---- */
 
@@ -105,8 +129,8 @@ SP_MUST_CHECK int sp_http_req_json(struct sp_http_req *req, json_t **out, struct
 void sp_http_add_header(struct sp_http_req *req, const char *name, const char *value);
 
 /** Send @p status with a body of @p len bytes (copied) of @p content_type (NULL = none). */
-void sp_http_reply(struct sp_http_req *req, int status, const char *content_type,
-                   const void *body, size_t len);
+void sp_http_reply(
+    struct sp_http_req *req, int status, const char *content_type, const void *body, size_t len);
 
 /** Send @p body (stolen; NULL = empty body) as application/json. */
 void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body);
@@ -118,8 +142,8 @@ void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body);
  * Title is the status's reason phrase. @p errors (stolen, may be NULL) is an array of
  * {"field","detail"} objects.
  */
-void sp_http_reply_problem(struct sp_http_req *req, int status, const char *type_slug,
-                           const char *detail, json_t *errors);
+void sp_http_reply_problem(
+    struct sp_http_req *req, int status, const char *type_slug, const char *detail, json_t *errors);
 
 /**
  * Problem reply for an error code: status from sp_http_status_for(err), detail and

@@ -37,6 +37,7 @@ void sp_logf(enum sp_log_level level, const char *const *kv, const char *fmt, ..
 /**
  * Audit line for a security event: level "info", "audit":true, "event":@p event (e.g.
  * "login_failed"), plus the fields in @p kv (as sp_logf). Never pass secrets.
+ * Audit lines are written whatever the minimum level.
  */
 void sp_log_audit(const char *event, const char *const *kv);
 

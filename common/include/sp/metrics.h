@@ -27,19 +27,25 @@ void sp_metrics_free(struct sp_metrics *m);
  * default latency buckets in seconds: .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10.
  * Declaring the same name twice with the same type is a no-op.
  */
-void sp_metrics_describe(struct sp_metrics *m, const char *name, enum sp_metric_type type,
+void sp_metrics_describe(struct sp_metrics *m,
+                         const char *name,
+                         enum sp_metric_type type,
                          const char *help);
 
 /** Add @p delta to a counter series (created at 0 on first use; name must be described). */
-void sp_metrics_counter_add(struct sp_metrics *m, const char *name, const char *labels,
+void sp_metrics_counter_add(struct sp_metrics *m,
+                            const char *name,
+                            const char *labels,
                             double delta);
 /** Set a gauge series. */
-void sp_metrics_gauge_set(struct sp_metrics *m, const char *name, const char *labels,
-                          double value);
+void sp_metrics_gauge_set(struct sp_metrics *m, const char *name, const char *labels, double value);
 /** Record one observation (seconds, for latency) into a histogram series. */
 void sp_metrics_observe(struct sp_metrics *m, const char *name, const char *labels, double value);
 
-/** Current value of a counter or gauge series (0 if absent); for tests. */
+/**
+ * Current value of a counter or gauge series (0 if absent); for a histogram series, its
+ * observation count. For tests.
+ */
 double sp_metrics_value(struct sp_metrics *m, const char *name, const char *labels);
 
 /**
@@ -47,5 +53,12 @@ double sp_metrics_value(struct sp_metrics *m, const char *name, const char *labe
  * as _bucket{le=..}, _sum, _count). @return 0 or SP_ETOOBIG from the buffer.
  */
 SP_MUST_CHECK int sp_metrics_render(struct sp_metrics *m, struct sp_buf *out);
+
+/**
+ * Append @p value escaped for use inside a label value's double quotes (backslash,
+ * double quote and newline, as the exposition format requires).
+ * @return 0 or SP_ETOOBIG from the buffer.
+ */
+SP_MUST_CHECK int sp_metrics_label_escape(struct sp_buf *out, const char *value);
 
 #endif
