@@ -1,0 +1,46 @@
+/*
+ * The query API server: GET /users/{id}, /users/{id}/recipes, /recipes/{id} and
+ * /recipes?tag= (README "HTTP API", query-api table) over the PostgreSQL read models,
+ * on the common HTTP core (which also serves /healthz, /readyz and /metrics).
+ *
+ * Entities answer with `ETag: "<version>"` and 304 when If-None-Match matches. Lists
+ * answer {"items":[...],"next_max_id":"<id>"} (next_max_id only when the page is full),
+ * newest first, with `Link: <path?params&max_id=<last id>&limit=<n>>; rel="next"` when
+ * the page is full (qry/params.h describes max_id and since_id). Unknown or deleted
+ * entities are 404; bad parameters 400 naming the parameter; PostgreSQL down is 503 with
+ * `Retry-After: 1`. Every route honours Stockpot-After (qry/after.h). Tags match exactly
+ * as written by the author.
+ *
+ * @locality the thread of the event_base given to qry_server_new.
+ */
+#ifndef QRY_SERVER_H
+#define QRY_SERVER_H
+
+#include <event2/event.h>
+
+#include "sp/config.h"
+#include "sp/err.h"
+#include "sp/metrics.h"
+
+struct qry_server;
+
+/**
+ * Connect to PostgreSQL (pg.conninfo; failure to connect is reported by /readyz, not
+ * here) and listen on query.host:query.port (0 = any free port) with the http.* caps.
+ * @p cfg and @p metrics are borrowed and must outlive the server.
+ * @param[out] out  owned; free with qry_server_free()
+ * @return 0; -errno if the address cannot be bound (eb says which).
+ */
+SP_MUST_CHECK int qry_server_new(struct event_base *base,
+                                 const struct sp_config *cfg,
+                                 struct sp_metrics *metrics,
+                                 struct qry_server **out,
+                                 struct sp_errbuf *eb);
+
+/** Drop waiting requests, stop listening, close the database; NULL is a no-op. */
+void qry_server_free(struct qry_server *srv);
+
+/** The TCP port actually bound. */
+int qry_server_port(const struct qry_server *srv);
+
+#endif

@@ -1,0 +1,222 @@
+/* Stockpot-After: hold requests until the projection has applied a log position. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+
+#include "es/event.h"
+#include "sp/alloc.h"
+#include "sp/log.h"
+#include "sp/time.h"
+#include "qry/after.h"
+
+#include "sp/banned.h"
+
+#define AFTER_HEADER   "Stockpot-After"
+#define AFTER_WAIT     "stockpot_query_after_wait_seconds"
+#define AFTER_TIMEOUTS "stockpot_query_after_timeouts_total"
+
+struct after_waiter {
+    TAILQ_ENTRY(after_waiter) link;
+    struct sp_http_req *req; /* borrowed until replied or passed on */
+    qry_after_fn fn;
+    void *ud;
+    struct es_position pos; /* waiting until the checkpoint passes this */
+    int64_t start_us;       /* monotonic */
+    int64_t deadline_us;    /* monotonic */
+};
+
+TAILQ_HEAD(after_list, after_waiter);
+
+struct qry_after {
+    struct event *timer;        /* owned; pending while any request waits */
+    struct qry_db *db;          /* borrowed */
+    struct sp_metrics *metrics; /* borrowed */
+    int64_t timeout_ms;
+    struct after_list waiters; /* in arrival order */
+    size_t n_waiting;
+};
+
+static void after_tick(evutil_socket_t fd, short what, void *arg);
+
+struct qry_after *qry_after_new(struct event_base *base,
+                                struct qry_db *db,
+                                struct sp_metrics *metrics,
+                                int64_t timeout_ms)
+{
+    struct qry_after *after = sp_xcalloc(1, sizeof(*after));
+
+    after->timer = evtimer_new(base, after_tick, after);
+    SP_ASSERT(after->timer != NULL);
+    after->db = db;
+    after->metrics = metrics;
+    after->timeout_ms = timeout_ms;
+    TAILQ_INIT(&after->waiters);
+    sp_metrics_describe(metrics, AFTER_WAIT, SP_METRIC_HISTOGRAM,
+                        "Time requests with Stockpot-After waited for the projection, seconds");
+    sp_metrics_describe(metrics, AFTER_TIMEOUTS, SP_METRIC_COUNTER,
+                        "Requests with Stockpot-After answered 503 because the wait timed out");
+    return after;
+}
+
+void qry_after_free(struct qry_after *after)
+{
+    struct after_waiter *w;
+
+    if (after == NULL)
+        return;
+    while ((w = TAILQ_FIRST(&after->waiters)) != NULL) {
+        TAILQ_REMOVE(&after->waiters, w, link);
+        w->fn(NULL, w->ud);
+        free(w);
+    }
+    event_free(after->timer);
+    free(after);
+}
+
+size_t qry_after_waiting(const struct qry_after *after)
+{
+    return after->n_waiting;
+}
+
+/* Whether checkpoint rows (partition, next_offset) show @p pos applied. */
+static bool after_applied(PGresult *res, struct es_position pos)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *end = NULL;
+
+        if (strtol(PQgetvalue(res, i, 0), &end, 10) != pos.partition)
+            continue;
+        return strtoll(PQgetvalue(res, i, 1), &end, 10) > pos.offset;
+    }
+    return false;
+}
+
+static int after_fetch(struct qry_after *after, PGresult **res, struct sp_errbuf *eb)
+{
+    const char *params[] = {QRY_PROJECTION};
+
+    return qry_db_query(after->db, QRY_STMT_CHECKPOINTS, params, res, eb);
+}
+
+static void after_observe(struct qry_after *after, int64_t start_us)
+{
+    sp_metrics_observe(after->metrics, AFTER_WAIT, "",
+                       (double)(sp_time_mono_us() - start_us) / 1e6);
+}
+
+static void after_reply_unavailable(struct sp_http_req *req, int err, const char *detail)
+{
+    sp_http_add_header(req, "Retry-After", "1");
+    sp_http_reply_problem(req, err == SP_EDB ? 500 : 503,
+                          err == SP_ETIMEDOUT ? "after-timeout" : "unavailable", detail, NULL);
+}
+
+static void after_timeout(struct qry_after *after, struct after_waiter *w)
+{
+    char token[32];
+    char detail[160];
+
+    es_position_format(w->pos, token, sizeof(token));
+    snprintf(detail, sizeof(detail),
+             "the read model has not applied position %s within %" PRId64 " ms", token,
+             after->timeout_ms);
+    after_observe(after, w->start_us);
+    sp_metrics_counter_add(after->metrics, AFTER_TIMEOUTS, "", 1);
+    after_reply_unavailable(w->req, SP_ETIMEDOUT, detail);
+    w->fn(NULL, w->ud);
+}
+
+static void after_arm(struct qry_after *after)
+{
+    struct timeval tv = {0, (suseconds_t)QRY_AFTER_POLL_MS * 1000};
+
+    if (!evtimer_pending(after->timer, NULL))
+        evtimer_add(after->timer, &tv);
+}
+
+/* Timer: one checkpoint read releases or times out every waiting request. */
+static void after_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct qry_after *after = arg;
+    struct after_waiter *w;
+    struct after_waiter *next;
+    PGresult *res = NULL;
+    int64_t now_us;
+
+    (void)fd;
+    (void)what;
+    if (after_fetch(after, &res, NULL) != 0)
+        res = NULL; /* transient: keep waiting until each deadline */
+    now_us = sp_time_mono_us();
+    for (w = TAILQ_FIRST(&after->waiters); w != NULL; w = next) {
+        next = TAILQ_NEXT(w, link);
+        if (res != NULL && after_applied(res, w->pos)) {
+            TAILQ_REMOVE(&after->waiters, w, link);
+            after->n_waiting--;
+            after_observe(after, w->start_us);
+            w->fn(w->req, w->ud);
+            free(w);
+        } else if (now_us >= w->deadline_us) {
+            TAILQ_REMOVE(&after->waiters, w, link);
+            after->n_waiting--;
+            after_timeout(after, w);
+            free(w);
+        }
+    }
+    PQclear(res);
+    if (!TAILQ_EMPTY(&after->waiters))
+        after_arm(after);
+}
+
+static bool after_parse(struct sp_http_req *req, const char *token, struct es_position *pos)
+{
+    json_t *errors;
+
+    if (es_position_parse(token, pos) == 0 && pos->partition >= 0 && pos->offset >= 0)
+        return true;
+    errors = json_pack("[{s:s, s:s}]", "field", AFTER_HEADER, "detail",
+                       "must be a consistency token \"<partition>:<offset>\"");
+    sp_http_reply_problem(req, 400, "validation",
+                          "header Stockpot-After is not a valid consistency token", errors);
+    return false;
+}
+
+void qry_after_gate(struct qry_after *after, struct sp_http_req *req, qry_after_fn fn, void *ud)
+{
+    const char *token = sp_http_req_header(req, AFTER_HEADER);
+    struct sp_errbuf eb = {{0}, {0}}; /* logged by qry_db_query, not shown to clients */
+    struct after_waiter *w;
+    struct es_position pos;
+    PGresult *res;
+    int rc;
+
+    if (token == NULL) {
+        fn(req, ud);
+        return;
+    }
+    if (!after_parse(req, token, &pos)) {
+        fn(NULL, ud);
+        return;
+    }
+    rc = after_fetch(after, &res, &eb);
+    if (rc != 0) {
+        after_reply_unavailable(req, rc, "the read model database is unavailable");
+        fn(NULL, ud);
+        return;
+    }
+    if (after_applied(res, pos)) {
+        PQclear(res);
+        sp_metrics_observe(after->metrics, AFTER_WAIT, "", 0);
+        fn(req, ud);
+        return;
+    }
+    PQclear(res);
+    w = sp_xcalloc(1, sizeof(*w));
+    *w = (struct after_waiter){.req = req, .fn = fn, .ud = ud, .pos = pos};
+    w->start_us = sp_time_mono_us();
+    w->deadline_us = w->start_us + after->timeout_ms * 1000;
+    TAILQ_INSERT_TAIL(&after->waiters, w, link);
+    after->n_waiting++;
+    after_arm(after);
+}

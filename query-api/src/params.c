@@ -1,0 +1,105 @@
+/* Parsing of ids, page parameters and If-None-Match for the query API. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es/id.h"
+#include "qry/params.h"
+
+#include "sp/banned.h"
+
+int qry_params_id(const char *s, const char *field, int64_t *out, struct sp_errbuf *eb)
+{
+    if (s == NULL || es_id_parse(s, out) != 0)
+        return sp_err_set(eb, SP_EINVAL, field,
+                          "%s must be a decimal id of 1 to 19 digits greater than 0", field);
+    return 0;
+}
+
+static int params_limit(const char *s, int *out, struct sp_errbuf *eb)
+{
+    char *end = NULL;
+    long long v;
+
+    if (s == NULL) {
+        *out = QRY_LIMIT_DEFAULT;
+        return 0;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || errno != 0 || end == s || *end != '\0' || v < 1 ||
+        v > QRY_LIMIT_MAX)
+        return sp_err_set(eb, SP_EINVAL, "limit", "limit must be an integer from 1 to %d",
+                          QRY_LIMIT_MAX);
+    *out = (int)v;
+    return 0;
+}
+
+int qry_params_page(const char *limit,
+                    const char *max_id,
+                    const char *since_id,
+                    struct qry_page *page,
+                    struct sp_errbuf *eb)
+{
+    int rc;
+
+    memset(page, 0, sizeof(*page));
+    page->max_id = INT64_MAX;
+    page->since_id = 0;
+    rc = params_limit(limit, &page->limit, eb);
+    if (rc != 0)
+        return rc;
+    if (max_id != NULL) {
+        rc = qry_params_id(max_id, "max_id", &page->max_id, eb);
+        if (rc != 0)
+            return rc;
+        page->has_max_id = true;
+    }
+    if (since_id != NULL) {
+        rc = qry_params_id(since_id, "since_id", &page->since_id, eb);
+        if (rc != 0)
+            return rc;
+        page->has_since_id = true;
+    }
+    return 0;
+}
+
+/* Whether the entity-tag at @p s (length @p n, surrounding spaces removed) is ours. */
+static bool params_tag_equal(const char *s, size_t n, const char *want)
+{
+    if (n >= 2 && s[0] == 'W' && s[1] == '/') {
+        s += 2;
+        n -= 2;
+    }
+    if (n == 1 && s[0] == '*')
+        return true;
+    return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+bool qry_params_etag_match(const char *if_none_match, int64_t version)
+{
+    char want[32];
+    const char *p = if_none_match;
+
+    if (p == NULL)
+        return false;
+    snprintf(want, sizeof(want), "\"%" PRId64 "\"", version);
+    while (*p != '\0') {
+        const char *start;
+        const char *end;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        start = p;
+        while (*p != '\0' && *p != ',')
+            p++;
+        end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (end > start && params_tag_equal(start, (size_t)(end - start), want))
+            return true;
+    }
+    return false;
+}
