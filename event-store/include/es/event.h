@@ -55,29 +55,43 @@ void es_event_release(struct es_event *ev);
  * "<category>/<id>" derived from @p stream ("recipe-73" -> "recipe/73").
  * Strings are copied; @p data is stolen (even on error). @p actor and
  * @p correlation_id may be NULL. @p ev must be initialised.
- * @return 0; SP_EINVAL if stream is not "<category>-<id>" or version < 1; -errno from
- *         the random source.
+ * @return 0; SP_EINVAL if stream is not "<category>-<id>" (see es_event_decode), type is
+ *         not [A-Za-z0-9_]+, version < 1 or @p data is not an object; -errno from the
+ *         random source.
  */
-SP_MUST_CHECK int es_event_make(struct es_event *ev, const char *type, const char *stream,
-                                int64_t stream_version, const char *actor,
-                                const char *correlation_id, const char *source, json_t *data);
+SP_MUST_CHECK int es_event_make(struct es_event *ev,
+                                const char *type,
+                                const char *stream,
+                                int64_t stream_version,
+                                const char *actor,
+                                const char *correlation_id,
+                                const char *source,
+                                json_t *data);
 
 /**
- * Encode as compact CloudEvents JSON (keys in a fixed order) appended to @p out.
+ * Encode as compact CloudEvents JSON appended to @p out, keys in this order: specversion,
+ * id, source, type, subject, time, datacontenttype, dataschema, stream, streamversion,
+ * actor, correlationid, causationid (the last three only when set), data. Text is UTF-8,
+ * not \u-escaped. On error @p out is unchanged.
  * @return 0; SP_EINVAL if a required attribute is missing; SP_ETOOBIG from @p out's cap.
  */
-SP_MUST_CHECK int es_event_encode(const struct es_event *ev, struct sp_buf *out,
-                                  struct sp_errbuf *eb);
+SP_MUST_CHECK int
+es_event_encode(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb);
 
 /**
  * Decode @p len bytes of CloudEvents JSON into @p ev (initialised; its old contents are
  * released first). Checks specversion "1.0", every required attribute and its type, a
  * UUID id, an RFC 3339 time, datacontenttype "application/json", streamversion ≥ 1 and
- * an object `data`. Does not check the payload against its schema.
- * @return 0; SP_ECORRUPT if not JSON; SP_ESCHEMA naming the bad attribute in eb->field.
+ * an object `data`; type is [A-Za-z0-9_]+, stream "<category>-<id>" with category
+ * [a-z0-9_]+ and id [A-Za-z0-9_-]+. Optional attributes (actor, correlationid,
+ * causationid) may be absent or null; unknown extension attributes are ignored;
+ * data_base64 is rejected. Does not check the payload against its schema.
+ * On error @p ev is left initialised (empty).
+ * @return 0; SP_ECORRUPT if not JSON (or a duplicate key); SP_ESCHEMA naming the bad
+ *         attribute in eb->field.
  */
-SP_MUST_CHECK int es_event_decode(const void *json, size_t len, struct es_event *ev,
-                                  struct sp_errbuf *eb);
+SP_MUST_CHECK int
+es_event_decode(const void *json, size_t len, struct es_event *ev, struct sp_errbuf *eb);
 
 /** Format a position as the opaque consistency token "<partition>:<offset>". @p out ≥ 32 bytes. */
 void es_position_format(struct es_position pos, char *out, size_t out_size);

@@ -1,0 +1,349 @@
+/*
+ * The event envelope: CloudEvents 1.0 structured-mode JSON
+ * (https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/formats/json-format.md)
+ * with Stockpot's extensions, encoded in a fixed key order and decoded strictly (jansson).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es/event.h"
+#include "sp/alloc.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+#define ES_DATACONTENTTYPE "application/json"
+#define ES_MAX_NAME_BYTES  200 /* type, stream category and stream id */
+
+void es_event_init(struct es_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->pos.partition = -1;
+    ev->pos.offset = -1;
+}
+
+void es_event_release(struct es_event *ev)
+{
+    free(ev->source);
+    free(ev->type);
+    free(ev->subject);
+    free(ev->dataschema);
+    free(ev->stream);
+    free(ev->actor);
+    free(ev->correlation_id);
+    free(ev->causation_id);
+    json_decref(ev->data);
+    es_event_init(ev);
+}
+
+static bool is_name_char(char c, bool upper_ok)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           (upper_ok && c >= 'A' && c <= 'Z');
+}
+
+/* Stream "<category>-<id>": category [a-z0-9_]+, id [A-Za-z0-9_-]+ ("recipe-73"). */
+static int stream_split(const char *stream, size_t *category_len)
+{
+    const char *dash;
+    size_t n;
+
+    if (stream == NULL || (n = strlen(stream)) == 0 || n > ES_MAX_NAME_BYTES)
+        return SP_EINVAL;
+    dash = strchr(stream, '-');
+    if (dash == NULL || dash == stream || dash[1] == '\0')
+        return SP_EINVAL;
+    for (const char *p = stream; p < dash; p++)
+        if (!is_name_char(*p, false))
+            return SP_EINVAL;
+    for (const char *p = dash + 1; *p; p++)
+        if (!is_name_char(*p, true) && *p != '-')
+            return SP_EINVAL;
+    *category_len = (size_t)(dash - stream);
+    return 0;
+}
+
+/* Event type: [A-Za-z0-9_]+, e.g. "RecipeCreated". */
+static int type_valid(const char *type)
+{
+    size_t n = type ? strlen(type) : 0;
+
+    if (n == 0 || n > ES_MAX_NAME_BYTES)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_name_char(type[i], true))
+            return 0;
+    return 1;
+}
+
+static char *xstrdup_or_null(const char *s)
+{
+    return s ? sp_xstrdup(s) : NULL;
+}
+
+int es_event_make(struct es_event *ev,
+                  const char *type,
+                  const char *stream,
+                  int64_t stream_version,
+                  const char *actor,
+                  const char *correlation_id,
+                  const char *source,
+                  json_t *data)
+{
+    size_t cat_len;
+    char *buf;
+    size_t n;
+    int rc;
+
+    es_event_release(ev);
+    if (!type_valid(type) || stream_split(stream, &cat_len) || stream_version < 1 ||
+        !json_is_object(data)) {
+        json_decref(data);
+        return SP_EINVAL;
+    }
+    rc = es_uuid7_new(ev->id);
+    if (rc) {
+        json_decref(data);
+        return rc;
+    }
+    ev->time_us = sp_time_now_us();
+    ev->source = sp_xstrdup(source ? source : ES_SOURCE_COMMAND_API);
+    ev->type = sp_xstrdup(type);
+    ev->stream = sp_xstrdup(stream);
+    ev->subject = sp_xstrdup(stream);
+    ev->subject[cat_len] = '/';
+    n = strlen(type) + sizeof("schemas/events/.v1.json");
+    buf = sp_xmalloc(n);
+    snprintf(buf, n, "schemas/events/%s.v1.json", type);
+    ev->dataschema = buf;
+    ev->stream_version = stream_version;
+    ev->actor = xstrdup_or_null(actor);
+    ev->correlation_id = xstrdup_or_null(correlation_id);
+    ev->data = data;
+    return 0;
+}
+
+/* Set @p key to string @p val (steals nothing); NULL val is skipped when optional. */
+static int
+set_str(json_t *obj, const char *key, const char *val, bool required, struct sp_errbuf *eb)
+{
+    json_t *js;
+
+    if (val == NULL) {
+        if (!required)
+            return 0;
+        return sp_err_set(eb, SP_EINVAL, key, "event attribute \"%s\" is missing", key);
+    }
+    js = json_string(val);
+    if (js == NULL)
+        return sp_err_set(eb, SP_EINVAL, key, "event attribute \"%s\" is not valid UTF-8", key);
+    json_object_set_new(obj, key, js);
+    return 0;
+}
+
+/* Build the envelope object in the fixed CloudEvents key order. */
+static int envelope_build(const struct es_event *ev, json_t *obj, struct sp_errbuf *eb)
+{
+    char time_buf[40];
+    int rc;
+
+    if (!es_uuid_valid(ev->id))
+        return sp_err_set(eb, SP_EINVAL, "id", "event id \"%s\" is not a UUID", ev->id);
+    if (ev->stream_version < 1)
+        return sp_err_set(eb, SP_EINVAL, "streamversion", "event stream version must be >= 1");
+    if (!json_is_object(ev->data))
+        return sp_err_set(eb, SP_EINVAL, "data", "event data must be a JSON object");
+    sp_time_format_rfc3339(ev->time_us, time_buf, sizeof(time_buf));
+
+    json_object_set_new(obj, "specversion", json_string("1.0"));
+    if ((rc = set_str(obj, "id", ev->id, true, eb)) ||
+        (rc = set_str(obj, "source", ev->source, true, eb)) ||
+        (rc = set_str(obj, "type", ev->type, true, eb)) ||
+        (rc = set_str(obj, "subject", ev->subject, true, eb)) ||
+        (rc = set_str(obj, "time", time_buf, true, eb)) ||
+        (rc = set_str(obj, "datacontenttype", ES_DATACONTENTTYPE, true, eb)) ||
+        (rc = set_str(obj, "dataschema", ev->dataschema, true, eb)) ||
+        (rc = set_str(obj, "stream", ev->stream, true, eb)))
+        return rc;
+    json_object_set_new(obj, "streamversion", json_integer(ev->stream_version));
+    if ((rc = set_str(obj, "actor", ev->actor, false, eb)) ||
+        (rc = set_str(obj, "correlationid", ev->correlation_id, false, eb)) ||
+        (rc = set_str(obj, "causationid", ev->causation_id, false, eb)))
+        return rc;
+    json_object_set(obj, "data", ev->data);
+    return 0;
+}
+
+struct dump_ctx {
+    struct sp_buf *out;
+    int rc;
+};
+
+static int dump_cb(const char *chunk, size_t size, void *ud)
+{
+    struct dump_ctx *ctx = ud;
+
+    ctx->rc = sp_buf_add(ctx->out, chunk, size);
+    return ctx->rc ? -1 : 0;
+}
+
+int es_event_encode(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb)
+{
+    struct dump_ctx ctx = {out, 0};
+    size_t start = out->len;
+    json_t *obj = json_object();
+    int rc;
+
+    rc = envelope_build(ev, obj, eb);
+    if (rc)
+        goto out_free_obj;
+    if (json_dump_callback(obj, dump_cb, &ctx, JSON_COMPACT) != 0) {
+        if (out->data != NULL && out->len > start) {
+            out->len = start;
+            out->data[start] = '\0';
+        }
+        if (ctx.rc == SP_ETOOBIG)
+            rc = sp_err_set(eb, SP_ETOOBIG, NULL, "encoded event %s exceeds %zu bytes", ev->id,
+                            out->max_bytes);
+        else
+            rc = sp_err_set(eb, SP_EINVAL, NULL, "could not encode event %s", ev->id);
+    }
+out_free_obj:
+    json_decref(obj);
+    return rc;
+}
+
+/* Borrow the string attribute @p key: required ones must be non-empty strings. */
+static int
+get_str(json_t *root, const char *key, bool required, const char **out, struct sp_errbuf *eb)
+{
+    json_t *js = json_object_get(root, key);
+
+    *out = NULL;
+    if (js == NULL || (json_is_null(js) && !required)) {
+        if (!required)
+            return 0;
+        return sp_err_set(eb, SP_ESCHEMA, key, "event attribute \"%s\" is missing", key);
+    }
+    if (!json_is_string(js))
+        return sp_err_set(eb, SP_ESCHEMA, key, "event attribute \"%s\" is not a string", key);
+    if (required && json_string_length(js) == 0)
+        return sp_err_set(eb, SP_ESCHEMA, key, "event attribute \"%s\" is empty", key);
+    if (strlen(json_string_value(js)) != json_string_length(js))
+        return sp_err_set(eb, SP_ESCHEMA, key, "event attribute \"%s\" contains NUL", key);
+    *out = json_string_value(js);
+    return 0;
+}
+
+/* The fixed-value and specially formatted attributes: specversion, id, time, ... */
+static int decode_checked(json_t *root, struct es_event *ev, struct sp_errbuf *eb)
+{
+    const char *s;
+    size_t cat_len;
+    int rc;
+
+    if ((rc = get_str(root, "specversion", true, &s, eb)))
+        return rc;
+    if (strcmp(s, "1.0") != 0)
+        return sp_err_set(eb, SP_ESCHEMA, "specversion", "event specversion \"%s\" is not \"1.0\"",
+                          s);
+    if ((rc = get_str(root, "id", true, &s, eb)))
+        return rc;
+    if (!es_uuid_valid(s))
+        return sp_err_set(eb, SP_ESCHEMA, "id", "event id \"%.64s\" is not a UUID", s);
+    memcpy(ev->id, s, ES_UUID_STR_LEN + 1);
+    if ((rc = get_str(root, "time", true, &s, eb)))
+        return rc;
+    if (sp_time_parse_rfc3339(s, &ev->time_us) != 0)
+        return sp_err_set(eb, SP_ESCHEMA, "time", "event time \"%.64s\" is not RFC 3339", s);
+    if ((rc = get_str(root, "datacontenttype", true, &s, eb)))
+        return rc;
+    if (strcmp(s, ES_DATACONTENTTYPE) != 0)
+        return sp_err_set(eb, SP_ESCHEMA, "datacontenttype",
+                          "event datacontenttype \"%.64s\" is not \"" ES_DATACONTENTTYPE "\"", s);
+    if ((rc = get_str(root, "type", true, &s, eb)))
+        return rc;
+    if (!type_valid(s))
+        return sp_err_set(eb, SP_ESCHEMA, "type", "event type \"%.64s\" is malformed", s);
+    if ((rc = get_str(root, "stream", true, &s, eb)))
+        return rc;
+    if (stream_split(s, &cat_len) != 0)
+        return sp_err_set(eb, SP_ESCHEMA, "stream",
+                          "event stream \"%.64s\" is not \"<category>-<id>\"", s);
+    return 0;
+}
+
+struct str_attr {
+    const char *key;
+    size_t offset; /* of the char * in struct es_event */
+    bool required;
+};
+
+static const struct str_attr str_attrs[] = {
+    {"source", offsetof(struct es_event, source), true},
+    {"type", offsetof(struct es_event, type), true},
+    {"subject", offsetof(struct es_event, subject), true},
+    {"dataschema", offsetof(struct es_event, dataschema), true},
+    {"stream", offsetof(struct es_event, stream), true},
+    {"actor", offsetof(struct es_event, actor), false},
+    {"correlationid", offsetof(struct es_event, correlation_id), false},
+    {"causationid", offsetof(struct es_event, causation_id), false},
+};
+
+static int decode_attrs(json_t *root, struct es_event *ev, struct sp_errbuf *eb)
+{
+    json_t *js;
+    int rc;
+
+    if ((rc = decode_checked(root, ev, eb)))
+        return rc;
+    for (size_t i = 0; i < sizeof(str_attrs) / sizeof(str_attrs[0]); i++) {
+        const char *s;
+        if ((rc = get_str(root, str_attrs[i].key, str_attrs[i].required, &s, eb)))
+            return rc;
+        *(char **)((char *)ev + str_attrs[i].offset) = xstrdup_or_null(s);
+    }
+    js = json_object_get(root, "streamversion");
+    if (js == NULL)
+        return sp_err_set(eb, SP_ESCHEMA, "streamversion",
+                          "event attribute \"streamversion\" is missing");
+    if (!json_is_integer(js) || json_integer_value(js) < 1)
+        return sp_err_set(eb, SP_ESCHEMA, "streamversion",
+                          "event streamversion must be an integer >= 1");
+    ev->stream_version = json_integer_value(js);
+    if (json_object_get(root, "data_base64") != NULL)
+        return sp_err_set(eb, SP_ESCHEMA, "data_base64", "event data must be JSON, not base64");
+    js = json_object_get(root, "data");
+    if (js == NULL)
+        return sp_err_set(eb, SP_ESCHEMA, "data", "event attribute \"data\" is missing");
+    if (!json_is_object(js))
+        return sp_err_set(eb, SP_ESCHEMA, "data", "event data is not a JSON object");
+    ev->data = json_incref(js);
+    return 0;
+}
+
+int es_event_decode(const void *json, size_t len, struct es_event *ev, struct sp_errbuf *eb)
+{
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+
+    es_event_release(ev);
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return sp_err_set(eb, SP_ECORRUPT, NULL, "event is not valid JSON: %s at byte %d",
+                          jerr.text, jerr.position);
+    if (!json_is_object(root)) {
+        rc = sp_err_set(eb, SP_ESCHEMA, NULL, "event is not a JSON object");
+        goto out_free_root;
+    }
+    rc = decode_attrs(root, ev, eb);
+    if (rc)
+        es_event_release(ev);
+out_free_root:
+    json_decref(root);
+    return rc;
+}

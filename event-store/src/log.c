@@ -1,0 +1,140 @@
+/* The event log interface: backend selection, argument checks, tailing and record decode. */
+#include <string.h>
+#include <time.h>
+
+#include "log_impl.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+#define ES_WAIT_MIN_US 200  /* first sleep between polls of the end offset */
+#define ES_WAIT_MAX_US 5000 /* backoff cap */
+
+int es_log_open(const struct sp_config *cfg,
+                enum es_log_mode mode,
+                struct es_log **out,
+                struct sp_errbuf *eb)
+{
+    const char *backend = sp_config_str(cfg, "log.backend");
+    int64_t map_size_mb = sp_config_int(cfg, "log.map_size_mb");
+    int64_t max_event_bytes = sp_config_int(cfg, "log.max_event_bytes");
+
+    *out = NULL;
+    if (backend == NULL || strcmp(backend, "lmdb") != 0)
+        return sp_err_set(eb, SP_EINVAL, "log.backend",
+                          "log backend \"%s\" is not supported (only \"lmdb\")",
+                          backend ? backend : "");
+    if (map_size_mb < 1 || max_event_bytes < 1)
+        return sp_err_set(eb, SP_EINVAL,
+                          map_size_mb < 1 ? "log.map_size_mb" : "log.max_event_bytes",
+                          "log.map_size_mb and log.max_event_bytes must be positive");
+    return es_log_open_lmdb(sp_config_str(cfg, "log.dir"), (size_t)map_size_mb << 20,
+                            (size_t)max_event_bytes, mode, out, eb);
+}
+
+void es_log_close(struct es_log *log)
+{
+    if (log != NULL)
+        log->ops->close(log);
+}
+
+int32_t es_log_partitions(const struct es_log *log)
+{
+    return log->ops->partitions(log);
+}
+
+int es_log_append(struct es_log *log,
+                  const struct es_event *const *evs,
+                  size_t n,
+                  struct es_position *pos,
+                  struct sp_errbuf *eb)
+{
+    if (log->mode != ES_LOG_WRITER)
+        return sp_err_set(eb, SP_ESTATE, NULL, "log is open as a reader: cannot append");
+    if (n == 0)
+        return 0;
+    return log->ops->append(log, evs, n, pos, eb);
+}
+
+static int check_partition(const struct es_log *log, int32_t partition, struct sp_errbuf *eb)
+{
+    int32_t n = log->ops->partitions(log);
+
+    if (partition < 0 || partition >= n)
+        return sp_err_set(eb, SP_EINVAL, "partition",
+                          "partition %d does not exist (the log has %d)", (int)partition, (int)n);
+    return 0;
+}
+
+int es_log_read(struct es_log *log,
+                int32_t partition,
+                int64_t from_offset,
+                size_t max,
+                es_log_record_fn fn,
+                void *ud,
+                int64_t *next_offset,
+                struct sp_errbuf *eb)
+{
+    int rc = check_partition(log, partition, eb);
+
+    if (next_offset != NULL)
+        *next_offset = from_offset;
+    if (rc)
+        return rc;
+    if (from_offset < 0)
+        return sp_err_set(eb, SP_EINVAL, "offset", "offset %lld is negative",
+                          (long long)from_offset);
+    if (max == 0)
+        return 0;
+    return log->ops->read(log, partition, from_offset, max, fn, ud, next_offset, eb);
+}
+
+int es_log_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb)
+{
+    int rc = check_partition(log, partition, eb);
+
+    if (rc)
+        return rc;
+    return log->ops->end(log, partition, end_offset, eb);
+}
+
+int es_log_wait(
+    struct es_log *log, int32_t partition, int64_t offset, int timeout_ms, struct sp_errbuf *eb)
+{
+    int64_t deadline_us = sp_time_mono_us() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000;
+    int64_t sleep_us = ES_WAIT_MIN_US;
+
+    for (;;) {
+        int64_t end, left_us;
+        int rc = es_log_end(log, partition, &end, eb);
+        if (rc)
+            return rc;
+        if (end > offset)
+            return 0;
+        left_us = deadline_us - sp_time_mono_us();
+        if (left_us <= 0)
+            return sp_err_set(eb, SP_ETIMEDOUT, NULL,
+                              "no record at offset %lld of partition %d within %d ms",
+                              (long long)offset, (int)partition, timeout_ms);
+        if (sleep_us > left_us)
+            sleep_us = left_us;
+        struct timespec ts = {(time_t)(sleep_us / 1000000), (long)(sleep_us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+        sleep_us = sleep_us * 2 > ES_WAIT_MAX_US ? ES_WAIT_MAX_US : sleep_us * 2;
+    }
+}
+
+int es_log_record_decode(const struct es_log_record *rec, struct es_event *ev, struct sp_errbuf *eb)
+{
+    int rc;
+
+    if (rec->status != 0) {
+        es_event_release(ev);
+        return sp_err_set(eb, rec->status, NULL, "%s",
+                          rec->error ? rec->error : "record is corrupt");
+    }
+    rc = es_event_decode(rec->value, rec->value_len, ev, eb);
+    if (rc == 0)
+        ev->pos = rec->pos;
+    return rc;
+}
