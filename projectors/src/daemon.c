@@ -1,0 +1,341 @@
+/*
+ * The projector daemon. Two threads: the main thread runs the libevent loop (HTTP
+ * probes, signals); the projection thread applies migrations, opens the log as a reader
+ * and steps the runner. They share only `struct daemon` fields under `mu` (@locks) and
+ * the thread-safe metrics registry.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "es/log.h"
+#include "proj/migrate.h"
+#include "proj/pg.h"
+#include "proj/runner.h"
+#include "sp/http.h"
+#include "sp/log.h"
+#include "sp/metrics.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define IDLE_STEP_MS   1000
+
+struct daemon {
+    const struct sp_config *cfg; /* borrowed */
+    struct sp_metrics *metrics;  /* owned; thread-safe */
+    struct event_base *base;     /* main thread only */
+    atomic_bool stop;            /* set by the main thread, read by the projection thread */
+    pthread_mutex_t mu;          /* guards the fields below */
+    bool migrated, log_open, pg_ok, halted, fatal;
+    char why[320]; /* reason for not ready, "" when ready */
+};
+
+static void daemon_set(struct daemon *d, bool *flag, bool value, const char *why)
+{
+    pthread_mutex_lock(&d->mu);
+    *flag = value;
+    snprintf(d->why, sizeof(d->why), "%s", why ? why : "");
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Sleeps up to @p ms in short slices; returns false if asked to stop. */
+static bool daemon_sleep(struct daemon *d, int ms)
+{
+    struct timespec ts = {0, 20L * 1000 * 1000};
+    for (int left = ms; left > 0 && !atomic_load(&d->stop); left -= 20)
+        nanosleep(&ts, NULL);
+    return !atomic_load(&d->stop);
+}
+
+static int backoff_next(int ms)
+{
+    return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+}
+
+/* Applies migrations, retrying while PostgreSQL is unreachable. @return 0 or fatal error. */
+static int daemon_migrate(struct daemon *d)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    char dir[4096];
+    PGconn *conn = NULL;
+    int rc, applied = 0, wait_ms = BACKOFF_MIN_MS;
+
+    rc = proj_migrate_sql_dir(dir, sizeof(dir), &eb);
+    if (rc != 0)
+        goto out_fatal;
+    for (;;) {
+        rc = proj_pg_connect(sp_config_str(d->cfg, "pg.conninfo"), "stockpot-projector/migrate",
+                             &conn, &eb);
+        if (rc == 0)
+            rc = proj_migrate_run(conn, dir, &applied, &eb);
+        PQfinish(conn);
+        conn = NULL;
+        if (rc != SP_EUNAVAIL)
+            break;
+        daemon_set(d, &d->pg_ok, false, eb.msg);
+        sp_log(SP_LOG_WARN, "postgresql unavailable, retrying migrations in %d ms: %s", wait_ms,
+               eb.msg);
+        if (!daemon_sleep(d, wait_ms))
+            return SP_ESTATE;
+        wait_ms = backoff_next(wait_ms);
+    }
+    if (rc != 0)
+        goto out_fatal;
+    sp_log(SP_LOG_INFO, "migrations up to date (%d applied from \"%s\")", applied, dir);
+    daemon_set(d, &d->migrated, true, "log not open yet");
+    return 0;
+out_fatal:
+    sp_log(SP_LOG_ERROR, "could not apply migrations: %s", eb.msg);
+    daemon_set(d, &d->fatal, true, eb.msg);
+    return rc;
+}
+
+/* Opens the log as a reader, waiting for the writer to create it. */
+static int daemon_open_log(struct daemon *d, struct es_log **log)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    bool told = false;
+
+    while (es_log_open(d->cfg, ES_LOG_READER, log, &eb) != 0) {
+        if (!told)
+            sp_log(SP_LOG_WARN, "event log not available yet, waiting: %s", eb.msg);
+        told = true;
+        daemon_set(d, &d->log_open, false, eb.msg);
+        if (!daemon_sleep(d, 500))
+            return SP_ESTATE;
+    }
+    sp_log(SP_LOG_INFO, "event log open for reading");
+    daemon_set(d, &d->log_open, true, "");
+    return 0;
+}
+
+static int daemon_runner(struct daemon *d, struct es_log *log, struct proj_runner **runner)
+{
+    struct proj_runner_opts opts = {0};
+    struct sp_errbuf eb = {{0}, {0}};
+    enum proj_poison_policy policy = PROJ_POISON_DEAD_LETTER;
+
+    if (proj_poison_policy_parse(sp_config_str(d->cfg, "projector.poison_policy"), &policy) != 0)
+        policy = PROJ_POISON_DEAD_LETTER;
+    opts.proj = proj_pg_projection();
+    opts.conninfo = sp_config_str(d->cfg, "pg.conninfo");
+    opts.batch_max = (size_t)sp_config_int(d->cfg, "projector.batch_max");
+    opts.policy = policy;
+    opts.metrics = d->metrics;
+    if (proj_runner_new(&opts, log, runner, &eb) != 0) {
+        sp_log(SP_LOG_ERROR, "could not start the projection: %s", eb.msg);
+        return SP_EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Caught up: wait for a record past the checkpoint, but step again at least every
+ * IDLE_STEP_MS (to notice a rebuild's new checkpoint and PostgreSQL going away) and
+ * notice a stop request within poll_ms.
+ */
+static void
+daemon_wait_log(struct daemon *d, struct proj_runner *r, struct es_log *log, int poll_ms)
+{
+    int64_t cp = proj_runner_checkpoint(r);
+    int64_t until_us = sp_time_mono_us() + (int64_t)IDLE_STEP_MS * 1000;
+
+    while (cp >= 0 && !atomic_load(&d->stop) && sp_time_mono_us() < until_us) {
+        if (es_log_wait(log, 0, cp, poll_ms, NULL) == 0)
+            return;
+    }
+}
+
+/* Handles one step's outcome; returns the next back-off in ms (0 = none). */
+static int daemon_after_step(struct daemon *d,
+                             struct proj_runner *r,
+                             struct es_log *log,
+                             int rc,
+                             int64_t n,
+                             const struct sp_errbuf *eb,
+                             int wait_ms)
+{
+    int poll_ms = (int)sp_config_int(d->cfg, "projector.poll_ms");
+
+    if (rc == 0) {
+        if (!d->pg_ok)
+            sp_log(SP_LOG_INFO, "postgresql connection up");
+        daemon_set(d, &d->pg_ok, true, "");
+        if (n == 0)
+            daemon_wait_log(d, r, log, poll_ms);
+        return 0;
+    }
+    if (rc == SP_ESTATE) {
+        daemon_set(d, &d->halted, true, eb->msg);
+        return BACKOFF_MAX_MS;
+    }
+    if (d->pg_ok || wait_ms == BACKOFF_MIN_MS)
+        sp_log(SP_LOG_WARN, "projection step failed, retrying in %d ms: %s", wait_ms, eb->msg);
+    daemon_set(d, &d->pg_ok, false, eb->msg);
+    return wait_ms;
+}
+
+static void *daemon_thread(void *arg)
+{
+    struct daemon *d = arg;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_log *log = NULL;
+    struct proj_runner *r = NULL;
+    int64_t n = 0;
+    int rc, wait_ms = BACKOFF_MIN_MS, sleep_ms;
+
+    if (daemon_migrate(d) != 0 || daemon_open_log(d, &log) != 0 || daemon_runner(d, log, &r) != 0)
+        goto out;
+    while (!atomic_load(&d->stop)) {
+        rc = proj_runner_step(r, &n, &eb);
+        sleep_ms = daemon_after_step(d, r, log, rc, n, &eb, wait_ms);
+        wait_ms = sleep_ms == 0     ? BACKOFF_MIN_MS
+                  : rc == SP_ESTATE ? wait_ms
+                                    : backoff_next(wait_ms);
+        if (sleep_ms > 0 && !daemon_sleep(d, sleep_ms))
+            break;
+    }
+out:
+    proj_runner_free(r);
+    es_log_close(log);
+    return NULL;
+}
+
+static bool daemon_ready(void *ud, struct sp_buf *why)
+{
+    struct daemon *d = ud;
+    bool ok;
+
+    pthread_mutex_lock(&d->mu);
+    ok = d->migrated && d->log_open && d->pg_ok && !d->halted && !d->fatal;
+    if (!ok && sp_buf_adds(why, d->why[0] ? d->why : "starting") != 0)
+        ok = false; /* the reason did not fit; still not ready */
+    pthread_mutex_unlock(&d->mu);
+    return ok;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+    sp_log(SP_LOG_INFO, "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&d->stop, true);
+    event_base_loopbreak(d->base);
+}
+
+/* A fatal start-up error on the projection thread ends the loop (checked on a timer). */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    bool fatal;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&d->mu);
+    fatal = d->fatal;
+    pthread_mutex_unlock(&d->mu);
+    if (fatal)
+        event_base_loopbreak(d->base);
+}
+
+static int daemon_http(struct daemon *d, struct sp_http_server **srv)
+{
+    struct sp_http_opts opts = {0};
+    struct sp_errbuf eb = {{0}, {0}};
+
+    opts.service = "projector";
+    opts.host = sp_config_str(d->cfg, "projector.host");
+    opts.port = (int)sp_config_int(d->cfg, "projector.port");
+    opts.max_body_bytes = (size_t)sp_config_int(d->cfg, "http.max_body_bytes");
+    opts.max_header_bytes = (size_t)sp_config_int(d->cfg, "http.max_header_bytes");
+    opts.timeout_s = (int)sp_config_int(d->cfg, "http.timeout_s");
+    opts.max_json_depth = (size_t)sp_config_int(d->cfg, "http.max_json_depth");
+    opts.metrics = d->metrics;
+    opts.ready = daemon_ready;
+    opts.ready_ud = d;
+    if (sp_http_server_new(d->base, &opts, srv, &eb) != 0) {
+        sp_log(SP_LOG_ERROR, "could not start http server: %s", eb.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts the projection thread with SIGTERM/SIGINT blocked, so the loop gets them. */
+static int daemon_start_thread(struct daemon *d, pthread_t *tid)
+{
+    sigset_t set, old;
+    int rc;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    rc = pthread_create(tid, NULL, daemon_thread, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        sp_log(SP_LOG_ERROR, "could not start the projection thread: %s", strerror(rc));
+    return rc;
+}
+
+static int daemon_loop(struct daemon *d)
+{
+    struct sp_http_server *srv = NULL;
+    struct event *ev_term, *ev_int, *ev_tick;
+    struct timeval tick = {0, 200L * 1000};
+    pthread_t tid;
+    int status = 1;
+
+    if (daemon_http(d, &srv) != 0)
+        return 1;
+    ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+    event_add(ev_term, NULL);
+    event_add(ev_int, NULL);
+    event_add(ev_tick, &tick);
+    if (daemon_start_thread(d, &tid) == 0) {
+        event_base_dispatch(d->base);
+        atomic_store(&d->stop, true);
+        pthread_join(tid, NULL);
+        status = d->fatal ? 1 : 0;
+    }
+    event_free(ev_tick);
+    event_free(ev_int);
+    event_free(ev_term);
+    sp_http_server_free(srv);
+    sp_log(SP_LOG_INFO, "projector stopped");
+    return status;
+}
+
+int proj_daemon_run(const struct sp_config *cfg)
+{
+    struct daemon d;
+    int status;
+
+    memset(&d, 0, sizeof(d));
+    d.cfg = cfg;
+    atomic_init(&d.stop, false);
+    pthread_mutex_init(&d.mu, NULL);
+    snprintf(d.why, sizeof(d.why), "starting");
+    signal(SIGPIPE, SIG_IGN);
+    d.metrics = sp_metrics_new();
+    d.base = event_base_new();
+    if (d.base == NULL) {
+        sp_log(SP_LOG_ERROR, "could not create the event loop");
+        status = 1;
+    } else {
+        status = daemon_loop(&d);
+        event_base_free(d.base);
+    }
+    sp_metrics_free(d.metrics);
+    pthread_mutex_destroy(&d.mu);
+    return status;
+}

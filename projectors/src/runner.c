@@ -1,0 +1,258 @@
+/*
+ * The projection runner: batches from the stored checkpoint, one PostgreSQL transaction
+ * per batch with the checkpoint update, reconnects after connection loss, metrics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proj/pg.h"
+#include "proj/runner.h"
+#include "sp/alloc.h"
+#include "sp/log.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+struct proj_runner {
+    const struct proj_projection *proj; /* borrowed, static */
+    char *conninfo;                     /* owned */
+    size_t batch_max;
+    enum proj_poison_policy policy;
+    struct sp_metrics *metrics; /* borrowed, may be NULL */
+    struct es_log *log;         /* borrowed */
+    PGconn *conn;               /* owned; NULL when disconnected */
+    int32_t nparts;
+    int64_t *checkpoint; /* per partition, -1 until known */
+    int64_t *end;        /* per partition log end at the last step, -1 until known */
+    bool halted;
+    char halt_why[400];
+    char labels[96]; /* projection="<name>" */
+};
+
+static void runner_describe(struct sp_metrics *m)
+{
+    sp_metrics_describe(m, "stockpot_projection_events_applied_total", SP_METRIC_COUNTER,
+                        "Events applied (folded or ignored by type) per projection");
+    sp_metrics_describe(m, "stockpot_projection_dead_letters_total", SP_METRIC_COUNTER,
+                        "Poison events written to stockpot.dead_letters per projection");
+    sp_metrics_describe(m, "stockpot_projection_checkpoint", SP_METRIC_GAUGE,
+                        "Next log offset to apply per projection and partition");
+    sp_metrics_describe(m, "stockpot_projection_lag_events", SP_METRIC_GAUGE,
+                        "Log end minus checkpoint per projection and partition, events");
+    sp_metrics_describe(m, "stockpot_projection_batch_seconds", SP_METRIC_HISTOGRAM,
+                        "Latency of one applied batch transaction, seconds");
+    sp_metrics_describe(m, "stockpot_projection_halted", SP_METRIC_GAUGE,
+                        "1 if the projection stopped on a poison event (halt policy)");
+}
+
+int proj_runner_new(const struct proj_runner_opts *opts,
+                    struct es_log *log,
+                    struct proj_runner **out,
+                    struct sp_errbuf *eb)
+{
+    struct proj_runner *r;
+
+    *out = NULL;
+    if (opts->proj == NULL || opts->batch_max < 1 || log == NULL)
+        return sp_err_set(eb, SP_EINVAL, NULL, "runner needs a projection, a log and batch_max");
+    r = sp_xcalloc(1, sizeof(*r));
+    r->proj = opts->proj;
+    r->conninfo = sp_xstrdup(opts->conninfo ? opts->conninfo : "");
+    r->batch_max = opts->batch_max;
+    r->policy = opts->policy;
+    r->metrics = opts->metrics;
+    r->log = log;
+    r->nparts = es_log_partitions(log);
+    r->checkpoint = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
+    r->end = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
+    for (int32_t p = 0; p < r->nparts; p++)
+        r->checkpoint[p] = r->end[p] = -1;
+    snprintf(r->labels, sizeof(r->labels), "projection=\"%s\"", r->proj->name);
+    if (r->metrics != NULL) {
+        runner_describe(r->metrics);
+        sp_metrics_counter_add(r->metrics, "stockpot_projection_events_applied_total", r->labels,
+                               0);
+        sp_metrics_counter_add(r->metrics, "stockpot_projection_dead_letters_total", r->labels, 0);
+        sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 0);
+    }
+    *out = r;
+    return 0;
+}
+
+void proj_runner_free(struct proj_runner *r)
+{
+    if (r == NULL)
+        return;
+    if (r->conn != NULL)
+        PQfinish(r->conn);
+    free(r->conninfo);
+    free(r->checkpoint);
+    free(r->end);
+    free(r);
+}
+
+static int runner_connect(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    char app[96];
+
+    if (r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK)
+        return 0;
+    if (r->conn != NULL) {
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    snprintf(app, sizeof(app), "stockpot-projector/%s", r->proj->name);
+    return proj_pg_connect(r->conninfo, app, &r->conn, eb);
+}
+
+static void runner_gauges(struct proj_runner *r, int32_t p)
+{
+    char labels[128];
+
+    if (r->metrics == NULL)
+        return;
+    snprintf(labels, sizeof(labels), "%s,partition=\"%d\"", r->labels, (int)p);
+    sp_metrics_gauge_set(r->metrics, "stockpot_projection_checkpoint", labels,
+                         (double)r->checkpoint[p]);
+    if (r->end[p] >= 0 && r->checkpoint[p] >= 0)
+        sp_metrics_gauge_set(r->metrics, "stockpot_projection_lag_events", labels,
+                             (double)(r->end[p] - r->checkpoint[p]));
+}
+
+static void runner_count(struct proj_runner *r, const struct proj_batch_stats *st, int64_t t0_us)
+{
+    if (r->metrics == NULL)
+        return;
+    sp_metrics_counter_add(r->metrics, "stockpot_projection_events_applied_total", r->labels,
+                           (double)st->applied);
+    sp_metrics_counter_add(r->metrics, "stockpot_projection_dead_letters_total", r->labels,
+                           (double)st->dead);
+    sp_metrics_observe(r->metrics, "stockpot_projection_batch_seconds", r->labels,
+                       (double)(sp_time_mono_us() - t0_us) / 1e6);
+}
+
+/* One batch of partition @p p in one transaction with its checkpoint. */
+static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, struct sp_errbuf *eb)
+{
+    struct proj_batch_stats st;
+    int64_t t0_us = sp_time_mono_us(), from = 0;
+    int rc;
+
+    memset(&st, 0, sizeof(st));
+    rc = proj_pg_exec_script(r->conn, "BEGIN", eb);
+    if (rc == 0)
+        rc = proj_lock_xact(r->conn, r->proj->name, eb);
+    if (rc == 0)
+        rc = proj_checkpoint_load(r->conn, r->proj->name, p, &from, eb);
+    if (rc == 0)
+        rc = proj_apply_batch(r->conn, r->proj, r->log, p, from, r->batch_max, r->policy, &st, eb);
+    if (rc == 0 && st.next_offset != from)
+        rc = proj_checkpoint_store(r->conn, r->proj->name, p, st.next_offset, eb);
+    if (rc == 0)
+        rc = proj_pg_exec_script(r->conn, st.next_offset != from ? "COMMIT" : "ROLLBACK", eb);
+    if (rc != 0) {
+        proj_pg_rollback(r->conn);
+        return rc;
+    }
+    r->checkpoint[p] = st.next_offset;
+    *consumed = st.next_offset - from;
+    if (*consumed > 0)
+        runner_count(r, &st, t0_us);
+    if (st.halted) {
+        r->halted = true;
+        snprintf(r->halt_why, sizeof(r->halt_why), "%s", st.halt_error);
+        sp_logf(SP_LOG_ERROR, (const char *[]){"projection", r->proj->name, NULL},
+                "projection halted on a poison event (projector.poison_policy = halt): %s",
+                st.halt_error);
+        if (r->metrics != NULL)
+            sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 1);
+        return sp_err_set(eb, SP_ESTATE, NULL, "projection \"%s\" halted: %s", r->proj->name,
+                          r->halt_why);
+    }
+    return 0;
+}
+
+int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *eb)
+{
+    int64_t total = 0, n;
+    int rc = 0;
+
+    if (applied != NULL)
+        *applied = 0;
+    if (r->halted)
+        return sp_err_set(eb, SP_ESTATE, NULL, "projection \"%s\" halted: %s", r->proj->name,
+                          r->halt_why);
+    rc = runner_connect(r, eb);
+    for (int32_t p = 0; rc == 0 && p < r->nparts; p++) {
+        n = 0;
+        rc = step_partition(r, p, &n, eb);
+        total += n;
+        if (es_log_end(r->log, p, &r->end[p], NULL) != 0)
+            r->end[p] = -1;
+        runner_gauges(r, p);
+    }
+    if (rc == SP_EUNAVAIL && r->conn != NULL) {
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    if (applied != NULL)
+        *applied = total;
+    return rc;
+}
+
+int proj_runner_catch_up(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    int64_t *target = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
+    int64_t n;
+    bool done = false;
+    int rc = 0;
+
+    for (int32_t p = 0; rc == 0 && p < r->nparts; p++)
+        rc = es_log_end(r->log, p, &target[p], eb);
+    while (rc == 0 && !done) {
+        rc = proj_runner_step(r, &n, eb);
+        done = true;
+        for (int32_t p = 0; p < r->nparts; p++)
+            done = done && r->checkpoint[p] >= target[p];
+        if (rc == 0 && n == 0)
+            break;
+    }
+    free(target);
+    return rc;
+}
+
+bool proj_runner_halted(const struct proj_runner *r, const char **why)
+{
+    if (why != NULL)
+        *why = r->halted ? r->halt_why : NULL;
+    return r->halted;
+}
+
+bool proj_runner_connected(const struct proj_runner *r)
+{
+    return r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK;
+}
+
+int64_t proj_runner_checkpoint(const struct proj_runner *r)
+{
+    int64_t min = -1;
+    for (int32_t p = 0; p < r->nparts; p++) {
+        if (r->checkpoint[p] < 0)
+            return -1;
+        if (min < 0 || r->checkpoint[p] < min)
+            min = r->checkpoint[p];
+    }
+    return min;
+}
+
+int64_t proj_runner_lag(const struct proj_runner *r)
+{
+    int64_t lag = 0;
+    for (int32_t p = 0; p < r->nparts; p++) {
+        if (r->checkpoint[p] < 0 || r->end[p] < 0)
+            return -1;
+        lag += r->end[p] - r->checkpoint[p];
+    }
+    return lag;
+}

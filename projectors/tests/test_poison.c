@@ -1,0 +1,143 @@
+/*
+ * Integration tests of poison events: dead-letter policy records and skips them, halt
+ * policy stops the projection before them (needs PostgreSQL: run under pg_virtualenv).
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pgtest.h"
+#include "proj/runner.h"
+
+#include "sp/banned.h"
+
+#define USER1 "7301234567890001"
+
+static void user(struct pgtest *t, const char *id, const char *name)
+{
+    char stream[64];
+    snprintf(stream, sizeof(stream), "user-%s", id);
+    pgtest_append(t, "UserRegistered", stream, 1,
+                  json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
+                            "x@example.com", "password_hash", "h"));
+}
+
+/* offsets: 0 ok, 1 bad checksum, 2 unknown type, 3 missing title, 4 undecodable,
+ * 5 duplicate username (constraint), 6 ok, 7 recipe update of an unknown recipe */
+static void build_poisoned_log(struct pgtest *t)
+{
+    user(t, USER1, "lin");
+    user(t, "7301234567890002", "ana");
+    pgtest_append(t, "BogusHappened", "user-" USER1, 2, json_object());
+    pgtest_append(t, "RecipeCreated", "recipe-7301234567890101", 1,
+                  json_pack("{s:s,s:s,s:[s],s:[s]}", "recipe_id", "7301234567890101", "author_id",
+                            USER1, "ingredients", "x", "steps", "y"));
+    user(t, "7301234567890003", "joe");
+    user(t, "7301234567890004", "lin");
+    user(t, "7301234567890005", "zoe");
+    pgtest_append(t, "RecipeUpdated", "recipe-7301234567890999", 2,
+                  json_pack("{s:s}", "title", "t"));
+    pgtest_overwrite(t, 1, "{\"id\":\"x\"} but still checksummed wrongly", 0);
+    pgtest_overwrite(t, 4, "{\"type\":\"UserRegistered\", not json", 1);
+}
+
+static struct proj_runner *
+runner_new(struct pgtest *t, enum proj_poison_policy policy, struct sp_metrics *m)
+{
+    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, 100, policy, m};
+    struct proj_runner *r = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
+    return r;
+}
+
+static void test_dead_letter(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_metrics *m = sp_metrics_new();
+    struct proj_runner *r;
+    char *v;
+    (void)state;
+
+    pgtest_setup(&t);
+    build_poisoned_log(&t);
+    r = runner_new(&t, PROJ_POISON_DEAD_LETTER, m);
+    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+    assert_false(proj_runner_halted(r, NULL));
+    v = pgtest_value(t.conn, "SELECT string_agg(\"offset\" || ':' || coalesce(event_type, '-'), "
+                             "',' ORDER BY \"offset\") FROM stockpot.dead_letters "
+                             "WHERE projection = 'pg' AND partition = 0");
+    assert_string_equal(v, "1:-,2:BogusHappened,3:RecipeCreated,4:-,"
+                           "5:UserRegistered,7:RecipeUpdated");
+    free(v);
+    v = pgtest_value(t.conn, "SELECT string_agg(error, ' / ' ORDER BY \"offset\") "
+                             "FROM stockpot.dead_letters");
+    assert_non_null(strstr(v, "checksum mismatch"));
+    assert_non_null(strstr(v, "unknown event type \"BogusHappened\""));
+    assert_non_null(strstr(v, "missing field \"title\""));
+    assert_non_null(strstr(v, "undecodable event"));
+    assert_non_null(strstr(v, "duplicate key"));
+    assert_non_null(strstr(v, "not found"));
+    free(v);
+    /* event ids are kept when the record decoded */
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters "
+                                          "WHERE \"offset\" IN (2, 3, 5, 7) AND "
+                                          "length(event_id) = 36"),
+                     4);
+    /* the projection went on: offsets 0 and 6 are in, and the checkpoint is at the end */
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 2);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users "
+                                          "WHERE username = 'zoe'"),
+                     1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 8);
+    assert_true(
+        sp_metrics_value(m, "stockpot_projection_dead_letters_total", "projection=\"pg\"") == 6.0);
+    proj_runner_free(r);
+    sp_metrics_free(m);
+    pgtest_teardown(&t);
+}
+
+static void test_halt(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_metrics *m = sp_metrics_new();
+    struct proj_runner *r;
+    const char *why = NULL;
+    int64_t n = 0;
+    (void)state;
+
+    pgtest_setup(&t);
+    build_poisoned_log(&t);
+    r = runner_new(&t, PROJ_POISON_HALT, m);
+    assert_int_equal(proj_runner_step(r, &n, &eb), SP_ESTATE);
+    assert_int_equal(n, 1); /* offset 0 applied and committed, stopped before offset 1 */
+    assert_true(proj_runner_halted(r, &why));
+    assert_non_null(strstr(why, "offset 1: checksum mismatch"));
+    assert_non_null(strstr(eb.msg, "halted"));
+    assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters"), 0);
+    assert_true(sp_metrics_value(m, "stockpot_projection_halted", "projection=\"pg\"") == 1.0);
+    /* stays halted, never crashes */
+    assert_int_equal(proj_runner_step(r, &n, &eb), SP_ESTATE);
+    assert_int_equal(n, 0);
+    proj_runner_free(r);
+    sp_metrics_free(m);
+    pgtest_teardown(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dead_letter),
+        cmocka_unit_test(test_halt),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
