@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, check formatting, build with AddressSanitizer
+# and UndefinedBehaviorSanitizer into build-asan/, and run every ctest test (unit,
+# integration, end-to-end) inside pg_virtualenv, which starts a throwaway PostgreSQL
+# cluster and sets PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE for the integration tests.
+# Ends with ctest's summary and exits with ctest's status.
+#
+#   tests/run.sh                 everything
+#   tests/run.sh -R test_codec   extra arguments go to ctest (e.g. -R, -L unit)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BUILD="$ROOT/build-asan"
+
+bash deploy/install-deps.sh
+
+# ---------------------------------------------------------------- formatting
+# (SP_SKIP_FORMAT=1 skips this check while iterating locally; CI never sets it)
+echo "tests/run.sh: clang-format check"
+mapfile -d '' sources < <(find . \( -path ./.git -o -path './build*' -o -path ./var \) -prune \
+  -o -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
+unformatted=()
+for f in "${sources[@]}"; do
+  if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+    unformatted+=("${f#./}")
+  fi
+done
+if ((${#unformatted[@]})) && [[ "${SP_SKIP_FORMAT:-0}" == 1 ]]; then
+  echo "tests/run.sh: SP_SKIP_FORMAT=1: ignoring ${#unformatted[@]} unformatted files" >&2
+elif ((${#unformatted[@]})); then
+  echo "tests/run.sh: these files are not clang-formatted (run: clang-format -i <file>):" >&2
+  printf '  %s\n' "${unformatted[@]}" >&2
+  exit 1
+fi
+echo "tests/run.sh: ${#sources[@]} C files formatted"
+
+# ---------------------------------------------------------------- build
+echo "tests/run.sh: building Debug with address,undefined sanitizers into build-asan/"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DSP_SANITIZE=address,undefined
+cmake --build "$BUILD" -j2
+
+# ---------------------------------------------------------------- tests
+export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# -t: the throwaway cluster lives in a temporary directory even as root (as root,
+# pg_virtualenv would otherwise use /etc/postgresql/<ver>/regress, which collides with
+# any other pg_virtualenv running on the machine); -p: a port nobody is listening on.
+pg_port=${SP_TEST_PGPORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+echo "tests/run.sh: running ctest inside pg_virtualenv (PostgreSQL on port $pg_port)"
+set +e
+pg_virtualenv -t -c "-p $pg_port" -- ctest --test-dir "$BUILD" --output-on-failure -j2 "$@" 2>&1 |
+  tee "$BUILD/ctest.log"
+status=${PIPESTATUS[0]}
+set -e
+# pg_virtualenv prints its own lines after ctest: repeat ctest's summary so it comes last
+if grep -q 'tests passed' "$BUILD/ctest.log"; then
+  echo
+  sed -n '/tests passed/,$p' "$BUILD/ctest.log" |
+    grep -v -e '^Dropping cluster' -e '^\*\*\* ' -e ' UTC \[[0-9]*\] '
+fi
+exit "$status"
