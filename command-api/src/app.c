@@ -1,0 +1,176 @@
+/* The command-api application object: wiring of log, write model, HTTP server and batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_priv.h"
+
+#include "sp/alloc.h"
+#include "sp/log.h"
+
+#include "sp/banned.h"
+
+static void flush_cb(evutil_socket_t fd, short what, void *ud)
+{
+    struct cmd_app *app = ud;
+    (void)fd;
+    (void)what;
+    cmd__flush_all(app);
+}
+
+static bool ready_cb(void *ud, struct sp_buf *why)
+{
+    struct cmd_app *app = ud;
+    if (app->ready && app->log && app->wm)
+        return true;
+    if (sp_buf_adds(why, "write model not caught up or log closed") != 0)
+        sp_log(SP_LOG_DEBUG, "readiness reason truncated");
+    return false;
+}
+
+/* JWT key, token lifetimes and argon2id parameters from the config. */
+static int load_auth(struct cmd_app *app, struct sp_errbuf *eb)
+{
+    const struct sp_config *cfg = app->cfg;
+    const char *secret = sp_config_str(cfg, "jwt.secret");
+    size_t len = strlen(secret);
+    if (len > sizeof(app->jwt_key))
+        return sp_err_set(eb, SP_EINVAL, "jwt.secret", "jwt.secret is longer than %zu bytes",
+                          sizeof(app->jwt_key));
+    if (len == 0) {
+        /* Dev mode only (config refuses production without a secret). */
+        sp_log(SP_LOG_WARN, "jwt.secret is empty: using a random key; tokens die on restart");
+        len = 32;
+        int rc = cmd__random(app->jwt_key, len);
+        if (rc != 0)
+            return sp_err_set(eb, rc, NULL, "could not make a random jwt key");
+    } else {
+        memcpy(app->jwt_key, secret, len);
+    }
+    app->jwt_key_len = len;
+    app->jwt_ttl_s = sp_config_int(cfg, "jwt.ttl_s");
+    app->refresh_ttl_s = sp_config_int(cfg, "refresh.ttl_s");
+    app->argon2.t_cost = (uint32_t)sp_config_int(cfg, "argon2.t_cost");
+    app->argon2.m_cost_kib = (uint32_t)sp_config_int(cfg, "argon2.m_cost_kib");
+    app->argon2.lanes = (uint32_t)sp_config_int(cfg, "argon2.parallelism");
+    return cmd__password_hash(&app->argon2, "stockpot-dummy-password", app->dummy_hash, eb);
+}
+
+static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
+{
+    const struct sp_config *cfg = app->cfg;
+    int64_t applied = 0;
+    char n[24];
+    int rc = es_log_open(cfg, ES_LOG_WRITER, &app->log, eb);
+    if (rc != 0)
+        return rc;
+    rc = cmd__wm_open(sp_config_str(cfg, "writemodel.dir"),
+                      (size_t)sp_config_int(cfg, "writemodel.map_size_mb") << 20, &app->wm, eb);
+    if (rc != 0)
+        return rc;
+    rc = cmd__wm_catch_up(app->wm, app->log, &applied, eb);
+    if (rc != 0)
+        return rc;
+    snprintf(n, sizeof(n), "%lld", (long long)applied);
+    sp_logf(SP_LOG_INFO, (const char *[]){"events", n, NULL}, "write model caught up");
+    sp_metrics_counter_add(app->metrics, "stockpot_writemodel_events_caught_up_total", "",
+                           (double)applied);
+    return 0;
+}
+
+static int start_http(struct cmd_app *app, struct sp_errbuf *eb)
+{
+    const struct sp_config *cfg = app->cfg;
+    struct sp_http_opts opts = {
+        .service = "command-api",
+        .host = sp_config_str(cfg, "command.host"),
+        .port = (int)sp_config_int(cfg, "command.port"),
+        .max_body_bytes = (size_t)sp_config_int(cfg, "http.max_body_bytes"),
+        .max_header_bytes = (size_t)sp_config_int(cfg, "http.max_header_bytes"),
+        .timeout_s = (int)sp_config_int(cfg, "http.timeout_s"),
+        .max_json_depth = (size_t)sp_config_int(cfg, "http.max_json_depth"),
+        .metrics = app->metrics,
+        .ready = ready_cb,
+        .ready_ud = app,
+    };
+    int rc = sp_http_server_new(app->base, &opts, &app->http, eb);
+    if (rc != 0)
+        return rc;
+    cmd__routes_install(app);
+    return 0;
+}
+
+int cmd_app_new(const struct sp_config *cfg,
+                struct event_base *base,
+                struct cmd_app **out,
+                struct sp_errbuf *eb)
+{
+    struct cmd_app *app = sp_xcalloc(1, sizeof(*app));
+    int rc;
+
+    app->cfg = cfg;
+    app->base = base;
+    TAILQ_INIT(&app->queue);
+    es_snowflake_init(&app->ids, 0);
+    app->batch_max = (size_t)sp_config_int(cfg, "command.batch_max");
+    app->max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes");
+    app->batch = sp_xcalloc(app->batch_max, sizeof(struct cmd__command *));
+    app->positions = sp_xcalloc(app->batch_max * CMD__MAX_EVENTS, sizeof(*app->positions));
+    app->ev_ptrs = sp_xcalloc(app->batch_max * CMD__MAX_EVENTS, sizeof(const struct es_event *));
+    app->metrics = sp_metrics_new();
+    cmd__metrics_describe(app->metrics);
+    app->flush_ev = event_new(base, -1, 0, flush_cb, app);
+    SP_ASSERT(app->flush_ev != NULL);
+    if ((rc = load_auth(app, eb)) != 0 || (rc = open_stores(app, eb)) != 0 ||
+        (rc = start_http(app, eb)) != 0) {
+        cmd_app_free(app);
+        return rc;
+    }
+    app->ready = true;
+    *out = app;
+    return 0;
+}
+
+int cmd_app_port(const struct cmd_app *app)
+{
+    return app->http ? sp_http_server_port(app->http) : -1;
+}
+
+struct sp_metrics *cmd_app_metrics(struct cmd_app *app)
+{
+    return app->metrics;
+}
+
+void cmd_app_drain(struct cmd_app *app)
+{
+    app->ready = false;
+    if (app->wm && app->log)
+        cmd__flush_all(app);
+}
+
+void cmd_app_shutdown(struct cmd_app *app)
+{
+    app->ready = false;
+    if (app->wm && app->log)
+        cmd__flush_all(app);
+    sp_http_server_free(app->http);
+    app->http = NULL;
+    es_log_close(app->log);
+    app->log = NULL;
+    cmd__wm_close(app->wm);
+    app->wm = NULL;
+}
+
+void cmd_app_free(struct cmd_app *app)
+{
+    if (!app)
+        return;
+    cmd_app_shutdown(app);
+    if (app->flush_ev)
+        event_free(app->flush_ev);
+    sp_metrics_free(app->metrics);
+    free(app->batch);
+    free(app->positions);
+    free(app->ev_ptrs);
+    free(app);
+}

@@ -1,0 +1,122 @@
+/*
+ * Internals shared by the command-api source files: the app object, the queued
+ * command, the group-commit batch, the deciders and the route table.
+ * @locality everything on the app's event loop thread.
+ */
+#ifndef CMD_APP_PRIV_H
+#define CMD_APP_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "cmd/app.h"
+#include "auth.h"
+#include "wm.h"
+
+#include "es/event.h"
+#include "es/id.h"
+#include "es/log.h"
+#include "sp/http.h"
+
+#define CMD__MAX_EVENTS   2   /* most events one command appends */
+#define CMD__IDEM_KEY_MAX 128 /* Idempotency-Key length cap, bytes (README) */
+
+enum cmd__kind {
+    CMD_REGISTER,
+    CMD_LOGIN,
+    CMD_REFRESH,
+    CMD_LOGOUT,
+    CMD_RECIPE_CREATE,
+    CMD_RECIPE_UPDATE,
+    CMD_RECIPE_DELETE,
+};
+
+/** Name of a command kind, for metrics and idempotency fingerprints. @return static. */
+const char *cmd__kind_name(enum cmd__kind kind);
+
+/** One validated request waiting for (or inside) a group-commit batch. */
+struct cmd__command {
+    TAILQ_ENTRY(cmd__command) link;
+    enum cmd__kind kind;
+    struct sp_http_req *req;                  /* borrowed until answered */
+    char request_id[72];                      /* correlation id of the events */
+    json_t *input;                            /* validated body; owned, may be NULL */
+    int64_t user_id;                          /* the acting user, 0 = anonymous */
+    int64_t session_id;                       /* from the access token, 0 = none */
+    int64_t target_id;                        /* recipe id of update/delete */
+    int64_t if_match;                         /* expected stream version, -1 = no If-Match */
+    char password_hash[CMD__PHC_MAX];         /* register */
+    char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* refresh: hash of the presented token */
+    bool idem_on;                             /* Idempotency-Key given and stored */
+    char idem_key[CMD__IDEM_KEY_MAX + 32];    /* "<user id>:<key>" */
+    unsigned char idem_fp[32];
+    /* outcome, filled by the decider */
+    int status;                  /* HTTP status; 0 = not decided */
+    json_t *resp;                /* success body, owned */
+    const char *slug;            /* problem type for status >= 400 */
+    char detail[256];            /* problem detail */
+    json_t *errors;              /* problem errors[], owned, may be NULL */
+    bool replayed;               /* answer taken from an idempotency record */
+    struct cmd__command *dup_of; /* same Idempotency-Key earlier in this batch */
+    const char *audit;           /* audit event once durable, or NULL */
+    struct es_event evs[CMD__MAX_EVENTS];
+    size_t n_evs;
+};
+
+struct cmd_app {
+    const struct sp_config *cfg; /* borrowed */
+    struct event_base *base;     /* borrowed */
+    struct sp_metrics *metrics;  /* owned */
+    struct sp_http_server *http; /* owned; NULL after shutdown */
+    struct es_log *log;          /* owned; NULL after shutdown */
+    struct cmd__wm *wm;          /* owned; NULL after shutdown */
+    struct es_snowflake ids;
+    struct event *flush_ev; /* zero-timeout event that flushes the queue */
+    TAILQ_HEAD(cmd__queue, cmd__command) queue;
+    size_t batch_max;
+    struct cmd__command **batch;     /* batch_max slots, owned */
+    struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned */
+    const struct es_event **ev_ptrs; /* same, owned */
+    bool ready;
+    unsigned char jwt_key[256];
+    size_t jwt_key_len;
+    int64_t jwt_ttl_s, refresh_ttl_s;
+    size_t max_event_bytes; /* log.max_event_bytes */
+    struct cmd__argon2 argon2;
+    char dummy_hash[CMD__PHC_MAX]; /* verified against on unknown logins, for even timing */
+};
+
+/** New command of @p kind for @p req (request id copied); owned, free with cmd__command_free. */
+struct cmd__command *cmd__command_new(enum cmd__kind kind, struct sp_http_req *req);
+/** Free a command and everything it owns; NULL is a no-op. */
+void cmd__command_free(struct cmd__command *c);
+
+/** Queue @p c (ownership moves to the app) and schedule a flush of the queue. */
+void cmd__enqueue(struct cmd_app *app, struct cmd__command *c);
+
+/** Decide, append and answer every queued command, in batches of up to batch_max. */
+void cmd__flush_all(struct cmd_app *app);
+
+/**
+ * Decide one command inside the batch's nested txn @p txn: set c->status and either
+ * c->resp or the problem fields, and make + fold its events (c->evs).
+ * @return 0 when decided (any status); SP_EDB / -errno on internal failure (then the
+ *         caller answers 500 and aborts @p txn).
+ */
+SP_MUST_CHECK int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+/** Set c's outcome to a problem answer. */
+void cmd__fail(struct cmd__command *c, int status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Install every command route on app->http. */
+void cmd__routes_install(struct cmd_app *app);
+
+/** Register the app's metric families. */
+void cmd__metrics_describe(struct sp_metrics *m);
+
+#endif

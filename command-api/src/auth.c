@@ -1,0 +1,181 @@
+/* Password hashing, access tokens and refresh tokens (see auth.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <argon2.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+
+#include "auth.h"
+
+#include "es/id.h"
+
+#include "sp/banned.h"
+
+#define SALT_BYTES 16
+#define TAG_BYTES  32
+#define TOKEN_MAX  4096 /* longest bearer token we try to decode, bytes */
+
+int cmd__random(void *out, size_t n)
+{
+    unsigned char *p = out;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+void cmd__sha256(const void *data, size_t len, unsigned char *out)
+{
+    unsigned int md_len = 0;
+    int ok = EVP_Digest(data, len, out, &md_len, EVP_sha256(), NULL);
+    SP_ASSERT(ok == 1 && md_len == 32);
+}
+
+void cmd__sha256_hex(const void *data, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    cmd__sha256(data, len, md);
+    for (size_t i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int cmd__password_hash(const struct cmd__argon2 *p,
+                       const char *password,
+                       char *out,
+                       struct sp_errbuf *eb)
+{
+    unsigned char salt[SALT_BYTES];
+    int rc = cmd__random(salt, sizeof(salt));
+    if (rc != 0)
+        return sp_err_set(eb, rc, NULL, "could not read random salt: %s", strerror(-rc));
+    rc = argon2id_hash_encoded(p->t_cost, p->m_cost_kib, p->lanes, password, strlen(password), salt,
+                               sizeof(salt), TAG_BYTES, out, CMD__PHC_MAX);
+    if (rc != ARGON2_OK)
+        return sp_err_set(eb, SP_EINVAL, NULL, "argon2id hashing failed: %s",
+                          argon2_error_message(rc));
+    return 0;
+}
+
+int cmd__password_verify(const char *phc, const char *password)
+{
+    return argon2id_verify(phc, password, strlen(password)) == ARGON2_OK ? 0 : SP_EAUTH;
+}
+
+int cmd__refresh_new(char *token, char *hash_hex)
+{
+    unsigned char raw[32];
+    unsigned char b64[48];
+    int rc = cmd__random(raw, sizeof(raw));
+    if (rc != 0)
+        return rc;
+    int n = EVP_EncodeBlock(b64, raw, sizeof(raw)); /* 44 chars, one '=' */
+    SP_ASSERT(n == 44);
+    for (int i = 0; i < CMD__REFRESH_TOKEN_LEN; i++) {
+        unsigned char c = b64[i];
+        token[i] = (char)(c == '+' ? '-' : c == '/' ? '_' : c);
+    }
+    token[CMD__REFRESH_TOKEN_LEN] = '\0';
+    cmd__sha256_hex(token, CMD__REFRESH_TOKEN_LEN, hash_hex);
+    return 0;
+}
+
+int cmd__jwt_issue(const unsigned char *key,
+                   size_t key_len,
+                   int64_t user_id,
+                   int64_t session_id,
+                   int64_t now_s,
+                   int64_t ttl_s,
+                   char **out)
+{
+    jwt_t *jwt = NULL;
+    char sub[24], sid[24], jti[ES_UUID_STR_LEN + 1];
+    int rc;
+
+    if (jwt_new(&jwt) != 0)
+        return -ENOMEM;
+    snprintf(sub, sizeof(sub), "%lld", (long long)user_id);
+    snprintf(sid, sizeof(sid), "%lld", (long long)session_id);
+    rc = es_uuid7_new(jti);
+    if (rc != 0)
+        goto out_free;
+    if (jwt_add_grant(jwt, "sub", sub) != 0 || jwt_add_grant(jwt, "sid", sid) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
+        jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
+        jwt_add_grant(jwt, "jti", jti) != 0) {
+        rc = -ENOMEM;
+        goto out_free;
+    }
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)key_len) != 0) {
+        rc = SP_EINVAL;
+        goto out_free;
+    }
+    *out = jwt_encode_str(jwt);
+    rc = *out ? 0 : -ENOMEM;
+out_free:
+    jwt_free(jwt);
+    return rc;
+}
+
+static int claim_id(jwt_t *jwt, const char *name, int64_t *out)
+{
+    const char *s = jwt_get_grant(jwt, name);
+    return s && es_id_parse(s, out) == 0 ? 0 : SP_EAUTH;
+}
+
+int cmd__jwt_verify(const unsigned char *key,
+                    size_t key_len,
+                    const char *token,
+                    int64_t now_s,
+                    struct cmd__claims *out,
+                    struct sp_errbuf *eb)
+{
+    jwt_t *jwt = NULL;
+    int rc = SP_EAUTH;
+
+    if (strlen(token) > TOKEN_MAX)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token is too long");
+    /* Always with the key: libjwt 1.10 accepts alg=none when no key is given. */
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt)
+        return sp_err_set(eb, SP_EAUTH, NULL,
+                          "access token is malformed or its signature "
+                          "does not verify");
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
+        sp_err_set(eb, rc, NULL, "access token algorithm is not HS256");
+        goto out_free;
+    }
+    errno = 0;
+    out->exp_s = jwt_get_grant_int(jwt, "exp");
+    if (errno != 0 || out->exp_s <= now_s) {
+        sp_err_set(eb, rc, NULL, "access token has expired");
+        goto out_free;
+    }
+    errno = 0;
+    out->iat_s = jwt_get_grant_int(jwt, "iat");
+    if (errno != 0 || out->iat_s > now_s + CMD__JWT_SKEW_S) {
+        sp_err_set(eb, rc, NULL, "access token is issued in the future");
+        goto out_free;
+    }
+    if (claim_id(jwt, "sub", &out->user_id) != 0 || claim_id(jwt, "sid", &out->session_id) != 0) {
+        sp_err_set(eb, rc, NULL, "access token lacks sub or sid");
+        goto out_free;
+    }
+    rc = 0;
+out_free:
+    jwt_free(jwt);
+    return rc;
+}

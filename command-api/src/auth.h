@@ -1,0 +1,86 @@
+/*
+ * Credentials: argon2id password hashes (RFC 9106, libargon2 PHC strings), JWT HS256
+ * access tokens (RFC 7519, libjwt 1.10) and random refresh tokens stored only as their
+ * SHA-256 (OpenSSL EVP).
+ */
+#ifndef CMD_AUTH_H
+#define CMD_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sp/err.h"
+
+#define CMD__REFRESH_TOKEN_LEN 43  /* base64url of 32 random bytes, no padding */
+#define CMD__PHC_MAX           256 /* longest argon2id PHC string we produce or accept */
+#define CMD__JWT_SKEW_S        60  /* tolerated clock skew for iat, seconds */
+
+struct cmd__argon2 {
+    uint32_t t_cost;     /* iterations */
+    uint32_t m_cost_kib; /* memory, KiB */
+    uint32_t lanes;      /* parallelism */
+};
+
+/** Verified claims of an access token. */
+struct cmd__claims {
+    int64_t user_id;    /* sub */
+    int64_t session_id; /* sid */
+    int64_t iat_s, exp_s;
+};
+
+/** Fill @p out with @p n bytes from getrandom(2). @return 0 or -errno. */
+SP_MUST_CHECK int cmd__random(void *out, size_t n);
+
+/** Lower-case hex SHA-256 of @p len bytes into @p out (65 bytes). */
+void cmd__sha256_hex(const void *data, size_t len, char *out);
+
+/** Raw SHA-256 of @p len bytes into @p out (32 bytes). */
+void cmd__sha256(const void *data, size_t len, unsigned char *out);
+
+/**
+ * Hash @p password with argon2id, a 16-byte random salt and a 32-byte tag, as a PHC
+ * string into @p out (CMD__PHC_MAX bytes).
+ * @return 0; SP_EINVAL (eb says why) if libargon2 refuses the parameters; -errno.
+ */
+SP_MUST_CHECK int cmd__password_hash(const struct cmd__argon2 *p,
+                                     const char *password,
+                                     char *out,
+                                     struct sp_errbuf *eb);
+
+/** @return 0 if @p password matches the PHC string @p phc, else SP_EAUTH. */
+SP_MUST_CHECK int cmd__password_verify(const char *phc, const char *password);
+
+/**
+ * New refresh token: 32 random bytes as base64url (RFC 4648 §5, no padding) into
+ * @p token (CMD__REFRESH_TOKEN_LEN + 1 bytes) and its hex SHA-256 into @p hash_hex.
+ * @return 0 or -errno.
+ */
+SP_MUST_CHECK int cmd__refresh_new(char *token, char *hash_hex);
+
+/**
+ * Issue an HS256 access token with sub, sid, iat = @p now_s, exp = now_s + ttl_s and a
+ * UUIDv7 jti.
+ * @param[out] out  owned; free()
+ * @return 0; -ENOMEM; SP_EINVAL if libjwt refuses the key.
+ */
+SP_MUST_CHECK int cmd__jwt_issue(const unsigned char *key,
+                                 size_t key_len,
+                                 int64_t user_id,
+                                 int64_t session_id,
+                                 int64_t now_s,
+                                 int64_t ttl_s,
+                                 char **out);
+
+/**
+ * Verify an access token: decoded with the key, algorithm pinned to HS256, exp > now,
+ * iat ≤ now + CMD__JWT_SKEW_S, sub and sid decimal ids. Does not check the session.
+ * @return 0 and @p out; SP_EAUTH with a reason in @p eb.
+ */
+SP_MUST_CHECK int cmd__jwt_verify(const unsigned char *key,
+                                  size_t key_len,
+                                  const char *token,
+                                  int64_t now_s,
+                                  struct cmd__claims *out,
+                                  struct sp_errbuf *eb);
+
+#endif

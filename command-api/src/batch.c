@@ -1,0 +1,334 @@
+/*
+ * Group commit (DESIGN.md "Command side"): queued commands are decided in arrival order
+ * inside one write-model transaction, each in a nested transaction that is aborted if
+ * the command fails; their events are appended to the log as one durable batch; only
+ * then is the write model committed (with the checkpoint) and every client answered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_priv.h"
+
+#include "sp/alloc.h"
+#include "sp/log.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+const char *cmd__kind_name(enum cmd__kind kind)
+{
+    static const char *const names[] = {"register",      "login",         "refresh",      "logout",
+                                        "recipe_create", "recipe_update", "recipe_delete"};
+    return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
+}
+
+struct cmd__command *cmd__command_new(enum cmd__kind kind, struct sp_http_req *req)
+{
+    struct cmd__command *c = sp_xcalloc(1, sizeof(*c));
+    c->kind = kind;
+    c->req = req;
+    c->if_match = -1;
+    snprintf(c->request_id, sizeof(c->request_id), "%s", sp_http_req_id(req));
+    for (size_t i = 0; i < CMD__MAX_EVENTS; i++)
+        es_event_init(&c->evs[i]);
+    return c;
+}
+
+static void release_events(struct cmd__command *c)
+{
+    for (size_t i = 0; i < CMD__MAX_EVENTS; i++)
+        es_event_release(&c->evs[i]);
+    c->n_evs = 0;
+}
+
+void cmd__command_free(struct cmd__command *c)
+{
+    if (!c)
+        return;
+    json_decref(c->input);
+    json_decref(c->resp);
+    json_decref(c->errors);
+    release_events(c);
+    free(c);
+}
+
+void cmd__enqueue(struct cmd_app *app, struct cmd__command *c)
+{
+    TAILQ_INSERT_TAIL(&app->queue, c, link);
+    event_active(app->flush_ev, EV_TIMEOUT, 1);
+}
+
+static void fail_internal(struct cmd__command *c, int status, const char *slug, const char *msg)
+{
+    release_events(c);
+    json_decref(c->resp);
+    c->resp = NULL;
+    json_decref(c->errors);
+    c->errors = NULL;
+    c->audit = NULL;
+    cmd__fail(c, status, slug, "%s", msg);
+}
+
+/* Earlier command of this batch holding the same idempotency key, or NULL. */
+static struct cmd__command *idem_first(struct cmd__command **batch, size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (batch[j]->idem_on && !batch[j]->replayed &&
+            strcmp(batch[j]->idem_key, batch[i]->idem_key) == 0)
+            return batch[j];
+    }
+    return NULL;
+}
+
+/* 1 if the idempotency record answers c (replay, mismatch, duplicate); 0 to decide. */
+static int idem_check(struct cmd_app *app, MDB_txn *txn, struct cmd__command **batch, size_t i)
+{
+    struct cmd__command *c = batch[i];
+    struct cmd__idem rec = {0};
+    int rc = cmd__wm_idem_get(app->wm, txn, c->idem_key, &rec);
+    if (rc != 0)
+        return rc == SP_ENOTFOUND ? 0 : rc;
+    c->replayed = true;
+    if (memcmp(rec.fingerprint, c->idem_fp, sizeof(rec.fingerprint)) != 0) {
+        cmd__fail(c, 422, "idempotency-key-reused",
+                  "Idempotency-Key was already used with a different request");
+    } else if (rec.status == 0) {
+        c->dup_of = idem_first(batch, i);
+        c->replayed = c->dup_of != NULL;
+    } else {
+        c->status = rec.status;
+        c->resp = rec.body ? json_loads(rec.body, 0, NULL) : json_object();
+    }
+    free(rec.body);
+    return c->replayed ? 1 : 0;
+}
+
+static int idem_pending(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    struct cmd__idem rec = {.status = 0, .body = NULL};
+    memcpy(rec.fingerprint, c->idem_fp, sizeof(rec.fingerprint));
+    return cmd__wm_idem_put(app->wm, txn, c->idem_key, &rec);
+}
+
+/* Decide batch[i] in a nested txn of @p parent, kept only if it produced events. */
+static void decide_one(struct cmd_app *app, MDB_txn *parent, struct cmd__command **batch, size_t i)
+{
+    struct cmd__command *c = batch[i];
+    MDB_txn *txn = NULL;
+    int rc = cmd__wm_txn_begin(app->wm, parent, false, &txn);
+    if (rc != 0)
+        goto out_fail;
+    rc = c->idem_on ? idem_check(app, txn, batch, i) : 0;
+    if (rc == 1) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    if (rc == 0)
+        rc = cmd__decide(app, txn, c);
+    if (rc == 0 && c->idem_on && c->status < 300)
+        rc = idem_pending(app, txn, c);
+    if (rc == SP_ETOOBIG && c->status == 413) {
+        release_events(c);
+        mdb_txn_abort(txn);
+        return;
+    }
+    if (rc != 0)
+        goto out_abort;
+    if (c->n_evs == 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "nested write model commit failed: %s", mdb_strerror(rc));
+        goto out_fail;
+    }
+    return;
+out_abort:
+    mdb_txn_abort(txn);
+out_fail:
+    sp_log(SP_LOG_ERROR, "command %s failed: %s", cmd__kind_name(c->kind), sp_strerror(rc));
+    fail_internal(c, 500, "internal", "internal error while deciding the command");
+}
+
+/* After a durable append: positions into answers, final idempotency records. */
+static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
+{
+    size_t k = 0;
+    char tok[32];
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct cmd__command *c = app->batch[i];
+        if (c->n_evs == 0)
+            continue;
+        k += c->n_evs;
+        es_position_format(app->positions[k - 1], tok, sizeof(tok));
+        if (!c->resp)
+            continue;
+        json_object_set_new(c->resp, "position", json_string(tok));
+        if (c->idem_on && !c->replayed) {
+            struct cmd__idem rec = {.status = c->status};
+            memcpy(rec.fingerprint, c->idem_fp, sizeof(rec.fingerprint));
+            rec.body = json_dumps(c->resp, JSON_COMPACT);
+            rc = cmd__wm_idem_put(app->wm, txn, c->idem_key, &rec);
+            free(rec.body);
+        }
+    }
+    if (rc == 0)
+        rc = cmd__wm_checkpoint_put(app->wm, txn, app->positions[k - 1].offset + 1);
+    return rc;
+}
+
+/* Append the batch's events and commit the write model; on failure answer 503. */
+static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_evs)
+{
+    struct sp_errbuf eb = {0};
+    int rc;
+    if (n_evs == 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    rc = es_log_append(app->log, app->ev_ptrs, n_evs, app->positions, &eb);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        sp_log(SP_LOG_ERROR, "event append failed: %s (%s)", eb.msg, sp_strerror(rc));
+        for (size_t i = 0; i < n; i++) {
+            if (app->batch[i]->n_evs > 0)
+                fail_internal(app->batch[i], 503, "unavailable",
+                              "the event log is unavailable; retry later");
+        }
+        return;
+    }
+    sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
+    rc = finish_batch(app, txn, n);
+    rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    if (rc != 0) {
+        /* The events are durable; rebuild what the write model missed from the log. */
+        sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
+        if (cmd__wm_catch_up(app->wm, app->log, NULL, &eb) != 0)
+            sp_log(SP_LOG_ERROR, "write model catch-up failed: %s", eb.msg);
+    }
+}
+
+static void audit(const struct cmd__command *c)
+{
+    char uid[24], sid[24];
+    snprintf(uid, sizeof(uid), "%lld", (long long)c->user_id);
+    snprintf(sid, sizeof(sid), "%lld", (long long)c->session_id);
+    sp_log_audit(c->audit, (const char *[]){"user_id", uid, "session_id", sid, "request_id",
+                                            c->request_id, "peer", sp_http_req_peer(c->req), NULL});
+}
+
+static void answer_success(struct cmd__command *c)
+{
+    char buf[64];
+    const char *pos = json_string_value(json_object_get(c->resp, "position"));
+    json_t *ver = json_object_get(c->resp, "version");
+    if (pos)
+        sp_http_add_header(c->req, "Stockpot-Position", pos);
+    if (json_is_integer(ver)) {
+        snprintf(buf, sizeof(buf), "\"%lld\"", (long long)json_integer_value(ver));
+        sp_http_add_header(c->req, "ETag", buf);
+    }
+    if (c->kind == CMD_RECIPE_CREATE && c->status == 201) {
+        snprintf(buf, sizeof(buf), "/recipes/%s",
+                 json_string_value(json_object_get(c->resp, "recipe_id")));
+        sp_http_add_header(c->req, "Location", buf);
+    }
+    sp_http_reply_json(c->req, c->status, c->resp);
+    c->resp = NULL;
+}
+
+/* A repeat of an earlier command of the same batch gets a copy of its answer. */
+static void copy_dup(struct cmd__command *c)
+{
+    const struct cmd__command *first = c->dup_of;
+    c->status = first->status;
+    c->slug = first->slug;
+    snprintf(c->detail, sizeof(c->detail), "%s", first->detail);
+    c->resp = first->resp ? json_deep_copy(first->resp) : NULL;
+    c->errors = first->errors ? json_deep_copy(first->errors) : NULL;
+}
+
+static void answer(struct cmd_app *app, struct cmd__command *c)
+{
+    char labels[96];
+    if (c->status == 0)
+        fail_internal(c, 500, "internal", "command was not decided");
+    if (c->audit && c->status < 500 && !c->replayed)
+        audit(c);
+    snprintf(labels, sizeof(labels), "command=\"%s\",result=\"%d\"", cmd__kind_name(c->kind),
+             c->status);
+    sp_metrics_counter_add(app->metrics, "stockpot_commands_total", labels, 1);
+    if (c->status < 400 && c->resp) {
+        answer_success(c);
+        return;
+    }
+    if (c->status == 503)
+        sp_http_add_header(c->req, "Retry-After", "1");
+    if (c->status == 401)
+        sp_http_add_header(c->req, "WWW-Authenticate", "Bearer");
+    sp_http_reply_problem(c->req, c->status, c->slug, c->detail, c->errors);
+    c->errors = NULL;
+}
+
+static void flush_batch(struct cmd_app *app)
+{
+    size_t n = 0, n_evs = 0;
+    int64_t t0_us = sp_time_mono_us();
+    struct cmd__command *c;
+    MDB_txn *txn = NULL;
+
+    while (n < app->batch_max && (c = TAILQ_FIRST(&app->queue)) != NULL) {
+        TAILQ_REMOVE(&app->queue, c, link);
+        app->batch[n++] = c;
+    }
+    if (cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
+        for (size_t i = 0; i < n; i++)
+            fail_internal(app->batch[i], 503, "unavailable", "the write model is unavailable");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            decide_one(app, txn, app->batch, i);
+        for (size_t i = 0; i < n; i++)
+            for (size_t e = 0; e < app->batch[i]->n_evs; e++)
+                app->ev_ptrs[n_evs++] = &app->batch[i]->evs[e];
+        commit_batch(app, txn, n, n_evs);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (app->batch[i]->dup_of)
+            copy_dup(app->batch[i]);
+    for (size_t i = 0; i < n; i++)
+        answer(app, app->batch[i]);
+    for (size_t i = 0; i < n; i++)
+        cmd__command_free(app->batch[i]);
+    sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
+    sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
+    sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);
+    sp_metrics_observe(app->metrics, "stockpot_group_commit_seconds", "",
+                       (double)(sp_time_mono_us() - t0_us) / 1e6);
+}
+
+void cmd__flush_all(struct cmd_app *app)
+{
+    while (!TAILQ_EMPTY(&app->queue))
+        flush_batch(app);
+}
+
+void cmd__metrics_describe(struct sp_metrics *m)
+{
+    sp_metrics_describe(m, "stockpot_commands_total", SP_METRIC_COUNTER,
+                        "Commands answered, by command and HTTP status");
+    sp_metrics_describe(m, "stockpot_events_appended_total", SP_METRIC_COUNTER,
+                        "Events appended durably to the log");
+    sp_metrics_describe(m, "stockpot_batches_total", SP_METRIC_COUNTER,
+                        "Group-commit batches flushed");
+    sp_metrics_describe(m, "stockpot_batch_commands_total", SP_METRIC_COUNTER,
+                        "Commands in all group-commit batches (divide by batches for the mean)");
+    sp_metrics_describe(m, "stockpot_batch_size", SP_METRIC_GAUGE,
+                        "Commands in the last group-commit batch");
+    sp_metrics_describe(m, "stockpot_group_commit_seconds", SP_METRIC_HISTOGRAM,
+                        "Time to decide, append and commit one batch, seconds");
+    sp_metrics_describe(m, "stockpot_writemodel_events_caught_up_total", SP_METRIC_COUNTER,
+                        "Events folded into the write model at start-up catch-up");
+}

@@ -1,0 +1,361 @@
+/*
+ * The deciders: each command is decided against the write model as seen by the batch's
+ * transaction, and its events are folded into that transaction at once (cmd__wm_apply),
+ * so later commands in the same batch see them.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_priv.h"
+
+#include "sp/log.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+#define ID_STR 24
+
+static void id_str(int64_t id, char *out)
+{
+    snprintf(out, ID_STR, "%lld", (long long)id);
+}
+
+void cmd__fail(struct cmd__command *c, int status, const char *slug, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized) */
+    vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+    va_end(ap);
+    c->status = status;
+    c->slug = slug;
+}
+
+static void fail_field(
+    struct cmd__command *c, int status, const char *slug, const char *field, const char *detail)
+{
+    cmd__fail(c, status, slug, "%s %s", field, detail);
+    json_decref(c->errors);
+    c->errors = json_pack("[{s:s, s:s}]", "field", field, "detail", detail);
+}
+
+/*
+ * Refuse an event the log would refuse (log.max_event_bytes) with 413 for this command
+ * alone, rather than failing the whole batch's append. @return 0 or SP_ETOOBIG.
+ */
+static int check_size(struct cmd_app *app, struct cmd__command *c, const struct es_event *ev)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, app->max_event_bytes);
+    int rc = es_event_encode(ev, &b, NULL);
+    sp_buf_release(&b);
+    if (rc == SP_ETOOBIG)
+        cmd__fail(c, 413, "too-big", "the resulting event exceeds %zu bytes", app->max_event_bytes);
+    return rc;
+}
+
+/* Make event @p type on @p stream at its next version and fold it into @p txn. */
+static int emit(struct cmd_app *app,
+                MDB_txn *txn,
+                struct cmd__command *c,
+                const char *type,
+                const char *stream,
+                int64_t actor,
+                json_t *data)
+{
+    struct sp_errbuf eb = {0};
+    char actor_s[ID_STR];
+    int64_t ver;
+    int rc;
+
+    SP_ASSERT(c->n_evs < CMD__MAX_EVENTS);
+    rc = cmd__wm_stream_version(app->wm, txn, stream, &ver);
+    if (rc != 0) {
+        json_decref(data);
+        return rc;
+    }
+    id_str(actor, actor_s);
+    struct es_event *ev = &c->evs[c->n_evs];
+    rc = es_event_make(ev, type, stream, ver + 1, actor_s, c->request_id, NULL, data);
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "could not make %s event: %s", type, sp_strerror(rc));
+        return rc;
+    }
+    c->n_evs++;
+    if ((rc = check_size(app, c, ev)) != 0)
+        return rc;
+    rc = cmd__wm_apply(app->wm, txn, ev, &eb);
+    if (rc != 0)
+        sp_log(SP_LOG_ERROR, "could not fold own %s event: %s", type, eb.msg);
+    return rc;
+}
+
+static const char *in_str(const struct cmd__command *c, const char *key)
+{
+    return json_string_value(json_object_get(c->input, key));
+}
+
+static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    const char *name = in_str(c, "username"), *email = in_str(c, "email");
+    char uid_s[ID_STR], stream[ID_STR + 8];
+    int64_t uid;
+    int rc = cmd__wm_user_by_name(app->wm, txn, name, &uid);
+    if (rc == 0) {
+        fail_field(c, 409, "conflict", "username", "is already taken");
+        return 0;
+    }
+    if (rc != SP_ENOTFOUND)
+        return rc;
+    rc = cmd__wm_user_by_email(app->wm, txn, email, &uid);
+    if (rc == 0) {
+        fail_field(c, 409, "conflict", "email", "is already registered");
+        return 0;
+    }
+    if (rc != SP_ENOTFOUND)
+        return rc;
+    uid = es_snowflake_next(&app->ids);
+    id_str(uid, uid_s);
+    snprintf(stream, sizeof(stream), "user-%s", uid_s);
+    rc = emit(app, txn, c, "UserRegistered", stream, uid,
+              json_pack("{s:s, s:s, s:s, s:s}", "user_id", uid_s, "username", name, "email", email,
+                        "password_hash", c->password_hash));
+    if (rc != 0)
+        return rc;
+    c->user_id = uid;
+    c->status = 201;
+    c->resp = json_pack("{s:s, s:s}", "user_id", uid_s, "username", name);
+    c->audit = "register";
+    return 0;
+}
+
+/* Answer with a fresh access token and @p refresh_token (RFC 6749 §5.1 fields). */
+static int
+token_response(struct cmd_app *app, struct cmd__command *c, int64_t sid, const char *refresh_token)
+{
+    char uid_s[ID_STR], *access = NULL;
+    int rc = cmd__jwt_issue(app->jwt_key, app->jwt_key_len, c->user_id, sid,
+                            sp_time_now_us() / 1000000, app->jwt_ttl_s, &access);
+    if (rc != 0)
+        return rc;
+    id_str(c->user_id, uid_s);
+    c->session_id = sid;
+    c->status = 200;
+    c->resp = json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", access, "token_type", "Bearer",
+                        "expires_in", (json_int_t)app->jwt_ttl_s, "refresh_token", refresh_token,
+                        "user_id", uid_s);
+    free(access);
+    return 0;
+}
+
+/* SessionStarted or SessionRefreshed with a new refresh token, then the token answer. */
+static int
+new_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t sid, bool start)
+{
+    char tok[CMD__REFRESH_TOKEN_LEN + 1], hash[CMD__HASH_HEX_LEN + 1];
+    char sid_s[ID_STR], uid_s[ID_STR], stream[ID_STR + 8], exp[32];
+    int rc = cmd__refresh_new(tok, hash);
+    if (rc != 0)
+        return rc;
+    sp_time_format_rfc3339(sp_time_now_us() + app->refresh_ttl_s * 1000000, exp, sizeof(exp));
+    id_str(sid, sid_s);
+    id_str(c->user_id, uid_s);
+    snprintf(stream, sizeof(stream), "session-%s", sid_s);
+    json_t *data =
+        json_pack("{s:s, s:s, s:s}", "session_id", sid_s, "refresh_hash", hash, "expires_at", exp);
+    if (start)
+        json_object_set_new(data, "user_id", json_string(uid_s));
+    rc = emit(app, txn, c, start ? "SessionStarted" : "SessionRefreshed", stream, c->user_id, data);
+    if (rc != 0)
+        return rc;
+    return token_response(app, c, sid, tok);
+}
+
+static int decide_login(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    char hash[CMD__PHC_MAX];
+    int rc = cmd__wm_user_hash(app->wm, txn, c->user_id, hash, sizeof(hash));
+    if (rc == SP_ENOTFOUND) {
+        cmd__fail(c, 401, "unauthorized", "invalid credentials");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    c->audit = "login_ok";
+    return new_refresh(app, txn, c, es_snowflake_next(&app->ids), true);
+}
+
+static int
+revoke(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t sid, const char *reason)
+{
+    char sid_s[ID_STR], stream[ID_STR + 8];
+    id_str(sid, sid_s);
+    snprintf(stream, sizeof(stream), "session-%s", sid_s);
+    return emit(app, txn, c, "SessionRevoked", stream, c->user_id,
+                json_pack("{s:s, s:s}", "session_id", sid_s, "reason", reason));
+}
+
+static int decide_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    struct cmd__session s;
+    int64_t sid;
+    int rc = cmd__wm_refresh_session(app->wm, txn, c->refresh_hash, &sid);
+    if (rc == 0)
+        rc = cmd__wm_session_get(app->wm, txn, sid, &s);
+    if (rc == SP_ENOTFOUND) {
+        cmd__fail(c, 401, "unauthorized", "refresh token is not valid");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    c->user_id = s.user_id;
+    c->session_id = sid;
+    if (s.revoked) {
+        cmd__fail(c, 401, "unauthorized", "session has been revoked");
+        return 0;
+    }
+    if (strcmp(s.refresh_hash, c->refresh_hash) != 0) {
+        cmd__fail(c, 401, "unauthorized", "refresh token was already used; session revoked");
+        c->audit = "refresh_token_reuse";
+        return revoke(app, txn, c, sid, "refresh_token_reuse");
+    }
+    if (s.expires_at_us <= sp_time_now_us()) {
+        cmd__fail(c, 401, "unauthorized", "session has expired");
+        return 0;
+    }
+    c->audit = "refresh";
+    return new_refresh(app, txn, c, sid, false);
+}
+
+/* 0 if c's session is live for c's user; 1 after failing c with 401; SP_EDB. */
+static int session_live(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    struct cmd__session s;
+    int rc = cmd__wm_session_get(app->wm, txn, c->session_id, &s);
+    if (rc == SP_EDB)
+        return rc;
+    if (rc != 0 || s.revoked || s.user_id != c->user_id || s.expires_at_us <= sp_time_now_us()) {
+        cmd__fail(c, 401, "unauthorized", "session is not active");
+        return 1;
+    }
+    return 0;
+}
+
+static int decide_logout(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    int rc = session_live(app, txn, c);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    rc = revoke(app, txn, c, c->session_id, "logout");
+    if (rc != 0)
+        return rc;
+    c->status = 200;
+    c->resp = json_object();
+    c->audit = "logout";
+    return 0;
+}
+
+static const char *const recipe_fields[] = {"title", "description", "ingredients",
+                                            "steps", "tags",        "image_media_ids"};
+
+static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    char rid_s[ID_STR], uid_s[ID_STR], stream[ID_STR + 8];
+    int rc = session_live(app, txn, c);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    int64_t rid = es_snowflake_next(&app->ids);
+    id_str(rid, rid_s);
+    id_str(c->user_id, uid_s);
+    snprintf(stream, sizeof(stream), "recipe-%s", rid_s);
+    json_t *data = json_pack("{s:s, s:s}", "recipe_id", rid_s, "author_id", uid_s);
+    for (size_t i = 0; i < sizeof(recipe_fields) / sizeof(recipe_fields[0]); i++) {
+        json_t *v = json_object_get(c->input, recipe_fields[i]);
+        if (!v)
+            v = strcmp(recipe_fields[i], "description") == 0 ? json_string("") : json_array();
+        else
+            json_incref(v);
+        json_object_set_new(data, recipe_fields[i], v);
+    }
+    if ((rc = emit(app, txn, c, "RecipeCreated", stream, c->user_id, data)) != 0)
+        return rc;
+    c->target_id = rid;
+    c->status = 201;
+    c->resp = json_pack("{s:s, s:I}", "recipe_id", rid_s, "version", (json_int_t)1);
+    return 0;
+}
+
+/* 0 if c may change its recipe (*version = current); 1 after failing c; SP_EDB. */
+static int recipe_editable(
+    struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, const char *stream, int64_t *version)
+{
+    struct cmd__recipe r;
+    int rc = session_live(app, txn, c);
+    if (rc != 0)
+        return rc;
+    rc = cmd__wm_recipe_get(app->wm, txn, c->target_id, &r);
+    if (rc == SP_EDB)
+        return rc;
+    if (rc != 0 || r.deleted) {
+        cmd__fail(c, 404, "not-found", "recipe not found");
+        return 1;
+    }
+    if (r.author_id != c->user_id) {
+        cmd__fail(c, 403, "forbidden", "only the author may change this recipe");
+        return 1;
+    }
+    if ((rc = cmd__wm_stream_version(app->wm, txn, stream, version)) != 0)
+        return rc;
+    if (c->if_match >= 0 && c->if_match != *version) {
+        cmd__fail(c, 412, "precondition-failed", "If-Match version %lld is stale; current is %lld",
+                  (long long)c->if_match, (long long)*version);
+        return 1;
+    }
+    return 0;
+}
+
+static int decide_change(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, bool del)
+{
+    char rid_s[ID_STR], stream[ID_STR + 8];
+    int64_t version;
+    id_str(c->target_id, rid_s);
+    snprintf(stream, sizeof(stream), "recipe-%s", rid_s);
+    int rc = recipe_editable(app, txn, c, stream, &version);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    json_t *data = json_object();
+    for (size_t i = 0; !del && i < sizeof(recipe_fields) / sizeof(recipe_fields[0]); i++) {
+        json_t *v = json_object_get(c->input, recipe_fields[i]);
+        if (v)
+            json_object_set(data, recipe_fields[i], v);
+    }
+    rc = emit(app, txn, c, del ? "RecipeDeleted" : "RecipeUpdated", stream, c->user_id, data);
+    if (rc != 0)
+        return rc;
+    c->status = 200;
+    c->resp = json_pack("{s:s, s:I}", "recipe_id", rid_s, "version", (json_int_t)version + 1);
+    return 0;
+}
+
+int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+{
+    switch (c->kind) {
+    case CMD_REGISTER:
+        return decide_register(app, txn, c);
+    case CMD_LOGIN:
+        return decide_login(app, txn, c);
+    case CMD_REFRESH:
+        return decide_refresh(app, txn, c);
+    case CMD_LOGOUT:
+        return decide_logout(app, txn, c);
+    case CMD_RECIPE_CREATE:
+        return decide_create(app, txn, c);
+    case CMD_RECIPE_UPDATE:
+        return decide_change(app, txn, c, false);
+    case CMD_RECIPE_DELETE:
+        return decide_change(app, txn, c, true);
+    }
+    return SP_EINVAL;
+}

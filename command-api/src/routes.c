@@ -1,0 +1,377 @@
+/*
+ * HTTP handlers of the write API (README "command-api"): parse, authenticate and
+ * validate a request, then queue it as a command for the group-commit batch. Bad
+ * requests are answered here and never reach the write model or the log.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_priv.h"
+#include "valid.h"
+
+#include "sp/log.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+/* Parse the JSON body; on failure answer 400/413 and return NULL. */
+static json_t *read_body(struct sp_http_req *req)
+{
+    struct sp_errbuf eb = {0};
+    json_t *body = NULL;
+    int rc = sp_http_req_json(req, &body, &eb);
+    if (rc != 0) {
+        sp_http_reply_error(req, rc, &eb);
+        return NULL;
+    }
+    return body;
+}
+
+/* Answer 400 naming every bad field if @p errors is not empty (stolen either way). */
+static bool reply_invalid(struct sp_http_req *req, json_t *errors)
+{
+    if (json_array_size(errors) == 0) {
+        json_decref(errors);
+        return false;
+    }
+    sp_http_reply_problem(req, 400, "validation", "the request has invalid fields", errors);
+    return true;
+}
+
+static void reply_unauthorized(struct sp_http_req *req, const char *detail)
+{
+    sp_http_add_header(req, "WWW-Authenticate", "Bearer");
+    sp_http_reply_problem(req, 401, "unauthorized", detail, NULL);
+}
+
+/* Verify the bearer token (not the session: the decider checks that). 0 or answered. */
+static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct cmd__claims *cl)
+{
+    struct sp_errbuf eb = {0};
+    const char *tok = sp_http_req_bearer(req);
+    if (!tok) {
+        reply_unauthorized(req, "a bearer access token is required");
+        return SP_EAUTH;
+    }
+    int rc =
+        cmd__jwt_verify(app->jwt_key, app->jwt_key_len, tok, sp_time_now_us() / 1000000, cl, &eb);
+    if (rc != 0)
+        reply_unauthorized(req, eb.msg);
+    return rc;
+}
+
+/*
+ * Idempotency-Key: scope it to the acting user and fingerprint the command (kind,
+ * target, raw body). 0 or answered 400.
+ */
+static int idem_setup(struct cmd__command *c)
+{
+    const char *key = sp_http_req_header(c->req, "Idempotency-Key");
+    size_t len, body_len = 0;
+    const void *body;
+    char head[64];
+    if (!key)
+        return 0;
+    len = strlen(key);
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] < 0x21 || key[i] > 0x7e)
+            len = 0;
+    }
+    if (len == 0 || len > CMD__IDEM_KEY_MAX) {
+        sp_http_reply_problem(c->req, 400, "validation", "bad Idempotency-Key header",
+                              json_pack("[{s:s, s:s}]", "field", "Idempotency-Key", "detail",
+                                        "must be 1 to 128 visible ASCII characters"));
+        return SP_EINVAL;
+    }
+    snprintf(c->idem_key, sizeof(c->idem_key), "%lld:%s", (long long)c->user_id, key);
+    body = sp_http_req_body(c->req, &body_len);
+    int n = snprintf(head, sizeof(head), "%s\n%lld\n", cmd__kind_name(c->kind),
+                     (long long)c->target_id);
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    if (sp_buf_add(&b, head, (size_t)n) != 0 || (body_len && sp_buf_add(&b, body, body_len) != 0))
+        SP_ASSERT(!"unbounded buffer refused an append");
+    cmd__sha256(b.data, b.len, c->idem_fp);
+    sp_buf_release(&b);
+    c->idem_on = true;
+    return 0;
+}
+
+static void h_register(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct sp_errbuf eb = {0};
+    json_t *body = read_body(req);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    cmd__valid_register(body, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        return;
+    }
+    struct cmd__command *c = cmd__command_new(CMD_REGISTER, req);
+    c->input = body;
+    if (idem_setup(c) != 0)
+        goto out_free;
+    const char *password = json_string_value(json_object_get(body, "password"));
+    int rc = cmd__password_hash(&app->argon2, password, c->password_hash, &eb);
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "%s", eb.msg);
+        sp_http_reply_problem(req, 500, "internal", "could not hash the password", NULL);
+        goto out_free;
+    }
+    cmd__enqueue(app, c);
+    return;
+out_free:
+    cmd__command_free(c);
+}
+
+/* Look up the login's user and check the password; 0 and *uid, else SP_EAUTH/SP_EDB. */
+static int check_login(struct cmd_app *app, json_t *body, int64_t *uid)
+{
+    const char *name = json_string_value(json_object_get(body, "username"));
+    const char *email = json_string_value(json_object_get(body, "email"));
+    const char *password = json_string_value(json_object_get(body, "password"));
+    char hash[CMD__PHC_MAX];
+    MDB_txn *txn = NULL;
+    int rc = cmd__wm_txn_begin(app->wm, NULL, true, &txn);
+    if (rc != 0)
+        return rc;
+    rc = name ? cmd__wm_user_by_name(app->wm, txn, name, uid)
+              : cmd__wm_user_by_email(app->wm, txn, email, uid);
+    if (rc == 0)
+        rc = cmd__wm_user_hash(app->wm, txn, *uid, hash, sizeof(hash));
+    mdb_txn_abort(txn);
+    if (rc == SP_EDB)
+        return rc;
+    if (rc != 0) {
+        /* Same work as a real check, so timing does not reveal unknown users. */
+        if (cmd__password_verify(app->dummy_hash, password) == 0)
+            sp_log(SP_LOG_DEBUG, "dummy password matched");
+        return SP_EAUTH;
+    }
+    return cmd__password_verify(hash, password);
+}
+
+static void h_login(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    int64_t uid = 0;
+    char uid_s[24];
+    json_t *body = read_body(req);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    cmd__valid_login(body, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        return;
+    }
+    int rc = check_login(app, body, &uid);
+    json_decref(body);
+    if (rc == SP_EDB) {
+        sp_http_reply_problem(req, 503, "unavailable", "the write model is unavailable", NULL);
+        return;
+    }
+    if (rc != 0) {
+        snprintf(uid_s, sizeof(uid_s), "%lld", (long long)uid);
+        sp_log_audit("login_failed",
+                     (const char *[]){"user_id", uid_s, "request_id", sp_http_req_id(req), "peer",
+                                      sp_http_req_peer(req), NULL});
+        reply_unauthorized(req, "invalid credentials");
+        return;
+    }
+    struct cmd__command *c = cmd__command_new(CMD_LOGIN, req);
+    c->user_id = uid;
+    cmd__enqueue(app, c);
+}
+
+static void h_refresh(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    json_t *body = read_body(req);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    cmd__valid_refresh(body, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        return;
+    }
+    struct cmd__command *c = cmd__command_new(CMD_REFRESH, req);
+    json_t *tok = json_object_get(body, "refresh_token");
+    cmd__sha256_hex(json_string_value(tok), json_string_length(tok), c->refresh_hash);
+    json_decref(body);
+    cmd__enqueue(app, c);
+}
+
+static void h_logout(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__claims cl;
+    if (authenticate(app, req, &cl) != 0)
+        return;
+    struct cmd__command *c = cmd__command_new(CMD_LOGOUT, req);
+    c->user_id = cl.user_id;
+    c->session_id = cl.session_id;
+    if (sp_http_req_method(req) == SP_HTTP_POST && idem_setup(c) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+static void h_validate(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__claims cl;
+    struct cmd__session s;
+    MDB_txn *txn = NULL;
+    char uid[24], sid[24], exp[32];
+    if (authenticate(app, req, &cl) != 0)
+        return;
+    int rc = cmd__wm_txn_begin(app->wm, NULL, true, &txn);
+    if (rc == 0) {
+        rc = cmd__wm_session_get(app->wm, txn, cl.session_id, &s);
+        mdb_txn_abort(txn);
+    }
+    if (rc == SP_EDB) {
+        sp_http_reply_problem(req, 503, "unavailable", "the write model is unavailable", NULL);
+        return;
+    }
+    if (rc != 0 || s.revoked || s.user_id != cl.user_id || s.expires_at_us <= sp_time_now_us()) {
+        reply_unauthorized(req, "session is not active");
+        return;
+    }
+    snprintf(uid, sizeof(uid), "%lld", (long long)cl.user_id);
+    snprintf(sid, sizeof(sid), "%lld", (long long)cl.session_id);
+    sp_time_format_rfc3339(cl.exp_s * 1000000, exp, sizeof(exp));
+    sp_http_reply_json(
+        req, 200,
+        json_pack("{s:s, s:s, s:s}", "user_id", uid, "session_id", sid, "expires_at", exp));
+}
+
+static void h_recipe_create(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__claims cl;
+    if (authenticate(app, req, &cl) != 0)
+        return;
+    json_t *body = read_body(req);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    cmd__valid_recipe(body, false, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        return;
+    }
+    struct cmd__command *c = cmd__command_new(CMD_RECIPE_CREATE, req);
+    c->input = body;
+    c->user_id = cl.user_id;
+    c->session_id = cl.session_id;
+    if (idem_setup(c) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+/* If-Match: "<n>", W/"<n>", <n> or *. @return 0 and *version (-1 for * or absent). */
+static int parse_if_match(struct sp_http_req *req, int64_t *version)
+{
+    const char *h = sp_http_req_header(req, "If-Match");
+    char digits[24];
+    char *end = NULL;
+    *version = -1;
+    if (!h || strcmp(h, "*") == 0)
+        return 0;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(digits) || strspn(h, "0123456789") < n)
+        return SP_EINVAL;
+    memcpy(digits, h, n);
+    digits[n] = '\0';
+    errno = 0;
+    long long v = strtoll(digits, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return SP_EINVAL;
+    *version = v;
+    return 0;
+}
+
+/* Common start of PUT and DELETE: token, recipe id, If-Match. NULL when answered. */
+static struct cmd__command *
+change_begin(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
+{
+    struct cmd__claims cl;
+    int64_t rid, if_match;
+    if (authenticate(app, req, &cl) != 0)
+        return NULL;
+    if (es_id_parse(sp_http_req_param(req, "id"), &rid) != 0) {
+        sp_http_reply_problem(req, 404, "not-found", "recipe not found", NULL);
+        return NULL;
+    }
+    if (parse_if_match(req, &if_match) != 0) {
+        sp_http_reply_problem(req, 400, "validation", "bad If-Match header",
+                              json_pack("[{s:s, s:s}]", "field", "If-Match", "detail",
+                                        "must be a quoted stream version such as \"3\""));
+        return NULL;
+    }
+    struct cmd__command *c = cmd__command_new(kind, req);
+    c->user_id = cl.user_id;
+    c->session_id = cl.session_id;
+    c->target_id = rid;
+    c->if_match = if_match;
+    return c;
+}
+
+static void h_recipe_update(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = change_begin(app, req, CMD_RECIPE_UPDATE);
+    if (!c)
+        return;
+    json_t *body = read_body(req);
+    if (!body)
+        goto out_free;
+    json_t *errors = json_array();
+    cmd__valid_recipe(body, true, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        goto out_free;
+    }
+    c->input = body;
+    cmd__enqueue(app, c);
+    return;
+out_free:
+    cmd__command_free(c);
+}
+
+static void h_recipe_delete(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = change_begin(app, req, CMD_RECIPE_DELETE);
+    if (c)
+        cmd__enqueue(app, c);
+}
+
+void cmd__routes_install(struct cmd_app *app)
+{
+    sp_http_route(app->http, SP_HTTP_POST, "/auth/register", h_register, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/auth/login", h_login, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/auth/refresh", h_refresh, app);
+    sp_http_route(app->http, SP_HTTP_POST | SP_HTTP_GET, "/auth/logout", h_logout, app);
+    sp_http_route(app->http, SP_HTTP_GET, "/auth/validate", h_validate, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/recipes", h_recipe_create, app);
+    sp_http_route(app->http, SP_HTTP_PUT, "/recipes/{id}", h_recipe_update, app);
+    sp_http_route(app->http, SP_HTTP_DELETE, "/recipes/{id}", h_recipe_delete, app);
+}

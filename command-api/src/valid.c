@@ -1,0 +1,274 @@
+/* Request body validation with one error per bad field (README "Field rules"). */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "valid.h"
+
+#include "es/id.h"
+
+#include "sp/banned.h"
+
+struct text_rule {
+    size_t min_cp, max_cp;
+    bool multiline;
+};
+
+static const struct text_rule RULE_TITLE = {1, 200, false};
+static const struct text_rule RULE_DESCRIPTION = {0, 10000, true};
+static const struct text_rule RULE_INGREDIENT = {1, 1000, false};
+static const struct text_rule RULE_STEP = {1, 10000, true};
+static const struct text_rule RULE_TAG = {1, 64, false};
+
+void cmd__verr(json_t *errors, const char *field, const char *fmt, ...)
+{
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(ap);
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "detail", detail));
+}
+
+/* Decode one UTF-8 sequence at s[0..len); returns its length, or 0 if malformed. */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+    size_t k;
+    uint32_t c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xE0) == 0xC0) {
+        k = 2, c &= 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        k = 3, c &= 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        k = 4, c &= 0x07;
+    } else {
+        return 0;
+    }
+    if (k > len)
+        return 0;
+    for (size_t j = 1; j < k; j++) {
+        if ((s[j] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[j] & 0x3F);
+    }
+    if ((k == 2 && c < 0x80) || (k == 3 && c < 0x800) || (k == 4 && c < 0x10000) || c > 0x10FFFF ||
+        (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return k;
+}
+
+const char *cmd__text_fault(const char *s, size_t len, bool multiline, size_t *n_cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t k = utf8_next(p + i, len - i, &cp);
+        if (k == 0)
+            return "is not valid UTF-8";
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            if (!multiline)
+                return "must not contain control characters";
+            if (cp != '\n' && cp != '\t')
+                return "must not contain control characters other than newline and tab";
+        }
+        i += k;
+        n++;
+    }
+    *n_cp = n;
+    return NULL;
+}
+
+/* Check one string value against @p rule; appends an error naming @p field. */
+static void check_text(json_t *errors, const char *field, json_t *v, const struct text_rule *rule)
+{
+    size_t n_cp;
+    if (!json_is_string(v)) {
+        cmd__verr(errors, field, "must be a string");
+        return;
+    }
+    const char *fault =
+        cmd__text_fault(json_string_value(v), json_string_length(v), rule->multiline, &n_cp);
+    if (fault)
+        cmd__verr(errors, field, "%s", fault);
+    else if (n_cp < rule->min_cp || n_cp > rule->max_cp)
+        cmd__verr(errors, field, "must be %zu to %zu characters long (is %zu)", rule->min_cp,
+                  rule->max_cp, n_cp);
+}
+
+static void check_text_array(json_t *errors,
+                             const char *field,
+                             json_t *v,
+                             size_t min_items,
+                             size_t max_items,
+                             const struct text_rule *rule)
+{
+    char item[64];
+    size_t i;
+    json_t *e;
+    if (!json_is_array(v)) {
+        cmd__verr(errors, field, "must be an array of strings");
+        return;
+    }
+    if (json_array_size(v) < min_items || json_array_size(v) > max_items) {
+        cmd__verr(errors, field, "must have %zu to %zu items (has %zu)", min_items, max_items,
+                  json_array_size(v));
+        return;
+    }
+    json_array_foreach(v, i, e) {
+        snprintf(item, sizeof(item), "%s/%zu", field, i);
+        check_text(errors, item, e, rule);
+    }
+}
+
+static void check_ids(json_t *errors, const char *field, json_t *v, size_t max_items)
+{
+    char item[64];
+    size_t i;
+    json_t *e;
+    int64_t id;
+    if (!json_is_array(v)) {
+        cmd__verr(errors, field, "must be an array of id strings");
+        return;
+    }
+    if (json_array_size(v) > max_items) {
+        cmd__verr(errors, field, "must have at most %zu items (has %zu)", max_items,
+                  json_array_size(v));
+        return;
+    }
+    json_array_foreach(v, i, e) {
+        snprintf(item, sizeof(item), "%s/%zu", field, i);
+        if (!json_is_string(e) || es_id_parse(json_string_value(e), &id) != 0)
+            cmd__verr(errors, item, "must be a decimal id string");
+    }
+}
+
+/* Name every key of @p body not in the NULL-terminated @p known list. */
+static void check_unknown(json_t *body, const char *const *known, json_t *errors)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, key) == 0;
+        if (!ok)
+            cmd__verr(errors, key, "is not a known field");
+    }
+}
+
+static void check_username(json_t *errors, json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    if (!v) {
+        cmd__verr(errors, "username", "is required");
+        return;
+    }
+    if (!s) {
+        cmd__verr(errors, "username", "must be a string");
+        return;
+    }
+    if (n < 3 || n > 32 ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789_.-") != n ||
+        json_string_length(v) != n)
+        cmd__verr(errors, "username", "must be 3 to 32 characters of A-Z, a-z, 0-9, _ . -");
+}
+
+static void check_email(json_t *errors, json_t *v)
+{
+    static const struct text_rule rule = {3, 254, false};
+    const char *s = json_string_value(v);
+    size_t before = json_array_size(errors);
+    if (!v) {
+        cmd__verr(errors, "email", "is required");
+        return;
+    }
+    check_text(errors, "email", v, &rule);
+    if (json_array_size(errors) != before)
+        return;
+    const char *at = strchr(s, '@');
+    if (!at || at == s || at[1] == '\0' || strchr(at + 1, '@') || strpbrk(s, " \t"))
+        cmd__verr(errors, "email", "must be an address with one @ and no spaces");
+}
+
+static void check_password(json_t *errors, json_t *v, size_t min_cp)
+{
+    const struct text_rule rule = {min_cp, 128, false};
+    if (!v) {
+        cmd__verr(errors, "password", "is required");
+        return;
+    }
+    check_text(errors, "password", v, &rule);
+}
+
+void cmd__valid_register(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"username", "email", "password", NULL};
+    check_unknown(body, known, errors);
+    check_username(errors, json_object_get(body, "username"));
+    check_email(errors, json_object_get(body, "email"));
+    check_password(errors, json_object_get(body, "password"), 8);
+}
+
+void cmd__valid_login(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"username", "email", "password", NULL};
+    static const struct text_rule rule = {1, 254, false};
+    json_t *user = json_object_get(body, "username"), *email = json_object_get(body, "email");
+    check_unknown(body, known, errors);
+    if (!user && !email)
+        cmd__verr(errors, "username", "username or email is required");
+    if (user)
+        check_text(errors, "username", user, &rule);
+    if (email)
+        check_text(errors, "email", email, &rule);
+    check_password(errors, json_object_get(body, "password"), 1);
+}
+
+void cmd__valid_refresh(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"refresh_token", NULL};
+    static const struct text_rule rule = {1, 256, false};
+    json_t *v = json_object_get(body, "refresh_token");
+    check_unknown(body, known, errors);
+    if (!v)
+        cmd__verr(errors, "refresh_token", "is required");
+    else
+        check_text(errors, "refresh_token", v, &rule);
+}
+
+void cmd__valid_recipe(json_t *body, bool update, json_t *errors)
+{
+    static const char *const known[] = {"title", "description",     "ingredients", "steps",
+                                        "tags",  "image_media_ids", NULL};
+    json_t *v;
+    check_unknown(body, known, errors);
+    if (update && json_object_size(body) == 0)
+        cmd__verr(errors, "body", "must contain at least one recipe field");
+    if ((v = json_object_get(body, "title")))
+        check_text(errors, "title", v, &RULE_TITLE);
+    else if (!update)
+        cmd__verr(errors, "title", "is required");
+    if ((v = json_object_get(body, "description")))
+        check_text(errors, "description", v, &RULE_DESCRIPTION);
+    if ((v = json_object_get(body, "ingredients")))
+        check_text_array(errors, "ingredients", v, 1, 200, &RULE_INGREDIENT);
+    else if (!update)
+        cmd__verr(errors, "ingredients", "is required");
+    if ((v = json_object_get(body, "steps")))
+        check_text_array(errors, "steps", v, 1, 200, &RULE_STEP);
+    else if (!update)
+        cmd__verr(errors, "steps", "is required");
+    if ((v = json_object_get(body, "tags")))
+        check_text_array(errors, "tags", v, 0, 30, &RULE_TAG);
+    if ((v = json_object_get(body, "image_media_ids")))
+        check_ids(errors, "image_media_ids", v, 20);
+}

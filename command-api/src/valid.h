@@ -1,0 +1,42 @@
+/*
+ * Request validation per the README's field rules: every bad field becomes one
+ * {"field","detail"} object appended to an errors array (RFC 9457 extension member
+ * "errors"), so one answer names every problem. Lengths are in Unicode code points.
+ */
+#ifndef CMD_VALID_H
+#define CMD_VALID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+/**
+ * Check that @p len bytes at @p s are valid UTF-8 (RFC 3629: no overlongs, surrogates
+ * or code points past U+10FFFF) without control characters (C0, DEL, C1), except "\n"
+ * and "\t" when @p multiline.
+ * @param[out] n_cp  code points counted
+ * @return NULL if fine, else a static description of the fault
+ */
+const char *cmd__text_fault(const char *s, size_t len, bool multiline, size_t *n_cp);
+
+/** Append {"field": @p field, "detail": formatted} to @p errors. */
+void cmd__verr(json_t *errors, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Validate a register body {username, email, password}; faults go to @p errors. */
+void cmd__valid_register(json_t *body, json_t *errors);
+
+/** Validate a login body {username | email, password}. */
+void cmd__valid_login(json_t *body, json_t *errors);
+
+/** Validate a refresh body {refresh_token}. */
+void cmd__valid_refresh(json_t *body, json_t *errors);
+
+/**
+ * Validate a recipe body. @p update: every field optional but at least one required;
+ * otherwise title, ingredients and steps are required.
+ */
+void cmd__valid_recipe(json_t *body, bool update, json_t *errors);
+
+#endif

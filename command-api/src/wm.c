@@ -1,0 +1,572 @@
+/* The command-api write model: LMDB tables folded from the event log (see wm.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "wm.h"
+
+#include "es/id.h"
+#include "sp/alloc.h"
+#include "sp/log.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+enum wm_table {
+    WM_META,
+    WM_STREAMS,
+    WM_NAMES,
+    WM_EMAILS,
+    WM_USERS,
+    WM_SESSIONS,
+    WM_REFRESH,
+    WM_RECIPES,
+    WM_IDEM,
+    WM_NTABLES
+};
+
+static const char *const wm_table_names[WM_NTABLES] = {"meta",    "streams", "usernames",
+                                                       "emails",  "users",   "sessions",
+                                                       "refresh", "recipes", "idempotency"};
+
+struct cmd__wm {
+    MDB_env *env;
+    MDB_dbi dbi[WM_NTABLES];
+};
+
+#define WM_CATCHUP_BATCH 1024
+#define WM_KEY_MAX       320 /* lower-cased names/emails and idempotency keys */
+
+static void id_key(int64_t id, unsigned char out[8])
+{
+    uint64_t u = (uint64_t)id;
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char)(u & 0xff);
+        u >>= 8;
+    }
+}
+
+static int64_t id_from_val(const MDB_val *v)
+{
+    uint64_t u = 0;
+    const unsigned char *p = v->mv_data;
+    for (size_t i = 0; i < 8 && i < v->mv_size; i++)
+        u = (u << 8) | p[i];
+    return (int64_t)u;
+}
+
+/* LMDB's MDB_val is not const-correct; it never writes through key or data on put/get. */
+static void *unconst(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
+static int wm_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v)
+{
+    MDB_val key = {.mv_size = klen, .mv_data = unconst(k)};
+    int rc = mdb_get(txn, dbi, &key, v);
+    if (rc == MDB_NOTFOUND)
+        return SP_ENOTFOUND;
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "write model read failed: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return 0;
+}
+
+static int wm_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    MDB_val key = {.mv_size = klen, .mv_data = unconst(k)};
+    MDB_val val = {.mv_size = vlen, .mv_data = unconst(v)};
+    int rc = mdb_put(txn, dbi, &key, &val, 0);
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "write model write failed: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return 0;
+}
+
+/* ASCII lower-case copy of @p s into @p out; SP_ETOOBIG if it does not fit. */
+static int lower_key(const char *s, unsigned char *out, size_t out_size, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n >= out_size)
+        return SP_ETOOBIG;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+    }
+    out[n] = 0;
+    *len = n;
+    return 0;
+}
+
+static int wm_open_tables(struct cmd__wm *wm, struct sp_errbuf *eb)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(wm->env, NULL, 0, &txn);
+    if (rc != 0)
+        return sp_err_set(eb, SP_EDB, NULL, "could not begin write model txn: %s",
+                          mdb_strerror(rc));
+    for (int i = 0; i < WM_NTABLES; i++) {
+        rc = mdb_dbi_open(txn, wm_table_names[i], MDB_CREATE, &wm->dbi[i]);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return sp_err_set(eb, SP_EDB, NULL, "could not open write model table \"%s\": %s",
+                              wm_table_names[i], mdb_strerror(rc));
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return sp_err_set(eb, SP_EDB, NULL, "could not create write model tables: %s",
+                          mdb_strerror(rc));
+    return 0;
+}
+
+int cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struct sp_errbuf *eb)
+{
+    struct cmd__wm *wm = sp_xcalloc(1, sizeof(*wm));
+    int rc;
+
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        rc = sp_err_set(eb, -errno, NULL, "could not create write model dir \"%s\": %s", dir,
+                        strerror(errno));
+        goto out_free;
+    }
+    rc = mdb_env_create(&wm->env);
+    if (rc != 0) {
+        rc = sp_err_set(eb, SP_EDB, NULL, "could not create write model env: %s", mdb_strerror(rc));
+        goto out_free;
+    }
+    if (mdb_env_set_maxdbs(wm->env, WM_NTABLES + 2) != 0 ||
+        mdb_env_set_mapsize(wm->env, map_size_bytes) != 0) {
+        rc = sp_err_set(eb, SP_EDB, NULL, "could not size write model env");
+        goto out_close_env;
+    }
+    rc = mdb_env_open(wm->env, dir, MDB_NOSYNC | MDB_NOTLS, 0640);
+    if (rc != 0) {
+        rc = sp_err_set(eb, SP_EDB, NULL, "could not open write model \"%s\": %s", dir,
+                        mdb_strerror(rc));
+        goto out_close_env;
+    }
+    rc = wm_open_tables(wm, eb);
+    if (rc != 0)
+        goto out_close_env;
+    *out = wm;
+    return 0;
+
+out_close_env:
+    mdb_env_close(wm->env);
+out_free:
+    free(wm);
+    return rc;
+}
+
+void cmd__wm_close(struct cmd__wm *wm)
+{
+    if (!wm)
+        return;
+    (void)mdb_env_sync(wm->env, 1);
+    mdb_env_close(wm->env);
+    free(wm);
+}
+
+int cmd__wm_txn_begin(struct cmd__wm *wm, MDB_txn *parent, bool rdonly, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(wm->env, parent, rdonly ? MDB_RDONLY : 0, txn);
+    if (rc != 0) {
+        sp_log(SP_LOG_ERROR, "could not begin write model txn: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return 0;
+}
+
+/* ---- lookups ---- */
+
+int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int64_t next_offset)
+{
+    unsigned char v[8];
+    id_key(next_offset, v);
+    return wm_put(txn, wm->dbi[WM_META], "checkpoint", 10, v, 8);
+}
+
+int cmd__wm_checkpoint_get(struct cmd__wm *wm, MDB_txn *txn, int64_t *next_offset)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_META], "checkpoint", 10, &v);
+    *next_offset = 0;
+    if (rc == SP_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        *next_offset = id_from_val(&v);
+    return rc;
+}
+
+int cmd__wm_stream_version(struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t *version)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_STREAMS], stream, strlen(stream), &v);
+    *version = 0;
+    if (rc == SP_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        *version = id_from_val(&v);
+    return rc;
+}
+
+static int lookup_lower(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t *user_id)
+{
+    unsigned char key[WM_KEY_MAX];
+    size_t len;
+    MDB_val v;
+    if (lower_key(s, key, sizeof(key), &len) != 0)
+        return SP_ENOTFOUND;
+    int rc = wm_get(txn, dbi, key, len, &v);
+    if (rc == 0)
+        *user_id = id_from_val(&v);
+    return rc;
+}
+
+int cmd__wm_user_by_name(struct cmd__wm *wm, MDB_txn *txn, const char *username, int64_t *user_id)
+{
+    return lookup_lower(txn, wm->dbi[WM_NAMES], username, user_id);
+}
+
+int cmd__wm_user_by_email(struct cmd__wm *wm, MDB_txn *txn, const char *email, int64_t *user_id)
+{
+    return lookup_lower(txn, wm->dbi[WM_EMAILS], email, user_id);
+}
+
+int cmd__wm_user_hash(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, char *out, size_t out_size)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(user_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_USERS], k, 8, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size >= out_size)
+        return SP_ETOOBIG;
+    memcpy(out, v.mv_data, v.mv_size);
+    out[v.mv_size] = '\0';
+    return 0;
+}
+
+int cmd__wm_session_get(struct cmd__wm *wm,
+                        MDB_txn *txn,
+                        int64_t session_id,
+                        struct cmd__session *out)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(session_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_SESSIONS], k, 8, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != sizeof(*out))
+        return SP_EDB;
+    memcpy(out, v.mv_data, sizeof(*out));
+    return 0;
+}
+
+static int
+session_put(struct cmd__wm *wm, MDB_txn *txn, int64_t session_id, const struct cmd__session *s)
+{
+    unsigned char k[8];
+    id_key(session_id, k);
+    return wm_put(txn, wm->dbi[WM_SESSIONS], k, 8, s, sizeof(*s));
+}
+
+int cmd__wm_refresh_session(struct cmd__wm *wm,
+                            MDB_txn *txn,
+                            const char *hash_hex,
+                            int64_t *session_id)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_REFRESH], hash_hex, strlen(hash_hex), &v);
+    if (rc == 0)
+        *session_id = id_from_val(&v);
+    return rc;
+}
+
+int cmd__wm_recipe_get(struct cmd__wm *wm, MDB_txn *txn, int64_t recipe_id, struct cmd__recipe *out)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(recipe_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_RECIPES], k, 8, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != sizeof(*out))
+        return SP_EDB;
+    memcpy(out, v.mv_data, sizeof(*out));
+    return 0;
+}
+
+int cmd__wm_idem_get(struct cmd__wm *wm, MDB_txn *txn, const char *key, struct cmd__idem *out)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_IDEM], key, strlen(key), &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size < 36)
+        return SP_EDB;
+    const unsigned char *p = v.mv_data;
+    memcpy(out->fingerprint, p, 32);
+    memcpy(&out->status, p + 32, 4);
+    out->body = v.mv_size > 36 ? sp_xstrndup((const char *)p + 36, v.mv_size - 36) : NULL;
+    return 0;
+}
+
+int cmd__wm_idem_put(struct cmd__wm *wm, MDB_txn *txn, const char *key, const struct cmd__idem *rec)
+{
+    size_t body_len = rec->body ? strlen(rec->body) : 0;
+    unsigned char *v = sp_xmalloc(36 + body_len);
+    memcpy(v, rec->fingerprint, 32);
+    memcpy(v + 32, &rec->status, 4);
+    if (body_len)
+        memcpy(v + 36, rec->body, body_len);
+    int rc = wm_put(txn, wm->dbi[WM_IDEM], key, strlen(key), v, 36 + body_len);
+    free(v);
+    return rc;
+}
+
+/* ---- the fold ---- */
+
+static int data_id(const struct es_event *ev, const char *field, int64_t *out, struct sp_errbuf *eb)
+{
+    const char *s = json_string_value(json_object_get(ev->data, field));
+    if (!s || es_id_parse(s, out) != 0) {
+        sp_err_set(eb, SP_ESCHEMA, field, "%s %s: bad or missing %s", ev->type, ev->id, field);
+        return SP_ESCHEMA;
+    }
+    return 0;
+}
+
+static const char *data_str(const struct es_event *ev, const char *field)
+{
+    return json_string_value(json_object_get(ev->data, field));
+}
+
+/* Id of the aggregate from the stream name "<category>-<id>". */
+static int stream_id(const struct es_event *ev, int64_t *out, struct sp_errbuf *eb)
+{
+    const char *dash = strrchr(ev->stream, '-');
+    if (!dash || es_id_parse(dash + 1, out) != 0) {
+        sp_err_set(eb, SP_ESCHEMA, "stream", "bad stream \"%s\"", ev->stream);
+        return SP_ESCHEMA;
+    }
+    return 0;
+}
+
+static int put_lower(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t user_id)
+{
+    unsigned char key[WM_KEY_MAX];
+    size_t len;
+    unsigned char v[8];
+    if (lower_key(s, key, sizeof(key), &len) != 0)
+        return SP_ESCHEMA;
+    id_key(user_id, v);
+    return wm_put(txn, dbi, key, len, v, 8);
+}
+
+static int apply_user_registered(struct cmd__wm *wm,
+                                 MDB_txn *txn,
+                                 const struct es_event *ev,
+                                 struct sp_errbuf *eb)
+{
+    int64_t uid;
+    unsigned char k[8];
+    const char *name = data_str(ev, "username"), *email = data_str(ev, "email");
+    const char *hash = data_str(ev, "password_hash");
+    int rc = data_id(ev, "user_id", &uid, eb);
+    if (rc != 0)
+        return rc;
+    if (!name || !email || !hash)
+        return sp_err_set(eb, SP_ESCHEMA, NULL, "UserRegistered %s: missing field", ev->id);
+    id_key(uid, k);
+    if ((rc = put_lower(txn, wm->dbi[WM_NAMES], name, uid)) != 0 ||
+        (rc = put_lower(txn, wm->dbi[WM_EMAILS], email, uid)) != 0 ||
+        (rc = wm_put(txn, wm->dbi[WM_USERS], k, 8, hash, strlen(hash))) != 0)
+        return rc;
+    return 0;
+}
+
+/* SessionStarted and SessionRefreshed: set the current refresh hash and expiry. */
+static int apply_session_hash(
+    struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, bool started, struct sp_errbuf *eb)
+{
+    int64_t sid, exp_us;
+    struct cmd__session s;
+    unsigned char v[8];
+    const char *hash = data_str(ev, "refresh_hash"), *exp = data_str(ev, "expires_at");
+    int rc = data_id(ev, "session_id", &sid, eb);
+    if (rc != 0)
+        return rc;
+    if (!hash || strlen(hash) != CMD__HASH_HEX_LEN || !exp ||
+        sp_time_parse_rfc3339(exp, &exp_us) != 0)
+        return sp_err_set(eb, SP_ESCHEMA, NULL, "%s %s: bad refresh_hash or expires_at", ev->type,
+                          ev->id);
+    if (started) {
+        memset(&s, 0, sizeof(s));
+        if ((rc = data_id(ev, "user_id", &s.user_id, eb)) != 0)
+            return rc;
+    } else if ((rc = cmd__wm_session_get(wm, txn, sid, &s)) != 0) {
+        return rc == SP_ENOTFOUND ? sp_err_set(eb, SP_ESCHEMA, NULL, "unknown session") : rc;
+    }
+    s.expires_at_us = exp_us;
+    memcpy(s.refresh_hash, hash, CMD__HASH_HEX_LEN + 1);
+    id_key(sid, v);
+    if ((rc = session_put(wm, txn, sid, &s)) != 0)
+        return rc;
+    return wm_put(txn, wm->dbi[WM_REFRESH], hash, CMD__HASH_HEX_LEN, v, 8);
+}
+
+static int apply_session_revoked(struct cmd__wm *wm,
+                                 MDB_txn *txn,
+                                 const struct es_event *ev,
+                                 struct sp_errbuf *eb)
+{
+    int64_t sid;
+    struct cmd__session s;
+    int rc = data_id(ev, "session_id", &sid, eb);
+    if (rc != 0)
+        return rc;
+    rc = cmd__wm_session_get(wm, txn, sid, &s);
+    if (rc != 0)
+        return rc == SP_ENOTFOUND ? sp_err_set(eb, SP_ESCHEMA, NULL, "unknown session") : rc;
+    s.revoked = 1;
+    return session_put(wm, txn, sid, &s);
+}
+
+static int apply_recipe(
+    struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, bool created, struct sp_errbuf *eb)
+{
+    int64_t rid;
+    struct cmd__recipe r;
+    unsigned char k[8];
+    int rc = stream_id(ev, &rid, eb);
+    if (rc != 0)
+        return rc;
+    memset(&r, 0, sizeof(r));
+    if (created) {
+        if ((rc = data_id(ev, "author_id", &r.author_id, eb)) != 0)
+            return rc;
+    } else if ((rc = cmd__wm_recipe_get(wm, txn, rid, &r)) != 0) {
+        return rc == SP_ENOTFOUND ? sp_err_set(eb, SP_ESCHEMA, NULL, "unknown recipe") : rc;
+    } else {
+        r.deleted = 1;
+    }
+    id_key(rid, k);
+    return wm_put(txn, wm->dbi[WM_RECIPES], k, 8, &r, sizeof(r));
+}
+
+int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    unsigned char v[8];
+    const char *t = ev->type;
+    int rc;
+
+    if (!ev->stream || !t || !ev->data)
+        return sp_err_set(eb, SP_ESCHEMA, NULL, "event without stream, type or data");
+    id_key(ev->stream_version, v);
+    rc = wm_put(txn, wm->dbi[WM_STREAMS], ev->stream, strlen(ev->stream), v, 8);
+    if (rc != 0)
+        return rc;
+    if (strcmp(t, "UserRegistered") == 0)
+        return apply_user_registered(wm, txn, ev, eb);
+    if (strcmp(t, "SessionStarted") == 0)
+        return apply_session_hash(wm, txn, ev, true, eb);
+    if (strcmp(t, "SessionRefreshed") == 0)
+        return apply_session_hash(wm, txn, ev, false, eb);
+    if (strcmp(t, "SessionRevoked") == 0)
+        return apply_session_revoked(wm, txn, ev, eb);
+    if (strcmp(t, "RecipeCreated") == 0)
+        return apply_recipe(wm, txn, ev, true, eb);
+    if (strcmp(t, "RecipeDeleted") == 0)
+        return apply_recipe(wm, txn, ev, false, eb);
+    return 0; /* RecipeUpdated and types this model does not need: version only */
+}
+
+/* ---- catch-up ---- */
+
+struct catchup {
+    struct cmd__wm *wm;
+    MDB_txn *txn;
+    int64_t applied;
+};
+
+static int catchup_record(const struct es_log_record *rec, void *ud)
+{
+    struct catchup *cu = ud;
+    struct es_event ev;
+    struct sp_errbuf eb = {0};
+    int rc;
+
+    es_event_init(&ev);
+    rc = es_log_record_decode(rec, &ev, &eb);
+    if (rc == 0)
+        rc = cmd__wm_apply(cu->wm, cu->txn, &ev, &eb);
+    es_event_release(&ev);
+    if (rc == SP_EDB)
+        return rc;
+    if (rc != 0) {
+        char off[24];
+        snprintf(off, sizeof(off), "%lld", (long long)rec->pos.offset);
+        sp_logf(SP_LOG_WARN, (const char *[]){"offset", off, NULL},
+                "write model skipped an event it could not fold: %s", eb.msg);
+        return 0;
+    }
+    cu->applied++;
+    return 0;
+}
+
+/* One catch-up step: fold up to WM_CATCHUP_BATCH records; *done when at the end. */
+static int catchup_step(
+    struct cmd__wm *wm, struct es_log *log, struct catchup *cu, bool *done, struct sp_errbuf *eb)
+{
+    int64_t from, next, end;
+    int rc = cmd__wm_txn_begin(wm, NULL, false, &cu->txn);
+    if (rc != 0)
+        return sp_err_set(eb, rc, NULL, "could not begin write model txn");
+    if ((rc = cmd__wm_checkpoint_get(wm, cu->txn, &from)) != 0 ||
+        (rc = es_log_end(log, 0, &end, eb)) != 0)
+        goto out_abort;
+    if (from > end) {
+        rc = sp_err_set(eb, SP_ESTATE, NULL,
+                        "write model checkpoint %lld is past the log end %lld: delete "
+                        "writemodel.dir to rebuild it",
+                        (long long)from, (long long)end);
+        goto out_abort;
+    }
+    rc = es_log_read(log, 0, from, WM_CATCHUP_BATCH, catchup_record, cu, &next, eb);
+    if (rc != 0)
+        goto out_abort;
+    if ((rc = cmd__wm_checkpoint_put(wm, cu->txn, next)) != 0)
+        goto out_abort;
+    rc = mdb_txn_commit(cu->txn);
+    cu->txn = NULL;
+    if (rc != 0)
+        return sp_err_set(eb, SP_EDB, NULL, "write model commit failed: %s", mdb_strerror(rc));
+    *done = next == from || next >= end;
+    return 0;
+out_abort:
+    mdb_txn_abort(cu->txn);
+    cu->txn = NULL;
+    return rc;
+}
+
+int cmd__wm_catch_up(struct cmd__wm *wm, struct es_log *log, int64_t *applied, struct sp_errbuf *eb)
+{
+    struct catchup cu = {.wm = wm};
+    bool done = false;
+    int rc = 0;
+    while (!done && rc == 0)
+        rc = catchup_step(wm, log, &cu, &done, eb);
+    if (applied)
+        *applied = cu.applied;
+    return rc;
+}

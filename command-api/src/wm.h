@@ -1,0 +1,125 @@
+/*
+ * The write model: an LMDB environment owned by the one command-api process holding
+ * what the command handlers need to decide. It is a fold of the event log: every change
+ * except idempotency records goes through cmd__wm_apply(), at catch-up and after each
+ * decided event, and the table "meta" holds the checkpoint (next log offset folded).
+ *
+ * Tables: streams (stream id -> 8-byte stream version), usernames (lower-case -> user
+ * id), emails (lower-case -> user id), users (user id -> argon2id PHC string),
+ * sessions (id -> struct cmd__session), refresh (refresh hash hex -> session id),
+ * recipes (id -> struct cmd__recipe), idempotency ("<user>:<key>" -> record).
+ * Ids as keys are 8-byte big-endian. Opened with MDB_NOSYNC: the log is the durable
+ * record; after an OS crash the write model is rebuilt by catch-up (idempotency records
+ * written since the last sync may be lost).
+ */
+#ifndef CMD_WM_H
+#define CMD_WM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "es/event.h"
+#include "es/log.h"
+#include "sp/err.h"
+
+#define CMD__HASH_HEX_LEN 64 /* lower-case hex SHA-256 */
+
+struct cmd__wm;
+
+struct cmd__session {
+    int64_t user_id;
+    int64_t expires_at_us;                    /* µs since the epoch */
+    int32_t revoked;                          /* 0 or 1 */
+    char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* current one, lower-case hex */
+};
+
+struct cmd__recipe {
+    int64_t author_id;
+    int32_t deleted; /* 0 or 1 */
+};
+
+/** One stored idempotent answer; body owned by the caller after a get (free()). */
+struct cmd__idem {
+    unsigned char fingerprint[32]; /* SHA-256 of command kind, target and body */
+    int32_t status;                /* 0 = decided in the batch in flight, not yet answered */
+    char *body;                    /* JSON text of the answer, or NULL when status is 0 */
+};
+
+/**
+ * Open (creating if needed) the write model at @p dir.
+ * @param[out] out  owned; close with cmd__wm_close()
+ * @return 0, SP_EDB or -errno (eb says which).
+ */
+SP_MUST_CHECK int
+cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struct sp_errbuf *eb);
+
+/** Sync and close; NULL is a no-op. */
+void cmd__wm_close(struct cmd__wm *wm);
+
+/** Begin a transaction (@p parent for a nested one; NULL for a top-level one). */
+SP_MUST_CHECK int
+cmd__wm_txn_begin(struct cmd__wm *wm, MDB_txn *parent, bool rdonly, MDB_txn **txn);
+
+/**
+ * Fold one event into the write model: sets the stream's version, then updates the
+ * tables the event's type touches (unknown types only move the stream version).
+ * @return 0; SP_ESCHEMA if the payload lacks a field the fold needs; SP_EDB.
+ */
+SP_MUST_CHECK int
+cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb);
+
+/**
+ * Catch up from the checkpoint to the end of partition 0 of @p log, in transactions of
+ * up to 1024 events each with the checkpoint. Records that fail to decode or fold are
+ * logged and skipped.
+ * @param[out] applied  number of records folded (may be NULL)
+ * @return 0; SP_ESTATE if the checkpoint is past the end of the log; SP_EDB.
+ */
+SP_MUST_CHECK int
+cmd__wm_catch_up(struct cmd__wm *wm, struct es_log *log, int64_t *applied, struct sp_errbuf *eb);
+
+/** Store the checkpoint (offset of the next event to fold). @return 0 or SP_EDB. */
+SP_MUST_CHECK int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int64_t next_offset);
+/** Read the checkpoint (0 when none). @return 0 or SP_EDB. */
+SP_MUST_CHECK int cmd__wm_checkpoint_get(struct cmd__wm *wm, MDB_txn *txn, int64_t *next_offset);
+
+/** Current version of @p stream, 0 if it has no events. @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_stream_version(struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t *version);
+
+/** User id owning @p username (case-insensitive). @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_user_by_name(struct cmd__wm *wm, MDB_txn *txn, const char *username, int64_t *user_id);
+/** User id owning @p email (case-insensitive). @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_user_by_email(struct cmd__wm *wm, MDB_txn *txn, const char *email, int64_t *user_id);
+/**
+ * Password hash of a user, copied into @p out (NUL-terminated).
+ * @return 0, SP_ENOTFOUND, SP_ETOOBIG if @p out_size is too small, SP_EDB.
+ */
+SP_MUST_CHECK int
+cmd__wm_user_hash(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, char *out, size_t out_size);
+
+/** @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_session_get(struct cmd__wm *wm, MDB_txn *txn, int64_t session_id, struct cmd__session *out);
+/** Session that ever held refresh hash @p hash_hex. @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int cmd__wm_refresh_session(struct cmd__wm *wm,
+                                          MDB_txn *txn,
+                                          const char *hash_hex,
+                                          int64_t *session_id);
+/** @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_recipe_get(struct cmd__wm *wm, MDB_txn *txn, int64_t recipe_id, struct cmd__recipe *out);
+
+/** Idempotency record for @p key. @return 0 (out->body owned), SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_idem_get(struct cmd__wm *wm, MDB_txn *txn, const char *key, struct cmd__idem *out);
+/** Store an idempotency record (body may be NULL). @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_idem_put(struct cmd__wm *wm, MDB_txn *txn, const char *key, const struct cmd__idem *rec);
+
+#endif
