@@ -39,9 +39,14 @@ bool sp_log_enabled(enum sp_log_level level)
     return level >= sp__log_min;
 }
 
-/* Whether @p s is a JSON number of the form -?(0|[1-9][0-9]*)(\.[0-9]+)?. */
+/*
+ * Whether @p s is a JSON number of the form -?(0|[1-9][0-9]*)(\.[0-9]+)? of at most 16
+ * characters, so that every JSON parser reads it exactly (IEEE 754 doubles hold 15 decimal
+ * digits); longer digit strings, such as 64-bit ids, stay strings.
+ */
 static bool sp__is_number(const char *s)
 {
+    const char *start = s;
     if (*s == '-')
         s++;
     if (*s == '0')
@@ -58,7 +63,14 @@ static bool sp__is_number(const char *s)
         while (*s >= '0' && *s <= '9')
             s++;
     }
-    return *s == '\0';
+    return *s == '\0' && s - start <= 16;
+}
+
+/* Ids are strings everywhere in Stockpot (DESIGN.md), whatever they look like. */
+static bool sp__is_id_key(const char *key)
+{
+    size_t len = strlen(key);
+    return strcmp(key, "id") == 0 || (len > 3 && strcmp(key + len - 3, "_id") == 0);
 }
 
 static int sp__log_field(struct sp_buf *line, const char *key, const char *value)
@@ -70,7 +82,7 @@ static int sp__log_field(struct sp_buf *line, const char *key, const char *value
         return rc;
     if (!value)
         return sp_buf_adds(line, "null");
-    if (sp__is_number(value))
+    if (!sp__is_id_key(key) && sp__is_number(value))
         return sp_buf_adds(line, value);
     rc = sp_buf_adds(line, "\"");
     rc = rc ? rc : sp_buf_add_json_str(line, value, strlen(value));

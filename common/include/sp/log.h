@@ -29,7 +29,8 @@ void sp_log(enum sp_log_level level, const char *fmt, ...) __attribute__((format
  * Like sp_log, with extra fields: @p kv is a NULL-terminated list of key, value string
  * pairs, e.g. sp_logf(SP_LOG_INFO, (const char *[]){"route", "/x", "status", "200", NULL},
  * "request"). Values are written as JSON strings, except values that are entirely an
- * integer or decimal number, which are written as numbers.
+ * integer or decimal number of at most 16 characters (exact as an IEEE 754 double), which
+ * are written as numbers. Keys "id" and "*_id" are always strings: ids are 64-bit.
  */
 void sp_logf(enum sp_log_level level, const char *const *kv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
