@@ -1,0 +1,330 @@
+/* HTTP write benchmark: POST /recipes over N concurrent keep-alive connections (libevent
+ * evhttp client), bodies from a recipes JSONL file; prints commands/s and latency. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "sp/alloc.h"
+#include "sp/time.h"
+#include "sp/banned.h"
+
+struct bench_opts {
+    const char *host;
+    int port;
+    const char *path;  /* request path, e.g. /recipes */
+    const char *data;  /* JSONL recipes file */
+    const char *token; /* bearer access token; NULL = none */
+    long connections;  /* concurrent keep-alive connections */
+    long requests;     /* total requests to send */
+    long duration_s;   /* hard cap on the run, seconds */
+    long timeout_s;    /* per-request timeout, seconds */
+};
+
+struct bench {
+    struct bench_opts opt;
+    struct event_base *base;
+    char **bodies; /* owned, n_bodies request bodies (compact JSON) */
+    size_t n_bodies;
+    long sent;        /* requests issued */
+    long done;        /* responses (or failures) received */
+    long ok;          /* 2xx */
+    long failed;      /* no HTTP response (connection error, timeout) */
+    long by_class[6]; /* responses by status class 1xx..5xx */
+    int64_t *lat_us;  /* latency of every answered request, done entries */
+    int64_t start_us; /* monotonic start of the run */
+    int64_t deadline_us;
+    char last_position[128]; /* Stockpot-Position of the last 2xx answer */
+};
+
+struct bench_conn {
+    struct bench *b;
+    struct evhttp_connection *evcon;
+    int64_t sent_us; /* monotonic time the in-flight request was sent */
+};
+
+static void bench_send(struct bench_conn *c);
+
+/* Build the create-recipe body (only the API's fields) of one JSONL record; owned. */
+static char *bench_body_of(const char *line)
+{
+    static const char *const fields[] = {"title", "description", "ingredients", "steps", "tags"};
+    json_error_t jerr;
+    json_t *rec = json_loads(line, 0, &jerr);
+    json_t *body = NULL;
+    char *out = NULL;
+    if (!json_is_object(rec))
+        goto out_free_rec;
+    body = json_object();
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        json_t *v = json_object_get(rec, fields[i]);
+        if (v == NULL || (json_is_string(v) && json_string_length(v) == 0))
+            continue;
+        json_object_set(body, fields[i], v);
+    }
+    out = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+out_free_rec:
+    json_decref(rec);
+    return out;
+}
+
+/* Load every record of the JSONL file at @p path as a request body. @return 0 or -errno. */
+static int bench_load(struct bench *b, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, alloc = 1024;
+    if (f == NULL)
+        return -errno;
+    b->bodies = sp_xmalloc(alloc * sizeof(char *));
+    while (getline(&line, &cap, f) > 0) {
+        char *body = bench_body_of(line);
+        if (body == NULL)
+            continue;
+        if (b->n_bodies == alloc) {
+            alloc *= 2;
+            b->bodies = sp_xrealloc(b->bodies, alloc * sizeof(char *));
+        }
+        b->bodies[b->n_bodies++] = body;
+    }
+    free(line);
+    fclose(f);
+    return b->n_bodies > 0 ? 0 : -ENODATA;
+}
+
+static void bench_record(struct bench *b, struct evhttp_request *req, int64_t lat_us)
+{
+    int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+    b->done++;
+    if (code <= 0 || code >= 600) {
+        b->failed++;
+        return;
+    }
+    b->lat_us[b->done - b->failed - 1] = lat_us;
+    b->by_class[code / 100]++;
+    if (code / 100 == 2) {
+        const char *pos =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Stockpot-Position");
+        b->ok++;
+        if (pos != NULL)
+            snprintf(b->last_position, sizeof(b->last_position), "%s", pos);
+    }
+}
+
+static void bench_on_response(struct evhttp_request *req, void *arg)
+{
+    struct bench_conn *c = arg;
+    struct bench *b = c->b;
+    int64_t now_us = sp_time_mono_us();
+    bench_record(b, req, now_us - c->sent_us);
+    if (b->sent < b->opt.requests && now_us < b->deadline_us) {
+        bench_send(c);
+        return;
+    }
+    if (b->done == b->sent)
+        event_base_loopbreak(b->base);
+}
+
+static void bench_send(struct bench_conn *c)
+{
+    struct bench *b = c->b;
+    struct evhttp_request *req = evhttp_request_new(bench_on_response, c);
+    const char *body = b->bodies[(size_t)b->sent % b->n_bodies];
+    struct evkeyvalq *hdrs = evhttp_request_get_output_headers(req);
+    char auth[4096];
+    evhttp_add_header(hdrs, "Host", b->opt.host);
+    evhttp_add_header(hdrs, "Content-Type", "application/json");
+    if (b->opt.token != NULL) {
+        snprintf(auth, sizeof(auth), "Bearer %s", b->opt.token);
+        evhttp_add_header(hdrs, "Authorization", auth);
+    }
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    b->sent++;
+    c->sent_us = sp_time_mono_us();
+    if (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, b->opt.path) != 0) {
+        /* the request was freed by libevent; count it as failed */
+        bench_record(b, NULL, 0);
+        if (b->done == b->sent && b->sent >= b->opt.requests)
+            event_base_loopbreak(b->base);
+    }
+}
+
+static int bench_cmp_i64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, x = *(const int64_t *)pb;
+    return (a > x) - (a < x);
+}
+
+static double bench_pct_ms(const int64_t *sorted, long n, double pct)
+{
+    long i;
+    if (n <= 0)
+        return 0.0;
+    i = (long)(pct / 100.0 * (double)n + 0.5) - 1;
+    if (i < 0)
+        i = 0;
+    if (i >= n)
+        i = n - 1;
+    return (double)sorted[i] / 1000.0;
+}
+
+static void bench_report(struct bench *b, int64_t elapsed_us)
+{
+    long answered = b->done - b->failed;
+    double secs = (double)elapsed_us / 1e6;
+    qsort(b->lat_us, (size_t)answered, sizeof(int64_t), bench_cmp_i64);
+    printf(
+        "bench_http: POST %s on %s:%d, %ld keep-alive connections, %zu distinct bodies from %s\n",
+        b->opt.path, b->opt.host, b->opt.port, b->opt.connections, b->n_bodies, b->opt.data);
+    printf("requests:     %ld sent, %ld answered (2xx %ld, 4xx %ld, 5xx %ld), %ld failed\n",
+           b->sent, answered, b->ok, b->by_class[4], b->by_class[5], b->failed);
+    printf("elapsed:      %.3f s\n", secs);
+    printf("commands/s:   %.1f (2xx answers per second)\n", secs > 0 ? (double)b->ok / secs : 0.0);
+    printf("latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+           bench_pct_ms(b->lat_us, answered, 50), bench_pct_ms(b->lat_us, answered, 90),
+           bench_pct_ms(b->lat_us, answered, 99),
+           answered > 0 ? (double)b->lat_us[answered - 1] / 1000.0 : 0.0);
+    printf("last_position: %s\n", b->last_position[0] ? b->last_position : "-");
+}
+
+static void bench_usage(FILE *out)
+{
+    fprintf(out, "usage: bench_http [options]\n"
+                 "  POST recipe bodies from a JSONL file to the command API over concurrent\n"
+                 "  keep-alive connections; prints commands/s and p50/p90/p99/max latency.\n"
+                 "  --host H          default 127.0.0.1 (loopback only)\n"
+                 "  --port P          default 8080\n"
+                 "  --path P          default /recipes\n"
+                 "  --data FILE       recipes JSONL, default deploy/data/sample.jsonl\n"
+                 "  --token T         bearer access token (default $SP_BENCH_TOKEN)\n"
+                 "  --connections N   concurrent connections, default 16\n"
+                 "  --requests N      total requests, default 5000\n"
+                 "  --duration-s S    stop sending after S seconds, default 120\n"
+                 "  --timeout-s S     per-request timeout, default 30\n");
+}
+
+static long bench_num(const char *s, long min, long max)
+{
+    char *end = NULL;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "bench_http: bad number \"%s\" (%ld..%ld)\n", s, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+static int bench_parse(struct bench_opts *o, int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"host", 1, NULL, 'H'},      {"port", 1, NULL, 'p'},
+        {"path", 1, NULL, 'P'},      {"data", 1, NULL, 'd'},
+        {"token", 1, NULL, 't'},     {"connections", 1, NULL, 'c'},
+        {"requests", 1, NULL, 'n'},  {"duration-s", 1, NULL, 'D'},
+        {"timeout-s", 1, NULL, 'T'}, {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int ch;
+    *o = (struct bench_opts){
+        "127.0.0.1", 8080, "/recipes", "deploy/data/sample.jsonl", getenv("SP_BENCH_TOKEN"), 16,
+        5000,        120,  30};
+    while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (ch) {
+        case 'H':
+            o->host = optarg;
+            break;
+        case 'p':
+            o->port = (int)bench_num(optarg, 1, 65535);
+            break;
+        case 'P':
+            o->path = optarg;
+            break;
+        case 'd':
+            o->data = optarg;
+            break;
+        case 't':
+            o->token = optarg;
+            break;
+        case 'c':
+            o->connections = bench_num(optarg, 1, 1024);
+            break;
+        case 'n':
+            o->requests = bench_num(optarg, 1, 10000000);
+            break;
+        case 'D':
+            o->duration_s = bench_num(optarg, 1, 3600);
+            break;
+        case 'T':
+            o->timeout_s = bench_num(optarg, 1, 600);
+            break;
+        case 'h':
+            bench_usage(stdout);
+            exit(0);
+        default:
+            bench_usage(stderr);
+            return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+static int bench_run(struct bench *b)
+{
+    long n = b->opt.connections < b->opt.requests ? b->opt.connections : b->opt.requests;
+    struct bench_conn *conns = sp_xcalloc((size_t)n, sizeof(*conns));
+    int64_t elapsed_us;
+    b->lat_us = sp_xcalloc((size_t)b->opt.requests, sizeof(int64_t));
+    b->start_us = sp_time_mono_us();
+    b->deadline_us = b->start_us + b->opt.duration_s * 1000000;
+    for (long i = 0; i < n; i++) {
+        conns[i].b = b;
+        conns[i].evcon =
+            evhttp_connection_base_new(b->base, NULL, b->opt.host, (unsigned short)b->opt.port);
+        evhttp_connection_set_timeout(conns[i].evcon, (int)b->opt.timeout_s);
+    }
+    for (long i = 0; i < n; i++)
+        bench_send(&conns[i]);
+    event_base_dispatch(b->base);
+    elapsed_us = sp_time_mono_us() - b->start_us;
+    bench_report(b, elapsed_us);
+    for (long i = 0; i < n; i++)
+        evhttp_connection_free(conns[i].evcon);
+    free(conns);
+    return b->failed == 0 && b->ok > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench b = {0};
+    int rc;
+    if (bench_parse(&b.opt, argc, argv) != 0)
+        return 2;
+    rc = bench_load(&b, b.opt.data);
+    if (rc != 0) {
+        fprintf(stderr, "bench_http: could not load recipes \"%s\": %s\n", b.opt.data,
+                strerror(-rc));
+        return 2;
+    }
+    b.base = event_base_new();
+    if (b.base == NULL) {
+        fprintf(stderr, "bench_http: could not create event base\n");
+        return 2;
+    }
+    rc = bench_run(&b);
+    event_base_free(b.base);
+    for (size_t i = 0; i < b.n_bodies; i++)
+        free(b.bodies[i]);
+    free(b.bodies);
+    free(b.lat_us);
+    return rc;
+}

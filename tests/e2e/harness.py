@@ -1,0 +1,521 @@
+"""End-to-end test harness: runs the real Stockpot daemons against a real PostgreSQL.
+
+Python 3 standard library only. A test module builds one `Cluster` (its own fresh
+PostgreSQL database, free loopback ports, temporary log and write-model directories,
+cheap argon2 parameters), starts the daemons it needs, and talks HTTP to them.
+
+Environment:
+  SP_BIN_DIR   directory holding stockpot-* binaries (set by ctest); otherwise the
+               first <repo>/build*/bin that has them
+  PG*          libpq connection of the server to create test databases in (set by
+               pg_virtualenv); the database named by PGDATABASE is used for
+               CREATE/DROP DATABASE
+  SP_E2E_KEEP  if set, keep the temporary directory and database after the run
+"""
+
+import base64
+import glob
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+DAEMONS = {
+    # short name -> (binary, port config key)
+    "command": ("stockpot-command-api", "STOCKPOT_COMMAND_PORT"),
+    "query": ("stockpot-query-api", "STOCKPOT_QUERY_PORT"),
+    "projector": ("stockpot-projector", "STOCKPOT_PROJECTOR_PORT"),
+}
+
+JWT_SECRET = "e2e-test-secret-0123456789abcdef0123456789abcdef"
+
+_CLUSTERS = []  # every Cluster made in this process, for log dumps and cleanup
+
+
+def bin_dir():
+    """Directory of the stockpot binaries under test."""
+    d = os.environ.get("SP_BIN_DIR")
+    if d:
+        return os.path.abspath(d)
+    for cand in sorted(glob.glob(os.path.join(REPO_ROOT, "build*", "bin"))):
+        if os.path.exists(os.path.join(cand, "stockpot-replay")):
+            return cand
+    return os.path.join(REPO_ROOT, "build", "bin")
+
+
+def binary(name):
+    return os.path.join(bin_dir(), name)
+
+
+def sample_path():
+    """The 771 sample recipes shipped in the project (deploy/data/sample.jsonl)."""
+    p = os.path.join(REPO_ROOT, "deploy", "data", "sample.jsonl")
+    return p
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+
+def psql(sql, dbname=None, check=True):
+    """Run one SQL command with psql (PG* env); returns stdout text (unaligned, tuples only)."""
+    cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    if dbname:
+        cmd[1:1] = ["-d", dbname]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise RuntimeError("psql failed (%d): %s\n%s" % (p.returncode, sql, p.stderr))
+    return p.stdout.strip()
+
+
+def require_pg():
+    """Skip-free check: the PG* environment must point at a server (pg_virtualenv)."""
+    if not os.environ.get("PGHOST") and not os.environ.get("PGPORT"):
+        sys.stderr.write("e2e: PGHOST/PGPORT not set; run under pg_virtualenv\n")
+    psql("SELECT 1")
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict, lower-case names
+        self.body = body  # bytes
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    @property
+    def content_type(self):
+        return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+    def __repr__(self):
+        b = self.body[:600].decode("utf-8", "replace")
+        return "<HTTP %d %s %s>" % (self.status, self.header("content-type"), b)
+
+
+def request(port, method, path, body=None, headers=None, token=None, timeout=60, raw=None):
+    """One HTTP/1.1 request to 127.0.0.1:port on a fresh connection.
+
+    body: a JSON-serialisable object (sent as JSON); raw: bytes sent as they are.
+    """
+    hdrs = {}
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    data = None
+    if raw is not None:
+        data = raw
+        hdrs["Content-Type"] = "application/json"
+    elif body is not None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        hdrs["Content-Type"] = "application/json"
+    if headers:
+        hdrs.update(headers)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        payload = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, payload)
+    finally:
+        conn.close()
+
+
+class KeepAliveClient:
+    """A keep-alive HTTP/1.1 connection that reconnects once if the server closed it."""
+
+    def __init__(self, port, timeout=60):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, token=None):
+        hdrs = {"Content-Type": "application/json"}
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        if headers:
+            hdrs.update(headers)
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=hdrs)
+                r = self.conn.getresponse()
+                payload = r.read()
+                if r.will_close:
+                    self.close()
+                return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, payload)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# ---------------------------------------------------------------------------
+# JWT (HS256) helpers for forged tokens
+
+
+def _b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jwt_parts(token):
+    """(header dict, payload dict) of a compact JWS, without verifying it."""
+    h, p, _ = token.split(".")
+    return json.loads(_b64url_decode(h)), json.loads(_b64url_decode(p))
+
+
+def jwt_sign(header, payload, key):
+    """Compact HS256 JWS of header/payload signed with key (str or bytes)."""
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    signing_input = (
+        _b64url(json.dumps(header, separators=(",", ":")).encode())
+        + "."
+        + _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    )
+    sig = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return signing_input + "." + _b64url(sig)
+
+
+def jwt_none(payload):
+    """Unsigned token with alg=none (must be rejected)."""
+    h = _b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    p = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    return h + "." + p + "."
+
+
+# ---------------------------------------------------------------------------
+# Daemons
+
+
+class Daemon:
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.binary, self.port_key = DAEMONS[name]
+        self.port = cluster.ports[name]
+        self.proc = None
+        self.starts = 0
+        self.log_paths = []
+
+    def start(self, wait=True, timeout=90):
+        assert self.proc is None or self.proc.poll() is not None, self.name + " already running"
+        self.starts += 1
+        path = os.path.join(self.cluster.tmp, "%s.%d.stderr" % (self.name, self.starts))
+        self.log_paths.append(path)
+        f = open(path, "wb")
+        self.proc = subprocess.Popen(
+            [binary(self.binary)],
+            env=self.cluster.env,
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=self.cluster.tmp,
+        )
+        f.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(
+                    "%s exited with %s before it was ready; log:\n%s"
+                    % (self.name, self.proc.returncode, self.log_tail())
+                )
+            try:
+                r = request(self.port, "GET", "/readyz", timeout=5)
+                if r.status == 200:
+                    return
+                last = r
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        raise AssertionError("%s not ready after %ss (last: %r)" % (self.name, timeout, last))
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait; returns the exit code (kill -9 and raise if it hangs)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not stop within %ss of SIGTERM" % (self.name, timeout))
+
+    def kill9(self):
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_tail(self, max_lines=200):
+        out = []
+        for p in self.log_paths:
+            try:
+                with open(p, "rb") as f:
+                    lines = f.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+            if len(lines) > max_lines:
+                lines = ["... (%d lines cut)" % (len(lines) - max_lines)] + lines[-max_lines:]
+            out.append("----- %s -----\n%s" % (p, "\n".join(lines)))
+        return "\n".join(out)
+
+    def log_text(self):
+        text = []
+        for p in self.log_paths:
+            with open(p, "rb") as f:
+                text.append(f.read().decode("utf-8", "replace"))
+        return "\n".join(text)
+
+
+class Cluster:
+    """A fresh database, temp dirs, free ports and the daemons of one test module."""
+
+    def __init__(self, name, extra_env=None):
+        require_pg()
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="sp-e2e-%s-" % name)
+        self.dbname = "e2e_%s_%d" % (name, os.getpid())
+        psql('DROP DATABASE IF EXISTS "%s"' % self.dbname)
+        psql('CREATE DATABASE "%s"' % self.dbname)
+        self.ports = {k: free_port() for k in DAEMONS}
+        env = dict(os.environ)
+        env.update(
+            {
+                "STOCKPOT_LOG_DIR": os.path.join(self.tmp, "log"),
+                "STOCKPOT_WRITEMODEL_DIR": os.path.join(self.tmp, "writemodel"),
+                "STOCKPOT_PG_CONNINFO": "dbname=" + self.dbname,
+                "STOCKPOT_COMMAND_HOST": "127.0.0.1",
+                "STOCKPOT_QUERY_HOST": "127.0.0.1",
+                "STOCKPOT_PROJECTOR_HOST": "127.0.0.1",
+                "STOCKPOT_COMMAND_PORT": str(self.ports["command"]),
+                "STOCKPOT_QUERY_PORT": str(self.ports["query"]),
+                "STOCKPOT_PROJECTOR_PORT": str(self.ports["projector"]),
+                "STOCKPOT_ARGON2_T_COST": "1",
+                "STOCKPOT_ARGON2_M_COST_KIB": "1024",
+                "STOCKPOT_JWT_SECRET": JWT_SECRET,
+                # ASan: keep leak reports in the captured stderr, fail on them
+                "ASAN_OPTIONS": env.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+            }
+        )
+        for d in ("log", "writemodel"):
+            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+        if extra_env:
+            env.update(extra_env)
+        self.env = env
+        self.daemons = {k: Daemon(self, k) for k in DAEMONS}
+        self.tool_logs = []
+        _CLUSTERS.append(self)
+
+    def __getitem__(self, name):
+        return self.daemons[name]
+
+    @property
+    def command_port(self):
+        return self.ports["command"]
+
+    @property
+    def query_port(self):
+        return self.ports["query"]
+
+    def replay(self, *args, check=True, timeout=300):
+        """Run stockpot-replay with this cluster's config; returns CompletedProcess (text)."""
+        p = subprocess.run(
+            [binary("stockpot-replay")] + list(args),
+            env=self.env,
+            capture_output=True,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        self.tool_logs.append("$ stockpot-replay %s  -> %d\n%s" % (" ".join(args), p.returncode, err[-4000:]))
+        p = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        if check and p.returncode != 0:
+            raise AssertionError(
+                "stockpot-replay %s exited %d\nstdout:\n%s\nstderr:\n%s"
+                % (" ".join(args), p.returncode, out[-4000:], err[-4000:])
+            )
+        return p
+
+    def migrate(self):
+        return self.replay("migrate")
+
+    def start_all(self):
+        self.migrate()
+        for n in ("command", "projector", "query"):
+            self.daemons[n].start(wait=False)
+        for n in ("command", "projector", "query"):
+            self.daemons[n].wait_ready()
+
+    def log_count(self):
+        """Number of events in the log (lines of `stockpot-replay dump`)."""
+        out = self.replay("dump").stdout
+        return len([l for l in out.splitlines() if l.strip()])
+
+    def sql(self, query):
+        return psql(query, dbname=self.dbname)
+
+    def stop_all(self):
+        """SIGTERM every running daemon; returns {name: exit code}."""
+        codes = {}
+        for n in ("query", "projector", "command"):
+            d = self.daemons[n]
+            if d.alive():
+                try:
+                    codes[n] = d.stop()
+                except AssertionError:
+                    codes[n] = "hung"
+        return codes
+
+    def dump_logs(self, stream=sys.stderr):
+        stream.write("\n===== e2e logs of cluster %s (%s) =====\n" % (self.name, self.tmp))
+        for d in self.daemons.values():
+            if d.log_paths:
+                stream.write(d.log_tail() + "\n")
+        for t in self.tool_logs[-10:]:
+            stream.write("----- tool -----\n" + t + "\n")
+        stream.flush()
+
+    def cleanup(self):
+        for d in self.daemons.values():
+            d.kill9()
+        if os.environ.get("SP_E2E_KEEP"):
+            sys.stderr.write("e2e: kept %s and database %s\n" % (self.tmp, self.dbname))
+            return
+        try:
+            psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.dbname, check=False)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Domain helpers
+
+
+def register_and_login(port, username, password="correct horse battery", email=None):
+    """Register a user and log in; returns the login JSON (plus 'register' = register JSON)."""
+    email = email or (username + "@example.com")
+    r = request(port, "POST", "/auth/register", {"username": username, "email": email, "password": password})
+    if r.status != 201:
+        raise AssertionError("register %s: %r" % (username, r))
+    reg = r.json()
+    r = request(port, "POST", "/auth/login", {"username": username, "password": password})
+    if r.status != 200:
+        raise AssertionError("login %s: %r" % (username, r))
+    out = r.json()
+    out["register"] = reg
+    return out
+
+
+def recipe_body(rec):
+    """The create-recipe body of one sample.jsonl record (only the API's fields)."""
+    body = {
+        "title": rec["title"],
+        "ingredients": rec["ingredients"],
+        "steps": rec["steps"],
+        "tags": rec.get("tags") or [],
+    }
+    if rec.get("description"):
+        body["description"] = rec["description"]
+    return body
+
+
+def load_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def get_after(port, path, token, deadline_s=120):
+    """GET with Stockpot-After, retrying 503 (not applied yet) until deadline_s."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        r = request(port, "GET", path, headers={"Stockpot-After": token})
+        if r.status != 503 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def list_all_recipes(port, limit=100, after=None, max_pages=1000):
+    """Every recipe through GET /recipes cursor pagination (Link rel=next / max_id)."""
+    items = []
+    path = "/recipes?limit=%d" % limit
+    hdrs = {"Stockpot-After": after} if after else None
+    for _ in range(max_pages):
+        r = request(port, "GET", path, headers=hdrs)
+        if r.status != 200:
+            raise AssertionError("GET %s: %r" % (path, r))
+        page = r.json()["items"]
+        items.extend(page)
+        if len(page) < limit:
+            break
+        link = r.header("link")
+        if link and "rel=\"next\"" in link:
+            path = link.split(">")[0].lstrip("<").strip()
+            if path.startswith("http"):
+                path = "/" + path.split("/", 3)[3]
+        else:
+            path = "/recipes?limit=%d&max_id=%s" % (limit, page[-1]["id"])
+    return items
+
+
+# ---------------------------------------------------------------------------
+# Runner
+
+
+def main():
+    """unittest.main that prints every daemon's stderr on failure and cleans up."""
+    prog = unittest.TestProgram(module="__main__", exit=False, verbosity=2)
+    ok = prog.result.wasSuccessful()
+    if not ok:
+        for c in _CLUSTERS:
+            c.dump_logs()
+    for c in _CLUSTERS:
+        c.cleanup()
+    sys.exit(0 if ok else 1)
