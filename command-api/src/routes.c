@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "app_priv.h"
@@ -280,17 +282,24 @@ static void h_recipe_create(struct sp_http_req *req, void *ud)
     cmd__enqueue(app, c);
 }
 
-/* If-Match: "<n>", W/"<n>", <n> or *. @return 0 and *version (-1 for * or absent). */
+/*
+ * If-Match: "<n>", <n> or *. @return 0 and *version (-1 for * or absent). A weak tag
+ * W/"<n>" never matches: RFC 9110 §13.1.1 compares If-Match strongly, so it gets
+ * INT64_MAX, which no stream reaches, and the command answers 412.
+ */
 static int parse_if_match(struct sp_http_req *req, int64_t *version)
 {
     const char *h = sp_http_req_header(req, "If-Match");
     char digits[24];
     char *end = NULL;
+    bool weak = false;
     *version = -1;
     if (!h || strcmp(h, "*") == 0)
         return 0;
-    if (strncmp(h, "W/", 2) == 0)
+    if (strncmp(h, "W/", 2) == 0) {
         h += 2;
+        weak = true;
+    }
     size_t n = strlen(h);
     if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
         h++;
@@ -304,7 +313,7 @@ static int parse_if_match(struct sp_http_req *req, int64_t *version)
     long long v = strtoll(digits, &end, 10);
     if (errno != 0 || *end != '\0')
         return SP_EINVAL;
-    *version = v;
+    *version = weak ? INT64_MAX : v;
     return 0;
 }
 

@@ -432,6 +432,9 @@ static void test_recipe_lifecycle(void **state)
     assert_true(names_field(r, "body"));
     json_decref(r);
     assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
+    /* RFC 9110 §13.1.1: If-Match compares strongly, so a weak tag never matches */
+    snprintf(im, sizeof(im), "If-Match: W/\"2\"");
+    assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
     snprintf(im, sizeof(im), "If-Match: \"2\"");
     assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 3);
