@@ -158,6 +158,19 @@ double sp_metrics_value(struct sp_metrics *m, const char *name, const char *labe
     return v;
 }
 
+/*
+ * A sample value in the shortest of %.15g and %.17g that reads back as the same double,
+ * so 0.006003 prints as such rather than as 0.0060029999999999997.
+ */
+static int sp__render_value(struct sp_buf *out, double value)
+{
+    char text[40];
+    snprintf(text, sizeof(text), "%.15g", value);
+    if (strtod(text, NULL) != value)
+        snprintf(text, sizeof(text), "%.17g", value);
+    return sp_buf_addf(out, " %s\n", text);
+}
+
 /* One sample line: name{labels[,extra]} value */
 static int sp__render_sample(struct sp_buf *out,
                              const char *name,
@@ -170,7 +183,7 @@ static int sp__render_sample(struct sp_buf *out,
     bool has_l = labels[0] != '\0', has_e = extra && extra[0] != '\0';
     if (!rc && (has_l || has_e))
         rc = sp_buf_addf(out, "{%s%s%s}", labels, has_l && has_e ? "," : "", has_e ? extra : "");
-    return rc ? rc : sp_buf_addf(out, " %.17g\n", value);
+    return rc ? rc : sp__render_value(out, value);
 }
 
 static int
