@@ -10,6 +10,25 @@
 #define ES_WAIT_MIN_US 200  /* first sleep between polls of the end offset */
 #define ES_WAIT_MAX_US 5000 /* backoff cap */
 
+/* log.backend = kafka: the kafka.* keys (bounds already checked by the config table). */
+static int open_kafka(const struct sp_config *cfg,
+                      enum es_log_mode mode,
+                      struct es_log **out,
+                      struct sp_errbuf *eb)
+{
+    struct es_kafka_opts opts = {
+        .brokers = sp_config_str(cfg, "kafka.brokers"),
+        .topic = sp_config_str(cfg, "kafka.topic"),
+        .partitions = (int32_t)sp_config_int(cfg, "kafka.partitions"),
+        .replication_factor = (int16_t)sp_config_int(cfg, "kafka.replication_factor"),
+        .transactional_id = sp_config_str(cfg, "kafka.transactional_id"),
+        .timeout_ms = (int)sp_config_int(cfg, "kafka.timeout_ms"),
+        .max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes"),
+    };
+
+    return es_log_open_kafka(&opts, mode, out, eb);
+}
+
 int es_log_open(const struct sp_config *cfg,
                 enum es_log_mode mode,
                 struct es_log **out,
@@ -20,9 +39,11 @@ int es_log_open(const struct sp_config *cfg,
     int64_t max_event_bytes = sp_config_int(cfg, "log.max_event_bytes");
 
     *out = NULL;
+    if (backend != NULL && strcmp(backend, "kafka") == 0)
+        return open_kafka(cfg, mode, out, eb);
     if (backend == NULL || strcmp(backend, "lmdb") != 0)
         return sp_err_set(eb, SP_EINVAL, "log.backend",
-                          "log backend \"%s\" is not supported (only \"lmdb\")",
+                          "log backend \"%s\" is not supported (\"lmdb\" or \"kafka\")",
                           backend ? backend : "");
     if (map_size_mb < 1 || max_event_bytes < 1)
         return sp_err_set(eb, SP_EINVAL,

@@ -1,6 +1,6 @@
 /*
  * Private backend interface of the event log: es_log.c validates arguments and dispatches
- * through this vtable; each backend (log_lmdb.c; Kafka later) embeds struct es_log first.
+ * through this vtable; each backend (log_lmdb.c, log_kafka*.c) embeds struct es_log first.
  */
 #ifndef ES_LOG_IMPL_H
 #define ES_LOG_IMPL_H

@@ -7,10 +7,16 @@
  * Keys (see sp_config_print_help for the authoritative list with defaults):
  *   mode                      dev | production (production requires jwt.secret)
  *   logging.level             debug | info | warn | error
- *   log.backend               lmdb (kafka arrives with issue 3)
+ *   log.backend               lmdb | kafka
  *   log.dir                   embedded LMDB log environment directory
  *   log.map_size_mb           LMDB map size of the log, MiB
  *   log.max_event_bytes       cap on one encoded event, bytes
+ *   kafka.brokers             Kafka bootstrap servers (default localhost:9092)
+ *   kafka.topic               event log topic (default stockpot.events)
+ *   kafka.partitions          partitions when the topic is created (default 6)
+ *   kafka.replication_factor  replication factor when the topic is created (default 3)
+ *   kafka.transactional_id    writer's transactional.id (default stockpot-command-api)
+ *   kafka.timeout_ms          longest wait for one Kafka operation, ms (default 10000)
  *   writemodel.dir            command-api write model LMDB directory
  *   writemodel.map_size_mb    LMDB map size of the write model, MiB
  *   command.host/port         command-api listen address

@@ -18,6 +18,34 @@
  * time. Never use a handle across fork(): open a new one in the child. Do not open the
  * same log twice in one process while a handle is open (LMDB's POSIX locks are per
  * process); the writer handle reads as well.
+ *
+ * Kafka backend (log.backend = kafka; librdkafka): one topic (kafka.topic) of N
+ * partitions; record key = event stream (so a stream lives in one partition, in order),
+ * partitioner murmur2_random, value = the encoded envelope, headers ce_type, ce_id,
+ * content-type ("application/cloudevents+json") and xxh3 (16 lower-case hex digits of
+ * the XXH3-64 of the value). A position is (partition, offset) as Kafka assigns it. The
+ * writer is an idempotent transactional producer (acks=all, kafka.transactional_id):
+ * each es_log_append is one Kafka transaction, so read_committed readers see a batch
+ * whole or not at all, and a second writer with the same transactional.id fences the
+ * first (SP_EFENCED). The writer creates the topic (kafka.partitions,
+ * kafka.replication_factor) if absent; a reader never does (SP_ENOTFOUND). Readers use
+ * a consumer with isolation.level=read_committed, no auto-commit and no group
+ * subscription (the partition is assigned at the requested offset); callers keep their
+ * own checkpoints (next_offset).
+ *
+ * Offsets on Kafka are NOT contiguous: transaction commit/abort markers (control records)
+ * and aborted records take offsets that readers never see. Hence, for Kafka:
+ *  - es_log_end is the partition's end as the broker reports it (the high watermark;
+ *    the last stable offset for read_committed), not a record count: every committed
+ *    record has an offset below it, and the next appended record gets an offset ≥ it.
+ *  - es_log_read's next_offset, when the read reaches the end, is that end offset
+ *    (past trailing control records), so a tail loop of es_log_wait + es_log_read never
+ *    spins on a marker; otherwise it is the offset after the last record passed.
+ *  - On a real cluster the markers of a committed transaction are written shortly after
+ *    es_log_append returns, so a reader may briefly not see the batch yet: use
+ *    es_log_wait (which polls es_log_end) for read-your-writes.
+ * Kafka handles: es_log_read serialises on a per-handle lock (one consumer per handle);
+ * es_log_end and es_log_wait may run from any thread; es_log_append from one thread.
  */
 #ifndef ES_LOG_H
 #define ES_LOG_H
@@ -38,12 +66,15 @@ enum es_log_mode {
 };
 
 /**
- * Open the log chosen by config key log.backend (log.dir, log.map_size_mb,
- * log.max_event_bytes). A writer creates the directory and environment if absent.
+ * Open the log chosen by config key log.backend: "lmdb" (log.dir, log.map_size_mb,
+ * log.max_event_bytes) or "kafka". A writer creates the directory and environment if absent.
+ * log.backend = kafka opens es_log_open_kafka with the kafka.* keys and
+ * log.max_event_bytes.
  * @param[out] out  owned; close with es_log_close()
  * @return 0; SP_ESTATE if @p mode is writer and another process holds the writer lock;
  *         SP_ENOTFOUND if a reader finds no log; SP_EINVAL (eb->field "log.backend") for
- *         a backend other than "lmdb"; SP_EDB / -errno on open failure.
+ *         an unknown backend; SP_EDB / -errno on open failure; for Kafka, the errors of
+ *         es_log_open_kafka.
  */
 SP_MUST_CHECK int es_log_open(const struct sp_config *cfg,
                               enum es_log_mode mode,
@@ -57,6 +88,34 @@ SP_MUST_CHECK int es_log_open_lmdb(const char *dir,
                                    enum es_log_mode mode,
                                    struct es_log **out,
                                    struct sp_errbuf *eb);
+
+/** Settings of the Kafka backend (config keys kafka.*, see sp/config.h). */
+struct es_kafka_opts {
+    const char *brokers;          /* bootstrap servers "host:port[,host:port...]" */
+    const char *topic;            /* e.g. "stockpot.events" */
+    int32_t partitions;           /* used only when the writer creates the topic */
+    int16_t replication_factor;   /* used only when the writer creates the topic */
+    const char *transactional_id; /* writer's transactional.id; unused by readers */
+    int timeout_ms;               /* bound on one operation (open, append, read), ms */
+    size_t max_event_bytes;       /* cap on one encoded envelope, bytes */
+};
+
+/**
+ * Open the Kafka log directly (tests, tools); es_log_open calls it for log.backend =
+ * kafka. @p opts and its strings are copied. A writer checks the topic (creating it with
+ * Admin CreateTopics if absent; TOPIC_ALREADY_EXISTS is fine) and initialises its
+ * transactions (init_transactions fences any older writer with the same
+ * transactional.id). A reader only checks that the topic exists.
+ * @param[out] out  owned; close with es_log_close()
+ * @return 0; SP_EINVAL for bad options (eb->field names the kafka.* key); SP_ENOTFOUND if
+ *         a reader finds no topic; SP_EUNAVAIL if the brokers cannot be reached or the
+ *         topic cannot be created within timeout_ms; SP_EFENCED if the writer's
+ *         transactions cannot be initialised because of a fatal producer error.
+ */
+SP_MUST_CHECK int es_log_open_kafka(const struct es_kafka_opts *opts,
+                                    enum es_log_mode mode,
+                                    struct es_log **out,
+                                    struct sp_errbuf *eb);
 
 /** Close the log (releasing the writer lock); NULL is a no-op. */
 void es_log_close(struct es_log *log);
@@ -72,6 +131,17 @@ int32_t es_log_partitions(const struct es_log *log);
  * @return 0; SP_ETOOBIG if an encoded event exceeds log.max_event_bytes (nothing
  *         appended); SP_ESTATE if opened as reader; SP_EUNAVAIL / SP_EDB / -errno on
  *         storage failure (nothing appended).
+ *         Kafka: 0 only once the transaction is committed (every record acknowledged
+ *         with acks=all, positions from the delivery reports). SP_EUNAVAIL if it could
+ *         not be appended within kafka.timeout_ms or the broker returned an abortable
+ *         error: the transaction is aborted, so read_committed readers never see any of
+ *         it (if even the abort fails, eb says the outcome is unknown: re-read the log);
+ *         the producer is then dropped and the next append re-creates it (a new
+ *         init_transactions, which also resets idempotence sequence state).
+ *         SP_EFENCED if another writer with the same transactional.id took over, or the
+ *         producer hit a fatal error: nothing of this batch is acknowledged, and every
+ *         later append on this handle fails with SP_EFENCED (the process must stop
+ *         writing; reopen only if it should take over again).
  * @locality the writer's thread
  */
 SP_MUST_CHECK int es_log_append(struct es_log *log,
@@ -99,8 +169,14 @@ typedef int (*es_log_record_fn)(const struct es_log_record *rec, void *ud);
  * SP_ECORRUPT rather than skipped, so callers decide (dead-letter, halt, report).
  * @param[out] next_offset  offset after the last record passed, including one on which
  *                          @p fn stopped (from_offset if none)
+ * Kafka: the "snapshot" is the partition up to its end as queried at the call; records
+ * committed later are left for the next call. A record whose xxh3 header is missing or
+ * does not match its value is passed with status SP_ECORRUPT.
  * @return 0 at the end of the snapshot or after max records; the callback's non-zero
- *         value if it stopped; SP_EINVAL for a bad partition; SP_EDB on read failure.
+ *         value if it stopped; SP_EINVAL for a bad partition; SP_EDB on read failure;
+ *         Kafka: SP_EUNAVAIL if the end was not reached within kafka.timeout_ms
+ *         (next_offset still tells how far it got), SP_ENOTFOUND if @p from_offset was
+ *         already deleted by retention.
  */
 SP_MUST_CHECK int es_log_read(struct es_log *log,
                               int32_t partition,
@@ -113,7 +189,9 @@ SP_MUST_CHECK int es_log_read(struct es_log *log,
 
 /**
  * The offset the next appended event of @p partition will get (= number of records).
- * @return 0 or SP_EDB / SP_EINVAL.
+ * Kafka: the end offset the broker reports (see the top of this file): the next record
+ * gets an offset ≥ it, and not every offset below it holds a record.
+ * @return 0 or SP_EDB / SP_EINVAL; Kafka: SP_EUNAVAIL if the broker does not answer.
  */
 SP_MUST_CHECK int
 es_log_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb);

@@ -1,0 +1,72 @@
+/*
+ * Private parts of the Kafka log backend shared by log_kafka.c (handle, topic, end
+ * offsets), log_kafka_write.c (transactional producer, append) and log_kafka_read.c
+ * (read_committed consumer, checksum verification).
+ */
+#ifndef ES_LOG_KAFKA_H
+#define ES_LOG_KAFKA_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "log_impl.h"
+
+#define ES_KAFKA_CONTENT_TYPE "application/cloudevents+json"
+
+struct es_log_kafka {
+    struct es_log base;             /* first */
+    char *brokers;                  /* owned */
+    char *topic;                    /* owned */
+    char *transactional_id;         /* owned */
+    int32_t new_partitions;         /* for CreateTopics */
+    int16_t new_replication_factor; /* for CreateTopics */
+    int timeout_ms;                 /* bound on one operation */
+    int32_t partitions;             /* of the topic, from metadata at open */
+    rd_kafka_t *consumer;           /* reads, watermarks, metadata, admin; always set */
+    pthread_mutex_t read_lock;      /* serialises es_log_read on the consumer */
+    rd_kafka_t *producer;           /* writer only; NULL after an aborted or failed transaction
+                                     * until the next append re-creates it */
+    bool fenced;                    /* sticky: a fatal producer error; appends are refused */
+    char fenced_why[256];           /* the error that fenced this writer */
+};
+
+/** Set one librdkafka property. @return 0 or SP_EINVAL naming it. */
+int es__kafka_conf_set(rd_kafka_conf_t *conf,
+                       const char *name,
+                       const char *value,
+                       struct sp_errbuf *eb);
+
+/** New configuration with bootstrap.servers, client.id and logging. @return owned or NULL. */
+rd_kafka_conf_t *es__kafka_conf_new(const struct es_log_kafka *kl, struct sp_errbuf *eb);
+
+/** Low and high watermark of @p partition. @return 0 or SP_EUNAVAIL. */
+int es__kafka_watermarks(
+    struct es_log_kafka *kl, int32_t partition, int64_t *lo, int64_t *hi, struct sp_errbuf *eb);
+
+/** Create the transactional producer and init its transactions. @return 0, SP_EUNAVAIL,
+ *  SP_EFENCED or SP_EINVAL. */
+int es__kafka_producer_open(struct es_log_kafka *kl, struct sp_errbuf *eb);
+
+/** Destroy the producer, if any. */
+void es__kafka_producer_close(struct es_log_kafka *kl);
+
+/** es__log_ops.append: one Kafka transaction. */
+int es__kafka_append(struct es_log *log,
+                     const struct es_event *const *evs,
+                     size_t n,
+                     struct es_position *pos,
+                     struct sp_errbuf *eb);
+
+/** es__log_ops.read: read_committed consumer assigned at from_offset. */
+int es__kafka_read(struct es_log *log,
+                   int32_t partition,
+                   int64_t from_offset,
+                   size_t max,
+                   es_log_record_fn fn,
+                   void *ud,
+                   int64_t *next_offset,
+                   struct sp_errbuf *eb);
+
+#endif

@@ -1,0 +1,799 @@
+/*
+ * The event log contract, one suite run against every backend: the embedded LMDB log in a
+ * temporary directory and Kafka on librdkafka's in-process mock cluster (rdkafka_mock.h,
+ * 3 brokers, topic with replication factor 3). Order per stream; positions increase;
+ * everything survives close and reopen; a batch is all or nothing for readers; a consumer
+ * resumes from its stored checkpoint and sees each event once; a bad checksum is rejected
+ * with a clear error. Kafka only: fencing and retried broker errors.
+ *
+ * Mock limits (librdkafka 2.0.2): it writes no transaction markers, so records of a
+ * transaction aborted after they reached the broker stay visible; the abort test therefore
+ * fails the Produce request itself. It does not enforce producer epochs, so fencing is
+ * driven by injecting the broker's answer. It serves consumers slowly: volumes are small.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <lmdb.h>
+
+#include "es/checksum.h"
+#include "es/log.h"
+#include "sp/config.h"
+
+#include "sp/banned.h"
+
+#define MAX_EVENT     4096
+#define MAP_BYTES     ((size_t)16 << 20)
+#define KAFKA_PARTS   3
+#define KAFKA_TOPIC   "contract.events"
+#define KAFKA_TIMEOUT 8000
+#define MAX_SEEN      256
+#define API_PRODUCE   0 /* Kafka protocol ApiKeys (not exported by librdkafka) */
+#define API_ADDPARTS  24
+#define API_ENDTXN    26
+
+struct fixture;
+
+/* One log backend under test. */
+struct backend {
+    const char *name;
+    int (*setup)(struct fixture *f);
+    void (*teardown)(struct fixture *f);
+    int (*open)(struct fixture *f,
+                enum es_log_mode mode,
+                struct es_log **log,
+                struct sp_errbuf *eb);
+    /* store one record of stream "corrupt-1" whose checksum does not match its value */
+    void (*corrupt)(struct fixture *f);
+};
+
+struct fixture {
+    const struct backend *be;
+    char *dir;                   /* lmdb: log directory */
+    rd_kafka_t *mock_rk;         /* kafka: handle hosting the mock cluster */
+    rd_kafka_mock_cluster_t *mc; /* kafka */
+    char *brokers;               /* kafka: bootstrap servers, owned */
+};
+
+/* One record as a reader saw it. */
+struct seen {
+    struct es_position pos;
+    char id[ES_UUID_STR_LEN + 1];
+    char stream[32];
+    int64_t version;
+    int status;
+    char error[200];
+};
+
+struct seen_list {
+    struct seen v[MAX_SEEN];
+    size_t n;
+};
+
+/* ---- events ---- */
+
+static void make_event(struct es_event *ev, const char *stream, int64_t version, size_t pad)
+{
+    char *text = calloc(1, pad + 1);
+
+    assert_non_null(text);
+    memset(text, 'x', pad);
+    es_event_init(ev);
+    assert_int_equal(es_event_make(ev, "RecipeUpdated", stream, version, "42", NULL, NULL,
+                                   json_pack("{s:s, s:I, s:s}", "title", "crème brûlée", "n",
+                                             (json_int_t)version, "description", text)),
+                     0);
+    free(text);
+}
+
+/*
+ * Append one batch: event i goes to streams[i] with version versions[i]; ids copied into
+ * @p ids (may be NULL); @p pad_last pads the last event's payload (to make it too big).
+ */
+static int append(struct es_log *log,
+                  const char *const *streams,
+                  const int64_t *versions,
+                  size_t n,
+                  size_t pad_last,
+                  struct es_position *pos,
+                  char (*ids)[ES_UUID_STR_LEN + 1],
+                  struct sp_errbuf *eb)
+{
+    struct es_event evs[16];
+    const struct es_event *ptrs[16];
+    int rc;
+
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        make_event(&evs[i], streams[i], versions[i], i == n - 1 ? pad_last : 8);
+        ptrs[i] = &evs[i];
+        if (ids != NULL)
+            memcpy(ids[i], evs[i].id, sizeof(ids[i]));
+    }
+    rc = es_log_append(log, ptrs, n, pos, eb);
+    for (size_t i = 0; i < n; i++)
+        es_event_release(&evs[i]);
+    return rc;
+}
+
+/* Append @p n events of one stream, versions first.., as one batch. */
+static int append_stream(struct es_log *log,
+                         const char *stream,
+                         int64_t first,
+                         size_t n,
+                         struct es_position *pos,
+                         char (*ids)[ES_UUID_STR_LEN + 1],
+                         struct sp_errbuf *eb)
+{
+    const char *streams[16];
+    int64_t versions[16];
+
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        streams[i] = stream;
+        versions[i] = first + (int64_t)i;
+    }
+    return append(log, streams, versions, n, 8, pos, ids, eb);
+}
+
+/* ---- reading ---- */
+
+static int seen_cb(const struct es_log_record *rec, void *ud)
+{
+    struct seen_list *l = ud;
+    struct seen *s;
+    struct es_event ev;
+    struct sp_errbuf eb = {{0}, {0}};
+    int rc;
+
+    if (l->n >= MAX_SEEN)
+        return 1;
+    s = &l->v[l->n++];
+    memset(s, 0, sizeof(*s));
+    s->pos = rec->pos;
+    s->status = rec->status;
+    es_event_init(&ev);
+    rc = es_log_record_decode(rec, &ev, &eb);
+    if (rec->status != 0) {
+        snprintf(s->error, sizeof(s->error), "%s", rec->error ? rec->error : "");
+        return rc == rec->status && strcmp(eb.msg, s->error) == 0 ? 0 : 2;
+    }
+    if (rc != 0 || ev.pos.offset != rec->pos.offset || ev.pos.partition != rec->pos.partition)
+        return 3;
+    memcpy(s->id, ev.id, sizeof(s->id));
+    snprintf(s->stream, sizeof(s->stream), "%s", ev.stream);
+    s->version = ev.stream_version;
+    es_event_release(&ev);
+    return 0;
+}
+
+/* Read every partition from @p from (NULL = 0) to its end; @p next gets the checkpoints. */
+static void
+read_from(struct es_log *log, const int64_t *from, size_t max, struct seen_list *l, int64_t *next)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    int32_t parts = es_log_partitions(log);
+
+    for (int32_t p = 0; p < parts; p++) {
+        int64_t start = from ? from[p] : 0, n = -1;
+        int rc = es_log_read(log, p, start, max, seen_cb, l, &n, &eb);
+        if (rc != 0)
+            fail_msg("read of partition %d failed: %d %s", (int)p, rc, eb.msg);
+        assert_true(n >= start);
+        if (next != NULL)
+            next[p] = n;
+    }
+}
+
+static const struct seen *find_id(const struct seen_list *l, const char *id)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].id, id) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+static size_t count_id(const struct seen_list *l, const char *id)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < l->n; i++)
+        k += strcmp(l->v[i].id, id) == 0;
+    return k;
+}
+
+/* Per partition, offsets strictly increase (read_from reads partition by partition); per
+ * stream, versions are 1, 2, 3... in read order and the stream stays in one partition. */
+static void check_order(const struct seen_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int64_t prev_version = 0;
+
+        if (l->v[i].status != 0)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            if (l->v[j].pos.partition == l->v[i].pos.partition)
+                assert_true(l->v[j].pos.offset < l->v[i].pos.offset);
+            if (l->v[j].status == 0 && strcmp(l->v[j].stream, l->v[i].stream) == 0) {
+                assert_int_equal(l->v[j].pos.partition, l->v[i].pos.partition);
+                prev_version = l->v[j].version;
+            }
+        }
+        assert_int_equal(l->v[i].version, prev_version + 1);
+    }
+}
+
+/* ---- LMDB backend ---- */
+
+static int lmdb_setup(struct fixture *f)
+{
+    f->dir = strdup("/tmp/es-contract-XXXXXX");
+    return f->dir != NULL && mkdtemp(f->dir) != NULL ? 0 : -1;
+}
+
+static void lmdb_teardown(struct fixture *f)
+{
+    char path[512];
+    struct dirent *de;
+    DIR *d = opendir(f->dir);
+
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
+        unlink(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(f->dir);
+    free(f->dir);
+}
+
+static int
+lmdb_open(struct fixture *f, enum es_log_mode mode, struct es_log **log, struct sp_errbuf *eb)
+{
+    return es_log_open_lmdb(f->dir, MAP_BYTES, MAX_EVENT, mode, log, eb);
+}
+
+/* Append one record, then flip a bit of its stored JSON with a raw LMDB write. */
+static void lmdb_corrupt(struct fixture *f)
+{
+    struct es_log *log;
+    struct es_position pos;
+    struct sp_errbuf eb = {{0}, {0}};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t key[8];
+    MDB_val k = {sizeof(key), key}, v;
+    char *copy;
+
+    assert_int_equal(lmdb_open(f, ES_LOG_WRITER, &log, &eb), 0);
+    assert_int_equal(append_stream(log, "corrupt-1", 1, 1, &pos, NULL, &eb), 0);
+    es_log_close(log);
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)((uint64_t)pos.offset >> (8 * (7 - i)));
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "log", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    copy = malloc(v.mv_size);
+    assert_non_null(copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size - 3] ^= 0x01;
+    v.mv_data = copy;
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    free(copy);
+    mdb_env_close(env);
+}
+
+/* ---- Kafka backend (mock cluster) ---- */
+
+static int kafka_setup(struct fixture *f)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return -1;
+    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (f->mock_rk == NULL)
+        return -1;
+    f->mc = rd_kafka_mock_cluster_new(f->mock_rk, 3);
+    if (f->mc == NULL)
+        return -1;
+    /* the 2.0.2 mock has no CreateTopics: create the topic as an operator would */
+    if (rd_kafka_mock_topic_create(f->mc, KAFKA_TOPIC, KAFKA_PARTS, 3) != 0)
+        return -1;
+    f->brokers = strdup(rd_kafka_mock_cluster_bootstraps(f->mc));
+    return f->brokers != NULL ? 0 : -1;
+}
+
+static void kafka_teardown(struct fixture *f)
+{
+    if (f->mc != NULL)
+        rd_kafka_mock_cluster_destroy(f->mc);
+    if (f->mock_rk != NULL)
+        rd_kafka_destroy(f->mock_rk);
+    free(f->brokers);
+}
+
+static int kafka_open_id(struct fixture *f,
+                         const char *topic,
+                         int timeout_ms,
+                         enum es_log_mode mode,
+                         struct es_log **log,
+                         struct sp_errbuf *eb)
+{
+    struct es_kafka_opts opts = {
+        .brokers = f->brokers,
+        .topic = topic,
+        .partitions = KAFKA_PARTS,
+        .replication_factor = 3,
+        .transactional_id = "contract-writer",
+        .timeout_ms = timeout_ms,
+        .max_event_bytes = MAX_EVENT,
+    };
+
+    return es_log_open_kafka(&opts, mode, log, eb);
+}
+
+static int
+kafka_open(struct fixture *f, enum es_log_mode mode, struct es_log **log, struct sp_errbuf *eb)
+{
+    return kafka_open_id(f, KAFKA_TOPIC, KAFKA_TIMEOUT, mode, log, eb);
+}
+
+/* Produce, with a plain (non-transactional) producer, one valid envelope of stream
+ * "corrupt-1" whose xxh3 header is wrong, to partition 0. */
+static void kafka_corrupt(struct fixture *f)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    struct es_event ev;
+    struct sp_buf val;
+
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    make_event(&ev, "corrupt-1", 1, 8);
+    sp_buf_init(&val, 0);
+    assert_int_equal(es_event_encode(&ev, &val, NULL), 0);
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(KAFKA_TOPIC), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY("corrupt-1", 9), RD_KAFKA_V_VALUE(val.data, val.len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADER("xxh3", "0123456789abcdef", 16), RD_KAFKA_V_END),
+        0);
+    assert_int_equal(rd_kafka_flush(rk, KAFKA_TIMEOUT), 0);
+    rd_kafka_destroy(rk);
+    sp_buf_release(&val);
+    es_event_release(&ev);
+}
+
+static struct backend lmdb_backend = {"lmdb", lmdb_setup, lmdb_teardown, lmdb_open, lmdb_corrupt};
+static struct backend kafka_backend = {"kafka", kafka_setup, kafka_teardown, kafka_open,
+                                       kafka_corrupt};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    f->be = *state;
+    *state = f;
+    return f->be->setup(f);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    f->be->teardown(f);
+    free(f);
+    return 0;
+}
+
+static bool is_kafka(const struct fixture *f)
+{
+    return f->be == &kafka_backend;
+}
+
+/* ---- the contract ---- */
+
+static struct es_log *open_ok(struct fixture *f, enum es_log_mode mode)
+{
+    struct es_log *log = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    int rc = f->be->open(f, mode, &log, &eb);
+
+    if (rc != 0)
+        fail_msg("%s: open failed: %d %s", f->be->name, rc, eb.msg);
+    return log;
+}
+
+static void test_order_and_positions(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const streams[] = {"recipe-1", "user-2", "recipe-1",
+                                          "chat-3",   "user-2", "recipe-1"};
+    static const char *const streams2[] = {"recipe-1", "user-2"};
+    const int64_t versions[] = {1, 1, 2, 1, 2, 3}, versions2[] = {4, 3};
+    struct es_position pos[8];
+    char ids[8][ES_UUID_STR_LEN + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+    int64_t end;
+
+    assert_non_null(l);
+    assert_int_equal(append(log, streams, versions, 6, 8, pos, ids, &eb), 0);
+    assert_int_equal(append(log, streams2, versions2, 2, 8, pos + 6, ids + 6, &eb), 0);
+    for (size_t i = 0; i < 8; i++) {
+        const char *si = i < 6 ? streams[i] : streams2[i - 6];
+        assert_true(pos[i].partition >= 0 && pos[i].partition < es_log_partitions(log));
+        for (size_t j = 0; j < i; j++) {
+            const char *sj = j < 6 ? streams[j] : streams2[j - 6];
+            if (strcmp(si, sj) == 0)
+                assert_int_equal(pos[j].partition, pos[i].partition);
+            if (pos[j].partition == pos[i].partition)
+                assert_true(pos[j].offset < pos[i].offset); /* positions increase */
+        }
+        assert_int_equal(es_log_end(log, pos[i].partition, &end, &eb), 0);
+        assert_true(end > pos[i].offset);
+    }
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    assert_int_equal(l->n, 8);
+    check_order(l);
+    for (size_t i = 0; i < 8; i++) {
+        const struct seen *s = find_id(l, ids[i]);
+        assert_non_null(s);
+        assert_int_equal(s->pos.partition, pos[i].partition);
+        assert_int_equal(s->pos.offset, pos[i].offset);
+    }
+    es_log_close(log);
+    free(l);
+}
+
+static void test_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct es_position pos[5];
+    char ids[5][ES_UUID_STR_LEN + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+
+    assert_non_null(l);
+    assert_int_equal(append_stream(log, "recipe-1", 1, 3, pos, ids, &eb), 0);
+    es_log_close(log);
+    log = open_ok(f, ES_LOG_WRITER);
+    assert_int_equal(append_stream(log, "recipe-1", 4, 2, pos + 3, ids + 3, &eb), 0);
+    assert_int_equal(pos[3].partition, pos[2].partition);
+    assert_true(pos[3].offset > pos[2].offset);
+    es_log_close(log);
+
+    log = open_ok(f, ES_LOG_READER);
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    assert_int_equal(l->n, 5);
+    check_order(l);
+    for (size_t i = 0; i < 5; i++)
+        assert_non_null(find_id(l, ids[i]));
+    assert_int_equal(append_stream(log, "recipe-1", 6, 1, NULL, NULL, &eb), SP_ESTATE);
+    es_log_close(log);
+    free(l);
+}
+
+static void test_batch_all_or_nothing(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const streams_b[] = {"recipe-1", "user-2"};
+    const int64_t versions_b[] = {3, 1};
+    char ids_a[2][ES_UUID_STR_LEN + 1], ids_b[2][ES_UUID_STR_LEN + 1];
+    char ids_c[3][ES_UUID_STR_LEN + 1], ids_d[2][ES_UUID_STR_LEN + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+
+    assert_non_null(l);
+    assert_int_equal(append_stream(log, "recipe-1", 1, 2, NULL, ids_a, &eb), 0);
+    /* the last event is over the cap: nothing of the batch is appended */
+    assert_int_equal(append(log, streams_b, versions_b, 2, MAX_EVENT, NULL, ids_b, &eb),
+                     SP_ETOOBIG);
+    assert_string_equal(eb.field, "log.max_event_bytes");
+    if (is_kafka(f)) {
+        /* the broker rejects the batch: the transaction is aborted */
+        rd_kafka_mock_push_request_errors(f->mc, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+                                          RD_KAFKA_RESP_ERR_INVALID_RECORD,
+                                          RD_KAFKA_RESP_ERR_INVALID_RECORD);
+        assert_int_equal(append_stream(log, "recipe-1", 3, 3, NULL, ids_c, &eb), SP_EUNAVAIL);
+        assert_non_null(strstr(eb.msg, "aborted"));
+        rd_kafka_mock_clear_request_errors(f->mc, API_PRODUCE);
+    }
+    assert_int_equal(append_stream(log, "recipe-1", 3, 2, NULL, ids_d, &eb), 0);
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    assert_int_equal(l->n, 4);
+    check_order(l);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(count_id(l, ids_a[i]), 1);
+        assert_int_equal(count_id(l, ids_d[i]), 1);
+        assert_null(find_id(l, ids_b[i]));
+    }
+    for (size_t i = 0; is_kafka(f) && i < 3; i++)
+        assert_null(find_id(l, ids_c[i]));
+    es_log_close(log);
+    free(l);
+}
+
+#define RESUME_EVENTS 12
+
+static void test_resume_from_checkpoint(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const names[] = {"recipe-1", "user-2", "chat-3", "media-4"};
+    char ids[RESUME_EVENTS][ES_UUID_STR_LEN + 1];
+    int64_t next[KAFKA_PARTS + 1], next2[KAFKA_PARTS + 1], next3[KAFKA_PARTS + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *first = calloc(1, sizeof(*first)), *rest = calloc(1, sizeof(*rest));
+    struct seen_list *again = calloc(1, sizeof(*again));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+
+    assert_true(first && rest && again);
+    for (size_t b = 0; b < 3; b++) {
+        const char *streams[4];
+        int64_t versions[4];
+        for (size_t i = 0; i < 4; i++) {
+            streams[i] = names[i];
+            versions[i] = (int64_t)b + 1;
+        }
+        assert_int_equal(append(log, streams, versions, 4, 8, NULL, ids + 4 * b, &eb), 0);
+    }
+    es_log_close(log);
+
+    log = open_ok(f, ES_LOG_READER); /* first consumer run: stops half way */
+    read_from(log, NULL, RESUME_EVENTS / 4, first, next);
+    es_log_close(log);
+    assert_true(first->n > 0 && first->n < RESUME_EVENTS);
+    log = open_ok(f, ES_LOG_READER); /* restart from the stored checkpoints */
+    for (;;) { /* in small steps on one handle: no record twice, none skipped */
+        size_t before = rest->n;
+        read_from(log, next, 2, rest, next2);
+        memcpy(next, next2, sizeof(next));
+        if (rest->n == before)
+            break;
+    }
+    read_from(log, next2, SIZE_MAX, again, next3); /* nothing new */
+    es_log_close(log);
+    assert_int_equal(first->n + rest->n, RESUME_EVENTS);
+    assert_int_equal(again->n, 0);
+    for (int32_t p = 0; p < (is_kafka(f) ? KAFKA_PARTS : 1); p++)
+        assert_int_equal(next3[p], next2[p]);
+    for (size_t i = 0; i < RESUME_EVENTS; i++)
+        assert_int_equal(count_id(first, ids[i]) + count_id(rest, ids[i]), 1);
+    free(first);
+    free(rest);
+    free(again);
+}
+
+static void test_bad_checksum(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][ES_UUID_STR_LEN + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+    size_t corrupt = 0;
+
+    assert_non_null(l);
+    assert_int_equal(append_stream(log, "recipe-1", 1, 2, NULL, ids, &eb), 0);
+    es_log_close(log);
+    f->be->corrupt(f);
+    log = open_ok(f, ES_LOG_WRITER); /* the log goes on after a corrupt record */
+    assert_int_equal(append_stream(log, "recipe-1", 3, 1, NULL, ids + 2, &eb), 0);
+    es_log_close(log);
+
+    log = open_ok(f, ES_LOG_READER);
+    read_from(log, NULL, SIZE_MAX, l, NULL); /* passed with SP_ECORRUPT, not skipped */
+    es_log_close(log);
+    assert_int_equal(l->n, 4);
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].status == 0)
+            continue;
+        corrupt++;
+        assert_int_equal(l->v[i].status, SP_ECORRUPT);
+        assert_non_null(strstr(l->v[i].error, "checksum mismatch at "));
+        assert_non_null(strstr(l->v[i].error, " computed "));
+    }
+    assert_int_equal(corrupt, 1);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(count_id(l, ids[i]), 1);
+    free(l);
+}
+
+/* ---- Kafka only ---- */
+
+/* Inject @p err on the next request(s) of @p api_key: the append is refused as fenced,
+ * acknowledges nothing, and every later append on the handle is refused too. */
+static void fence_with(struct fixture *f, int16_t api_key, rd_kafka_resp_err_t err)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_position pos = {-1, -1};
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+
+    assert_int_equal(append_stream(log, "recipe-1", 1, 1, NULL, NULL, &eb), 0);
+    rd_kafka_mock_push_request_errors(f->mc, api_key, 5, err, err, err, err, err);
+    assert_int_equal(append_stream(log, "recipe-1", 2, 2, &pos, NULL, &eb), SP_EFENCED);
+    assert_non_null(strstr(eb.msg, "fenced"));
+    assert_int_equal(pos.offset, -1); /* no position was reported */
+    rd_kafka_mock_clear_request_errors(f->mc, api_key);
+    memset(&eb, 0, sizeof(eb));
+    assert_int_equal(append_stream(log, "recipe-1", 2, 1, NULL, NULL, &eb), SP_EFENCED);
+    assert_non_null(strstr(eb.msg, "appends are refused"));
+    es_log_close(log);
+    /* a new writer takes over and works */
+    log = open_ok(f, ES_LOG_WRITER);
+    assert_int_equal(append_stream(log, "recipe-1", 2, 1, NULL, NULL, &eb), 0);
+    es_log_close(log);
+}
+
+static void test_kafka_fenced_on_endtxn(void **state)
+{
+    fence_with(*state, API_ENDTXN, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+}
+
+static void test_kafka_fenced_on_addpartitions(void **state)
+{
+    fence_with(*state, API_ADDPARTS, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+}
+
+static void test_kafka_fenced_on_produce(void **state)
+{
+    fence_with(*state, API_PRODUCE, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+}
+
+/* A retriable broker error is retried by librdkafka: success, each record once. */
+static void test_kafka_retriable(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][ES_UUID_STR_LEN + 1];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+
+    assert_non_null(l);
+    rd_kafka_mock_push_request_errors(f->mc, API_PRODUCE, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    assert_int_equal(append_stream(log, "recipe-1", 1, 3, NULL, ids, &eb), 0);
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    assert_int_equal(l->n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(count_id(l, ids[i]), 1);
+    es_log_close(log);
+    free(l);
+}
+
+/* Records without the xxh3 header are corrupt too. */
+static void test_kafka_missing_header(void **state)
+{
+    struct fixture *f = *state;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log;
+    char value[] = "{}";
+
+    assert_non_null(l);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(KAFKA_TOPIC), RD_KAFKA_V_PARTITION(1),
+                                       RD_KAFKA_V_VALUE(value, 2),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    assert_int_equal(rd_kafka_flush(rk, KAFKA_TIMEOUT), 0);
+    rd_kafka_destroy(rk);
+    log = open_ok(f, ES_LOG_READER);
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    es_log_close(log);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(l->v[0].status, SP_ECORRUPT);
+    assert_string_equal(l->v[0].error, "record at partition 1 offset 0 has no xxh3 header");
+    free(l);
+}
+
+/* Absent topic: a reader fails cleanly; a writer creates it (or says why it could not:
+ * the 2.0.2 mock has no CreateTopics). Unreachable brokers: SP_EUNAVAIL in bounded time. */
+static void test_kafka_topic_and_brokers(void **state)
+{
+    struct fixture *f = *state;
+    struct es_log *log = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    char *saved = f->brokers;
+    char unreachable[] = "127.0.0.1:1";
+    int rc;
+
+    assert_int_equal(kafka_open_id(f, "absent.topic", 3000, ES_LOG_READER, &log, &eb),
+                     SP_ENOTFOUND);
+    assert_null(log);
+    assert_non_null(strstr(eb.msg, "no kafka topic \"absent.topic\""));
+    rc = kafka_open_id(f, "absent.topic", 1500, ES_LOG_WRITER, &log, &eb);
+    if (rc == 0) {
+        assert_int_equal(es_log_partitions(log), KAFKA_PARTS);
+        es_log_close(log);
+    } else {
+        assert_int_equal(rc, SP_EUNAVAIL);
+        assert_non_null(strstr(eb.msg, "could not create kafka topic \"absent.topic\""));
+    }
+    f->brokers = unreachable;
+    assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, 1000, ES_LOG_READER, &log, &eb), SP_EUNAVAIL);
+    f->brokers = saved;
+}
+
+/* es_log_open with log.backend = kafka and the kafka.* keys. */
+static void test_kafka_from_config(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_config *cfg;
+    struct es_log *log = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+
+    assert_int_equal(sp_config_load(&cfg, NULL, &eb), 0);
+    assert_string_equal(sp_config_str(cfg, "kafka.topic"), "stockpot.events");
+    assert_int_equal(sp_config_int(cfg, "kafka.partitions"), 6);
+    assert_int_equal(sp_config_int(cfg, "kafka.replication_factor"), 3);
+    assert_int_equal(sp_config_set(cfg, "kafka.replication_factor", "0", &eb), SP_EINVAL);
+    assert_int_equal(sp_config_set(cfg, "log.backend", "kafka", &eb), 0);
+    assert_int_equal(sp_config_set(cfg, "kafka.brokers", f->brokers, &eb), 0);
+    assert_int_equal(sp_config_set(cfg, "kafka.topic", KAFKA_TOPIC, &eb), 0);
+    assert_int_equal(es_log_open(cfg, ES_LOG_WRITER, &log, &eb), 0);
+    assert_int_equal(es_log_partitions(log), KAFKA_PARTS);
+    assert_int_equal(append_stream(log, "recipe-1", 1, 1, NULL, NULL, &eb), 0);
+    es_log_close(log);
+    sp_config_free(cfg);
+}
+
+#define CONTRACT(test, backend)                                                                    \
+    cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, &(backend))
+#define CONTRACT_ALL(test) CONTRACT(test, lmdb_backend), CONTRACT(test, kafka_backend)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CONTRACT_ALL(test_order_and_positions),
+        CONTRACT_ALL(test_survives_reopen),
+        CONTRACT_ALL(test_batch_all_or_nothing),
+        CONTRACT_ALL(test_resume_from_checkpoint),
+        CONTRACT_ALL(test_bad_checksum),
+        CONTRACT(test_kafka_fenced_on_endtxn, kafka_backend),
+        CONTRACT(test_kafka_fenced_on_addpartitions, kafka_backend),
+        CONTRACT(test_kafka_fenced_on_produce, kafka_backend),
+        CONTRACT(test_kafka_retriable, kafka_backend),
+        CONTRACT(test_kafka_missing_header, kafka_backend),
+        CONTRACT(test_kafka_topic_and_brokers, kafka_backend),
+        CONTRACT(test_kafka_from_config, kafka_backend),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
