@@ -24,6 +24,7 @@ struct after_waiter {
     struct es_position pos; /* waiting until the checkpoint passes this */
     int64_t start_us;       /* monotonic */
     int64_t deadline_us;    /* monotonic */
+    bool fresh;             /* no checkpoint read has succeeded since it arrived */
 };
 
 TAILQ_HEAD(after_list, after_waiter);
@@ -33,6 +34,8 @@ struct qry_after {
     struct qry_db *db;          /* borrowed */
     struct sp_metrics *metrics; /* borrowed */
     int64_t timeout_ms;
+    int32_t partitions;        /* 0 = unknown: any partition >= 0 */
+    bool reading;              /* a checkpoint read is in flight */
     struct after_list waiters; /* in arrival order */
     size_t n_waiting;
 };
@@ -42,7 +45,8 @@ static void after_tick(evutil_socket_t fd, short what, void *arg);
 struct qry_after *qry_after_new(struct event_base *base,
                                 struct qry_db *db,
                                 struct sp_metrics *metrics,
-                                int64_t timeout_ms)
+                                int64_t timeout_ms,
+                                int32_t partitions)
 {
     struct qry_after *after = sp_xcalloc(1, sizeof(*after));
 
@@ -51,6 +55,7 @@ struct qry_after *qry_after_new(struct event_base *base,
     after->db = db;
     after->metrics = metrics;
     after->timeout_ms = timeout_ms;
+    after->partitions = partitions;
     TAILQ_INIT(&after->waiters);
     sp_metrics_describe(metrics, AFTER_WAIT, SP_METRIC_HISTOGRAM,
                         "Time requests with Stockpot-After waited for the projection, seconds");
@@ -80,7 +85,7 @@ size_t qry_after_waiting(const struct qry_after *after)
 }
 
 /* Whether checkpoint rows (partition, next_offset) show @p pos applied. */
-static bool after_applied(PGresult *res, struct es_position pos)
+static bool after_applied(const PGresult *res, struct es_position pos)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         char *end = NULL;
@@ -90,13 +95,6 @@ static bool after_applied(PGresult *res, struct es_position pos)
         return strtoll(PQgetvalue(res, i, 1), &end, 10) > pos.offset;
     }
     return false;
-}
-
-static int after_fetch(struct qry_after *after, PGresult **res, struct sp_errbuf *eb)
-{
-    const char *params[] = {QRY_PROJECTION};
-
-    return qry_db_query(after->db, QRY_STMT_CHECKPOINTS, params, res, eb);
 }
 
 static void after_observe(struct qry_after *after, int64_t start_us)
@@ -127,6 +125,51 @@ static void after_timeout(struct qry_after *after, struct after_waiter *w)
     w->fn(NULL, w->ud);
 }
 
+static void after_remove(struct qry_after *after, struct after_waiter *w)
+{
+    TAILQ_REMOVE(&after->waiters, w, link);
+    after->n_waiting--;
+}
+
+/* A checkpoint read finished: release what it satisfies; on error, answer fresh waiters. */
+static void after_on_checkpoints(void *ud, const PGresult *res, int err)
+{
+    struct qry_after *after = ud;
+    struct after_waiter *w;
+    struct after_waiter *next;
+
+    after->reading = false;
+    for (w = TAILQ_FIRST(&after->waiters); w != NULL; w = next) {
+        next = TAILQ_NEXT(w, link);
+        if (err == 0 && after_applied(res, w->pos)) {
+            after_remove(after, w);
+            after_observe(after, w->start_us);
+            w->fn(w->req, w->ud);
+            free(w);
+        } else if (err != 0 && w->fresh) {
+            after_remove(after, w);
+            /* a query timeout is "unavailable", not the after-timeout problem type */
+            after_reply_unavailable(w->req, err == SP_EDB ? SP_EDB : SP_EUNAVAIL,
+                                    err == SP_ETIMEDOUT ? "the read model query timed out"
+                                                        : "the read model database is unavailable");
+            w->fn(NULL, w->ud);
+            free(w);
+        } else if (err == 0) {
+            w->fresh = false;
+        }
+    }
+}
+
+static void after_read(struct qry_after *after)
+{
+    const char *params[] = {QRY_PROJECTION};
+
+    if (after->reading)
+        return;
+    after->reading = true;
+    qry_db_query(after->db, QRY_STMT_CHECKPOINTS, params, after_on_checkpoints, after);
+}
+
 static void after_arm(struct qry_after *after)
 {
     struct timeval tv = {0, (suseconds_t)QRY_AFTER_POLL_MS * 1000};
@@ -135,88 +178,79 @@ static void after_arm(struct qry_after *after)
         evtimer_add(after->timer, &tv);
 }
 
-/* Timer: one checkpoint read releases or times out every waiting request. */
+/* Timer: time out overdue requests, read the checkpoints again for the others. */
 static void after_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct qry_after *after = arg;
     struct after_waiter *w;
     struct after_waiter *next;
-    PGresult *res = NULL;
-    int64_t now_us;
+    int64_t now_us = sp_time_mono_us();
 
     (void)fd;
     (void)what;
-    if (after_fetch(after, &res, NULL) != 0)
-        res = NULL; /* transient: keep waiting until each deadline */
-    now_us = sp_time_mono_us();
     for (w = TAILQ_FIRST(&after->waiters); w != NULL; w = next) {
         next = TAILQ_NEXT(w, link);
-        if (res != NULL && after_applied(res, w->pos)) {
-            TAILQ_REMOVE(&after->waiters, w, link);
-            after->n_waiting--;
-            after_observe(after, w->start_us);
-            w->fn(w->req, w->ud);
-            free(w);
-        } else if (now_us >= w->deadline_us) {
-            TAILQ_REMOVE(&after->waiters, w, link);
-            after->n_waiting--;
+        if (now_us >= w->deadline_us) {
+            after_remove(after, w);
             after_timeout(after, w);
             free(w);
         }
     }
-    PQclear(res);
-    if (!TAILQ_EMPTY(&after->waiters))
+    if (!TAILQ_EMPTY(&after->waiters)) {
+        after_read(after);
         after_arm(after);
+    }
 }
 
-static bool after_parse(struct sp_http_req *req, const char *token, struct es_position *pos)
+static void after_bad_token(struct sp_http_req *req, const char *detail)
 {
-    json_t *errors;
+    json_t *errors = json_pack("[{s:s, s:s}]", "field", AFTER_HEADER, "detail", detail);
 
-    if (es_position_parse(token, pos) == 0 && pos->partition >= 0 && pos->offset >= 0)
-        return true;
-    errors = json_pack("[{s:s, s:s}]", "field", AFTER_HEADER, "detail",
-                       "must be a consistency token \"<partition>:<offset>\"");
     sp_http_reply_problem(req, 400, "validation",
                           "header Stockpot-After is not a valid consistency token", errors);
-    return false;
+}
+
+static bool after_parse(struct qry_after *after,
+                        struct sp_http_req *req,
+                        const char *token,
+                        struct es_position *pos)
+{
+    char detail[128];
+
+    if (es_position_parse(token, pos) != 0 || pos->partition < 0 || pos->offset < 0) {
+        after_bad_token(req, "must be a consistency token \"<partition>:<offset>\"");
+        return false;
+    }
+    if (after->partitions > 0 && pos->partition >= after->partitions) {
+        snprintf(detail, sizeof(detail),
+                 "partition %" PRId32 " does not exist: the event log has %" PRId32 " partition(s)",
+                 pos->partition, after->partitions);
+        after_bad_token(req, detail);
+        return false;
+    }
+    return true;
 }
 
 void qry_after_gate(struct qry_after *after, struct sp_http_req *req, qry_after_fn fn, void *ud)
 {
     const char *token = sp_http_req_header(req, AFTER_HEADER);
-    struct sp_errbuf eb = {{0}, {0}}; /* logged by qry_db_query, not shown to clients */
     struct after_waiter *w;
     struct es_position pos;
-    PGresult *res;
-    int rc;
 
     if (token == NULL) {
         fn(req, ud);
         return;
     }
-    if (!after_parse(req, token, &pos)) {
+    if (!after_parse(after, req, token, &pos)) {
         fn(NULL, ud);
         return;
     }
-    rc = after_fetch(after, &res, &eb);
-    if (rc != 0) {
-        after_reply_unavailable(req, rc, "the read model database is unavailable");
-        fn(NULL, ud);
-        return;
-    }
-    if (after_applied(res, pos)) {
-        PQclear(res);
-        sp_metrics_observe(after->metrics, AFTER_WAIT, "", 0);
-        fn(req, ud);
-        return;
-    }
-    PQclear(res);
     w = sp_xcalloc(1, sizeof(*w));
-    *w = (struct after_waiter){.req = req, .fn = fn, .ud = ud, .pos = pos};
+    *w = (struct after_waiter){.req = req, .fn = fn, .ud = ud, .pos = pos, .fresh = true};
     w->start_us = sp_time_mono_us();
     w->deadline_us = w->start_us + after->timeout_ms * 1000;
     TAILQ_INSERT_TAIL(&after->waiters, w, link);
     after->n_waiting++;
+    after_read(after);
     after_arm(after);
 }

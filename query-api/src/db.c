@@ -1,6 +1,8 @@
-/* The query API's PostgreSQL connection: prepared read statements and reconnects. */
+/* The query API's PostgreSQL access: a pool of non-blocking libpq connections on libevent. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "sp/alloc.h"
 #include "sp/log.h"
@@ -9,7 +11,10 @@
 
 #include "sp/banned.h"
 
-#define DB_RETRY_US (1000 * 1000LL) /* least time between two failed reconnect attempts */
+#define DB_BACKOFF_MIN_MS 100  /* first reconnect delay after a failed attempt */
+#define DB_BACKOFF_MAX_MS 2000 /* cap of the doubling reconnect delay */
+#define DB_BACKSTOP_MS    1000 /* client-side grace beyond statement_timeout */
+#define DB_MAX_PARAMS     4
 
 /* RFC 3339 UTC with microseconds, as DESIGN.md writes every timestamp. */
 #define DB_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -61,41 +66,540 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
                               "SELECT partition, next_offset FROM stockpot.checkpoints"
                               " WHERE projection = $1",
                               1},
+    [QRY_STMT_SCHEMA] = {"qry_schema", "SELECT to_regclass('stockpot.checkpoints') IS NOT NULL", 0},
+};
+
+struct db_query {
+    TAILQ_ENTRY(db_query) link;
+    enum qry_stmt stmt;
+    char *params[DB_MAX_PARAMS]; /* owned copies; NULL = SQL NULL */
+    qry_db_fn fn;
+    void *ud;
+    int64_t deadline_us; /* monotonic; latest start of execution */
+    bool retried;        /* re-sent once already after its connection broke */
+    PGresult *res;       /* owned once completed; may be NULL */
+    int err;             /* set once completed */
+};
+
+TAILQ_HEAD(db_query_list, db_query);
+
+enum db_state {
+    DB_DOWN,       /* no connection; the timer starts the next attempt */
+    DB_CONNECTING, /* PQconnectPoll in progress; the timer is the connect deadline */
+    DB_SETUP,      /* session SETs in flight */
+    DB_IDLE,       /* ready; the read event notices a server-side close */
+    DB_BUSY,       /* q in flight; the timer is the backstop deadline */
+};
+
+struct db_conn {
+    struct qry_db *db; /* the owning pool */
+    PGconn *conn;      /* owned; NULL while DB_DOWN */
+    struct event *io;  /* owned; on PQsocket(conn); NULL while DB_DOWN */
+    struct event *timer;
+    enum db_state state;
+    bool flushing;  /* PQflush has more to send: also wait for writability */
+    bool preparing; /* DB_BUSY: the PREPARE of q's statement is in flight */
+    bool prepared[QRY_STMT_COUNT];
+    struct db_query *q; /* owned while DB_BUSY */
+    PGresult *res;      /* owned; first result (or first error) of the command in flight */
+    int backoff_ms;     /* delay before the next attempt if this one fails */
 };
 
 struct qry_db {
-    PGconn *conn;                  /* NULL until the first attempt */
-    char *conninfo;                /* owned */
-    bool prepared[QRY_STMT_COUNT]; /* per statement, on the current connection */
-    int64_t next_attempt_us;       /* monotonic; no reconnect before this */
+    struct event_base *base; /* borrowed */
+    char *conninfo;          /* owned */
+    int timeout_ms;
+    size_t queue_max;
+    int nconns;
+    struct db_conn *conns;      /* owned array of nconns */
+    struct db_query_list queue; /* waiting for a connection, oldest (earliest deadline) first */
+    size_t queued;
+    struct event *queue_timer; /* fires at the deadline of the queue's head */
+    struct db_query_list done; /* completed; callbacks not called yet */
+    struct event *done_ev;     /* activated while done is not empty */
+    bool outage;               /* the latest connection attempt failed */
+    bool schema_ok;            /* the latest schema check found the migrations */
+    bool checking;             /* a schema check is in flight */
+    bool closing;              /* qry_db_free is running */
 };
 
-static void db_connect(struct qry_db *db)
-{
-    const char *const keys[] = {"dbname", "client_encoding", "connect_timeout", "application_name",
-                                NULL};
-    const char *const vals[] = {db->conninfo, "UTF8", "2", "stockpot-query-api", NULL};
+static void db_pump(struct qry_db *db);
+static void db_conn_start(struct db_conn *c);
+static void db_conn_on_io(evutil_socket_t fd, short what, void *arg);
+static void db_conn_broken(struct db_conn *c, const char *why);
 
-    memset(db->prepared, 0, sizeof(db->prepared));
-    if (db->conn == NULL)
-        db->conn = PQconnectdbParams(keys, vals, 1);
-    else
-        PQreset(db->conn);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-        db->next_attempt_us = sp_time_mono_us() + DB_RETRY_US;
-        sp_log(SP_LOG_WARN, "could not connect to postgresql: %s",
-               db->conn != NULL ? PQerrorMessage(db->conn) : "out of memory");
-        return;
-    }
-    sp_log(SP_LOG_INFO, "connected to postgresql");
+static void db_query_free(struct db_query *q)
+{
+    for (int i = 0; i < DB_MAX_PARAMS; i++)
+        free(q->params[i]);
+    PQclear(q->res);
+    free(q);
 }
 
-struct qry_db *qry_db_new(const char *conninfo)
+/* Hand @p q (owned) with @p res (owned, may be NULL) to the done list; see db_on_done. */
+static void db_complete(struct qry_db *db, struct db_query *q, PGresult *res, int err)
+{
+    q->res = res;
+    q->err = err;
+    TAILQ_INSERT_TAIL(&db->done, q, link);
+    event_active(db->done_ev, EV_TIMEOUT, 0);
+}
+
+/* Every callback runs here, so none runs inside qry_db_query or in the middle of I/O. */
+static void db_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct qry_db *db = arg;
+    struct db_query *q;
+
+    (void)fd;
+    (void)what;
+    while ((q = TAILQ_FIRST(&db->done)) != NULL) {
+        TAILQ_REMOVE(&db->done, q, link);
+        q->fn(q->ud, q->err == 0 ? q->res : NULL, q->err);
+        db_query_free(q);
+    }
+}
+
+static bool db_any_up(const struct qry_db *db)
+{
+    for (int i = 0; i < db->nconns; i++) {
+        if (db->conns[i].state == DB_IDLE || db->conns[i].state == DB_BUSY)
+            return true;
+    }
+    return false;
+}
+
+static void db_fail_queue(struct qry_db *db, int err)
+{
+    struct db_query *q;
+
+    while ((q = TAILQ_FIRST(&db->queue)) != NULL) {
+        TAILQ_REMOVE(&db->queue, q, link);
+        db->queued--;
+        db_complete(db, q, NULL, err);
+    }
+}
+
+static void db_arm_ms(struct event *timer, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    evtimer_add(timer, &tv);
+}
+
+/* Watch the connection's socket for @p what (EV_READ and/or EV_WRITE). */
+static void db_conn_watch(struct db_conn *c, short what)
+{
+    evutil_socket_t fd = PQsocket(c->conn);
+
+    what |= EV_PERSIST;
+    if (c->io != NULL && event_get_fd(c->io) == fd && event_get_events(c->io) == what)
+        return;
+    if (c->io != NULL)
+        event_free(c->io);
+    c->io = event_new(c->db->base, fd, what, db_conn_on_io, c);
+    SP_ASSERT(c->io != NULL);
+    event_add(c->io, NULL);
+}
+
+/* Close the connection (if any) and clear its per-connection state. */
+static void db_conn_close(struct db_conn *c)
+{
+    if (c->io != NULL)
+        event_free(c->io);
+    c->io = NULL;
+    evtimer_del(c->timer);
+    PQfinish(c->conn);
+    c->conn = NULL;
+    PQclear(c->res);
+    c->res = NULL;
+    c->flushing = false;
+    c->preparing = false;
+    memset(c->prepared, 0, sizeof(c->prepared));
+    c->state = DB_DOWN;
+}
+
+/* A connection attempt failed: retry after the backoff; in an outage, fail the queue. */
+static void db_conn_failed(struct db_conn *c, const char *why)
+{
+    struct qry_db *db = c->db;
+
+    sp_log(db->outage ? SP_LOG_DEBUG : SP_LOG_WARN, "could not connect to postgresql: %s", why);
+    db_conn_close(c);
+    db->outage = true;
+    db_arm_ms(c->timer, c->backoff_ms);
+    c->backoff_ms = c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (!db_any_up(db))
+        db_fail_queue(db, SP_EUNAVAIL);
+}
+
+/* Flush after a PQsend*; @return false if the connection broke (already handled). */
+static bool db_conn_flush(struct db_conn *c)
+{
+    int rc = PQflush(c->conn);
+
+    if (rc < 0) {
+        db_conn_broken(c, PQerrorMessage(c->conn));
+        return false;
+    }
+    c->flushing = rc == 1;
+    db_conn_watch(c, (short)(EV_READ | (c->flushing ? EV_WRITE : 0)));
+    return true;
+}
+
+/* Connected: make the session read-only with a statement timeout. */
+static void db_conn_setup(struct db_conn *c)
+{
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET default_transaction_read_only = on",
+             c->db->timeout_ms);
+    if (PQsetnonblocking(c->conn, 1) != 0 || !PQsendQuery(c->conn, sql)) {
+        db_conn_failed(c, PQerrorMessage(c->conn));
+        return;
+    }
+    c->state = DB_SETUP;
+    db_conn_flush(c);
+}
+
+static void db_on_schema(void *ud, const PGresult *res, int err)
+{
+    struct qry_db *db = ud;
+
+    db->checking = false;
+    if (err == 0)
+        db->schema_ok = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+}
+
+static void db_check_schema(struct qry_db *db)
+{
+    if (db->checking || db->closing)
+        return;
+    db->checking = true;
+    qry_db_query(db, QRY_STMT_SCHEMA, NULL, db_on_schema, db);
+}
+
+static void db_conn_setup_done(struct db_conn *c, PGresult *res)
+{
+    struct qry_db *db = c->db;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_conn_failed(c, PQresultErrorMessage(res));
+        PQclear(res);
+        return;
+    }
+    PQclear(res);
+    evtimer_del(c->timer);
+    if (!db_any_up(db))
+        sp_log(SP_LOG_INFO, "connected to postgresql");
+    c->state = DB_IDLE;
+    c->backoff_ms = DB_BACKOFF_MIN_MS;
+    db->outage = false;
+    if (!db->schema_ok)
+        db_check_schema(db);
+    db_pump(db);
+}
+
+static void db_conn_poll_connect(struct db_conn *c)
+{
+    switch (PQconnectPoll(c->conn)) {
+    case PGRES_POLLING_READING:
+        db_conn_watch(c, EV_READ);
+        break;
+    case PGRES_POLLING_WRITING:
+        db_conn_watch(c, EV_WRITE);
+        break;
+    case PGRES_POLLING_OK:
+        db_conn_setup(c);
+        break;
+    default:
+        db_conn_failed(c, PQerrorMessage(c->conn));
+        break;
+    }
+}
+
+/* libpq would print notices (and a FATAL sent to an idle session) raw on stderr. */
+static void db_on_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    sp_log(SP_LOG_INFO, "postgresql: %s", PQresultErrorMessage(res));
+}
+
+static void db_conn_start(struct db_conn *c)
+{
+    const char *const keys[] = {"dbname", "client_encoding", "application_name", NULL};
+    const char *const vals[] = {c->db->conninfo, "UTF8", "stockpot-query-api", NULL};
+
+    c->conn = PQconnectStartParams(keys, vals, 1);
+    if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD) {
+        db_conn_failed(c, c->conn != NULL ? PQerrorMessage(c->conn) : "out of memory");
+        return;
+    }
+    PQsetNoticeReceiver(c->conn, db_on_notice, NULL);
+    c->state = DB_CONNECTING;
+    db_arm_ms(c->timer, c->db->timeout_ms); /* PQconnectPoll ignores connect_timeout */
+    db_conn_watch(c, EV_WRITE);             /* libpq: start as if PGRES_POLLING_WRITING */
+}
+
+/* Send q's statement: PREPARE first on a connection that has not seen it. */
+static void db_conn_send(struct db_conn *c)
+{
+    const struct db_stmt *s = &db_stmts[c->q->stmt];
+    int ok;
+
+    c->preparing = !c->prepared[c->q->stmt];
+    if (c->preparing)
+        ok = PQsendPrepare(c->conn, s->name, s->sql, s->nparams, NULL);
+    else
+        ok = PQsendQueryPrepared(c->conn, s->name, s->nparams, (const char *const *)c->q->params,
+                                 NULL, NULL, 0);
+    if (!ok) {
+        db_conn_broken(c, PQerrorMessage(c->conn));
+        return;
+    }
+    db_conn_flush(c);
+}
+
+static void db_conn_dispatch(struct db_conn *c, struct db_query *q)
+{
+    c->q = q;
+    c->state = DB_BUSY;
+    db_arm_ms(c->timer, (int64_t)c->db->timeout_ms + DB_BACKSTOP_MS);
+    db_conn_send(c);
+}
+
+/* SQLSTATE 57014 query_canceled (statement_timeout) and 55P03 lock_not_available. */
+static int db_classify(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return 0;
+    if (state != NULL && (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0))
+        return SP_ETIMEDOUT;
+    return SP_EDB;
+}
+
+/* The command in flight on a DB_BUSY connection finished with @p res (owned). */
+static void db_conn_query_done(struct db_conn *c, PGresult *res)
+{
+    struct db_query *q = c->q;
+    int err;
+
+    if (PQstatus(c->conn) == CONNECTION_BAD) {
+        PQclear(res);
+        db_conn_broken(c, PQerrorMessage(c->conn));
+        return;
+    }
+    if (c->preparing && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        c->prepared[q->stmt] = true;
+        db_conn_send(c);
+        return;
+    }
+    evtimer_del(c->timer);
+    c->q = NULL;
+    c->state = DB_IDLE;
+    err = db_classify(res);
+    if (err != 0)
+        sp_log(err == SP_EDB ? SP_LOG_ERROR : SP_LOG_WARN, "query %s failed: %s",
+               db_stmts[q->stmt].name, PQresultErrorMessage(res));
+    db_complete(c->db, q, res, err);
+    db_pump(c->db);
+}
+
+static bool db_is_error(const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+
+    return st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
+}
+
+/*
+ * Read what arrived; keep the first result, or the first error.
+ * @return 1 when the command finished (PQgetResult gave NULL), 0 if more is to come,
+ *         -1 if the connection broke.
+ */
+static int db_conn_collect(struct db_conn *c)
+{
+    PGresult *res;
+
+    if (!PQconsumeInput(c->conn))
+        return -1;
+    while (!PQisBusy(c->conn)) {
+        res = PQgetResult(c->conn);
+        if (res == NULL)
+            return 1;
+        if (c->res == NULL || (!db_is_error(c->res) && db_is_error(res))) {
+            PQclear(c->res);
+            c->res = res;
+        } else {
+            PQclear(res);
+        }
+    }
+    return 0;
+}
+
+/* Socket events in DB_SETUP, DB_BUSY and DB_IDLE. */
+static void db_conn_io(struct db_conn *c, short what)
+{
+    PGresult *res;
+    int rc;
+
+    if (c->flushing && (what & EV_WRITE) != 0 && !db_conn_flush(c))
+        return;
+    if ((what & EV_READ) == 0)
+        return;
+    rc = db_conn_collect(c);
+    if (rc < 0 || (c->state == DB_IDLE && PQstatus(c->conn) == CONNECTION_BAD)) {
+        db_conn_broken(c, PQerrorMessage(c->conn));
+        return;
+    }
+    if (c->state == DB_IDLE) {
+        PQclear(c->res); /* nothing is expected: drop strays */
+        c->res = NULL;
+        return;
+    }
+    if (rc == 0)
+        return;
+    res = c->res;
+    c->res = NULL;
+    if (c->state == DB_SETUP)
+        db_conn_setup_done(c, res);
+    else
+        db_conn_query_done(c, res);
+}
+
+static void db_conn_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+
+    (void)fd;
+    if (c->state == DB_CONNECTING)
+        db_conn_poll_connect(c);
+    else
+        db_conn_io(c, what);
+}
+
+/*
+ * An established connection was lost (server restart, pg_terminate_backend, network) or
+ * dropped by the backstop: reconnect at once; re-send the query in flight once.
+ */
+static void db_conn_broken(struct db_conn *c, const char *why)
+{
+    struct qry_db *db = c->db;
+    struct db_query *q = c->q;
+
+    if (c->state == DB_SETUP || c->state == DB_CONNECTING) {
+        db_conn_failed(c, why);
+        return;
+    }
+    sp_log(SP_LOG_WARN, "postgresql connection lost: %s", why);
+    c->q = NULL;
+    db_conn_close(c);
+    c->backoff_ms = DB_BACKOFF_MIN_MS;
+    db_arm_ms(c->timer, 0);
+    if (q != NULL && !q->retried && !db->closing) {
+        q->retried = true;
+        TAILQ_INSERT_HEAD(&db->queue, q, link);
+        db->queued++;
+    } else if (q != NULL) {
+        db_complete(db, q, NULL, SP_EUNAVAIL);
+    }
+    db_arm_ms(db->queue_timer, 0); /* pump from the loop: no recursion through db_pump */
+}
+
+static void db_conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+    struct db_query *q = c->q;
+
+    (void)fd;
+    (void)what;
+    if (c->state == DB_DOWN) {
+        db_conn_start(c);
+    } else if (c->state == DB_CONNECTING || c->state == DB_SETUP) {
+        db_conn_failed(c, "connection timed out");
+    } else if (c->state == DB_BUSY) {
+        sp_log(SP_LOG_WARN, "query %s got no answer within %d ms, dropping the connection",
+               db_stmts[q->stmt].name, c->db->timeout_ms + DB_BACKSTOP_MS);
+        c->q = NULL;
+        db_complete(c->db, q, NULL, SP_ETIMEDOUT);
+        db_conn_broken(c, "no answer from the server");
+    }
+}
+
+static void db_arm_queue_timer(struct qry_db *db)
+{
+    struct db_query *q = TAILQ_FIRST(&db->queue);
+    int64_t left_us;
+
+    if (q == NULL) {
+        evtimer_del(db->queue_timer);
+        return;
+    }
+    left_us = q->deadline_us - sp_time_mono_us();
+    db_arm_ms(db->queue_timer, left_us > 0 ? left_us / 1000 + 1 : 0);
+}
+
+/* Expire overdue queries, start waiting ones on idle connections, fail fast in an outage. */
+static void db_pump(struct qry_db *db)
+{
+    int64_t now_us = sp_time_mono_us();
+    struct db_query *q;
+    int i = 0;
+
+    while ((q = TAILQ_FIRST(&db->queue)) != NULL && q->deadline_us <= now_us) {
+        TAILQ_REMOVE(&db->queue, q, link);
+        db->queued--;
+        db_complete(db, q, NULL, SP_ETIMEDOUT);
+    }
+    while ((q = TAILQ_FIRST(&db->queue)) != NULL) {
+        while (i < db->nconns && db->conns[i].state != DB_IDLE)
+            i++;
+        if (i == db->nconns)
+            break;
+        TAILQ_REMOVE(&db->queue, q, link);
+        db->queued--;
+        db_conn_dispatch(&db->conns[i], q);
+    }
+    if (db->outage && !db_any_up(db))
+        db_fail_queue(db, SP_EUNAVAIL);
+    db_arm_queue_timer(db);
+}
+
+static void db_on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    db_pump(arg);
+}
+
+struct qry_db *qry_db_new(struct event_base *base, const struct qry_db_opts *opts)
 {
     struct qry_db *db = sp_xcalloc(1, sizeof(*db));
 
-    db->conninfo = sp_xstrdup(conninfo != NULL ? conninfo : "");
-    db_connect(db);
+    SP_ASSERT(opts->conns >= 1 && opts->timeout_ms >= 1);
+    db->base = base;
+    db->conninfo = sp_xstrdup(opts->conninfo != NULL ? opts->conninfo : "");
+    db->timeout_ms = opts->timeout_ms;
+    db->queue_max = opts->queue_max;
+    db->nconns = opts->conns;
+    TAILQ_INIT(&db->queue);
+    TAILQ_INIT(&db->done);
+    db->queue_timer = evtimer_new(base, db_on_queue_timer, db);
+    db->done_ev = event_new(base, -1, 0, db_on_done, db);
+    SP_ASSERT(db->queue_timer != NULL && db->done_ev != NULL);
+    db->conns = sp_xcalloc((size_t)db->nconns, sizeof(*db->conns));
+    for (int i = 0; i < db->nconns; i++) {
+        struct db_conn *c = &db->conns[i];
+
+        c->db = db;
+        c->backoff_ms = DB_BACKOFF_MIN_MS;
+        c->timer = evtimer_new(base, db_conn_on_timer, c);
+        SP_ASSERT(c->timer != NULL);
+        db_conn_start(c);
+    }
     return db;
 }
 
@@ -103,153 +607,74 @@ void qry_db_free(struct qry_db *db)
 {
     if (db == NULL)
         return;
-    if (db->conn != NULL)
-        PQfinish(db->conn);
+    db->closing = true;
+    for (int i = 0; i < db->nconns; i++) {
+        if (db->conns[i].q != NULL)
+            db_complete(db, db->conns[i].q, NULL, SP_EUNAVAIL);
+        db->conns[i].q = NULL;
+    }
+    db_fail_queue(db, SP_EUNAVAIL);
+    db_on_done(-1, 0, db); /* queries submitted meanwhile complete in the same loop */
+    for (int i = 0; i < db->nconns; i++) {
+        db_conn_close(&db->conns[i]);
+        event_free(db->conns[i].timer);
+    }
+    free(db->conns);
+    event_free(db->queue_timer);
+    event_free(db->done_ev);
     free(db->conninfo);
     free(db);
 }
 
-static bool db_connected(const struct qry_db *db)
+void qry_db_query(
+    struct qry_db *db, enum qry_stmt stmt, const char *const *params, qry_db_fn fn, void *ud)
 {
-    return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
-}
+    struct db_query *q = sp_xcalloc(1, sizeof(*q));
 
-/* Connect if needed, honouring the retry delay. @return 0 or SP_EUNAVAIL. */
-static int db_ensure_conn(struct qry_db *db, struct sp_errbuf *eb)
-{
-    if (!db_connected(db)) {
-        if (sp_time_mono_us() < db->next_attempt_us)
-            return sp_err_set(eb, SP_EUNAVAIL, NULL, "postgresql is unavailable");
-        db_connect(db);
-        if (!db_connected(db))
-            return sp_err_set(eb, SP_EUNAVAIL, NULL, "postgresql is unavailable");
+    SP_ASSERT(stmt >= 0 && stmt < QRY_STMT_COUNT && db_stmts[stmt].nparams <= DB_MAX_PARAMS);
+    SP_ASSERT(params != NULL || db_stmts[stmt].nparams == 0);
+    q->stmt = stmt;
+    q->fn = fn;
+    q->ud = ud;
+    q->deadline_us = sp_time_mono_us() + (int64_t)db->timeout_ms * 1000;
+    for (int i = 0; params != NULL && i < db_stmts[stmt].nparams; i++)
+        q->params[i] = params[i] != NULL ? sp_xstrdup(params[i]) : NULL;
+    if (db->closing || (db->outage && !db_any_up(db))) {
+        db_complete(db, q, NULL, SP_EUNAVAIL);
+        return;
     }
-    return 0;
-}
-
-static int db_prepare(struct qry_db *db, enum qry_stmt stmt, struct sp_errbuf *eb)
-{
-    const struct db_stmt *s = &db_stmts[stmt];
-    PGresult *res;
-    int rc = 0;
-
-    if (db->prepared[stmt])
-        return 0;
-    res = PQprepare(db->conn, s->name, s->sql, s->nparams, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        rc = sp_err_set(eb, db_connected(db) ? SP_EDB : SP_EUNAVAIL, NULL,
-                        "could not prepare %s: %s", s->name, PQerrorMessage(db->conn));
-    } else {
-        db->prepared[stmt] = true;
+    if (db->queued >= db->queue_max) {
+        sp_log(SP_LOG_WARN, "too many queries waiting for postgresql (%zu)", db->queued);
+        db_complete(db, q, NULL, SP_EUNAVAIL);
+        return;
     }
-    PQclear(res);
-    return rc;
+    TAILQ_INSERT_TAIL(&db->queue, q, link);
+    db->queued++;
+    db_pump(db);
 }
 
-/* One attempt. @return 0, SP_EDB, or SP_EUNAVAIL when the connection broke. */
-static int db_exec(struct qry_db *db,
-                   enum qry_stmt stmt,
-                   const char *const *params,
-                   PGresult **out,
-                   struct sp_errbuf *eb)
+static void db_why(struct sp_buf *why, const char *reason)
 {
-    PGresult *res;
-    int rc;
+    int rc = sp_buf_adds(why, reason);
 
-    rc = db_ensure_conn(db, eb);
-    if (rc != 0)
-        return rc;
-    rc = db_prepare(db, stmt, eb);
-    if (rc != 0)
-        return rc;
-    res = PQexecPrepared(db->conn, db_stmts[stmt].name, db_stmts[stmt].nparams, params, NULL, NULL,
-                         0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        *out = res;
-        return 0;
-    }
-    rc = sp_err_set(eb, db_connected(db) ? SP_EDB : SP_EUNAVAIL, NULL, "query %s failed: %s",
-                    db_stmts[stmt].name, PQerrorMessage(db->conn));
-    PQclear(res);
-    return rc;
-}
-
-int qry_db_query(struct qry_db *db,
-                 enum qry_stmt stmt,
-                 const char *const *params,
-                 PGresult **out,
-                 struct sp_errbuf *eb)
-{
-    bool was_connected = db_connected(db);
-    int rc;
-
-    SP_ASSERT(stmt >= 0 && stmt < QRY_STMT_COUNT);
-    *out = NULL;
-    rc = db_exec(db, stmt, params, out, eb);
-    if (rc == SP_EUNAVAIL && was_connected) {
-        /* The connection broke under us (e.g. a server restart): reset now, once. */
-        sp_log(SP_LOG_WARN, "postgresql connection lost, reconnecting");
-        db->next_attempt_us = 0;
-        rc = db_exec(db, stmt, params, out, eb);
-    }
-    if (rc == SP_EDB)
-        sp_log(SP_LOG_ERROR, "%s", eb != NULL ? eb->msg : "query failed");
-    return rc;
-}
-
-int qry_db_checkpoint(struct qry_db *db,
-                      int32_t partition,
-                      int64_t *next_offset,
-                      struct sp_errbuf *eb)
-{
-    const char *params[] = {QRY_PROJECTION};
-    PGresult *res;
-    int rc;
-
-    rc = qry_db_query(db, QRY_STMT_CHECKPOINTS, params, &res, eb);
-    if (rc != 0)
-        return rc;
-    rc = SP_ENOTFOUND;
-    for (int i = 0; i < PQntuples(res); i++) {
-        char *end = NULL;
-
-        if (strtol(PQgetvalue(res, i, 0), &end, 10) != partition)
-            continue;
-        *next_offset = strtoll(PQgetvalue(res, i, 1), &end, 10);
-        rc = 0;
-        break;
-    }
-    PQclear(res);
-    return rc;
-}
-
-/* Append a readiness reason; a reason cut short by the buffer's cap is still a reason. */
-static void db_why(struct sp_buf *why, const char *reason, const char *detail)
-{
-    int rc = sp_buf_addf(why, "%s%s", reason, detail);
-
-    (void)rc;
+    (void)rc; /* a reason cut short by the buffer's cap is still a reason */
 }
 
 bool qry_db_ready(struct qry_db *db, struct sp_buf *why)
 {
-    PGresult *res;
-    bool ok;
-
-    if (db_ensure_conn(db, NULL) != 0) {
-        db_why(why, "postgresql is unreachable", "");
+    if (!db_any_up(db)) {
+        db_why(why, "postgresql is unreachable");
         return false;
     }
-    res = PQexec(db->conn, "SELECT to_regclass('stockpot.checkpoints') IS NOT NULL");
-    ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok)
-        db_why(why, "postgresql query failed: ", PQerrorMessage(db->conn));
-    else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        ok = false;
-        db_why(why, "migrations not applied: stockpot.checkpoints is missing", "");
+    if (!db->schema_ok) {
+        db_check_schema(db);
+        db_why(why, "migrations not applied: stockpot.checkpoints is missing");
+        return false;
     }
-    PQclear(res);
-    if (!db_connected(db))
-        db->next_attempt_us = 0; /* the next call reconnects at once */
-    return ok;
+    return true;
+}
+
+size_t qry_db_queued(const struct qry_db *db)
+{
+    return db->queued;
 }

@@ -25,24 +25,30 @@ struct qry_server {
 
 enum srv_kind { SRV_USER, SRV_RECIPE, SRV_USER_RECIPES, SRV_RECIPES };
 
-/* One parsed request, alive from parsing until the reply (across a Stockpot-After wait). */
+/*
+ * One parsed request, alive from parsing until the reply: across a Stockpot-After wait
+ * and the asynchronous queries. Every path ends in exactly one reply and srv_done.
+ */
 struct srv_call {
-    struct qry_server *srv; /* borrowed */
+    struct qry_server *srv;  /* borrowed */
+    struct sp_http_req *req; /* borrowed until the reply; set once past the gate */
     enum srv_kind kind;
     int64_t id;      /* user or recipe id from the path; 0 for /recipes */
     const char *tag; /* borrowed from the request; NULL = no tag filter */
     struct qry_page page;
 };
 
-static void srv_reply_db_error(struct sp_http_req *req, int rc, const struct sp_errbuf *eb)
+static void srv_reply_db_error(struct sp_http_req *req, int err)
 {
-    if (rc == SP_EUNAVAIL) {
+    if (err == SP_EUNAVAIL || err == SP_ETIMEDOUT) {
         sp_http_add_header(req, "Retry-After", "1");
-        sp_http_reply_problem(req, 503, "unavailable", "the read model database is unavailable",
+        sp_http_reply_problem(req, 503, "unavailable",
+                              err == SP_ETIMEDOUT ? "the read model query timed out"
+                                                  : "the read model database is unavailable",
                               NULL);
         return;
     }
-    (void)eb; /* PostgreSQL's message is logged, not shown to clients */
+    /* PostgreSQL's message is logged by qry_db, not shown to clients */
     sp_http_reply_problem(req, 500, NULL, "the read model query failed", NULL);
 }
 
@@ -54,40 +60,47 @@ static void srv_reply_not_found(struct sp_http_req *req, const char *what, int64
     sp_http_reply_problem(req, 404, "not-found", detail, NULL);
 }
 
-/* GET /users/{id} and /recipes/{id}: the JSON object with its ETag, or 304. */
-static void srv_serve_entity(struct srv_call *call, struct sp_http_req *req)
+/* The call has been answered (or dropped): free it. */
+static void srv_done(struct srv_call *call)
 {
-    enum qry_stmt stmt = call->kind == SRV_USER ? QRY_STMT_USER : QRY_STMT_RECIPE;
-    struct sp_errbuf eb = {{0}, {0}};
-    char id[24];
-    char etag[32];
-    const char *params[] = {id};
+    free(call);
+}
+
+/* GET /users/{id} and /recipes/{id}: the JSON object with its ETag, or 304. */
+static void srv_on_entity(void *ud, const PGresult *res, int err)
+{
+    struct srv_call *call = ud;
+    struct sp_http_req *req = call->req;
     const char *json;
-    PGresult *res;
+    char etag[32];
     int64_t version;
-    int rc;
+
+    if (err != 0) {
+        srv_reply_db_error(req, err);
+    } else if (PQntuples(res) == 0) {
+        srv_reply_not_found(req, call->kind == SRV_USER ? "user" : "recipe", call->id);
+    } else {
+        version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", version);
+        sp_http_add_header(req, "ETag", etag);
+        if (qry_params_etag_match(sp_http_req_header(req, "If-None-Match"), version)) {
+            sp_http_reply(req, 304, NULL, NULL, 0);
+        } else {
+            json = PQgetvalue(res, 0, 1);
+            sp_http_reply(req, 200, "application/json", json, strlen(json));
+        }
+    }
+    srv_done(call);
+}
+
+static void srv_serve_entity(struct srv_call *call)
+{
+    char id[24];
+    const char *params[] = {id};
 
     snprintf(id, sizeof(id), "%" PRId64, call->id);
-    rc = qry_db_query(call->srv->db, stmt, params, &res, &eb);
-    if (rc != 0) {
-        srv_reply_db_error(req, rc, &eb);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        srv_reply_not_found(req, call->kind == SRV_USER ? "user" : "recipe", call->id);
-        return;
-    }
-    version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", version);
-    sp_http_add_header(req, "ETag", etag);
-    if (qry_params_etag_match(sp_http_req_header(req, "If-None-Match"), version)) {
-        sp_http_reply(req, 304, NULL, NULL, 0);
-    } else {
-        json = PQgetvalue(res, 0, 1);
-        sp_http_reply(req, 200, "application/json", json, strlen(json));
-    }
-    PQclear(res);
+    qry_db_query(call->srv->db, call->kind == SRV_USER ? QRY_STMT_USER : QRY_STMT_RECIPE, params,
+                 srv_on_entity, call);
 }
 
 /* Link: <path?tag=..&since_id=..&max_id=<last>&limit=n>; rel="next" (RFC 8288). */
@@ -116,7 +129,78 @@ static void srv_add_link(struct srv_call *call, struct sp_http_req *req, const c
     sp_buf_release(&link);
 }
 
-static int srv_list_query(struct srv_call *call, PGresult **res, struct sp_errbuf *eb)
+/* {"items":[...],"next_max_id":"<id>"}; rows are (id, json) with json built by SQL. */
+static int srv_list_body(const PGresult *res, bool full, struct sp_buf *body)
+{
+    int n = res != NULL ? PQntuples(res) : 0;
+    int rc = 0;
+
+    rc |= sp_buf_adds(body, "{\"items\":[");
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            rc |= sp_buf_add(body, ",", 1);
+        rc |= sp_buf_add(body, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+    }
+    rc |= sp_buf_add(body, "]", 1);
+    if (full)
+        rc |= sp_buf_addf(body, ",\"next_max_id\":\"%s\"", PQgetvalue(res, n - 1, 0));
+    rc |= sp_buf_add(body, "}", 1);
+    return rc;
+}
+
+/* Reply with the page in @p res (NULL = empty page). */
+static void srv_reply_list(struct srv_call *call, const PGresult *res)
+{
+    struct sp_http_req *req = call->req;
+    struct sp_buf body;
+    bool full;
+    int rc;
+
+    full = res != NULL && PQntuples(res) == call->page.limit;
+    if (full)
+        srv_add_link(call, req, PQgetvalue(res, PQntuples(res) - 1, 0));
+    sp_buf_init(&body, SRV_MAX_BODY_BYTES);
+    rc = srv_list_body(res, full, &body);
+    if (rc != 0)
+        sp_http_reply_problem(req, 500, NULL, "the response is too large", NULL);
+    else
+        sp_http_reply(req, 200, "application/json", body.data, body.len);
+    sp_buf_release(&body);
+}
+
+/* An empty page of /users/{id}/recipes is 404 when the user does not exist. */
+static void srv_on_user_exists(void *ud, const PGresult *res, int err)
+{
+    struct srv_call *call = ud;
+
+    if (err != 0)
+        srv_reply_db_error(call->req, err);
+    else if (PQntuples(res) == 0)
+        srv_reply_not_found(call->req, "user", call->id);
+    else
+        srv_reply_list(call, NULL);
+    srv_done(call);
+}
+
+static void srv_on_list(void *ud, const PGresult *res, int err)
+{
+    struct srv_call *call = ud;
+    char id[24];
+    const char *params[] = {id};
+
+    if (err != 0) {
+        srv_reply_db_error(call->req, err);
+    } else if (PQntuples(res) == 0 && call->kind == SRV_USER_RECIPES) {
+        snprintf(id, sizeof(id), "%" PRId64, call->id);
+        qry_db_query(call->srv->db, QRY_STMT_USER_EXISTS, params, srv_on_user_exists, call);
+        return;
+    } else {
+        srv_reply_list(call, res);
+    }
+    srv_done(call);
+}
+
+static void srv_serve_list(struct srv_call *call)
 {
     char id[24];
     char max_id[24];
@@ -140,81 +224,7 @@ static int srv_list_query(struct srv_call *call, PGresult **res, struct sp_errbu
     params[n++] = max_id;
     params[n++] = since_id;
     params[n] = limit;
-    return qry_db_query(call->srv->db, stmt, params, res, eb);
-}
-
-/* An empty page of /users/{id}/recipes is 404 when the user does not exist. */
-static int srv_user_exists(struct srv_call *call, bool *exists, struct sp_errbuf *eb)
-{
-    char id[24];
-    const char *params[] = {id};
-    PGresult *res;
-    int rc;
-
-    snprintf(id, sizeof(id), "%" PRId64, call->id);
-    rc = qry_db_query(call->srv->db, QRY_STMT_USER_EXISTS, params, &res, eb);
-    if (rc == 0) {
-        *exists = PQntuples(res) > 0;
-        PQclear(res);
-    }
-    return rc;
-}
-
-/* {"items":[...],"next_max_id":"<id>"}; rows are (id, json) with json built by SQL. */
-static int srv_list_body(PGresult *res, bool full, struct sp_buf *body)
-{
-    int n = PQntuples(res);
-    int rc = 0;
-
-    rc |= sp_buf_adds(body, "{\"items\":[");
-    for (int i = 0; i < n; i++) {
-        if (i > 0)
-            rc |= sp_buf_add(body, ",", 1);
-        rc |= sp_buf_add(body, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
-    }
-    rc |= sp_buf_add(body, "]", 1);
-    if (full)
-        rc |= sp_buf_addf(body, ",\"next_max_id\":\"%s\"", PQgetvalue(res, n - 1, 0));
-    rc |= sp_buf_add(body, "}", 1);
-    return rc;
-}
-
-static void srv_serve_list(struct srv_call *call, struct sp_http_req *req)
-{
-    struct sp_errbuf eb = {{0}, {0}};
-    struct sp_buf body;
-    PGresult *res;
-    bool full;
-    bool exists = true;
-    int rc;
-
-    rc = srv_list_query(call, &res, &eb);
-    if (rc != 0) {
-        srv_reply_db_error(req, rc, &eb);
-        return;
-    }
-    if (PQntuples(res) == 0 && call->kind == SRV_USER_RECIPES) {
-        rc = srv_user_exists(call, &exists, &eb);
-        if (rc != 0 || !exists) {
-            PQclear(res);
-            if (rc != 0)
-                srv_reply_db_error(req, rc, &eb);
-            else
-                srv_reply_not_found(req, "user", call->id);
-            return;
-        }
-    }
-    full = PQntuples(res) == call->page.limit;
-    if (full)
-        srv_add_link(call, req, PQgetvalue(res, PQntuples(res) - 1, 0));
-    sp_buf_init(&body, SRV_MAX_BODY_BYTES);
-    rc = srv_list_body(res, full, &body);
-    PQclear(res);
-    if (rc != 0)
-        sp_http_reply_problem(req, 500, NULL, "the response is too large", NULL);
-    else
-        sp_http_reply(req, 200, "application/json", body.data, body.len);
-    sp_buf_release(&body);
+    qry_db_query(call->srv->db, stmt, params, srv_on_list, call);
 }
 
 /* Continuation after the Stockpot-After gate; req == NULL: already answered. */
@@ -222,13 +232,15 @@ static void srv_serve(struct sp_http_req *req, void *ud)
 {
     struct srv_call *call = ud;
 
-    if (req != NULL) {
-        if (call->kind == SRV_USER || call->kind == SRV_RECIPE)
-            srv_serve_entity(call, req);
-        else
-            srv_serve_list(call, req);
+    if (req == NULL) {
+        srv_done(call);
+        return;
     }
-    free(call);
+    call->req = req;
+    if (call->kind == SRV_USER || call->kind == SRV_RECIPE)
+        srv_serve_entity(call);
+    else
+        srv_serve_list(call);
 }
 
 static int srv_parse(struct srv_call *call, struct sp_http_req *req, struct sp_errbuf *eb)
@@ -295,6 +307,14 @@ static bool srv_ready(void *ud, struct sp_buf *why)
     return qry_db_ready(srv->db, why);
 }
 
+/* Partitions of the event log, for Stockpot-After tokens; 0 = unknown (any accepted). */
+static int32_t srv_partitions(const struct sp_config *cfg)
+{
+    if (strcmp(sp_config_str(cfg, "log.backend"), "lmdb") == 0)
+        return 1;
+    return 0; /* kafka: the topic's partition count is not known here yet; accept any >= 0 */
+}
+
 int qry_server_new(struct event_base *base,
                    const struct sp_config *cfg,
                    struct sp_metrics *metrics,
@@ -314,17 +334,23 @@ int qry_server_new(struct event_base *base,
         .ready = srv_ready,
         .ready_ud = srv,
     };
+
+    struct qry_db_opts db_opts = {
+        .conninfo = sp_config_str(cfg, "pg.conninfo"),
+        .conns = QRY_DB_CONNS,
+        .queue_max = QRY_DB_QUEUE_MAX,
+        .timeout_ms = QRY_DB_TIMEOUT_MS,
+    };
     int rc;
 
-    srv->db = qry_db_new(sp_config_str(cfg, "pg.conninfo"));
     rc = sp_http_server_new(base, &opts, &srv->http, eb);
     if (rc != 0) {
-        qry_db_free(srv->db);
         free(srv);
         return rc;
     }
-    srv->after =
-        qry_after_new(base, srv->db, metrics, sp_config_int(cfg, "query.after_timeout_ms"));
+    srv->db = qry_db_new(base, &db_opts);
+    srv->after = qry_after_new(base, srv->db, metrics, sp_config_int(cfg, "query.after_timeout_ms"),
+                               srv_partitions(cfg));
     sp_http_route(srv->http, SP_HTTP_GET, "/users/{id}", srv_on_user, srv);
     sp_http_route(srv->http, SP_HTTP_GET, "/users/{id}/recipes", srv_on_user_recipes, srv);
     sp_http_route(srv->http, SP_HTTP_GET, "/recipes/{id}", srv_on_recipe, srv);
@@ -333,13 +359,18 @@ int qry_server_new(struct event_base *base,
     return 0;
 }
 
+/*
+ * Order matters: freeing the pool completes its pending queries (their callbacks answer
+ * 503 to requests the HTTP server still holds, and the gate's checkpoint read needs the
+ * gate), then the gate drops its waiters, then the server drops what is left.
+ */
 void qry_server_free(struct qry_server *srv)
 {
     if (srv == NULL)
         return;
+    qry_db_free(srv->db);
     qry_after_free(srv->after);
     sp_http_server_free(srv->http);
-    qry_db_free(srv->db);
     free(srv);
 }
 

@@ -5,10 +5,16 @@
  * token's partition has passed the token's offset (next_offset > offset), or until
  * query.after_timeout_ms runs out (503 problem+json with `Retry-After: 1`).
  *
- * Waiting is a poll: while any request waits, one libevent timer re-reads the
- * checkpoints every QRY_AFTER_POLL_MS and releases every request it satisfies. Polling
- * needs nothing from the projector (LISTEN/NOTIFY would); one query per tick serves all
- * waiting requests at once.
+ * Waiting is a poll: while any request waits, one libevent timer ticks every
+ * QRY_AFTER_POLL_MS, times out overdue requests and, unless a read is already in flight,
+ * reads the checkpoints through the asynchronous pool (qry/db.h); each result releases
+ * every request it satisfies. Polling needs nothing from the projector (LISTEN/NOTIFY
+ * would); one query serves all waiting requests at once. A request that arrives while
+ * PostgreSQL is unavailable gets 503 as soon as its first read fails; one that already
+ * waits keeps waiting until its deadline.
+ *
+ * A token naming a partition the log does not have gets 400 at once: the embedded log
+ * (log.backend = lmdb) has exactly one partition, 0.
  *
  * Metrics: stockpot_query_after_wait_seconds (histogram, every request with a valid
  * token, time until it was released or timed out) and
@@ -42,24 +48,29 @@ typedef void (*qry_after_fn)(struct sp_http_req *req, void *ud);
 /**
  * New gate. @p db and @p metrics are borrowed and must outlive the gate.
  * @param timeout_ms  longest wait for a token, milliseconds (query.after_timeout_ms)
+ * @param partitions  partitions of the event log; tokens naming partition >= this get
+ *                    400; 0 = unknown, any partition >= 0 is accepted
  * @return owned; free with qry_after_free(). Never NULL.
  */
 struct qry_after *qry_after_new(struct event_base *base,
                                 struct qry_db *db,
                                 struct sp_metrics *metrics,
-                                int64_t timeout_ms);
+                                int64_t timeout_ms,
+                                int32_t partitions);
 
 /**
  * Drop every waiting request without replying (the HTTP server frees pending requests
  * when it is freed, which must happen after this), calling each continuation with
- * req == NULL, and free the gate. NULL is a no-op.
+ * req == NULL, and free the gate. NULL is a no-op. Free the qry_db first: that completes
+ * the gate's checkpoint read still in flight, whose callback needs the gate.
  */
 void qry_after_free(struct qry_after *after);
 
 /**
- * Pass @p req through the gate: no Stockpot-After header, or a token already applied,
- * calls @p fn(req, ud) at once; a malformed token gets 400 problem+json naming the
- * header "Stockpot-After"; otherwise the request waits as the file comment describes.
+ * Pass @p req through the gate: no Stockpot-After header calls @p fn(req, ud) at once; a
+ * malformed token, or one naming a partition the log does not have, gets 400
+ * problem+json naming the header "Stockpot-After" (and fn(NULL, ud) at once); otherwise
+ * the request waits as the file comment describes, at least for one checkpoint read.
  */
 void qry_after_gate(struct qry_after *after, struct sp_http_req *req, qry_after_fn fn, void *ud);
 

@@ -1,19 +1,35 @@
 /*
- * The query API's one PostgreSQL connection (libpq): the read statements, prepared once
- * per connection, the projection checkpoint, and reconnecting after a failure.
+ * The query API's PostgreSQL access: a small pool of libpq connections driven without
+ * blocking by the HTTP event loop (libpq's asynchronous API: PQconnectStartParams /
+ * PQconnectPoll, PQsendPrepare / PQsendQueryPrepared, PQconsumeInput / PQisBusy /
+ * PQgetResult, PQflush, with libevent events on PQsocket).
  *
- * A reconnect attempt (PQreset) blocks the caller for at most the connection timeout
- * (2 s) and is tried at most once per second; in between, calls fail fast with
- * SP_EUNAVAIL so a dead database does not stall the event loop on every request.
+ * - A query goes to an idle connection, or waits in a bounded FIFO while every
+ *   connection is busy. Its callback is called exactly once, always later from the event
+ *   loop, never from inside qry_db_query.
+ * - Deadlines: a query waits at most timeout_ms for a connection; each connection runs
+ *   with `SET statement_timeout = <timeout_ms>` (so a lock wait or a slow plan ends with
+ *   SP_ETIMEDOUT), and a client-side backstop of timeout_ms + 1 s drops a connection
+ *   whose server stopped answering. PQcancel is not used: it blocks.
+ * - A broken connection is reconnected in the background: at once after it was lost,
+ *   then with exponential backoff (100 ms doubling to 2 s) while attempts fail. A query
+ *   whose connection broke under it is re-sent once (every statement is a read).
+ * - Outage: while no connection is up and the latest connection attempt failed, queries
+ *   fail at once with SP_EUNAVAIL instead of waiting.
+ * - Sessions are `default_transaction_read_only = on`: the query API never writes.
+ * - Host names in pg.conninfo are resolved with a blocking getaddrinfo by libpq; use an
+ *   address, "localhost" or a socket directory.
  *
- * @locality one thread (the HTTP event loop); the object is not thread-safe.
+ * @locality the thread of the event_base given to qry_db_new; not thread-safe.
  */
 #ifndef QRY_DB_H
 #define QRY_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include <event2/event.h>
 #include <libpq-fe.h>
 
 #include "sp/buf.h"
@@ -21,6 +37,15 @@
 
 /** Projection whose checkpoint Stockpot-After waits for. */
 #define QRY_PROJECTION "pg"
+
+/*
+ * Pool defaults used by qry_server. Hard-coded for now: the config table (common/) is
+ * owned by another module; these become config keys (e.g. query.pg_connections,
+ * query.pg_queue_max, query.pg_timeout_ms) once it grows them.
+ */
+#define QRY_DB_CONNS      4    /* connections to PostgreSQL */
+#define QRY_DB_QUEUE_MAX  1024 /* queries waiting for a connection; beyond: SP_EUNAVAIL */
+#define QRY_DB_TIMEOUT_MS 2000 /* statement_timeout, and longest wait for a connection */
 
 /**
  * The read statements. Every statement returning recipes yields rows of
@@ -35,49 +60,62 @@ enum qry_stmt {
     QRY_STMT_RECIPES_BY_USER, /* $1 author_id, $2 max_id, $3 since_id, $4 limit */
     QRY_STMT_USER_EXISTS,     /* $1 id -> one row or none */
     QRY_STMT_CHECKPOINTS,     /* $1 projection -> (partition, next_offset)* */
+    QRY_STMT_SCHEMA,          /* no parameter -> one row: 't' if the migrations are applied */
     QRY_STMT_COUNT
 };
 
 struct qry_db;
 
+struct qry_db_opts {
+    const char *conninfo; /* libpq connection string; "" = libpq defaults / PG* env */
+    int conns;            /* pool size, >= 1 */
+    size_t queue_max;     /* most queries waiting for a connection */
+    int timeout_ms;       /* statement_timeout and connect/queue deadline, milliseconds */
+};
+
 /**
- * Create the connection object and try to connect. Failing to connect is not an error
- * here: the next query retries (see the file comment), and qry_db_ready reports it.
- * @param conninfo  libpq connection string; "" = libpq defaults and the PG* environment.
- *                  client_encoding is forced to UTF8 and connect_timeout to 2 s.
+ * Completion of one query, called exactly once from the event loop.
+ * @param res  on err == 0: the result (status PGRES_TUPLES_OK), borrowed, valid only
+ *             during the call; NULL otherwise
+ * @param err  0; SP_EUNAVAIL (PostgreSQL unreachable, connection lost twice, queue full,
+ *             or the pool is being freed); SP_ETIMEDOUT (deadline passed: waiting for a
+ *             connection, statement_timeout or lock_timeout); SP_EDB (any other
+ *             PostgreSQL error; logged here with PostgreSQL's message)
+ */
+typedef void (*qry_db_fn)(void *ud, const PGresult *res, int err);
+
+/**
+ * Create the pool and start connecting every connection (in the background: failing
+ * to connect is not an error here; queries fail with SP_EUNAVAIL and qry_db_ready says
+ * why). client_encoding is forced to UTF8. @p opts is copied.
  * @return owned; free with qry_db_free(). Never NULL.
  */
-struct qry_db *qry_db_new(const char *conninfo);
+struct qry_db *qry_db_new(struct event_base *base, const struct qry_db_opts *opts);
 
-/** Close the connection and free; NULL is a no-op. */
+/**
+ * Complete every pending query with SP_EUNAVAIL (their callbacks run now, inside this
+ * call; queries they submit fail the same way), close the connections and free. NULL is
+ * a no-op. Must not be called from a qry_db_fn.
+ */
 void qry_db_free(struct qry_db *db);
 
 /**
- * Run prepared statement @p stmt with text parameters (NULL = SQL NULL; the count is
- * fixed per statement). If the connection is broken it is reset once and the statement
- * retried (every statement is a read, so a retry is safe).
- * @param[out] out  owned result with status PGRES_TUPLES_OK; PQclear() it
- * @return 0; SP_EUNAVAIL if PostgreSQL cannot be reached; SP_EDB for any other error
- *         (eb carries PostgreSQL's message).
+ * Run prepared statement @p stmt asynchronously with text parameters (NULL = SQL NULL;
+ * the count is fixed per statement). The parameters are copied: the caller may free them
+ * on return. @p fn(@p ud, ...) is called exactly once, later, from the event loop.
  */
-SP_MUST_CHECK int qry_db_query(struct qry_db *db,
-                               enum qry_stmt stmt,
-                               const char *const *params,
-                               PGresult **out,
-                               struct sp_errbuf *eb);
+void qry_db_query(
+    struct qry_db *db, enum qry_stmt stmt, const char *const *params, qry_db_fn fn, void *ud);
 
 /**
- * The next offset projection QRY_PROJECTION will apply in @p partition.
- * @return 0 and *next_offset; SP_ENOTFOUND if there is no checkpoint row yet (nothing
- *         applied); SP_EUNAVAIL or SP_EDB as qry_db_query.
- */
-SP_MUST_CHECK int
-qry_db_checkpoint(struct qry_db *db, int32_t partition, int64_t *next_offset, struct sp_errbuf *eb);
-
-/**
- * Readiness for GET /readyz: PostgreSQL answers and the migrations are applied (table
- * stockpot.checkpoints exists). On false, a reason is appended to @p why.
+ * Readiness for GET /readyz, without blocking: a connection is up and the migrations
+ * were found applied (table stockpot.checkpoints exists) by the latest check; while they
+ * are not, each call starts a new check in the background. On false, a reason is
+ * appended to @p why.
  */
 bool qry_db_ready(struct qry_db *db, struct sp_buf *why);
+
+/** Queries waiting for a connection now (not counting those running); for tests. */
+size_t qry_db_queued(const struct qry_db *db);
 
 #endif

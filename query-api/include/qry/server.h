@@ -7,9 +7,13 @@
  * answer {"items":[...],"next_max_id":"<id>"} (next_max_id only when the page is full),
  * newest first, with `Link: <path?params&max_id=<last id>&limit=<n>>; rel="next"` when
  * the page is full (qry/params.h describes max_id and since_id). Unknown or deleted
- * entities are 404; bad parameters 400 naming the parameter; PostgreSQL down is 503 with
- * `Retry-After: 1`. Every route honours Stockpot-After (qry/after.h). Tags match exactly
- * as written by the author.
+ * entities are 404; bad parameters 400 naming the parameter. PostgreSQL is read through
+ * an asynchronous pool (qry/db.h: QRY_DB_CONNS connections, a FIFO of QRY_DB_QUEUE_MAX
+ * waiting queries, QRY_DB_TIMEOUT_MS per query), so the event loop never waits for it:
+ * PostgreSQL unreachable, a full queue or a query past its timeout (e.g. a table locked
+ * by a rebuild) is 503 problem+json with `Retry-After: 1`, and /healthz, /readyz and
+ * /metrics always answer at once. Every route honours Stockpot-After (qry/after.h). Tags
+ * match exactly as written by the author.
  *
  * @locality the thread of the event_base given to qry_server_new.
  */
