@@ -18,14 +18,41 @@ static void flush_cb(evutil_socket_t fd, short what, void *ud)
     cmd__flush_all(app);
 }
 
+static void recover_cb(evutil_socket_t fd, short what, void *ud)
+{
+    struct cmd_app *app = ud;
+    (void)fd;
+    (void)what;
+    (void)cmd__wm_recover(app, true);
+}
+
 static bool ready_cb(void *ud, struct sp_buf *why)
 {
     struct cmd_app *app = ud;
-    if (app->ready && app->log && app->wm)
+    bool usable = cmd__wm_recover(app, false);
+    if (app->ready && app->log && app->wm && usable)
         return true;
-    if (sp_buf_adds(why, "write model not caught up or log closed") != 0)
+    if (sp_buf_adds(why,
+                    app->broken ? app->broken_why : "write model not caught up or log closed") != 0)
         sp_log(SP_LOG_DEBUG, "readiness reason truncated");
     return false;
+}
+
+/*
+ * The idempotency fingerprint key: HMAC-SHA256 keyed with the write model's random
+ * secret over jwt.secret, so neither the write model files nor the config alone give it.
+ */
+static void derive_idem_key(struct cmd_app *app)
+{
+    static const char label[] = "stockpot idempotency fingerprint v1\n";
+    const char *secret = sp_config_str(app->cfg, "jwt.secret");
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    if (sp_buf_adds(&b, label) != 0 || sp_buf_adds(&b, secret) != 0)
+        SP_ASSERT(!"unbounded buffer refused an append");
+    cmd__hmac_sha256(cmd__wm_secret(app->wm), CMD__WM_SECRET_LEN, b.data, b.len,
+                     app->idem_hmac_key);
+    sp_buf_release(&b);
 }
 
 /* JWT key, token lifetimes and argon2id parameters from the config. */
@@ -68,6 +95,7 @@ static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
                       (size_t)sp_config_int(cfg, "writemodel.map_size_mb") << 20, &app->wm, eb);
     if (rc != 0)
         return rc;
+    derive_idem_key(app);
     rc = cmd__wm_catch_up(app->wm, app->log, &applied, eb);
     if (rc != 0)
         return rc;
@@ -75,6 +103,7 @@ static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
     sp_logf(SP_LOG_INFO, (const char *[]){"events", n, NULL}, "write model caught up");
     sp_metrics_counter_add(app->metrics, "stockpot_writemodel_events_caught_up_total", "",
                            (double)applied);
+    sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 0);
     return 0;
 }
 
@@ -120,7 +149,8 @@ int cmd_app_new(const struct sp_config *cfg,
     app->metrics = sp_metrics_new();
     cmd__metrics_describe(app->metrics);
     app->flush_ev = event_new(base, -1, 0, flush_cb, app);
-    SP_ASSERT(app->flush_ev != NULL);
+    app->recover_ev = evtimer_new(base, recover_cb, app);
+    SP_ASSERT(app->flush_ev != NULL && app->recover_ev != NULL);
     if ((rc = load_auth(app, eb)) != 0 || (rc = open_stores(app, eb)) != 0 ||
         (rc = start_http(app, eb)) != 0) {
         cmd_app_free(app);
@@ -168,6 +198,8 @@ void cmd_app_free(struct cmd_app *app)
     cmd_app_shutdown(app);
     if (app->flush_ev)
         event_free(app->flush_ev);
+    if (app->recover_ev)
+        event_free(app->recover_ev);
     sp_metrics_free(app->metrics);
     free(app->batch);
     free(app->positions);

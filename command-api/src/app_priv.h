@@ -52,8 +52,8 @@ struct cmd__command {
     char password_hash[CMD__PHC_MAX];         /* register */
     char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* refresh: hash of the presented token */
     bool idem_on;                             /* Idempotency-Key given and stored */
-    char idem_key[CMD__IDEM_KEY_MAX + 32];    /* "<user id>:<key>" */
-    unsigned char idem_fp[32];
+    char idem_key[CMD__IDEM_KEY_MAX + 32];    /* scoped record key, see cmd/app.h */
+    unsigned char idem_fp[32];                /* HMAC-SHA256 fingerprint, see cmd/app.h */
     /* outcome, filled by the decider */
     int status;                  /* HTTP status; 0 = not decided */
     json_t *resp;                /* success body, owned */
@@ -65,6 +65,17 @@ struct cmd__command {
     const char *audit;           /* audit event once durable, or NULL */
     struct es_event evs[CMD__MAX_EVENTS];
     size_t n_evs;
+};
+
+/*
+ * Test seams, set only by command-api's own tests (all zero in production), from the
+ * test thread while the app's loop is not running.
+ */
+struct cmd__hooks {
+    int64_t (*next_id)(void *ud); /* entity id generator; NULL = the Snowflake one */
+    void *next_id_ud;
+    int fail_commits;   /* make this many upcoming batch commits of the write model fail */
+    bool fail_catch_up; /* every write model catch-up fails while set */
 };
 
 struct cmd_app {
@@ -82,6 +93,17 @@ struct cmd_app {
     struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned */
     const struct es_event **ev_ptrs; /* same, owned */
     bool ready;
+    /*
+     * The write model missed durable events (its batch commit and the catch-up after it
+     * failed): nothing is decided or read from it, /readyz and every command answer 503,
+     * until a catch-up succeeds (retried by recover_ev, each batch and each request).
+     */
+    bool broken;
+    char broken_why[200];
+    int64_t recover_at_us;           /* monotonic µs of the last catch-up attempt while broken */
+    struct event *recover_ev;        /* timer retrying the catch-up while broken */
+    unsigned char idem_hmac_key[32]; /* fingerprint key, see cmd/app.h */
+    struct cmd__hooks hooks;
     unsigned char jwt_key[256];
     size_t jwt_key_len;
     int64_t jwt_ttl_s, refresh_ttl_s;
@@ -112,6 +134,15 @@ SP_MUST_CHECK int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__com
 /** Set c's outcome to a problem answer. */
 void cmd__fail(struct cmd__command *c, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/**
+ * If the write model is broken (app->broken), try to catch it up from the log, at most
+ * once per 100 ms unless @p force. @return true if the write model is usable.
+ */
+bool cmd__wm_recover(struct cmd_app *app, bool force);
+
+/** Next entity id (the Snowflake generator, or the test seam). */
+int64_t cmd__next_id(struct cmd_app *app);
 
 /** Install every command route on app->http. */
 void cmd__routes_install(struct cmd_app *app);

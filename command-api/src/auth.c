@@ -8,6 +8,7 @@
 #include <argon2.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "auth.h"
 
@@ -40,6 +41,15 @@ void cmd__sha256(const void *data, size_t len, unsigned char *out)
     unsigned int md_len = 0;
     int ok = EVP_Digest(data, len, out, &md_len, EVP_sha256(), NULL);
     SP_ASSERT(ok == 1 && md_len == 32);
+}
+
+void cmd__hmac_sha256(
+    const void *key, size_t key_len, const void *data, size_t len, unsigned char *out)
+{
+    unsigned int md_len = 0;
+    SP_ASSERT(key_len <= INT32_MAX);
+    const unsigned char *md = HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &md_len);
+    SP_ASSERT(md != NULL && md_len == 32);
 }
 
 void cmd__sha256_hex(const void *data, size_t len, char *out)

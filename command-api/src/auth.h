@@ -38,6 +38,13 @@ void cmd__sha256_hex(const void *data, size_t len, char *out);
 void cmd__sha256(const void *data, size_t len, unsigned char *out);
 
 /**
+ * HMAC-SHA256 (RFC 2104) of @p len bytes with the @p key_len byte @p key into @p out
+ * (32 bytes).
+ */
+void cmd__hmac_sha256(
+    const void *key, size_t key_len, const void *data, size_t len, unsigned char *out);
+
+/**
  * Hash @p password with argon2id, a 16-byte random salt and a 32-byte tag, as a PHC
  * string into @p out (CMD__PHC_MAX bytes).
  * @return 0; SP_EINVAL (eb says why) if libargon2 refuses the parameters; -errno.

@@ -3,7 +3,11 @@
  * inside one write-model transaction, each in a nested transaction that is aborted if
  * the command fails; their events are appended to the log as one durable batch; only
  * then is the write model committed (with the checkpoint) and every client answered.
+ * If that commit fails the write model is caught up from the log; if that fails too the
+ * app is "broken" (app_priv.h) and decides nothing until a catch-up succeeds, so the
+ * write model never skips an event and its checkpoint never passes what it folded.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,60 @@ void cmd__enqueue(struct cmd_app *app, struct cmd__command *c)
 {
     TAILQ_INSERT_TAIL(&app->queue, c, link);
     event_active(app->flush_ev, EV_TIMEOUT, 1);
+}
+
+/* Catch the write model up from the log (with the test seam). */
+static int catch_up(struct cmd_app *app, struct sp_errbuf *eb)
+{
+    if (app->hooks.fail_catch_up)
+        return sp_err_set(eb, SP_EDB, NULL, "catch-up failure injected by a test");
+    return cmd__wm_catch_up(app->wm, app->log, NULL, eb);
+}
+
+/* Commit the batch's top-level txn (with the test seam). @return 0 or an MDB code. */
+static int wm_commit(struct cmd_app *app, MDB_txn *txn)
+{
+    if (app->hooks.fail_commits > 0) {
+        app->hooks.fail_commits--;
+        mdb_txn_abort(txn);
+        return EIO;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static void mark_broken(struct cmd_app *app, const char *why)
+{
+    const struct timeval retry = {1, 0};
+    if (!app->broken)
+        sp_log(SP_LOG_ERROR, "write model is behind the log, refusing commands: %s", why);
+    app->broken = true;
+    snprintf(app->broken_why, sizeof(app->broken_why), "write model is behind the log: %s", why);
+    app->recover_at_us = sp_time_mono_us();
+    sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 1);
+    if (app->recover_ev && event_add(app->recover_ev, &retry) != 0)
+        sp_log(SP_LOG_ERROR, "could not schedule the write model catch-up retry");
+}
+
+bool cmd__wm_recover(struct cmd_app *app, bool force)
+{
+    struct sp_errbuf eb = {0};
+    if (!app->broken)
+        return true;
+    if (!app->wm || !app->log)
+        return false;
+    if (!force && sp_time_mono_us() - app->recover_at_us < 100000)
+        return false;
+    if (catch_up(app, &eb) != 0) {
+        mark_broken(app, eb.msg);
+        return false;
+    }
+    app->broken = false;
+    app->broken_why[0] = '\0';
+    if (app->recover_ev)
+        event_del(app->recover_ev);
+    sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 0);
+    sp_log(SP_LOG_INFO, "write model caught up with the log again; accepting commands");
+    return true;
 }
 
 static void fail_internal(struct cmd__command *c, int status, const char *slug, const char *msg)
@@ -128,7 +186,7 @@ static void decide_one(struct cmd_app *app, MDB_txn *parent, struct cmd__command
         rc = cmd__decide(app, txn, c);
     if (rc == 0 && c->idem_on && c->status < 300)
         rc = idem_pending(app, txn, c);
-    if (rc == SP_ETOOBIG && c->status == 413) {
+    if ((rc == SP_ETOOBIG && c->status == 413) || (rc == SP_ECONFLICT && c->status == 503)) {
         release_events(c);
         mdb_txn_abort(txn);
         return;
@@ -193,6 +251,7 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
     if (rc != 0) {
         mdb_txn_abort(txn);
         sp_log(SP_LOG_ERROR, "event append failed: %s (%s)", eb.msg, sp_strerror(rc));
+        sp_metrics_counter_add(app->metrics, "stockpot_event_append_failures_total", "", 1);
         for (size_t i = 0; i < n; i++) {
             if (app->batch[i]->n_evs > 0)
                 fail_internal(app->batch[i], 503, "unavailable",
@@ -202,12 +261,12 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
     }
     sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
     rc = finish_batch(app, txn, n);
-    rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    rc = rc == 0 ? wm_commit(app, txn) : (mdb_txn_abort(txn), rc);
     if (rc != 0) {
         /* The events are durable; rebuild what the write model missed from the log. */
         sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
-        if (cmd__wm_catch_up(app->wm, app->log, NULL, &eb) != 0)
-            sp_log(SP_LOG_ERROR, "write model catch-up failed: %s", eb.msg);
+        if (catch_up(app, &eb) != 0)
+            mark_broken(app, eb.msg);
     }
 }
 
@@ -284,9 +343,10 @@ static void flush_batch(struct cmd_app *app)
         TAILQ_REMOVE(&app->queue, c, link);
         app->batch[n++] = c;
     }
-    if (cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
+    if (!cmd__wm_recover(app, true) || cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
         for (size_t i = 0; i < n; i++)
-            fail_internal(app->batch[i], 503, "unavailable", "the write model is unavailable");
+            fail_internal(app->batch[i], 503, "unavailable",
+                          "the write model is unavailable; retry later");
     } else {
         for (size_t i = 0; i < n; i++)
             decide_one(app, txn, app->batch, i);
@@ -331,4 +391,8 @@ void cmd__metrics_describe(struct sp_metrics *m)
                         "Time to decide, append and commit one batch, seconds");
     sp_metrics_describe(m, "stockpot_writemodel_events_caught_up_total", SP_METRIC_COUNTER,
                         "Events folded into the write model at start-up catch-up");
+    sp_metrics_describe(m, "stockpot_event_append_failures_total", SP_METRIC_COUNTER,
+                        "Group-commit batches whose append to the log failed (answered 503)");
+    sp_metrics_describe(m, "stockpot_writemodel_broken", SP_METRIC_GAUGE,
+                        "1 while the write model is behind the log and commands get 503");
 }

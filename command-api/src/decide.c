@@ -56,12 +56,38 @@ static int check_size(struct cmd_app *app, struct cmd__command *c, const struct 
     return rc;
 }
 
-/* Make event @p type on @p stream at its next version and fold it into @p txn. */
+int64_t cmd__next_id(struct cmd_app *app)
+{
+    if (app->hooks.next_id)
+        return app->hooks.next_id(app->hooks.next_id_ud);
+    return es_snowflake_next(&app->ids);
+}
+
+/*
+ * A fresh id's stream must not exist yet: a Snowflake id repeats if the wall clock
+ * steps back across a restart. Fails c with 503 and @return SP_ECONFLICT if it does.
+ */
+static int check_fresh(struct cmd__command *c, const char *stream, int64_t ver)
+{
+    if (ver == 0)
+        return 0;
+    sp_logf(SP_LOG_ERROR, (const char *[]){"stream", stream, "request_id", c->request_id, NULL},
+            "fresh entity id is already taken (version %lld): did the clock step back?",
+            (long long)ver);
+    cmd__fail(c, 503, "unavailable", "could not allocate a new id; retry later");
+    return SP_ECONFLICT;
+}
+
+/*
+ * Make event @p type on @p stream at its next version and fold it into @p txn; a
+ * @p fresh stream (new entity) must be empty (check_fresh). @p data is stolen.
+ */
 static int emit(struct cmd_app *app,
                 MDB_txn *txn,
                 struct cmd__command *c,
                 const char *type,
                 const char *stream,
+                bool fresh,
                 int64_t actor,
                 json_t *data)
 {
@@ -72,6 +98,8 @@ static int emit(struct cmd_app *app,
 
     SP_ASSERT(c->n_evs < CMD__MAX_EVENTS);
     rc = cmd__wm_stream_version(app->wm, txn, stream, &ver);
+    if (rc == 0 && fresh)
+        rc = check_fresh(c, stream, ver);
     if (rc != 0) {
         json_decref(data);
         return rc;
@@ -116,10 +144,10 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
     }
     if (rc != SP_ENOTFOUND)
         return rc;
-    uid = es_snowflake_next(&app->ids);
+    uid = cmd__next_id(app);
     id_str(uid, uid_s);
     snprintf(stream, sizeof(stream), "user-%s", uid_s);
-    rc = emit(app, txn, c, "UserRegistered", stream, uid,
+    rc = emit(app, txn, c, "UserRegistered", stream, true, uid,
               json_pack("{s:s, s:s, s:s, s:s}", "user_id", uid_s, "username", name, "email", email,
                         "password_hash", c->password_hash));
     if (rc != 0)
@@ -167,7 +195,8 @@ new_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t s
         json_pack("{s:s, s:s, s:s}", "session_id", sid_s, "refresh_hash", hash, "expires_at", exp);
     if (start)
         json_object_set_new(data, "user_id", json_string(uid_s));
-    rc = emit(app, txn, c, start ? "SessionStarted" : "SessionRefreshed", stream, c->user_id, data);
+    rc = emit(app, txn, c, start ? "SessionStarted" : "SessionRefreshed", stream, start, c->user_id,
+              data);
     if (rc != 0)
         return rc;
     return token_response(app, c, sid, tok);
@@ -184,7 +213,7 @@ static int decide_login(struct cmd_app *app, MDB_txn *txn, struct cmd__command *
     if (rc != 0)
         return rc;
     c->audit = "login_ok";
-    return new_refresh(app, txn, c, es_snowflake_next(&app->ids), true);
+    return new_refresh(app, txn, c, cmd__next_id(app), true);
 }
 
 static int
@@ -193,7 +222,7 @@ revoke(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t sid, c
     char sid_s[ID_STR], stream[ID_STR + 8];
     id_str(sid, sid_s);
     snprintf(stream, sizeof(stream), "session-%s", sid_s);
-    return emit(app, txn, c, "SessionRevoked", stream, c->user_id,
+    return emit(app, txn, c, "SessionRevoked", stream, false, c->user_id,
                 json_pack("{s:s, s:s}", "session_id", sid_s, "reason", reason));
 }
 
@@ -266,7 +295,7 @@ static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     int rc = session_live(app, txn, c);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
-    int64_t rid = es_snowflake_next(&app->ids);
+    int64_t rid = cmd__next_id(app);
     id_str(rid, rid_s);
     id_str(c->user_id, uid_s);
     snprintf(stream, sizeof(stream), "recipe-%s", rid_s);
@@ -279,7 +308,7 @@ static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
             json_incref(v);
         json_object_set_new(data, recipe_fields[i], v);
     }
-    if ((rc = emit(app, txn, c, "RecipeCreated", stream, c->user_id, data)) != 0)
+    if ((rc = emit(app, txn, c, "RecipeCreated", stream, true, c->user_id, data)) != 0)
         return rc;
     c->target_id = rid;
     c->status = 201;
@@ -331,7 +360,8 @@ static int decide_change(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
         if (v)
             json_object_set(data, recipe_fields[i], v);
     }
-    rc = emit(app, txn, c, del ? "RecipeDeleted" : "RecipeUpdated", stream, c->user_id, data);
+    rc =
+        emit(app, txn, c, del ? "RecipeDeleted" : "RecipeUpdated", stream, false, c->user_id, data);
     if (rc != 0)
         return rc;
     c->status = 200;

@@ -64,16 +64,62 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct cmd
     return rc;
 }
 
+/* Answer 503 with Retry-After while the write model is broken. @return true if answered. */
+static bool refuse_if_broken(struct cmd_app *app, struct sp_http_req *req)
+{
+    if (cmd__wm_recover(app, false))
+        return false;
+    sp_http_add_header(req, "Retry-After", "1");
+    sp_http_reply_problem(req, 503, "unavailable",
+                          "the write model is catching up with the event log; retry later", NULL);
+    return true;
+}
+
+static void hex32(const unsigned char *in, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < 32; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* c->idem_fp = HMAC over (kind, target, raw body); c->idem_key = the scoped record key. */
+static void idem_scope(struct cmd_app *app, struct cmd__command *c, const char *key)
+{
+    size_t body_len = 0;
+    const void *body = sp_http_req_body(c->req, &body_len);
+    unsigned char anon[32];
+    char anon_hex[65];
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    if (sp_buf_addf(&b, "%s\n%lld\n", cmd__kind_name(c->kind), (long long)c->target_id) != 0 ||
+        (body_len && sp_buf_add(&b, body, body_len) != 0))
+        SP_ASSERT(!"unbounded buffer refused an append");
+    cmd__hmac_sha256(app->idem_hmac_key, sizeof(app->idem_hmac_key), b.data, b.len, c->idem_fp);
+    if (c->user_id != 0) {
+        snprintf(c->idem_key, sizeof(c->idem_key), "u:%lld:%s", (long long)c->user_id, key);
+    } else {
+        /* Anonymous: the key names this exact request, so other clients never collide. */
+        sp_buf_reset(&b);
+        if (sp_buf_add(&b, c->idem_fp, sizeof(c->idem_fp)) != 0 || sp_buf_adds(&b, key) != 0)
+            SP_ASSERT(!"unbounded buffer refused an append");
+        cmd__hmac_sha256(app->idem_hmac_key, sizeof(app->idem_hmac_key), b.data, b.len, anon);
+        hex32(anon, anon_hex);
+        snprintf(c->idem_key, sizeof(c->idem_key), "a:%s", anon_hex);
+    }
+    sp_buf_release(&b);
+}
+
 /*
- * Idempotency-Key: scope it to the acting user and fingerprint the command (kind,
- * target, raw body). 0 or answered 400.
+ * Idempotency-Key (README "HTTP API", cmd/app.h): check the header and scope it to the
+ * acting user, or for anonymous requests to the exact request. 0 or answered 400.
  */
-static int idem_setup(struct cmd__command *c)
+static int idem_setup(struct cmd_app *app, struct cmd__command *c)
 {
     const char *key = sp_http_req_header(c->req, "Idempotency-Key");
-    size_t len, body_len = 0;
-    const void *body;
-    char head[64];
+    size_t len;
     if (!key)
         return 0;
     len = strlen(key);
@@ -87,16 +133,7 @@ static int idem_setup(struct cmd__command *c)
                                         "must be 1 to 128 visible ASCII characters"));
         return SP_EINVAL;
     }
-    snprintf(c->idem_key, sizeof(c->idem_key), "%lld:%s", (long long)c->user_id, key);
-    body = sp_http_req_body(c->req, &body_len);
-    int n = snprintf(head, sizeof(head), "%s\n%lld\n", cmd__kind_name(c->kind),
-                     (long long)c->target_id);
-    struct sp_buf b;
-    sp_buf_init(&b, 0);
-    if (sp_buf_add(&b, head, (size_t)n) != 0 || (body_len && sp_buf_add(&b, body, body_len) != 0))
-        SP_ASSERT(!"unbounded buffer refused an append");
-    cmd__sha256(b.data, b.len, c->idem_fp);
-    sp_buf_release(&b);
+    idem_scope(app, c, key);
     c->idem_on = true;
     return 0;
 }
@@ -105,6 +142,8 @@ static void h_register(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct sp_errbuf eb = {0};
+    if (refuse_if_broken(app, req))
+        return;
     json_t *body = read_body(req);
     if (!body)
         return;
@@ -116,7 +155,7 @@ static void h_register(struct sp_http_req *req, void *ud)
     }
     struct cmd__command *c = cmd__command_new(CMD_REGISTER, req);
     c->input = body;
-    if (idem_setup(c) != 0)
+    if (idem_setup(app, c) != 0)
         goto out_free;
     const char *password = json_string_value(json_object_get(body, "password"));
     int rc = cmd__password_hash(&app->argon2, password, c->password_hash, &eb);
@@ -163,6 +202,8 @@ static void h_login(struct sp_http_req *req, void *ud)
     struct cmd_app *app = ud;
     int64_t uid = 0;
     char uid_s[24];
+    if (refuse_if_broken(app, req))
+        return;
     json_t *body = read_body(req);
     if (!body)
         return;
@@ -194,6 +235,8 @@ static void h_login(struct sp_http_req *req, void *ud)
 static void h_refresh(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
+    if (refuse_if_broken(app, req))
+        return;
     json_t *body = read_body(req);
     if (!body)
         return;
@@ -214,12 +257,14 @@ static void h_logout(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct cmd__claims cl;
+    if (refuse_if_broken(app, req))
+        return;
     if (authenticate(app, req, &cl) != 0)
         return;
     struct cmd__command *c = cmd__command_new(CMD_LOGOUT, req);
     c->user_id = cl.user_id;
     c->session_id = cl.session_id;
-    if (sp_http_req_method(req) == SP_HTTP_POST && idem_setup(c) != 0) {
+    if (sp_http_req_method(req) == SP_HTTP_POST && idem_setup(app, c) != 0) {
         cmd__command_free(c);
         return;
     }
@@ -233,6 +278,8 @@ static void h_validate(struct sp_http_req *req, void *ud)
     struct cmd__session s;
     MDB_txn *txn = NULL;
     char uid[24], sid[24], exp[32];
+    if (refuse_if_broken(app, req))
+        return;
     if (authenticate(app, req, &cl) != 0)
         return;
     int rc = cmd__wm_txn_begin(app->wm, NULL, true, &txn);
@@ -260,6 +307,8 @@ static void h_recipe_create(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct cmd__claims cl;
+    if (refuse_if_broken(app, req))
+        return;
     if (authenticate(app, req, &cl) != 0)
         return;
     json_t *body = read_body(req);
@@ -275,7 +324,7 @@ static void h_recipe_create(struct sp_http_req *req, void *ud)
     c->input = body;
     c->user_id = cl.user_id;
     c->session_id = cl.session_id;
-    if (idem_setup(c) != 0) {
+    if (idem_setup(app, c) != 0) {
         cmd__command_free(c);
         return;
     }
@@ -323,7 +372,7 @@ change_begin(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
 {
     struct cmd__claims cl;
     int64_t rid, if_match;
-    if (authenticate(app, req, &cl) != 0)
+    if (refuse_if_broken(app, req) || authenticate(app, req, &cl) != 0)
         return NULL;
     if (es_id_parse(sp_http_req_param(req, "id"), &rid) != 0) {
         sp_http_reply_problem(req, 404, "not-found", "recipe not found", NULL);

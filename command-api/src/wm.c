@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "wm.h"
+#include "auth.h"
 
 #include "es/id.h"
 #include "sp/alloc.h"
@@ -33,10 +34,11 @@ static const char *const wm_table_names[WM_NTABLES] = {"meta",    "streams", "us
 struct cmd__wm {
     MDB_env *env;
     MDB_dbi dbi[WM_NTABLES];
+    unsigned char secret[CMD__WM_SECRET_LEN]; /* meta "idem_secret" */
 };
 
 #define WM_CATCHUP_BATCH 1024
-#define WM_KEY_MAX       320 /* lower-cased names/emails and idempotency keys */
+#define WM_DIGEST_LEN    32 /* name and email keys: SHA-256 */
 
 static void id_key(int64_t id, unsigned char out[8])
 {
@@ -89,19 +91,17 @@ static int wm_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const v
     return 0;
 }
 
-/* ASCII lower-case copy of @p s into @p out; SP_ETOOBIG if it does not fit. */
-static int lower_key(const char *s, unsigned char *out, size_t out_size, size_t *len)
+/* Key of a username or email: SHA-256 of its ASCII lower-case form (any length fits). */
+static void digest_key(const char *s, unsigned char out[WM_DIGEST_LEN])
 {
     size_t n = strlen(s);
-    if (n >= out_size)
-        return SP_ETOOBIG;
+    char *low = sp_xmalloc(n + 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+        low[i] = (char)((c >= 'A' && c <= 'Z') ? (c | 0x20) : c);
     }
-    out[n] = 0;
-    *len = n;
-    return 0;
+    cmd__sha256(low, n, out);
+    free(low);
 }
 
 static int wm_open_tables(struct cmd__wm *wm, struct sp_errbuf *eb)
@@ -126,6 +126,63 @@ static int wm_open_tables(struct cmd__wm *wm, struct sp_errbuf *eb)
     return 0;
 }
 
+/* Empty every table if the stored format is not CMD__WM_FORMAT, then store it. */
+static int wm_check_format(struct cmd__wm *wm, MDB_txn *txn)
+{
+    MDB_val v;
+    size_t flen = strlen(CMD__WM_FORMAT);
+    int rc = wm_get(txn, wm->dbi[WM_META], "format", 6, &v);
+    if (rc == 0 && v.mv_size == flen && memcmp(v.mv_data, CMD__WM_FORMAT, flen) == 0)
+        return 0;
+    if (rc != 0 && rc != SP_ENOTFOUND)
+        return rc;
+    if (wm_get(txn, wm->dbi[WM_META], "checkpoint", 10, &v) == 0)
+        sp_log(SP_LOG_WARN, "write model has an older format: rebuilding it from the log "
+                            "(stored idempotency answers are dropped)");
+    for (int i = 0; i < WM_NTABLES; i++) {
+        rc = mdb_drop(txn, wm->dbi[i], 0);
+        if (rc != 0) {
+            sp_log(SP_LOG_ERROR, "could not empty write model table: %s", mdb_strerror(rc));
+            return SP_EDB;
+        }
+    }
+    return wm_put(txn, wm->dbi[WM_META], "format", 6, CMD__WM_FORMAT, flen);
+}
+
+/* Load the idempotency key from meta, making a random one at the first open. */
+static int wm_load_secret(struct cmd__wm *wm, MDB_txn *txn)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_META], "idem_secret", 11, &v);
+    if (rc == 0 && v.mv_size == sizeof(wm->secret)) {
+        memcpy(wm->secret, v.mv_data, sizeof(wm->secret));
+        return 0;
+    }
+    if (rc != 0 && rc != SP_ENOTFOUND)
+        return rc;
+    if ((rc = cmd__random(wm->secret, sizeof(wm->secret))) != 0)
+        return rc;
+    return wm_put(txn, wm->dbi[WM_META], "idem_secret", 11, wm->secret, sizeof(wm->secret));
+}
+
+static int wm_init_meta(struct cmd__wm *wm, struct sp_errbuf *eb)
+{
+    MDB_txn *txn = NULL;
+    int rc = cmd__wm_txn_begin(wm, NULL, false, &txn);
+    if (rc != 0)
+        return sp_err_set(eb, rc, NULL, "could not begin write model txn");
+    if ((rc = wm_check_format(wm, txn)) != 0 || (rc = wm_load_secret(wm, txn)) != 0) {
+        mdb_txn_abort(txn);
+        return sp_err_set(eb, rc, NULL, "could not initialise the write model meta: %s",
+                          sp_strerror(rc));
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return sp_err_set(eb, SP_EDB, NULL, "could not commit the write model meta: %s",
+                          mdb_strerror(rc));
+    return 0;
+}
+
 int cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struct sp_errbuf *eb)
 {
     struct cmd__wm *wm = sp_xcalloc(1, sizeof(*wm));
@@ -146,13 +203,16 @@ int cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, s
         rc = sp_err_set(eb, SP_EDB, NULL, "could not size write model env");
         goto out_close_env;
     }
-    rc = mdb_env_open(wm->env, dir, MDB_NOSYNC | MDB_NOTLS, 0640);
+    /* Synced commits: a commit that returned survives a crash (see wm.h). */
+    rc = mdb_env_open(wm->env, dir, MDB_NOTLS, 0640);
     if (rc != 0) {
         rc = sp_err_set(eb, SP_EDB, NULL, "could not open write model \"%s\": %s", dir,
                         mdb_strerror(rc));
         goto out_close_env;
     }
     rc = wm_open_tables(wm, eb);
+    if (rc == 0)
+        rc = wm_init_meta(wm, eb);
     if (rc != 0)
         goto out_close_env;
     *out = wm;
@@ -172,6 +232,11 @@ void cmd__wm_close(struct cmd__wm *wm)
     (void)mdb_env_sync(wm->env, 1);
     mdb_env_close(wm->env);
     free(wm);
+}
+
+const unsigned char *cmd__wm_secret(const struct cmd__wm *wm)
+{
+    return wm->secret;
 }
 
 int cmd__wm_txn_begin(struct cmd__wm *wm, MDB_txn *parent, bool rdonly, MDB_txn **txn)
@@ -217,14 +282,12 @@ int cmd__wm_stream_version(struct cmd__wm *wm, MDB_txn *txn, const char *stream,
     return rc;
 }
 
-static int lookup_lower(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t *user_id)
+static int lookup_digest(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t *user_id)
 {
-    unsigned char key[WM_KEY_MAX];
-    size_t len;
+    unsigned char key[WM_DIGEST_LEN];
     MDB_val v;
-    if (lower_key(s, key, sizeof(key), &len) != 0)
-        return SP_ENOTFOUND;
-    int rc = wm_get(txn, dbi, key, len, &v);
+    digest_key(s, key);
+    int rc = wm_get(txn, dbi, key, sizeof(key), &v);
     if (rc == 0)
         *user_id = id_from_val(&v);
     return rc;
@@ -232,12 +295,12 @@ static int lookup_lower(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t *user_
 
 int cmd__wm_user_by_name(struct cmd__wm *wm, MDB_txn *txn, const char *username, int64_t *user_id)
 {
-    return lookup_lower(txn, wm->dbi[WM_NAMES], username, user_id);
+    return lookup_digest(txn, wm->dbi[WM_NAMES], username, user_id);
 }
 
 int cmd__wm_user_by_email(struct cmd__wm *wm, MDB_txn *txn, const char *email, int64_t *user_id)
 {
-    return lookup_lower(txn, wm->dbi[WM_EMAILS], email, user_id);
+    return lookup_digest(txn, wm->dbi[WM_EMAILS], email, user_id);
 }
 
 int cmd__wm_user_hash(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, char *out, size_t out_size)
@@ -362,15 +425,13 @@ static int stream_id(const struct es_event *ev, int64_t *out, struct sp_errbuf *
     return 0;
 }
 
-static int put_lower(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t user_id)
+static int put_digest(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t user_id)
 {
-    unsigned char key[WM_KEY_MAX];
-    size_t len;
+    unsigned char key[WM_DIGEST_LEN];
     unsigned char v[8];
-    if (lower_key(s, key, sizeof(key), &len) != 0)
-        return SP_ESCHEMA;
+    digest_key(s, key);
     id_key(user_id, v);
-    return wm_put(txn, dbi, key, len, v, 8);
+    return wm_put(txn, dbi, key, sizeof(key), v, 8);
 }
 
 static int apply_user_registered(struct cmd__wm *wm,
@@ -388,8 +449,8 @@ static int apply_user_registered(struct cmd__wm *wm,
     if (!name || !email || !hash)
         return sp_err_set(eb, SP_ESCHEMA, NULL, "UserRegistered %s: missing field", ev->id);
     id_key(uid, k);
-    if ((rc = put_lower(txn, wm->dbi[WM_NAMES], name, uid)) != 0 ||
-        (rc = put_lower(txn, wm->dbi[WM_EMAILS], email, uid)) != 0 ||
+    if ((rc = put_digest(txn, wm->dbi[WM_NAMES], name, uid)) != 0 ||
+        (rc = put_digest(txn, wm->dbi[WM_EMAILS], email, uid)) != 0 ||
         (rc = wm_put(txn, wm->dbi[WM_USERS], k, 8, hash, strlen(hash))) != 0)
         return rc;
     return 0;

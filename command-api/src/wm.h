@@ -2,15 +2,25 @@
  * The write model: an LMDB environment owned by the one command-api process holding
  * what the command handlers need to decide. It is a fold of the event log: every change
  * except idempotency records goes through cmd__wm_apply(), at catch-up and after each
- * decided event, and the table "meta" holds the checkpoint (next log offset folded).
+ * decided event, and the table "meta" holds the checkpoint (next log offset folded), the
+ * format version and the idempotency fingerprint key.
  *
- * Tables: streams (stream id -> 8-byte stream version), usernames (lower-case -> user
- * id), emails (lower-case -> user id), users (user id -> argon2id PHC string),
- * sessions (id -> struct cmd__session), refresh (refresh hash hex -> session id),
- * recipes (id -> struct cmd__recipe), idempotency ("<user>:<key>" -> record).
- * Ids as keys are 8-byte big-endian. Opened with MDB_NOSYNC: the log is the durable
- * record; after an OS crash the write model is rebuilt by catch-up (idempotency records
- * written since the last sync may be lost).
+ * Tables: streams (stream id -> 8-byte stream version), usernames (SHA-256 of the ASCII
+ * lower-cased username -> user id), emails (SHA-256 of the ASCII lower-cased email ->
+ * user id), users (user id -> argon2id PHC string), sessions (id -> struct
+ * cmd__session), refresh (refresh hash hex -> session id), recipes (id -> struct
+ * cmd__recipe), idempotency (scoped key, see cmd/app.h -> record). Ids as keys are
+ * 8-byte big-endian. Name and email keys are fixed-size digests so that every value the
+ * validators accept (254 code points, up to 1016 bytes) fits LMDB's 511-byte key limit;
+ * case-insensitivity is ASCII only ("É" and "é" are different emails).
+ *
+ * Durability: every commit is synced (no MDB_NOSYNC). The log is still the record of
+ * truth: after a crash between the log append of a batch and the write model commit of
+ * that batch, catch-up refolds the batch's events, but that batch's idempotency records
+ * are lost (they are not in the log). See cmd/app.h.
+ *
+ * Format: meta "format" = CMD__WM_FORMAT. A write model of another (or no) format is
+ * emptied at open and rebuilt from the log by catch-up (idempotency records are lost).
  */
 #ifndef CMD_WM_H
 #define CMD_WM_H
@@ -25,7 +35,9 @@
 #include "es/log.h"
 #include "sp/err.h"
 
-#define CMD__HASH_HEX_LEN 64 /* lower-case hex SHA-256 */
+#define CMD__HASH_HEX_LEN  64  /* lower-case hex SHA-256 */
+#define CMD__WM_FORMAT     "2" /* 2: digest keys for names and emails */
+#define CMD__WM_SECRET_LEN 32  /* bytes of the random idempotency fingerprint key */
 
 struct cmd__wm;
 
@@ -43,13 +55,16 @@ struct cmd__recipe {
 
 /** One stored idempotent answer; body owned by the caller after a get (free()). */
 struct cmd__idem {
-    unsigned char fingerprint[32]; /* SHA-256 of command kind, target and body */
+    unsigned char fingerprint[32]; /* HMAC-SHA256 of command kind, target and body */
     int32_t status;                /* 0 = decided in the batch in flight, not yet answered */
     char *body;                    /* JSON text of the answer, or NULL when status is 0 */
 };
 
 /**
- * Open (creating if needed) the write model at @p dir.
+ * Open (creating if needed) the write model at @p dir: creates the tables, empties them
+ * if the stored format is not CMD__WM_FORMAT (a warning is logged; catch-up then
+ * rebuilds them), and makes the random idempotency key (CMD__WM_SECRET_LEN bytes from
+ * getrandom(2)) if there is none.
  * @param[out] out  owned; close with cmd__wm_close()
  * @return 0, SP_EDB or -errno (eb says which).
  */
@@ -58,6 +73,12 @@ cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struc
 
 /** Sync and close; NULL is a no-op. */
 void cmd__wm_close(struct cmd__wm *wm);
+
+/**
+ * The random idempotency key made at the first open (meta "idem_secret").
+ * @return borrowed, CMD__WM_SECRET_LEN bytes, valid until cmd__wm_close().
+ */
+const unsigned char *cmd__wm_secret(const struct cmd__wm *wm);
 
 /** Begin a transaction (@p parent for a nested one; NULL for a top-level one). */
 SP_MUST_CHECK int

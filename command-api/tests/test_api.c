@@ -30,6 +30,7 @@
 #include <jwt.h>
 
 #include "cmd/app.h"
+#include "app_priv.h" /* test seams (struct cmd__hooks) */
 #include "sp/config.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
@@ -243,6 +244,70 @@ static void bearer(json_t *tokens, char *out, size_t size)
 #define RECIPE                                                                                     \
     "{\"title\":\"红烧肉\",\"description\":\"\",\"ingredients\":[\"五花肉 500g\"],"          \
     "\"steps\":[\"切块\\n焯水\",\"炖一小时\"],\"tags\":[\"pork\"]}"
+
+/* Status of a request; *retry_after gets a copy of Retry-After ("" if none). */
+static int call_retry(struct fx *fx,
+                      const char *method,
+                      const char *path,
+                      const char *const *headers,
+                      const char *body,
+                      char *retry_after,
+                      size_t size)
+{
+    struct sp_test_resp resp = {0};
+    int status = sp_test_http(fx->port, method, path, headers, body, &resp);
+    const char *ra = sp_test_resp_header(&resp, "Retry-After");
+    snprintf(retry_after, size, "%s", ra ? ra : "");
+    sp_test_resp_release(&resp);
+    return status;
+}
+
+/* Body of GET /readyz into @p out; returns the status. */
+static int readyz(struct fx *fx, char *out, size_t size)
+{
+    struct sp_test_resp resp = {0};
+    int status = sp_test_http(fx->port, "GET", "/readyz", NULL, NULL, &resp);
+    snprintf(out, size, "%s", resp.body ? resp.body : "");
+    sp_test_resp_release(&resp);
+    return status;
+}
+
+/* Poll /readyz for up to 5 s until it answers @p want. */
+static void await_ready(struct fx *fx, int want)
+{
+    char body[512];
+    for (int i = 0; i < 100; i++) {
+        if (readyz(fx, body, sizeof(body)) == want)
+            return;
+        usleep(50 * 1000);
+    }
+    fail_msg("/readyz never answered %d (last: %s)", want, body);
+}
+
+/* Change the app's test seams with its loop stopped (no data race). */
+#define WITH_LOOP_STOPPED(fx, stmt)                                                                \
+    do {                                                                                           \
+        serve_stop(fx);                                                                            \
+        stmt;                                                                                      \
+        serve_start(fx);                                                                           \
+    } while (0)
+
+/* Create RECIPE as @p hdrs's user; copies "/recipes/<id>" into @p path. */
+static void create_recipe(struct fx *fx, const char *const *hdrs, char *path, size_t size)
+{
+    json_t *r = NULL;
+    assert_int_equal(call(fx, "POST", "/recipes", hdrs, RECIPE, &r), 201);
+    snprintf(path, size, "/recipes/%s", jstr(r, "recipe_id"));
+    json_decref(r);
+}
+
+static int put_title(struct fx *fx, const char *auth, const char *path, int if_match, json_t **out)
+{
+    char im[32];
+    snprintf(im, sizeof(im), "If-Match: \"%d\"", if_match);
+    const char *h[] = {auth, im, NULL};
+    return call(fx, "PUT", path, h, "{\"title\":\"retitled\"}", out);
+}
 
 /* ---- tests ---- */
 
@@ -584,6 +649,356 @@ static void test_event_too_big_fails_alone(void **state)
     json_decref(t);
 }
 
+/*
+ * Audit gap 1: the batch's events are durable but its write model commit fails and so
+ * does the catch-up. The app must not decide against the stale write model (the old
+ * code answered 412 to the current version and accepted the stale one), must say why on
+ * /readyz, and must fold the missed events before deciding again.
+ */
+static void test_wm_commit_and_catch_up_fail(void **state)
+{
+    struct fx *fx = *state;
+    char auth[1024], path[64], ra[16], why[512];
+    json_t *t, *r = NULL;
+    register_user(fx, "fragile");
+    t = login(fx, "fragile");
+    bearer(t, auth, sizeof(auth));
+    const char *h[] = {auth, NULL};
+    create_recipe(fx, h, path, sizeof(path));
+
+    WITH_LOOP_STOPPED(fx, (fx->app->hooks.fail_commits = 1, fx->app->hooks.fail_catch_up = true));
+    /* the event is durable, so the client is told so */
+    assert_int_equal(put_title(fx, auth, path, 1, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
+    json_decref(r);
+    assert_int_equal(readyz(fx, why, sizeof(why)), 503);
+    assert_non_null(strstr(why, "write model is behind the log"));
+    assert_true(metric(fx, "stockpot_writemodel_broken", "") == 1);
+    double appended = metric(fx, "stockpot_events_appended_total", "");
+    char im[32];
+    snprintf(im, sizeof(im), "If-Match: \"1\"");
+    const char *h_im[] = {auth, im, NULL};
+    assert_int_equal(call_retry(fx, "PUT", path, h_im, "{\"title\":\"lost\"}", ra, sizeof(ra)),
+                     503);
+    assert_string_equal(ra, "1");
+    assert_int_equal(call_retry(fx, "POST", "/recipes", h, RECIPE, ra, sizeof(ra)), 503);
+    assert_string_equal(ra, "1");
+    assert_int_equal(call_retry(fx, "POST", "/auth/login", NULL,
+                                "{\"username\":\"fragile\",\"password\":\"correct horse\"}", ra,
+                                sizeof(ra)),
+                     503);
+    assert_int_equal(call_retry(fx, "GET", "/auth/validate", h, NULL, ra, sizeof(ra)), 503);
+    assert_true(metric(fx, "stockpot_events_appended_total", "") == appended);
+
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_catch_up = false);
+    await_ready(fx, 200);
+    assert_true(metric(fx, "stockpot_writemodel_broken", "") == 0);
+    assert_int_equal(put_title(fx, auth, path, 1, NULL), 412);
+    assert_int_equal(put_title(fx, auth, path, 2, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "version")), 3);
+    json_decref(r);
+    /* the checkpoint covers exactly what was folded: a restart sees version 3 */
+    app_stop(fx);
+    app_start(fx);
+    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
+    assert_int_equal(put_title(fx, auth, path, 3, NULL), 200);
+    json_decref(t);
+}
+
+/* "x" repeated: @p n copies of the UTF-8 sequence @p unit, then @p tail. Owned. */
+static char *repeat(const char *unit, size_t n, const char *tail)
+{
+    size_t u = strlen(unit), tl = strlen(tail), k = 0;
+    char *s = malloc(u * n + tl + 1);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < u; j++)
+            s[k++] = unit[j];
+    snprintf(s + k, tl + 1, "%s", tail);
+    return s;
+}
+
+static int register_as(struct fx *fx, const char *name, const char *email, json_t **out)
+{
+    json_t *b =
+        json_pack("{s:s, s:s, s:s}", "username", name, "email", email, "password", "correct horse");
+    char *body = json_dumps(b, JSON_COMPACT);
+    int status = call(fx, "POST", "/auth/register", NULL, body, out);
+    free(body);
+    json_decref(b);
+    return status;
+}
+
+static int login_as(struct fx *fx, const char *field, const char *value)
+{
+    json_t *b = json_pack("{s:s, s:s}", field, value, "password", "correct horse");
+    char *body = json_dumps(b, JSON_COMPACT);
+    int status = call(fx, "POST", "/auth/login", NULL, body, NULL);
+    free(body);
+    json_decref(b);
+    return status;
+}
+
+/*
+ * Audit gap 2: every indexed value the validators accept fits the write model: emails of
+ * 254 code points of 2- and 4-byte characters (old code: 500, keys were capped at 320
+ * bytes), the longest username, and login names of 254 four-byte code points (401).
+ */
+static void test_long_unicode_identity(void **state)
+{
+    struct fx *fx = *state;
+    json_t *r = NULL;
+    char *e2 = repeat("é", 170, "@x.io");                /* 175 code points, 345 bytes */
+    char *e2max = repeat("é", 249, "@x.io");             /* 254 code points, 503 bytes */
+    char *e4 = repeat("\xF0\x9F\x98\x80", 249, "@x.io"); /* 254 code points, 1001 bytes */
+    char *e4up = repeat("\xF0\x9F\x98\x80", 249, "@X.IO");
+    char *n4 = repeat("\xF0\x9F\x98\x80", 254, "");
+    char *e4long = repeat("\xF0\x9F\x98\x80", 250, "@x.io");   /* 255 code points */
+    const char *longname = "abcdefghijklmnopqrstuvwxyz_.-789"; /* 32 */
+
+    assert_int_equal(register_as(fx, "eacute", e2, NULL), 201);
+    assert_int_equal(register_as(fx, "eacutemax", e2max, NULL), 201);
+    assert_int_equal(register_as(fx, longname, e4, NULL), 201);
+    assert_int_equal(register_as(fx, "emoji2", e4up, &r), 409);
+    assert_true(names_field(r, "email"));
+    json_decref(r);
+    assert_int_equal(register_as(fx, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-789", "other@x.io", &r), 409);
+    assert_true(names_field(r, "username"));
+    json_decref(r);
+    assert_int_equal(register_as(fx, "emoji3", e4long, &r), 400);
+    assert_true(names_field(r, "email"));
+    json_decref(r);
+    assert_int_equal(login_as(fx, "email", e2), 200);
+    assert_int_equal(login_as(fx, "email", e2max), 200);
+    assert_int_equal(login_as(fx, "email", e4), 200);
+    assert_int_equal(login_as(fx, "email", e4up), 200);
+    assert_int_equal(login_as(fx, "username", "ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-789"), 200);
+    assert_int_equal(login_as(fx, "username", n4), 401);
+    assert_int_equal(login_as(fx, "email", n4), 401);
+    /* the rebuilt write model keys them the same way */
+    app_stop(fx);
+    rm_tree(fx->wm_dir);
+    app_start(fx);
+    assert_int_equal(login_as(fx, "email", e4), 200);
+    assert_int_equal(register_as(fx, "emoji4", e4up, NULL), 409);
+    free(e2), free(e2max), free(e4), free(e4up), free(n4), free(e4long);
+}
+
+#define REG_ANN "{\"username\":\"ann\",\"email\":\"ann@example.org\",\"password\":\"ann secret 1\"}"
+#define REG_BEN "{\"username\":\"ben\",\"email\":\"ben@example.org\",\"password\":\"ben secret 2\"}"
+
+/* Raw read-only look at the write model's LMDB (the app must be stopped). */
+struct raw_wm {
+    MDB_env *env;
+    MDB_txn *txn;
+};
+
+static MDB_dbi raw_wm_open(struct raw_wm *w, const char *dir, const char *table)
+{
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&w->env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(w->env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(w->env, 64U << 20), 0);
+    assert_int_equal(mdb_env_open(w->env, dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(w->env, NULL, 0, &w->txn), 0);
+    assert_int_equal(mdb_dbi_open(w->txn, table, 0, &dbi), 0);
+    return dbi;
+}
+
+static void raw_wm_close(struct raw_wm *w, bool commit)
+{
+    if (commit)
+        assert_int_equal(mdb_txn_commit(w->txn), 0);
+    else
+        mdb_txn_abort(w->txn);
+    mdb_env_close(w->env);
+}
+
+static bool mem_has(const void *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    const char *p = hay;
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, needle, k) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Audit gap 3 (a, b): an anonymous Idempotency-Key names one exact request, so another
+ * client's registration with the same key is unrelated (old code: 422); the stored
+ * fingerprint is a keyed HMAC, not the plain SHA-256 of a body holding the password.
+ */
+static void test_idempotency_anonymous(void **state)
+{
+    struct fx *fx = *state;
+    json_t *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    const char *h[] = {"Idempotency-Key: shared-key", NULL};
+    double before = metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_ANN, &r1), 201);
+    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_BEN, &r2), 201);
+    assert_string_not_equal(jstr(r1, "user_id"), jstr(r2, "user_id"));
+    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_ANN, &r3), 201);
+    assert_string_equal(jstr(r1, "user_id"), jstr(r3, "user_id"));
+    assert_string_equal(jstr(r1, "position"), jstr(r3, "position"));
+    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 2);
+    json_decref(r1), json_decref(r2), json_decref(r3);
+    /* without a key the same body is a new command: 409 */
+    assert_int_equal(call(fx, "POST", "/auth/register", NULL, REG_ANN, NULL), 409);
+
+    app_stop(fx);
+    struct raw_wm w;
+    MDB_dbi dbi = raw_wm_open(&w, fx->wm_dir, "idempotency");
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned char plain[2][32];
+    const char *bodies[2] = {REG_ANN, REG_BEN};
+    for (int i = 0; i < 2; i++) {
+        char in[256];
+        int n = snprintf(in, sizeof(in), "register\n0\n%s", bodies[i]);
+        cmd__sha256(in, (size_t)n, plain[i]);
+    }
+    int records = 0;
+    assert_int_equal(mdb_cursor_open(w.txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, records ? MDB_NEXT : MDB_FIRST) == 0) {
+        records++;
+        assert_true(v.mv_size >= 36);
+        assert_memory_not_equal(v.mv_data, plain[0], 32);
+        assert_memory_not_equal(v.mv_data, plain[1], 32);
+        assert_false(mem_has(k.mv_data, k.mv_size, "shared-key"));
+        assert_false(mem_has(v.mv_data, v.mv_size, "secret"));
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(records, 2);
+    raw_wm_close(&w, false);
+    dbi = raw_wm_open(&w, fx->wm_dir, "meta");
+    char secret_key[] = "idem_secret";
+    k.mv_data = secret_key, k.mv_size = 11;
+    assert_int_equal(mdb_get(w.txn, dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, 32);
+    raw_wm_close(&w, false);
+}
+
+/* A write model of the old format (no "format" in meta) is emptied and rebuilt. */
+static void test_old_format_rebuilt(void **state)
+{
+    struct fx *fx = *state;
+    register_user(fx, "legacy");
+    app_stop(fx);
+    struct raw_wm w;
+    MDB_dbi dbi = raw_wm_open(&w, fx->wm_dir, "meta");
+    char format_key[] = "format";
+    MDB_val k = {.mv_size = 6, .mv_data = format_key};
+    assert_int_equal(mdb_del(w.txn, dbi, &k, NULL), 0);
+    raw_wm_close(&w, true);
+    app_start(fx);
+    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 1);
+    json_decref(login(fx, "legacy"));
+}
+
+static int64_t fixed_id(void *ud)
+{
+    return *(const int64_t *)ud;
+}
+
+/*
+ * Audit gap 4: a new entity's stream must be empty. Force the id generator to repeat an
+ * id in use (as a clock step back could): 503 with Retry-After and nothing appended,
+ * for users, sessions and recipes (old code appended version 2 of the old stream).
+ */
+static void test_fresh_id_collision(void **state)
+{
+    struct fx *fx = *state;
+    json_t *r = NULL;
+    char ra[16], auth[1024];
+    int64_t id;
+    assert_int_equal(register_as(fx, "first", "first@example.org", &r), 201);
+    assert_int_equal(es_id_parse(jstr(r, "user_id"), &id), 0);
+    json_decref(r);
+    WITH_LOOP_STOPPED(fx, (fx->app->hooks.next_id = fixed_id, fx->app->hooks.next_id_ud = &id));
+    double before = metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(call_retry(fx, "POST", "/auth/register", NULL,
+                                "{\"username\":\"second\",\"email\":\"s@example.org\","
+                                "\"password\":\"12345678\"}",
+                                ra, sizeof(ra)),
+                     503);
+    assert_string_equal(ra, "1");
+    assert_true(metric(fx, "stockpot_events_appended_total", "") == before);
+    json_t *t = login(fx, "first"); /* session-<id> is still free */
+    bearer(t, auth, sizeof(auth));
+    assert_int_equal(call_retry(fx, "POST", "/auth/login", NULL,
+                                "{\"username\":\"first\",\"password\":\"correct horse\"}", ra,
+                                sizeof(ra)),
+                     503);
+    const char *h[] = {auth, NULL};
+    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, NULL), 201); /* recipe-<id> */
+    assert_int_equal(call_retry(fx, "POST", "/recipes", h, RECIPE, ra, sizeof(ra)), 503);
+    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 2);
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.next_id = NULL);
+    assert_int_equal(register_as(fx, "second", "s@example.org", NULL), 201);
+    json_decref(t);
+}
+
+/* A recipe body with a description of 10,000 four-byte code points (40 KB). */
+static char *big_recipe(void)
+{
+    char *desc = repeat("\xF0\x9F\x8D\xB2", 10000, "");
+    size_t n = strlen(desc) + 128;
+    char *body = malloc(n);
+    snprintf(body, n,
+             "{\"title\":\"soup\",\"description\":\"%s\",\"ingredients\":[\"a\"],"
+             "\"steps\":[\"b\"]}",
+             desc);
+    free(desc);
+    return body;
+}
+
+/*
+ * Audit gap 5: a full log (log.map_size_mb = 1) refuses the append: 503 with
+ * Retry-After: 1, nothing of the failed batch reaches the write model, and once the
+ * log has room an If-Match on the old version still succeeds.
+ */
+static void test_log_full(void **state)
+{
+    struct fx *fx = *state;
+    char path[200], auth[1024], im[32], ra[16], why[512];
+    app_stop(fx);
+    snprintf(path, sizeof(path), "%s/small-log", fx->dir);
+    cfg_set(fx, "log.dir", path);
+    cfg_set(fx, "log.map_size_mb", "1");
+    cfg_set(fx, "http.max_body_bytes", "131072");
+    app_start(fx);
+    register_user(fx, "filler");
+    json_t *t = login(fx, "filler");
+    bearer(t, auth, sizeof(auth));
+    const char *h[] = {auth, NULL};
+    char recipe[64];
+    create_recipe(fx, h, recipe, sizeof(recipe));
+    char *body = big_recipe();
+    int status = 201, posts = 0;
+    while (status == 201 && posts++ < 200)
+        status = call_retry(fx, "POST", "/recipes", h, body, ra, sizeof(ra));
+    assert_int_equal(status, 503);
+    assert_string_equal(ra, "1");
+    assert_true(posts > 1);
+    assert_true(metric(fx, "stockpot_event_append_failures_total", "") >= 1);
+    /* a full log is not a broken write model: /readyz stays 200 */
+    assert_int_equal(readyz(fx, why, sizeof(why)), 200);
+    snprintf(im, sizeof(im), "If-Match: \"1\"");
+    const char *h_im[] = {auth, im, NULL};
+    body[strlen("{\"title\":\"")] = 'S'; /* a different body, same size */
+    assert_int_equal(call_retry(fx, "PUT", recipe, h_im, body, ra, sizeof(ra)), 503);
+    assert_string_equal(ra, "1");
+    free(body);
+    app_stop(fx);
+    cfg_set(fx, "log.map_size_mb", "64");
+    app_start(fx);
+    json_t *r = NULL;
+    assert_int_equal(put_title(fx, auth, recipe, 1, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
+    json_decref(r);
+    json_decref(t);
+}
+
 int main(void)
 {
     evthread_use_pthreads();
@@ -597,6 +1012,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_same_username, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_rebuilds_write_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_too_big_fails_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wm_commit_and_catch_up_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_unicode_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_anonymous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_format_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_id_collision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_full, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -427,11 +427,59 @@ class Skeleton(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, p)
                 self.assertTrue(p.stdout.strip() or p.stderr.strip(), b)
 
+    def audit_lines(self):
+        """Every JSON audit line the command-api wrote so far, in order."""
+        out = []
+        for line in self.c["command"].log_text().splitlines():
+            try:
+                rec = h.json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("audit") is True:
+                out.append(rec)
+        return out
+
     def test_13_audit_lines(self):
+        # one flow of a fresh user: each step must write exactly one audit line of its event
+        n0 = len(self.audit_lines())
+        pw = "auditor password 7"
+        a = h.register_and_login(self.cp, "auditor", pw)
+        uid = a["user_id"]
+        problem(self, h.request(self.cp, "POST", "/auth/login", {"username": "auditor", "password": "not it at all"}), 401)
+        r = h.request(self.cp, "POST", "/auth/refresh", {"refresh_token": a["refresh_token"]})
+        self.assertEqual(r.status, 200, r)
+        rotated = r.json()
+        problem(self, h.request(self.cp, "POST", "/auth/refresh", {"refresh_token": a["refresh_token"]}), 401)
+        s = h.request(self.cp, "POST", "/auth/login", {"username": "auditor", "password": pw}).json()
+        self.assertEqual(h.request(self.cp, "POST", "/auth/logout", token=s["access_token"]).status, 200)
+
+        lines = self.audit_lines()
+        mine = [x for x in lines[n0:] if x.get("user_id") == uid]
+        events = ("register", "login_ok", "login_failed", "refresh", "refresh_token_reuse", "logout")
+        for ev in events:
+            with self.subTest(ev):
+                got = [x for x in mine if x.get("event") == ev]
+                # login_ok twice: the first login and the one before logout
+                self.assertEqual(len(got), 2 if ev == "login_ok" else 1, (ev, mine))
+        self.assertEqual(sorted({x["event"] for x in mine}), sorted(events), mine)
+        for x in lines:
+            self.assertIsInstance(x.get("user_id"), str, x)
+            self.assertTrue(x["user_id"].isdigit(), x)
+            self.assertEqual(x.get("msg"), "audit", x)
+            self.assertEqual(x.get("level"), "info", x)
+            for key in x:
+                self.assertNotIn("password", key, x)
+                self.assertNotIn("token", key, x)
+        # no secret anywhere in the command-api log (not only the audit lines)
         log = self.c["command"].log_text()
-        self.assertIn("audit", log)
-        self.assertNotIn("alice password 1", log, "password in the logs")
-        self.assertNotIn(self.alice["refresh_token"], log, "refresh token in the logs")
+        secrets = [pw, "not it at all", "alice password 1", "bob password 12", "racer password",
+                   a["access_token"], a["refresh_token"], rotated["access_token"], rotated["refresh_token"],
+                   s["access_token"], s["refresh_token"], self.alice["access_token"],
+                   self.alice["refresh_token"], self.bob["access_token"], self.bob["refresh_token"]]
+        for secret in secrets:
+            self.assertNotIn(secret, log, "a password or token is in the command-api log")
+        self.assertNotIn("$argon2", log, "a password hash is in the command-api log")
+        self.assertNotIn("eyJ", log, "something like a JWT is in the command-api log")
 
     def concurrently(self, fn, n):
         """Run fn(i) for i in range(n) in n threads released together; list of results."""

@@ -8,6 +8,40 @@
  * one registration or login blocks the loop for the hash's duration (config
  * argon2.*); the group-commit batch is flushed from a zero-timeout event on the same
  * loop, so at most one batch is ever in flight.
+ *
+ * Failures:
+ * - The log refuses an append (full map, I/O error): every command of that batch gets
+ *   503 with Retry-After: 1 and none of its decisions reaches the write model (the
+ *   batch's transaction is aborted). /readyz stays 200: the write model is consistent
+ *   and the next, smaller, append may succeed; stockpot_event_append_failures_total
+ *   counts these batches.
+ * - The append succeeded but the write model commit failed: the events are durable, so
+ *   their clients get their success answers, and the write model is caught up from the
+ *   log at once. If that catch-up fails too, the app is "broken": /readyz answers 503
+ *   with the reason, every request to a command route (and /auth/validate, which reads
+ *   the write model) gets 503 with Retry-After: 1, and nothing is decided until a
+ *   catch-up succeeds (retried every second, before each batch and on requests, at most
+ *   every 100 ms). The write model never skips an event and its checkpoint never passes
+ *   what it folded. Gauge stockpot_writemodel_broken is 1 meanwhile.
+ * - A fresh entity id (Snowflake) whose stream already exists (the clock stepped back
+ *   across a restart) is never reused: the command gets 503 and an error is logged.
+ *
+ * Idempotency-Key (register, POST /recipes, POST /auth/logout; login and refresh ignore
+ * it because their answers hold tokens, which are never stored): a record per scoped
+ * key holds an HMAC-SHA256 fingerprint of (command kind, target id, raw body) and the
+ * first successful answer. The HMAC key is HMAC-SHA256(random 32-byte secret kept in the
+ * write model meta, label + jwt.secret), so neither the write model files nor the config
+ * alone allow guessing a password offline from a register fingerprint. Scope: with an
+ * access token, "u:<user id>:<key>" (same key, different request: 422); anonymous,
+ * "a:" + HMAC(fingerprint, key), i.e. the key only ever matches an identical request, so
+ * unrelated clients never collide and a different body is simply a new request.
+ * Durability window: the records are written in the batch's write model commit, synced
+ * right after the log append is synced. A crash (process or OS) between those two syncs,
+ * or a failure of that commit, loses the records of that one batch while its events stay
+ * in the log; catch-up refolds the events but cannot rebuild the records (the log does
+ * not carry the key), so a retry of one of those commands is decided again (POST
+ * /recipes: a second recipe; register: 409 as the name is taken). Rebuilding the write
+ * model (writemodel.dir deleted, or a new write model format) drops every record.
  */
 #ifndef CMD_APP_H
 #define CMD_APP_H
