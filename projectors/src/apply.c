@@ -1,7 +1,8 @@
 /*
  * Applying a batch of log records to a projection inside an open transaction: one
- * SAVEPOINT per folded event, so a failing event (constraint violation, bad payload) is
- * dead-lettered or halts the projection without losing the rest of the batch.
+ * SAVEPOINT per folded event, so a poison event (constraint violation, bad payload) is
+ * dead-lettered or halts the projection without losing the rest of the batch, while a
+ * transient database error (deadlock, timeout, ...) fails the whole batch for a retry.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,29 @@ static int dead_letter(struct batch_ctx *c,
                         6, params, NULL, c->eb);
 }
 
+/*
+ * Whether a failed apply was caused by the event itself (poison: the same event fails the
+ * same way on every retry) rather than by the database's state at the time. Poison: our
+ * own checks of the event (SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG, SP_ENOTFOUND) and SQLSTATE
+ * classes 22 (data exception) and 23 (integrity constraint violation). Anything else
+ * (deadlock, serialization failure, lock or statement timeout, query cancel, disk full,
+ * lost connection, ...) is transient: the batch is rolled back and retried later.
+ */
+static bool apply_error_is_poison(int rc, const struct sp_errbuf *perr)
+{
+    if (rc == SP_ESCHEMA || rc == SP_EINVAL || rc == SP_ETOOBIG || rc == SP_ENOTFOUND)
+        return true;
+    if (rc != SP_EDB)
+        return false;
+    return strncmp(perr->field, "22", 2) == 0 || strncmp(perr->field, "23", 2) == 0;
+}
+
 /* Fold one decoded event under a savepoint. @return 0, a poison error, or a fatal one. */
-static int
-apply_one(struct batch_ctx *c, const struct es_event *ev, bool *poison, struct sp_errbuf *perr)
+static int apply_one(struct batch_ctx *c,
+                     const struct es_log_record *rec,
+                     const struct es_event *ev,
+                     bool *poison,
+                     struct sp_errbuf *perr)
 {
     int rc = proj_pg_exec_script(c->conn, "SAVEPOINT proj_event", c->eb);
 
@@ -83,8 +104,10 @@ apply_one(struct batch_ctx *c, const struct es_event *ev, bool *poison, struct s
     rc = c->proj->apply(c->conn, ev, perr);
     if (rc == 0)
         return proj_pg_exec_script(c->conn, "RELEASE SAVEPOINT proj_event", c->eb);
-    if (rc == SP_EUNAVAIL || PQstatus(c->conn) != CONNECTION_OK) {
-        sp_err_set(c->eb, SP_EUNAVAIL, NULL, "%s", perr->msg);
+    if (!apply_error_is_poison(rc, perr) || PQstatus(c->conn) != CONNECTION_OK) {
+        sp_err_set(c->eb, SP_EUNAVAIL, perr->field[0] != '\0' ? perr->field : NULL,
+                   "transient error applying offset %d:%lld (%s): %s", (int)rec->pos.partition,
+                   (long long)rec->pos.offset, ev->type, perr->msg);
         return SP_EUNAVAIL;
     }
     *poison = true;
@@ -112,7 +135,7 @@ static int process(struct batch_ctx *c,
         return sp_err_set(perr, 0, field[0] ? field : NULL, "undecodable event: %s", why);
     }
     if (proj_projection_handles(c->proj, ev->type))
-        return apply_one(c, ev, poison, perr);
+        return apply_one(c, rec, ev, poison, perr);
     if (proj_projection_ignores(c->proj, ev->type))
         return 0;
     *poison = true;

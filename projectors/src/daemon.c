@@ -1,23 +1,26 @@
 /*
- * The projector daemon. Two threads: the main thread runs the libevent loop (HTTP
- * probes, signals); the projection thread applies migrations, opens the log as a reader
- * and steps the runner. They share only `struct daemon` fields under `mu` (@locks) and
- * the thread-safe metrics registry.
+ * The projector daemon. The main thread runs the libevent loop (HTTP probes, signals); a
+ * supervisor thread applies migrations, opens the log as a reader and starts one thread
+ * per projection, each stepping its own runner (own connection, checkpoint, back-off).
+ * They share only `struct daemon` fields under `mu` (@locks), the log handle (es_log_read,
+ * es_log_end, es_log_wait are thread-safe) and the thread-safe metrics registry.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
 
-#include "daemon.h"
 #include "es/log.h"
+#include "proj/daemon.h"
 #include "proj/migrate.h"
 #include "proj/pg.h"
 #include "proj/runner.h"
+#include "sp/alloc.h"
 #include "sp/http.h"
 #include "sp/log.h"
 #include "sp/metrics.h"
@@ -29,14 +32,30 @@
 #define BACKOFF_MAX_MS 5000
 #define IDLE_STEP_MS   1000
 
+struct daemon;
+
+/* One projection the daemon runs, with its own runner and thread. */
+struct daemon_proj {
+    struct daemon *d;                   /* the owner */
+    const struct proj_projection *proj; /* borrowed, static */
+    struct proj_runner *r;              /* owned; created and freed by the supervisor */
+    pthread_t tid;
+    bool started;       /* tid is a running thread (supervisor only) */
+    bool pg_ok, halted; /* under d->mu */
+    char why[320];      /* under d->mu: why not ready, "" when ready */
+};
+
 struct daemon {
     const struct sp_config *cfg; /* borrowed */
     struct sp_metrics *metrics;  /* owned; thread-safe */
     struct event_base *base;     /* main thread only */
-    atomic_bool stop;            /* set by the main thread, read by the projection thread */
-    pthread_mutex_t mu;          /* guards the fields below */
-    bool migrated, log_open, pg_ok, halted, fatal;
-    char why[320]; /* reason for not ready, "" when ready */
+    atomic_bool stop;            /* set by the main thread, read by the others */
+    struct es_log *log;          /* owned by the supervisor; set before the workers start */
+    struct daemon_proj *projs;   /* n_projs entries, fixed before any thread starts */
+    size_t n_projs;
+    pthread_mutex_t mu; /* guards the fields below and daemon_proj's */
+    bool migrated, log_open, fatal;
+    char why[320]; /* reason for not ready before the projections run, "" when ready */
 };
 
 static void daemon_set(struct daemon *d, bool *flag, bool value, const char *why)
@@ -45,6 +64,14 @@ static void daemon_set(struct daemon *d, bool *flag, bool value, const char *why
     *flag = value;
     snprintf(d->why, sizeof(d->why), "%s", why ? why : "");
     pthread_mutex_unlock(&d->mu);
+}
+
+static void proj_set(struct daemon_proj *w, bool *flag, bool value, const char *why)
+{
+    pthread_mutex_lock(&w->d->mu);
+    *flag = value;
+    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+    pthread_mutex_unlock(&w->d->mu);
 }
 
 /* Sleeps up to @p ms in short slices; returns false if asked to stop. */
@@ -81,7 +108,7 @@ static int daemon_migrate(struct daemon *d)
         conn = NULL;
         if (rc != SP_EUNAVAIL)
             break;
-        daemon_set(d, &d->pg_ok, false, eb.msg);
+        daemon_set(d, &d->migrated, false, eb.msg);
         sp_log(SP_LOG_WARN, "postgresql unavailable, retrying migrations in %d ms: %s", wait_ms,
                eb.msg);
         if (!daemon_sleep(d, wait_ms))
@@ -100,12 +127,12 @@ out_fatal:
 }
 
 /* Opens the log as a reader, waiting for the writer to create it. */
-static int daemon_open_log(struct daemon *d, struct es_log **log)
+static int daemon_open_log(struct daemon *d)
 {
     struct sp_errbuf eb = {{0}, {0}};
     bool told = false;
 
-    while (es_log_open(d->cfg, ES_LOG_READER, log, &eb) != 0) {
+    while (es_log_open(d->cfg, ES_LOG_READER, &d->log, &eb) != 0) {
         if (!told)
             sp_log(SP_LOG_WARN, "event log not available yet, waiting: %s", eb.msg);
         told = true;
@@ -118,7 +145,8 @@ static int daemon_open_log(struct daemon *d, struct es_log **log)
     return 0;
 }
 
-static int daemon_runner(struct daemon *d, struct es_log *log, struct proj_runner **runner)
+/* Creates the runner of every projection. @return 0 or SP_EINVAL (fatal, logged). */
+static int daemon_runners(struct daemon *d)
 {
     struct proj_runner_opts opts = {0};
     struct sp_errbuf eb = {{0}, {0}};
@@ -126,14 +154,17 @@ static int daemon_runner(struct daemon *d, struct es_log *log, struct proj_runne
 
     if (proj_poison_policy_parse(sp_config_str(d->cfg, "projector.poison_policy"), &policy) != 0)
         policy = PROJ_POISON_DEAD_LETTER;
-    opts.proj = proj_pg_projection();
     opts.conninfo = sp_config_str(d->cfg, "pg.conninfo");
     opts.batch_max = (size_t)sp_config_int(d->cfg, "projector.batch_max");
     opts.policy = policy;
     opts.metrics = d->metrics;
-    if (proj_runner_new(&opts, log, runner, &eb) != 0) {
-        sp_log(SP_LOG_ERROR, "could not start the projection: %s", eb.msg);
-        return SP_EINVAL;
+    for (size_t i = 0; i < d->n_projs; i++) {
+        opts.proj = d->projs[i].proj;
+        if (proj_runner_new(&opts, d->log, &d->projs[i].r, &eb) != 0) {
+            sp_log(SP_LOG_ERROR, "could not start projection \"%s\": %s", opts.proj->name, eb.msg);
+            daemon_set(d, &d->fatal, true, eb.msg);
+            return SP_EINVAL;
+        }
     }
     return 0;
 }
@@ -143,84 +174,115 @@ static int daemon_runner(struct daemon *d, struct es_log *log, struct proj_runne
  * IDLE_STEP_MS (to notice a rebuild's new checkpoint and PostgreSQL going away) and
  * notice a stop request within poll_ms.
  */
-static void
-daemon_wait_log(struct daemon *d, struct proj_runner *r, struct es_log *log, int poll_ms)
+static void daemon_wait_log(struct daemon *d, struct proj_runner *r, int poll_ms)
 {
     int64_t cp = proj_runner_checkpoint(r);
     int64_t until_us = sp_time_mono_us() + (int64_t)IDLE_STEP_MS * 1000;
 
     while (cp >= 0 && !atomic_load(&d->stop) && sp_time_mono_us() < until_us) {
-        if (es_log_wait(log, 0, cp, poll_ms, NULL) == 0)
+        if (es_log_wait(d->log, 0, cp, poll_ms, NULL) == 0)
             return;
     }
 }
 
 /* Handles one step's outcome; returns the next back-off in ms (0 = none). */
-static int daemon_after_step(struct daemon *d,
-                             struct proj_runner *r,
-                             struct es_log *log,
-                             int rc,
-                             int64_t n,
-                             const struct sp_errbuf *eb,
-                             int wait_ms)
+static int
+proj_after_step(struct daemon_proj *w, int rc, int64_t n, const struct sp_errbuf *eb, int wait_ms)
 {
-    int poll_ms = (int)sp_config_int(d->cfg, "projector.poll_ms");
+    struct daemon *d = w->d;
+    const char *kv[] = {"projection", w->proj->name, NULL};
+    char why[sizeof(w->why)];
 
     if (rc == 0) {
-        if (!d->pg_ok)
-            sp_log(SP_LOG_INFO, "postgresql connection up");
-        daemon_set(d, &d->pg_ok, true, "");
+        if (!w->pg_ok)
+            sp_logf(SP_LOG_INFO, kv, "projection running");
+        proj_set(w, &w->pg_ok, true, "");
         if (n == 0)
-            daemon_wait_log(d, r, log, poll_ms);
+            daemon_wait_log(d, w->r, (int)sp_config_int(d->cfg, "projector.poll_ms"));
         return 0;
     }
+    snprintf(why, sizeof(why), "projection \"%s\": %s", w->proj->name, eb->msg);
     if (rc == SP_ESTATE) {
-        daemon_set(d, &d->halted, true, eb->msg);
+        proj_set(w, &w->halted, true, why);
         return BACKOFF_MAX_MS;
     }
-    if (d->pg_ok || wait_ms == BACKOFF_MIN_MS)
-        sp_log(SP_LOG_WARN, "projection step failed, retrying in %d ms: %s", wait_ms, eb->msg);
-    daemon_set(d, &d->pg_ok, false, eb->msg);
+    if (w->pg_ok || wait_ms == BACKOFF_MIN_MS)
+        sp_logf(SP_LOG_WARN, kv, "projection step failed, retrying in %d ms: %s", wait_ms, eb->msg);
+    proj_set(w, &w->pg_ok, false, why);
     return wait_ms;
 }
 
-static void *daemon_thread(void *arg)
+/* One projection's thread: steps its runner until asked to stop. */
+static void *proj_thread(void *arg)
 {
-    struct daemon *d = arg;
+    struct daemon_proj *w = arg;
     struct sp_errbuf eb = {{0}, {0}};
-    struct es_log *log = NULL;
-    struct proj_runner *r = NULL;
     int64_t n = 0;
     int rc, wait_ms = BACKOFF_MIN_MS, sleep_ms;
 
-    if (daemon_migrate(d) != 0 || daemon_open_log(d, &log) != 0 || daemon_runner(d, log, &r) != 0)
-        goto out;
-    while (!atomic_load(&d->stop)) {
-        rc = proj_runner_step(r, &n, &eb);
-        sleep_ms = daemon_after_step(d, r, log, rc, n, &eb, wait_ms);
+    while (!atomic_load(&w->d->stop)) {
+        sp_err_clear(&eb);
+        rc = proj_runner_step(w->r, &n, &eb);
+        sleep_ms = proj_after_step(w, rc, n, &eb, wait_ms);
         wait_ms = sleep_ms == 0     ? BACKOFF_MIN_MS
                   : rc == SP_ESTATE ? wait_ms
                                     : backoff_next(wait_ms);
-        if (sleep_ms > 0 && !daemon_sleep(d, sleep_ms))
+        if (sleep_ms > 0 && !daemon_sleep(w->d, sleep_ms))
             break;
     }
-out:
-    proj_runner_free(r);
-    es_log_close(log);
     return NULL;
 }
 
+/* The supervisor: start-up, then one thread per projection until they all stop. */
+static void *daemon_thread(void *arg)
+{
+    struct daemon *d = arg;
+    int rc;
+
+    if (daemon_migrate(d) != 0 || daemon_open_log(d) != 0 || daemon_runners(d) != 0)
+        goto out;
+    for (size_t i = 0; i < d->n_projs; i++) {
+        rc = pthread_create(&d->projs[i].tid, NULL, proj_thread, &d->projs[i]);
+        if (rc != 0) {
+            sp_log(SP_LOG_ERROR, "could not start the thread of projection \"%s\": %s",
+                   d->projs[i].proj->name, strerror(rc));
+            daemon_set(d, &d->fatal, true, "could not start a projection thread");
+            atomic_store(&d->stop, true);
+            break;
+        }
+        d->projs[i].started = true;
+    }
+    for (size_t i = 0; i < d->n_projs; i++) {
+        if (d->projs[i].started)
+            pthread_join(d->projs[i].tid, NULL);
+    }
+out:
+    for (size_t i = 0; i < d->n_projs; i++) {
+        proj_runner_free(d->projs[i].r);
+        d->projs[i].r = NULL;
+    }
+    es_log_close(d->log);
+    d->log = NULL;
+    return NULL;
+}
+
+/* Ready when started up and every projection's last step succeeded (not halted). */
 static bool daemon_ready(void *ud, struct sp_buf *why)
 {
     struct daemon *d = ud;
-    bool ok;
+    const char *reason = NULL;
 
     pthread_mutex_lock(&d->mu);
-    ok = d->migrated && d->log_open && d->pg_ok && !d->halted && !d->fatal;
-    if (!ok && sp_buf_adds(why, d->why[0] ? d->why : "starting") != 0)
-        ok = false; /* the reason did not fit; still not ready */
+    if (!d->migrated || !d->log_open || d->fatal)
+        reason = d->why[0] ? d->why : "starting";
+    for (size_t i = 0; reason == NULL && i < d->n_projs; i++) {
+        if (!d->projs[i].pg_ok || d->projs[i].halted)
+            reason = d->projs[i].why[0] ? d->projs[i].why : "starting";
+    }
+    if (reason != NULL && sp_buf_adds(why, reason) != 0)
+        sp_log(SP_LOG_DEBUG, "readiness reason truncated"); /* still not ready */
     pthread_mutex_unlock(&d->mu);
-    return ok;
+    return reason == NULL;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -232,7 +294,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
-/* A fatal start-up error on the projection thread ends the loop (checked on a timer). */
+/* A fatal start-up error on the supervisor thread ends the loop (checked on a timer). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
@@ -268,7 +330,8 @@ static int daemon_http(struct daemon *d, struct sp_http_server **srv)
     return 0;
 }
 
-/* Starts the projection thread with SIGTERM/SIGINT blocked, so the loop gets them. */
+/* Starts the supervisor with SIGTERM/SIGINT blocked (its threads inherit the mask), so
+ * the loop gets them. */
 static int daemon_start_thread(struct daemon *d, pthread_t *tid)
 {
     sigset_t set, old;
@@ -281,7 +344,7 @@ static int daemon_start_thread(struct daemon *d, pthread_t *tid)
     rc = pthread_create(tid, NULL, daemon_thread, d);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
-        sp_log(SP_LOG_ERROR, "could not start the projection thread: %s", strerror(rc));
+        sp_log(SP_LOG_ERROR, "could not start the supervisor thread: %s", strerror(rc));
     return rc;
 }
 
@@ -315,7 +378,9 @@ static int daemon_loop(struct daemon *d)
     return status;
 }
 
-int proj_daemon_run(const struct sp_config *cfg)
+int proj_daemon_run(const struct sp_config *cfg,
+                    const struct proj_projection *const *projs,
+                    size_t n_projs)
 {
     struct daemon d;
     int status;
@@ -325,6 +390,14 @@ int proj_daemon_run(const struct sp_config *cfg)
     atomic_init(&d.stop, false);
     pthread_mutex_init(&d.mu, NULL);
     snprintf(d.why, sizeof(d.why), "starting");
+    d.n_projs = projs != NULL ? n_projs : proj_registry_count();
+    d.projs = sp_xcalloc(d.n_projs > 0 ? d.n_projs : 1, sizeof(*d.projs));
+    for (size_t i = 0; i < d.n_projs; i++) {
+        d.projs[i].d = &d;
+        d.projs[i].proj = projs != NULL ? projs[i] : proj_registry_at(i);
+        snprintf(d.projs[i].why, sizeof(d.projs[i].why), "projection \"%s\": starting",
+                 d.projs[i].proj->name);
+    }
     signal(SIGPIPE, SIG_IGN);
     d.metrics = sp_metrics_new();
     d.base = event_base_new();
@@ -336,6 +409,7 @@ int proj_daemon_run(const struct sp_config *cfg)
         event_base_free(d.base);
     }
     sp_metrics_free(d.metrics);
+    free(d.projs);
     pthread_mutex_destroy(&d.mu);
     return status;
 }

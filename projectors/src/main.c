@@ -1,8 +1,8 @@
-/* stockpot-projector: folds the event log into the PostgreSQL read models. */
+/* stockpot-projector: folds the event log into every registered projection. */
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "proj/daemon.h"
 #include "sp/config.h"
 #include "sp/err.h"
 #include "sp/log.h"
@@ -13,8 +13,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: stockpot-projector [--config FILE]\n\n"
                "Applies the SQL migrations, then folds the event log (opened as a reader)\n"
-               "into the PostgreSQL projection \"pg\", one transaction per batch with its\n"
-               "checkpoint. Serves GET /healthz, /readyz and /metrics on projector.host:port.\n"
+               "into every registered projection (\"pg\": the PostgreSQL read models), each\n"
+               "on its own thread, one transaction per batch with its checkpoint. Serves GET "
+               "/healthz, /readyz and /metrics on projector.host:port.\n"
                "SIGTERM or SIGINT finish the current batch and stop.\n\n"
                "Migrations directory: $STOCKPOT_SQL_DIR, else the source tree's schemas/sql,\n"
                "else <bindir>/../share/stockpot/sql.\n\n");
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
     if (sp_log_level_parse(sp_config_str(cfg, "logging.level"), &level) != 0)
         level = SP_LOG_INFO;
     sp_log_setup(level, "projector");
-    status = proj_daemon_run(cfg);
+    status = proj_daemon_run(cfg, NULL, 0);
     sp_config_free(cfg);
     return status;
 }

@@ -250,8 +250,10 @@ static int tags_insert(PGconn *conn, const char *id, const char *tags, struct sp
                         2, params, NULL, eb);
 }
 
-#define SQL_TEXT_ARRAY(p)                                                                          \
-    "ARRAY(SELECT e FROM jsonb_array_elements_text(" p ") WITH ORDINALITY AS x(e, n) ORDER BY n)"
+/* Text array of a JSON array without duplicates, each value at its first occurrence (tags). */
+#define SQL_TEXT_SET(p)                                                                            \
+    "ARRAY(SELECT e FROM jsonb_array_elements_text(" p ") WITH ORDINALITY AS x(e, n) "             \
+    "GROUP BY e ORDER BY min(n))"
 #define SQL_ID_ARRAY(p)                                                                            \
     "ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(" p                                     \
     ") WITH ORDINALITY AS x(e, n) ORDER BY n)"
@@ -280,7 +282,7 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
     rc = proj_pg_exec(conn,
                       "INSERT INTO stockpot.recipes (id, author_id, title, description, "
                       "ingredients, steps, tags, image_media_ids, created_at, updated_at, "
-                      "version) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, " SQL_TEXT_ARRAY(
+                      "version) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, " SQL_TEXT_SET(
                           "$7::jsonb") ", " SQL_ID_ARRAY("$8::jsonb") ", $9, $9, $10)",
                       10, params, NULL, eb);
     if (rc == 0)
@@ -324,7 +326,7 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
         "ingredients = CASE WHEN $2::jsonb ? 'ingredients' THEN $2::jsonb->'ingredients' "
         "ELSE ingredients END, "
         "steps = CASE WHEN $2::jsonb ? 'steps' THEN $2::jsonb->'steps' ELSE steps END, "
-        "tags = CASE WHEN $2::jsonb ? 'tags' THEN " SQL_TEXT_ARRAY(
+        "tags = CASE WHEN $2::jsonb ? 'tags' THEN " SQL_TEXT_SET(
             "$2::jsonb->'tags'") " ELSE tags END, "
                                  "image_media_ids = CASE WHEN $2::jsonb ? 'image_media_ids' "
                                  "THEN " SQL_ID_ARRAY(

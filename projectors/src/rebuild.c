@@ -1,4 +1,7 @@
-/* Rebuilding a projection from offset 0 in one transaction, and checksums of its tables. */
+/*
+ * Rebuilding a projection from offset 0 in one transaction (readers see the old view
+ * until it commits), and checksums of its tables.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,19 +11,25 @@
 
 #include "sp/banned.h"
 
+/*
+ * Empty the projection's tables, checkpoints and dead letters with DELETE, never TRUNCATE:
+ * TRUNCATE takes ACCESS EXCLUSIVE locks that would block every reader (query-api) until
+ * the rebuild commits, while under MVCC readers of deleted rows keep seeing the old view.
+ */
 static int rebuild_empty(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
 {
     const char *params[] = {proj->name};
     struct sp_buf sql;
-    int rc;
+    int rc = 0;
 
     sp_buf_init(&sql, 0);
-    /* Table names are compiled-in identifiers of the projection, never input. */
-    rc = sp_buf_adds(&sql, "TRUNCATE ");
-    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
-        rc = sp_buf_addf(&sql, "%s%s", i > 0 ? ", " : "", proj->tables[i].name);
-    if (rc == 0 && proj->n_tables > 0)
-        rc = proj_pg_exec_script(conn, sql.data, eb);
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++) {
+        sp_buf_reset(&sql);
+        /* Table names are compiled-in identifiers of the projection, never input. */
+        rc = sp_buf_addf(&sql, "DELETE FROM %s", proj->tables[i].name);
+        if (rc == 0)
+            rc = proj_pg_exec_script(conn, sql.data, eb);
+    }
     sp_buf_release(&sql);
     if (rc == 0)
         rc = proj_pg_exec(conn, "DELETE FROM stockpot.checkpoints WHERE projection = $1", 1, params,

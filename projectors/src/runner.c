@@ -42,6 +42,9 @@ static void runner_describe(struct sp_metrics *m)
                         "Log end minus checkpoint per projection and partition, events");
     sp_metrics_describe(m, "stockpot_projection_batch_seconds", SP_METRIC_HISTOGRAM,
                         "Latency of one applied batch transaction, seconds");
+    sp_metrics_describe(m, "stockpot_projection_retries_total", SP_METRIC_COUNTER,
+                        "Batches rolled back on a transient error (deadlock, timeout, lost "
+                        "connection, ...) to be retried, per projection");
     sp_metrics_describe(m, "stockpot_projection_halted", SP_METRIC_GAUGE,
                         "1 if the projection stopped on a poison event (halt policy)");
 }
@@ -74,6 +77,7 @@ int proj_runner_new(const struct proj_runner_opts *opts,
         sp_metrics_counter_add(r->metrics, "stockpot_projection_events_applied_total", r->labels,
                                0);
         sp_metrics_counter_add(r->metrics, "stockpot_projection_dead_letters_total", r->labels, 0);
+        sp_metrics_counter_add(r->metrics, "stockpot_projection_retries_total", r->labels, 0);
         sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 0);
     }
     *out = r;
@@ -132,11 +136,29 @@ static void runner_count(struct proj_runner *r, const struct proj_batch_stats *s
                        (double)(sp_time_mono_us() - t0_us) / 1e6);
 }
 
+/* The batch from @p from of partition @p p was rolled back; it is retried by a later step. */
+static void runner_retry(struct proj_runner *r, int32_t p, int64_t from, const struct sp_errbuf *eb)
+{
+    char part[16], off[32];
+    const char *kv[] = {"projection", r->proj->name, "partition", part,
+                        "offset",     off,           "sqlstate",  eb != NULL ? eb->field : "",
+                        NULL};
+
+    snprintf(part, sizeof(part), "%d", (int)p);
+    snprintf(off, sizeof(off), "%lld", (long long)from);
+    if (kv[7][0] == '\0')
+        kv[6] = NULL; /* no SQLSTATE: e.g. the log could not be read */
+    sp_logf(SP_LOG_WARN, kv, "batch rolled back, to be retried: %s",
+            eb != NULL ? eb->msg : "unknown error");
+    if (r->metrics != NULL)
+        sp_metrics_counter_add(r->metrics, "stockpot_projection_retries_total", r->labels, 1);
+}
+
 /* One batch of partition @p p in one transaction with its checkpoint. */
 static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, struct sp_errbuf *eb)
 {
     struct proj_batch_stats st;
-    int64_t t0_us = sp_time_mono_us(), from = 0;
+    int64_t t0_us = sp_time_mono_us(), from = r->checkpoint[p]; /* -1 until loaded */
     int rc;
 
     memset(&st, 0, sizeof(st));
@@ -153,6 +175,7 @@ static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, s
         rc = proj_pg_exec_script(r->conn, st.next_offset != from ? "COMMIT" : "ROLLBACK", eb);
     if (rc != 0) {
         proj_pg_rollback(r->conn);
+        runner_retry(r, p, from, eb);
         return rc;
     }
     r->checkpoint[p] = st.next_offset;
@@ -192,7 +215,8 @@ int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
             r->end[p] = -1;
         runner_gauges(r, p);
     }
-    if (rc == SP_EUNAVAIL && r->conn != NULL) {
+    /* A transient error leaves a working session: keep it; a broken one is reopened. */
+    if (r->conn != NULL && PQstatus(r->conn) != CONNECTION_OK) {
         PQfinish(r->conn);
         r->conn = NULL;
     }

@@ -217,9 +217,39 @@ static void test_reconnect(void **state)
     pgtest_teardown(&t);
 }
 
+/* Duplicate tags are stored once, in the order of their first occurrence. */
+static void test_duplicate_tags(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_runner *r;
+    (void)state;
+
+    pgtest_setup(&t);
+    pgtest_append(&t, "RecipeCreated", "recipe-" RECIPE1, 1,
+                  json_pack("{s:s,s:s,s:s,s:[s],s:[s],s:[s,s,s,s,s]}", "recipe_id", RECIPE1,
+                            "author_id", USER1, "title", "t", "ingredients", "x", "steps", "y",
+                            "tags", "b", "a", "b", "汤", "a"));
+    r = runner_new(&t, 500, NULL);
+    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+    assert_value(t.conn, "SELECT tags::text FROM stockpot.recipes", "{b,a,汤}");
+    assert_value(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
+                 "a,b,汤");
+    pgtest_append(&t, "RecipeUpdated", "recipe-" RECIPE1, 2,
+                  json_pack("{s:[s,s,s,s]}", "tags", "z", "z", "y", "z"));
+    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+    assert_value(t.conn, "SELECT tags::text FROM stockpot.recipes", "{z,y}");
+    assert_value(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
+                 "y,z");
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duplicate_tags),
         cmocka_unit_test(test_apply_all),
         cmocka_unit_test(test_restart_exactly_once),
         cmocka_unit_test(test_new_events_after_catch_up),

@@ -27,13 +27,14 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static pid_t start_daemon(struct pgtest *t, int port, const char *policy)
+/* Starts bin/@p name (stockpot-projector or proj_daemon_probe) on @p port. */
+static pid_t start_binary(struct pgtest *t, const char *name, int port, const char *policy)
 {
     const char *bin = getenv("SP_BINARY_DIR");
     char path[512], ports[16];
     pid_t pid;
 
-    snprintf(path, sizeof(path), "%s/bin/stockpot-projector", bin ? bin : "..");
+    snprintf(path, sizeof(path), "%s/bin/%s", bin ? bin : "..", name);
     snprintf(ports, sizeof(ports), "%d", port);
     setenv("STOCKPOT_LOG_DIR", t->dir, 1);
     setenv("STOCKPOT_PG_CONNINFO", t->conninfo, 1);
@@ -47,6 +48,11 @@ static pid_t start_daemon(struct pgtest *t, int port, const char *policy)
         _exit(127);
     }
     return pid;
+}
+
+static pid_t start_daemon(struct pgtest *t, int port, const char *policy)
+{
+    return start_binary(t, "stockpot-projector", port, policy);
 }
 
 /* GET @p path until it answers @p want (or 20 s pass); returns the last status. */
@@ -69,16 +75,26 @@ static int get_until(int port, const char *path, int want, char **body)
     return status;
 }
 
-static void wait_checkpoint(struct pgtest *t, long long want)
+static void wait_projection(struct pgtest *t, const char *projection, long long want)
 {
+    char sql[160];
     long long got = -1;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(max(next_offset), -1) FROM stockpot.checkpoints "
+             "WHERE projection = '%s'",
+             projection);
     for (int i = 0; i < 400 && got != want; i++) {
         if (i > 0)
             sleep_ms(50);
-        got = pgtest_count(t->conn, "SELECT coalesce(max(next_offset), -1) FROM "
-                                    "stockpot.checkpoints WHERE projection = 'pg'");
+        got = pgtest_count(t->conn, sql);
     }
     assert_int_equal(got, want);
+}
+
+static void wait_checkpoint(struct pgtest *t, long long want)
+{
+    wait_projection(t, "pg", want);
 }
 
 static void user(struct pgtest *t, int i, const char *name)
@@ -165,9 +181,46 @@ static void test_halt_keeps_running(void **state)
     pgtest_teardown(&t);
 }
 
+/* The daemon runs every projection it is given, each with its own checkpoint and metrics;
+ * one halting does not stop the other. */
+static void test_every_projection(void **state)
+{
+    struct pgtest t;
+    int port = 20002 + (int)(getpid() % 20000);
+    char *body = NULL;
+    pid_t pid;
+    (void)state;
+
+    pgtest_setup(&t);
+    for (int i = 1; i <= 3; i++)
+        user(&t, i, i == 1 ? "a" : i == 2 ? "b" : "c");
+    pid = start_binary(&t, "proj_daemon_probe", port, "halt");
+    wait_projection(&t, "pg", 3);
+    wait_projection(&t, "probe", 3);
+    assert_int_equal(get_until(port, "/readyz", 200, NULL), 200);
+    assert_int_equal(get_until(port, "/metrics", 200, &body), 200);
+    assert_non_null(strstr(body, "stockpot_projection_events_applied_total{projection=\"pg\"} 3"));
+    assert_non_null(
+        strstr(body, "stockpot_projection_events_applied_total{projection=\"probe\"} 3"));
+    free(body);
+    /* "probe" does not know RecipeDeleted and halts; "pg" carries on */
+    pgtest_append(&t, "RecipeDeleted", "recipe-7301234567890101", 1, json_object());
+    user(&t, 4, "d");
+    wait_projection(&t, "pg", 5);
+    assert_int_equal(get_until(port, "/readyz", 503, &body), 503);
+    assert_non_null(strstr(body, "probe"));
+    assert_non_null(strstr(body, "RecipeDeleted"));
+    free(body);
+    wait_projection(&t, "probe", 3);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 4);
+    stop_daemon(pid);
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_projection),
         cmocka_unit_test(test_tail_and_probes),
         cmocka_unit_test(test_halt_keeps_running),
     };

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "pgtest.h"
+#include "proj/pg.h"
 #include "proj/runner.h"
 
 #include "sp/banned.h"
@@ -133,11 +134,68 @@ static void test_halt(void **state)
     pgtest_teardown(&t);
 }
 
+/*
+ * A transient error (here a lock timeout while another session holds a lock on
+ * stockpot.recipes) is not poison: the batch is rolled back, nothing is dead-lettered,
+ * and the event is applied once the lock is gone.
+ */
+static void test_transient_is_retried(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_metrics *m = sp_metrics_new();
+    struct proj_runner *r;
+    char sql[160];
+    int64_t n = -1;
+    (void)state;
+
+    pgtest_setup(&t);
+    user(&t, USER1, "lin");
+    pgtest_append(&t, "RecipeCreated", "recipe-7301234567890101", 1,
+                  json_pack("{s:s,s:s,s:s,s:[s],s:[s]}", "recipe_id", "7301234567890101",
+                            "author_id", USER1, "title", "t", "ingredients", "x", "steps", "y"));
+    /* every new session of this database (the runner's) gives up on a lock after 100 ms */
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET lock_timeout = '100ms'", t.db);
+    assert_int_equal(proj_pg_exec_script(t.conn, sql, &eb), 0);
+    assert_int_equal(
+        proj_pg_exec_script(t.conn, "BEGIN; LOCK TABLE stockpot.recipes IN SHARE MODE", &eb), 0);
+    for (int policy = PROJ_POISON_DEAD_LETTER; policy <= PROJ_POISON_HALT; policy++) {
+        r = runner_new(&t, (enum proj_poison_policy)policy, m);
+        assert_int_equal(proj_runner_step(r, &n, &eb), SP_EUNAVAIL);
+        assert_string_equal(eb.field, "55P03"); /* lock_not_available */
+        assert_non_null(strstr(eb.msg, "transient"));
+        assert_int_equal(n, 0);
+        assert_false(proj_runner_halted(r, NULL));
+        assert_true(proj_runner_connected(r)); /* the session is fine: kept */
+        proj_runner_free(r);
+    }
+    assert_true(sp_metrics_value(m, "stockpot_projection_retries_total", "projection=\"pg\"") ==
+                2.0);
+    assert_true(
+        sp_metrics_value(m, "stockpot_projection_dead_letters_total", "projection=\"pg\"") == 0.0);
+    /* nothing of the batch is kept: no dead letter, no checkpoint, not even the user */
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters"), 0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.checkpoints"), 0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 0);
+
+    assert_int_equal(proj_pg_exec_script(t.conn, "ROLLBACK", &eb), 0); /* the lock goes */
+    r = runner_new(&t, PROJ_POISON_DEAD_LETTER, m);
+    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipes"), 1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters"), 0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 2);
+    proj_runner_free(r);
+    sp_metrics_free(m);
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_letter),
         cmocka_unit_test(test_halt),
+        cmocka_unit_test(test_transient_is_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

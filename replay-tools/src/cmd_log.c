@@ -3,7 +3,8 @@
 #include <string.h>
 
 #include "es/log.h"
-#include "replay.h"
+#include "cli.h"
+#include "replay/replay.h"
 
 #include "sp/banned.h"
 

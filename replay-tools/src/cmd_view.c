@@ -7,7 +7,8 @@
 #include "proj/pg.h"
 #include "proj/projection.h"
 #include "proj/runner.h"
-#include "replay.h"
+#include "cli.h"
+#include "replay/replay.h"
 #include "sp/time.h"
 
 #include "sp/banned.h"
@@ -114,9 +115,10 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv)
     PGconn *conn = NULL;
     int rc = projection_arg("rebuild",
                             "Empties the projection's tables, checkpoint and dead letters and "
-                            "re-applies the\nwhole log, in one transaction. It waits for a "
-                            "running projector's batch (both\nhold the projection's advisory "
-                            "lock); the projector then resumes from the new\ncheckpoint.",
+                            "re-applies the\nwhole log, in one transaction: readers keep "
+                            "seeing the old view until it\ncommits. It waits for a running "
+                            "projector's batch (both hold the projection's\nadvisory lock); "
+                            "the projector then resumes from the new checkpoint.",
                             argc, argv, &proj);
     if (rc != 0)
         return rc < 0 ? REPLAY_EXIT_OK : rc;

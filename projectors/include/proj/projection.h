@@ -26,11 +26,14 @@ struct proj_table {
 
 /**
  * Fold one event into the store, inside the caller's open transaction.
- * @return 0; SP_ESCHEMA if the payload violates the event's shape (eb->field names the
- *         field); SP_ENOTFOUND if the event refers to an entity the view does not hold;
- *         SP_EDB if a statement failed (e.g. a constraint); SP_EUNAVAIL if the
- *         connection is lost. Any non-zero return leaves the transaction in an unknown
- *         state: the caller rolls back to its savepoint.
+ * @return 0; SP_ESCHEMA (or SP_EINVAL, SP_ETOOBIG) if the payload violates the event's
+ *         shape (eb->field names the field); SP_ENOTFOUND if the event refers to an
+ *         entity the view does not hold; SP_EDB if a statement failed (eb->field holds
+ *         the SQLSTATE); SP_EUNAVAIL if the connection is lost. The runner treats
+ *         SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG, SP_ENOTFOUND and SP_EDB of SQLSTATE class 22
+ *         (data exception) or 23 (integrity constraint violation) as a poison event;
+ *         anything else as transient (the batch is rolled back and retried). Any non-zero
+ *         return leaves the transaction in an unknown state: the caller rolls back.
  */
 typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 

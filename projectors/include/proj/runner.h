@@ -38,10 +38,14 @@ struct proj_batch_stats {
  * Apply up to @p max records of @p partition from @p from_offset inside the caller's
  * open transaction on @p conn (one SAVEPOINT per event). Does not touch the checkpoint.
  * Under PROJ_POISON_HALT a poison event stops the batch before it: stats->halted, and
- * stats->next_offset is that event's offset.
- * @return 0 (also when halted); SP_EUNAVAIL if the connection is lost; SP_EDB if
- *         writing a dead letter fails; es_log_read's errors. On error the transaction
- *         must be rolled back.
+ * stats->next_offset is that event's offset. Poison is what the event itself causes
+ * (see proj_apply_fn); any other failure of an event's statements is transient and
+ * fails the whole batch.
+ * @return 0 (also when halted); SP_EUNAVAIL if the connection is lost or an event's
+ *         statement failed transiently (deadlock, serialization failure, lock or
+ *         statement timeout, cancel, disk full...: eb->field holds the SQLSTATE); SP_EDB
+ *         if writing a dead letter fails; es_log_read's errors. On error the transaction
+ *         must be rolled back and the batch retried later: nothing of it is kept.
  */
 SP_MUST_CHECK int proj_apply_batch(PGconn *conn,
                                    const struct proj_projection *proj,
@@ -96,11 +100,14 @@ void proj_runner_free(struct proj_runner *r);
 /**
  * One step: (re)connect if needed, then for each partition apply one batch from the
  * stored checkpoint in one transaction with the checkpoint update, and refresh the
- * metrics (applied, dead letters, checkpoint, lag, batch latency).
+ * metrics (applied, dead letters, retries, checkpoint, lag, batch latency). A batch that
+ * fails is rolled back (its checkpoint does not move), logged (warning) and counted in
+ * stockpot_projection_retries_total; the caller retries it with a back-off.
  * @param[out] applied  records consumed in this step (0 = caught up; may be NULL)
- * @return 0; SP_EUNAVAIL if PostgreSQL is unreachable or the connection broke (the
- *         batch is rolled back; call again after a back-off); SP_ESTATE if the
- *         projection is halted (now or earlier; eb says why); SP_EDB / es_log errors.
+ * @return 0; SP_EUNAVAIL if PostgreSQL is unreachable, the connection broke (it is
+ *         reopened on the next step) or a statement failed transiently (the session is
+ *         kept); SP_ESTATE if the projection is halted (now or earlier; eb says why);
+ *         SP_EDB / es_log errors. Any error but SP_ESTATE: call again after a back-off.
  * @locality one thread at a time
  */
 SP_MUST_CHECK int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *eb);
@@ -127,7 +134,11 @@ int64_t proj_runner_lag(const struct proj_runner *r);
  * Rebuild @p proj from offset 0 in ONE transaction on @p conn: take the projection lock,
  * empty its tables, delete its checkpoint rows and dead letters, apply every record up
  * to the log end seen at the start (batches of @p batch_max), store the checkpoints,
- * commit. Readers keep seeing the old view until the commit.
+ * commit. The tables are emptied with DELETE, not TRUNCATE (whose ACCESS EXCLUSIVE lock
+ * would block every reader for the whole rebuild): readers are never blocked and keep
+ * seeing the old view, MVCC, until the commit shows them the new one at once. A running
+ * projector's next batch waits on the projection lock, then resumes from the new
+ * checkpoint. The deleted old rows are dead tuples that autovacuum reclaims.
  * @param[out] stats  totals (next_offset = end of partition 0)
  * @return 0; SP_ESTATE if a poison event halted it (policy halt; rolled back);
  *         SP_EDB / SP_EUNAVAIL / es_log errors (rolled back).

@@ -1,0 +1,30 @@
+/*
+ * The stockpot-projector daemon: migrations, one thread per projection, and the HTTP
+ * probes. A new projection (search, analytics) plugs in by being registered
+ * (proj_registry_at): the daemon runs every registered projection.
+ */
+#ifndef PROJ_DAEMON_H
+#define PROJ_DAEMON_H
+
+#include <stddef.h>
+
+#include "proj/projection.h"
+#include "sp/config.h"
+
+/**
+ * Run the daemon until SIGTERM or SIGINT: apply migrations, open the log as a reader,
+ * run each projection on its own thread with its own runner (PostgreSQL connection,
+ * checkpoint, back-off: one projection failing or halted does not stop the others),
+ * serve GET /healthz /readyz /metrics on projector.host:port from the main thread's
+ * libevent loop. /readyz is 200 only when every projection's last step succeeded.
+ * @param projs, n_projs  projections to run (borrowed; must outlive the call); NULL =
+ *                        every registered projection (proj_registry_count/_at)
+ * @return the process exit status: 0 after a clean shutdown, 1 on a fatal start-up
+ *         error (bad config value, port taken, a failing migration).
+ * @locality the main thread; blocks SIGTERM and SIGINT in the threads it starts
+ */
+int proj_daemon_run(const struct sp_config *cfg,
+                    const struct proj_projection *const *projs,
+                    size_t n_projs);
+
+#endif

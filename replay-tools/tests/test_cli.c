@@ -1,0 +1,73 @@
+/* Unit tests of replay_lib's command table and usage, and of argument errors that need
+ * neither the log nor PostgreSQL. */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "replay/replay.h"
+
+#include "sp/banned.h"
+
+static void test_find(void **state)
+{
+    static const char *const names[] = {"migrate", "rebuild", "dump", "verify", "checksum"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const struct replay_cmd *cmd = replay_cmd_find(names[i]);
+        assert_non_null(cmd);
+        assert_string_equal(cmd->name, names[i]);
+        assert_non_null(cmd->fn);
+        assert_true(strlen(cmd->summary) > 0);
+    }
+    assert_ptr_equal(replay_cmd_find("dump")->fn, replay_cmd_dump);
+    assert_null(replay_cmd_find("frobnicate"));
+    assert_null(replay_cmd_find(""));
+}
+
+static void test_usage(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    (void)state;
+
+    assert_non_null(f);
+    replay_usage(f);
+    assert_int_equal(fclose(f), 0);
+    assert_non_null(strstr(text, "usage: stockpot-replay"));
+    assert_non_null(strstr(text, "  rebuild   empty a projection"));
+    assert_non_null(strstr(text, "  checksum  "));
+    assert_non_null(strstr(text, "pg.conninfo")); /* the config keys */
+    free(text);
+}
+
+/* Bad arguments are rejected before the log or PostgreSQL is touched (cfg unused). */
+static void test_bad_arguments(void **state)
+{
+    char limit[] = "--limit", ten[] = "ten", extra[] = "extra", two[] = "a", three[] = "b";
+    char *dump_argv[] = {limit, ten};
+    char *verify_argv[] = {extra};
+    char *rebuild_argv[] = {two, three};
+    (void)state;
+
+    assert_int_equal(replay_cmd_dump(NULL, 2, dump_argv), REPLAY_EXIT_USAGE);
+    assert_int_equal(replay_cmd_verify(NULL, 1, verify_argv), REPLAY_EXIT_USAGE);
+    assert_int_equal(replay_cmd_migrate(NULL, 1, verify_argv), REPLAY_EXIT_USAGE);
+    assert_int_equal(replay_cmd_rebuild(NULL, 2, rebuild_argv), REPLAY_EXIT_USAGE);
+    assert_int_equal(replay_cmd_checksum(NULL, 0, rebuild_argv), REPLAY_EXIT_USAGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
