@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sp_test_http.h"
+#include "sp/banned.h"
 
 struct sp__raw {
     char *data;

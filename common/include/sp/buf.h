@@ -28,6 +28,7 @@ SP_MUST_CHECK int sp_buf_adds(struct sp_buf *b, const char *s);
 /** Append printf-formatted text. @return 0 or SP_ETOOBIG (buffer unchanged). */
 SP_MUST_CHECK int sp_buf_addf(struct sp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/** sp_buf_addf with a va_list (consumed). @return 0 or SP_ETOOBIG (buffer unchanged). */
 SP_MUST_CHECK int sp_buf_vaddf(struct sp_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /**

@@ -64,6 +64,8 @@ void sp_err_clear(struct sp_errbuf *eb);
             sp__assert_fail(#cond, __FILE__, __LINE__);                                            \
     } while (0)
 
+/** Log "assertion failed: <expr>" with file and line as an error line, then abort(). For SP_ASSERT.
+ */
 void sp__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 #endif
