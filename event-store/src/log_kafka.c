@@ -49,12 +49,12 @@ int es__kafka_conf_set(rd_kafka_conf_t *conf,
 }
 
 /* A configuration with the settings every handle shares. */
-rd_kafka_conf_t *es__kafka_conf_new(const struct es_log_kafka *kl, struct sp_errbuf *eb)
+rd_kafka_conf_t *es__kafka_conf_new(const char *brokers, struct sp_errbuf *eb)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    if (es__kafka_conf_set(conf, "bootstrap.servers", kl->brokers, eb) ||
+    if (es__kafka_conf_set(conf, "bootstrap.servers", brokers, eb) ||
         es__kafka_conf_set(conf, "client.id", "stockpot", eb)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -64,7 +64,7 @@ rd_kafka_conf_t *es__kafka_conf_new(const struct es_log_kafka *kl, struct sp_err
 
 static int consumer_new(struct es_log_kafka *kl, struct sp_errbuf *eb)
 {
-    rd_kafka_conf_t *conf = es__kafka_conf_new(kl, eb);
+    rd_kafka_conf_t *conf = es__kafka_conf_new(kl->brokers, eb);
     char errstr[256];
 
     if (conf == NULL)
@@ -89,11 +89,15 @@ static int consumer_new(struct es_log_kafka *kl, struct sp_errbuf *eb)
 }
 
 /*
- * Partition count of the topic from the brokers' metadata: 0 and *n = count; SP_ENOTFOUND
+ * Partition count of @p topic from the brokers' metadata: 0 and *n = count; SP_ENOTFOUND
  * if the topic does not exist; SP_EUNAVAIL if no broker answers.
  */
-static int
-topic_partitions(struct es_log_kafka *kl, int timeout_ms, int32_t *n, struct sp_errbuf *eb)
+int es__kafka_topic_partitions(rd_kafka_t *rk,
+                               const char *brokers,
+                               const char *topic,
+                               int timeout_ms,
+                               int32_t *n,
+                               struct sp_errbuf *eb)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
@@ -101,23 +105,29 @@ topic_partitions(struct es_log_kafka *kl, int timeout_ms, int32_t *n, struct sp_
 
     /* all topics: asking for one would auto-create it on brokers whose Metadata API
      * predates AllowAutoTopicCreation (the mock cluster among them) */
-    err = rd_kafka_metadata(kl->consumer, 1, NULL, &md, timeout_ms);
+    err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (err)
         return sp_err_set(eb, SP_EUNAVAIL, "kafka.brokers",
-                          "could not get metadata of kafka topic \"%s\" from \"%s\": %s", kl->topic,
-                          kl->brokers, rd_kafka_err2str(err));
+                          "could not get metadata of kafka topic \"%s\" from \"%s\": %s", topic,
+                          brokers, rd_kafka_err2str(err));
     for (int i = 0; i < md->topic_cnt; i++) {
         const struct rd_kafka_metadata_topic *t = &md->topics[i];
-        if (strcmp(t->topic, kl->topic) != 0 || t->err != 0 || t->partition_cnt <= 0)
+        if (strcmp(t->topic, topic) != 0 || t->err != 0 || t->partition_cnt <= 0)
             continue;
         *n = t->partition_cnt;
         rc = 0;
     }
     rd_kafka_metadata_destroy(md);
     if (rc)
-        sp_err_set(eb, SP_ENOTFOUND, "kafka.topic", "no kafka topic \"%s\" on \"%s\"", kl->topic,
-                   kl->brokers);
+        sp_err_set(eb, SP_ENOTFOUND, "kafka.topic", "no kafka topic \"%s\" on \"%s\"", topic,
+                   brokers);
     return rc;
+}
+
+static int
+topic_partitions(struct es_log_kafka *kl, int timeout_ms, int32_t *n, struct sp_errbuf *eb)
+{
+    return es__kafka_topic_partitions(kl->consumer, kl->brokers, kl->topic, timeout_ms, n, eb);
 }
 
 /* Check the result event of CreateTopics: 0 if created or already there. */

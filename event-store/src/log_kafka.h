@@ -1,7 +1,8 @@
 /*
  * Private parts of the Kafka log backend shared by log_kafka.c (handle, topic, end
- * offsets), log_kafka_write.c (transactional producer, append) and log_kafka_read.c
- * (read_committed consumer, checksum verification).
+ * offsets), log_kafka_write.c (transactional producer, append), log_kafka_read.c
+ * (read_committed consumer, checksum verification) and consumer_kafka.c (the projections'
+ * group consumer).
  */
 #ifndef ES_LOG_KAFKA_H
 #define ES_LOG_KAFKA_H
@@ -39,7 +40,23 @@ int es__kafka_conf_set(rd_kafka_conf_t *conf,
                        struct sp_errbuf *eb);
 
 /** New configuration with bootstrap.servers, client.id and logging. @return owned or NULL. */
-rd_kafka_conf_t *es__kafka_conf_new(const struct es_log_kafka *kl, struct sp_errbuf *eb);
+rd_kafka_conf_t *es__kafka_conf_new(const char *brokers, struct sp_errbuf *eb);
+
+/** Partition count of @p topic from metadata (asked through @p rk). @return 0,
+ *  SP_ENOTFOUND if the topic does not exist, SP_EUNAVAIL if no broker answers. */
+int es__kafka_topic_partitions(rd_kafka_t *rk,
+                               const char *brokers,
+                               const char *topic,
+                               int timeout_ms,
+                               int32_t *n,
+                               struct sp_errbuf *eb);
+
+/** Fill @p rec from @p m (borrowed), verifying its xxh3 header: a missing, malformed or
+ *  mismatching header gives status SP_ECORRUPT with the detail in @p errbuf (rec->error). */
+void es__kafka_record_fill(struct es_log_record *rec,
+                           const rd_kafka_message_t *m,
+                           char *errbuf,
+                           size_t errbuf_size);
 
 /** Low and high watermark of @p partition. @return 0 or SP_EUNAVAIL. */
 int es__kafka_watermarks(

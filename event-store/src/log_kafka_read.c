@@ -27,11 +27,10 @@ struct read_ctx {
     bool done;
 };
 
-/* Verify the xxh3 header of @p m into @p rec; @p errbuf holds rec->error. */
-static void record_fill(struct es_log_record *rec,
-                        const rd_kafka_message_t *m,
-                        char *errbuf,
-                        size_t errbuf_size)
+void es__kafka_record_fill(struct es_log_record *rec,
+                           const rd_kafka_message_t *m,
+                           char *errbuf,
+                           size_t errbuf_size)
 {
     rd_kafka_headers_t *hdrs = NULL;
     const void *hval = NULL;
@@ -114,7 +113,7 @@ static int read_one(struct read_ctx *ctx, const rd_kafka_message_t *m, struct sp
         ctx->done = true;
         return 0;
     }
-    record_fill(&rec, m, errbuf, sizeof(errbuf));
+    es__kafka_record_fill(&rec, m, errbuf, sizeof(errbuf));
     ctx->stop = ctx->fn(&rec, ctx->ud);
     ctx->count++;
     ctx->next = m->offset + 1;

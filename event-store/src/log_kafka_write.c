@@ -99,7 +99,7 @@ static int producer_conf(struct es_log_kafka *kl, rd_kafka_conf_t *conf, struct 
 
 int es__kafka_producer_open(struct es_log_kafka *kl, struct sp_errbuf *eb)
 {
-    rd_kafka_conf_t *conf = es__kafka_conf_new(kl, eb);
+    rd_kafka_conf_t *conf = es__kafka_conf_new(kl->brokers, eb);
     rd_kafka_error_t *error;
     char errstr[256];
     int rc;

@@ -26,6 +26,7 @@
 #include "es/checksum.h"
 #include "log_impl.h"
 #include "sp/alloc.h"
+#include "sp/log.h"
 #include "sp/time.h"
 
 #include "sp/banned.h"
@@ -226,6 +227,24 @@ static int tables_open(struct es_log_lmdb *lg, struct sp_errbuf *eb)
     return 0;
 }
 
+/*
+ * Clear the reader slots of processes that died inside a read transaction (kill -9): a
+ * stale slot pins the pages of its snapshot, so the writer can never reuse them and the
+ * log grows until it is full. LMDB only clears them on request.
+ */
+static void readers_check(struct es_log_lmdb *lg)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(lg->env, &dead);
+
+    if (rc)
+        sp_log(SP_LOG_WARN, "could not check the reader table of log \"%s\": %s", lg->dir,
+               mdb_strerror(rc));
+    else if (dead > 0)
+        sp_log(SP_LOG_WARN, "log \"%s\": cleared %d stale reader slot(s) left by dead processes",
+               lg->dir, dead);
+}
+
 static int env_open(struct es_log_lmdb *lg, size_t map_size_bytes, struct sp_errbuf *eb)
 {
     bool writer = lg->base.mode == ES_LOG_WRITER;
@@ -247,6 +266,7 @@ static int env_open(struct es_log_lmdb *lg, size_t map_size_bytes, struct sp_err
     rc = mdb_env_open(lg->env, lg->dir, MDB_NOTLS | (writer ? 0 : MDB_RDONLY), 0644);
     if (rc)
         return lmdb_err(eb, rc, "open", lg->dir);
+    readers_check(lg);
     return tables_open(lg, eb);
 }
 

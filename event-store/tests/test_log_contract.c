@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,8 +30,10 @@
 #include <lmdb.h>
 
 #include "es/checksum.h"
+#include "es/consumer.h"
 #include "es/log.h"
 #include "sp/config.h"
+#include "sp/time.h"
 
 #include "sp/banned.h"
 
@@ -56,6 +60,10 @@ struct backend {
                 struct sp_errbuf *eb);
     /* store one record of stream "corrupt-1" whose checksum does not match its value */
     void (*corrupt)(struct fixture *f);
+    int (*consumer_open)(struct fixture *f,
+                         const struct es_consumer_opts *opts,
+                         struct es_consumer **c,
+                         struct sp_errbuf *eb);
 };
 
 struct fixture {
@@ -266,6 +274,14 @@ lmdb_open(struct fixture *f, enum es_log_mode mode, struct es_log **log, struct 
     return es_log_open_lmdb(f->dir, MAP_BYTES, MAX_EVENT, mode, log, eb);
 }
 
+static int lmdb_consumer_open(struct fixture *f,
+                              const struct es_consumer_opts *opts,
+                              struct es_consumer **c,
+                              struct sp_errbuf *eb)
+{
+    return es_consumer_open_lmdb(f->dir, MAP_BYTES, MAX_EVENT, opts, c, eb);
+}
+
 /* Append one record, then flip a bit of its stored JSON with a raw LMDB write. */
 static void lmdb_corrupt(struct fixture *f)
 {
@@ -359,6 +375,24 @@ kafka_open(struct fixture *f, enum es_log_mode mode, struct es_log **log, struct
     return kafka_open_id(f, KAFKA_TOPIC, KAFKA_TIMEOUT, mode, log, eb);
 }
 
+static int kafka_consumer_open(struct fixture *f,
+                               const struct es_consumer_opts *opts,
+                               struct es_consumer **c,
+                               struct sp_errbuf *eb)
+{
+    struct es_kafka_opts kopts = {
+        .brokers = f->brokers,
+        .topic = KAFKA_TOPIC,
+        .partitions = KAFKA_PARTS,
+        .replication_factor = 3,
+        .transactional_id = "unused",
+        .timeout_ms = KAFKA_TIMEOUT,
+        .max_event_bytes = MAX_EVENT,
+    };
+
+    return es_consumer_open_kafka(&kopts, opts, c, eb);
+}
+
 /* Produce, with a plain (non-transactional) producer, one valid envelope of stream
  * "corrupt-1" whose xxh3 header is wrong, to partition 0. */
 static void kafka_corrupt(struct fixture *f)
@@ -389,9 +423,10 @@ static void kafka_corrupt(struct fixture *f)
     es_event_release(&ev);
 }
 
-static struct backend lmdb_backend = {"lmdb", lmdb_setup, lmdb_teardown, lmdb_open, lmdb_corrupt};
-static struct backend kafka_backend = {"kafka", kafka_setup, kafka_teardown, kafka_open,
-                                       kafka_corrupt};
+static struct backend lmdb_backend = {"lmdb",    lmdb_setup,   lmdb_teardown,
+                                      lmdb_open, lmdb_corrupt, lmdb_consumer_open};
+static struct backend kafka_backend = {"kafka",    kafka_setup,   kafka_teardown,
+                                       kafka_open, kafka_corrupt, kafka_consumer_open};
 
 static int setup(void **state)
 {
@@ -774,6 +809,474 @@ static void test_kafka_from_config(void **state)
     sp_config_free(cfg);
 }
 
+/* ---- consumers (es/consumer.h) ---- */
+
+#define CONSUME_STREAMS ((size_t)8)
+#define CONSUME_WAIT_MS 60000 /* bound on any "until" loop: joins and rebalances included */
+
+/* A projection's own store: per-partition checkpoints (next offset to apply), shared by
+ * every instance of the projection, as one PostgreSQL database would be. */
+struct proj_store {
+    int64_t ckpt[KAFKA_PARTS];
+};
+
+/* One projection instance behind one consumer. */
+struct proj {
+    struct proj_store *store;
+    struct seen_list *seen; /* what this instance applied, in order */
+    int assigns, revokes;
+    int32_t assigned[KAFKA_PARTS]; /* partitions of the last on_assign */
+    int64_t started[KAFKA_PARTS];  /* start offsets it returned */
+    size_t n_assigned;
+    int assign_rc; /* what on_assign returns */
+};
+
+static int proj_on_assign(void *ud, const int32_t *parts, size_t n, int64_t *start)
+{
+    struct proj *p = ud;
+
+    p->assigns++;
+    p->n_assigned = n;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(start[i], 0); /* preset: the beginning */
+        assert_true(parts[i] >= 0 && parts[i] < KAFKA_PARTS);
+        assert_true(i == 0 || parts[i - 1] < parts[i]);
+        start[i] = p->store->ckpt[parts[i]];
+        p->assigned[i] = parts[i];
+        p->started[i] = start[i];
+    }
+    return p->assign_rc;
+}
+
+static void proj_on_revoke(void *ud, const int32_t *parts, size_t n)
+{
+    struct proj *p = ud;
+
+    (void)parts;
+    assert_true(n > 0);
+    p->revokes++;
+}
+
+/* Apply one record: note it and move the checkpoint, as one committed transaction. */
+static int proj_apply(const struct es_log_record *rec, void *ud)
+{
+    struct proj *p = ud;
+    int rc = seen_cb(rec, p->seen);
+
+    p->store->ckpt[rec->pos.partition] = rec->pos.offset + 1;
+    return rc;
+}
+
+static void proj_init(struct proj *p, struct proj_store *store)
+{
+    memset(p, 0, sizeof(*p));
+    p->store = store;
+    p->seen = calloc(1, sizeof(*p->seen));
+    assert_non_null(p->seen);
+}
+
+static struct es_consumer *consumer_ok(struct fixture *f, struct proj *p)
+{
+    struct es_consumer_opts opts = {
+        .group_id = "stockpot-projection-contract",
+        .on_assign = proj_on_assign,
+        .on_revoke = proj_on_revoke,
+        .ud = p,
+        .session_timeout_ms = 4000, /* the mock waits about this long for rejoins */
+        .heartbeat_interval_ms = 300,
+    };
+    struct es_consumer *c = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    int rc = f->be->consumer_open(f, &opts, &c, &eb);
+
+    if (rc != 0)
+        fail_msg("%s: consumer open failed: %d %s", f->be->name, rc, eb.msg);
+    return c;
+}
+
+/* Poll @p c1 (and @p c2, alternately, if not NULL) until the projections applied
+ * @p want records in all, or @p stop (may be NULL) says so. */
+static void poll_until(struct es_consumer *c1,
+                       struct proj *p1,
+                       struct es_consumer *c2,
+                       struct proj *p2,
+                       size_t want,
+                       bool (*stop)(void *),
+                       void *stop_ud)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    int64_t deadline_us = sp_time_mono_us() + (int64_t)CONSUME_WAIT_MS * 1000;
+
+    while (p1->seen->n + (p2 ? p2->seen->n : 0) < want && !(stop && stop(stop_ud))) {
+        int rc = es_consumer_poll(c1, 5, 100, proj_apply, p1, &eb);
+        if (rc == 0 && c2 != NULL)
+            rc = es_consumer_poll(c2, 5, 100, proj_apply, p2, &eb);
+        if (rc != 0)
+            fail_msg("poll failed: %d %s", rc, eb.msg);
+        if (sp_time_mono_us() > deadline_us)
+            fail_msg("only %zu of %zu records within %d ms", p1->seen->n + (p2 ? p2->seen->n : 0),
+                     want, CONSUME_WAIT_MS);
+    }
+}
+
+/* Append one batch of one event to each of CONSUME_STREAMS streams at @p version. */
+static int append_round_in(struct fixture *f,
+                           int64_t version,
+                           struct es_position *pos,
+                           char (*ids)[ES_UUID_STR_LEN + 1])
+{
+    static const char *const names[CONSUME_STREAMS] = {"recipe-1", "user-2", "chat-3", "media-4",
+                                                       "recipe-5", "user-6", "chat-7", "media-8"};
+    int64_t versions[CONSUME_STREAMS];
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_log *log = NULL;
+    int rc = f->be->open(f, ES_LOG_WRITER, &log, &eb);
+
+    for (size_t i = 0; i < CONSUME_STREAMS; i++)
+        versions[i] = version;
+    if (rc == 0)
+        rc = append(log, names, versions, CONSUME_STREAMS, 8, pos, ids, &eb);
+    es_log_close(log);
+    return rc;
+}
+
+/* As append_round_in; on LMDB from a child process, since a consumer may have the log
+ * open in this one (an LMDB environment is opened once per process). */
+static void append_round(struct fixture *f,
+                         int64_t version,
+                         struct es_position *pos,
+                         char (*ids)[ES_UUID_STR_LEN + 1])
+{
+    struct out {
+        struct es_position pos[CONSUME_STREAMS];
+        char ids[CONSUME_STREAMS][ES_UUID_STR_LEN + 1];
+    } * out;
+    int status = -1;
+    pid_t pid;
+
+    if (is_kafka(f)) {
+        assert_int_equal(append_round_in(f, version, pos, ids), 0);
+        return;
+    }
+    out = mmap(NULL, sizeof(*out), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(out != MAP_FAILED);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(append_round_in(f, version, out->pos, out->ids) == 0 ? 0 : 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (pos != NULL)
+        memcpy(pos, out->pos, sizeof(out->pos));
+    if (ids != NULL)
+        memcpy(ids, out->ids, sizeof(out->ids));
+    munmap(out, sizeof(*out));
+}
+
+/* Every id of @p ids[0..n) applied exactly once by @p a and @p b (may be NULL) together. */
+static void assert_exactly_once(const struct proj *a,
+                                const struct proj *b,
+                                char (*ids)[ES_UUID_STR_LEN + 1],
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(count_id(a->seen, ids[i]) + (b ? count_id(b->seen, ids[i]) : 0), 1);
+    assert_int_equal(a->seen->n + (b ? b->seen->n : 0), n);
+}
+
+/* Order checks over what @p first then @p second applied, as one history. */
+static void check_order_both(const struct proj *first, const struct proj *second)
+{
+    struct seen_list *all = calloc(1, sizeof(*all));
+
+    assert_non_null(all);
+    assert_true(first->seen->n + second->seen->n <= MAX_SEEN);
+    memcpy(all->v, first->seen->v, first->seen->n * sizeof(all->v[0]));
+    memcpy(all->v + first->seen->n, second->seen->v, second->seen->n * sizeof(all->v[0]));
+    all->n = first->seen->n + second->seen->n;
+    check_order(all);
+    free(all);
+}
+
+static void proj_free(struct proj *p)
+{
+    free(p->seen);
+}
+
+static void test_consumer_exactly_once(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3 * CONSUME_STREAMS][ES_UUID_STR_LEN + 1];
+    struct proj_store store = {{0}};
+    struct proj p;
+    struct es_consumer *c;
+    int32_t parts[KAFKA_PARTS + 1];
+    size_t corrupt = 0, n_parts = is_kafka(f) ? KAFKA_PARTS : 1;
+
+    proj_init(&p, &store);
+    append_round(f, 1, NULL, ids);
+    f->be->corrupt(f); /* delivered with SP_ECORRUPT, not skipped */
+    append_round(f, 2, NULL, ids + CONSUME_STREAMS);
+    c = consumer_ok(f, &p);
+    assert_int_equal(es_consumer_assignment(c, parts, KAFKA_PARTS), 0); /* none before a poll */
+    poll_until(c, &p, NULL, NULL, 2 * CONSUME_STREAMS + 1, NULL, NULL);
+    append_round(f, 3, NULL, ids + 2 * CONSUME_STREAMS); /* tailing: arrives while open */
+    poll_until(c, &p, NULL, NULL, 3 * CONSUME_STREAMS + 1, NULL, NULL);
+    assert_int_equal(p.assigns, 1);
+    assert_int_equal(p.n_assigned, n_parts);
+    assert_int_equal(es_consumer_assignment(c, parts, KAFKA_PARTS + 1), n_parts);
+    for (size_t i = 0; i < n_parts; i++)
+        assert_int_equal(parts[i], (int32_t)i);
+    check_order(p.seen); /* per partition in offset order; per stream in version order */
+    for (size_t i = 0; i < p.seen->n; i++) {
+        if (p.seen->v[i].status == 0)
+            continue;
+        corrupt++;
+        assert_int_equal(p.seen->v[i].status, SP_ECORRUPT);
+        assert_non_null(strstr(p.seen->v[i].error, "checksum mismatch at "));
+    }
+    assert_int_equal(corrupt, 1);
+    for (size_t i = 0; i < 3 * CONSUME_STREAMS; i++)
+        assert_int_equal(count_id(p.seen, ids[i]), 1);
+    es_consumer_close(c); /* the projection ends its batch: on_revoke */
+    assert_int_equal(p.revokes, 1);
+    proj_free(&p);
+}
+
+/* Kafka: the consumers never commit offsets to the group (checkpoints live in the
+ * projection's store), so the group has no committed offset for any partition. */
+static void assert_nothing_committed(struct fixture *f)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(KAFKA_PARTS);
+    rd_kafka_t *rk;
+
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)), 0);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "group.id", "stockpot-projection-contract", errstr, sizeof(errstr)),
+        0);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int32_t p = 0; p < KAFKA_PARTS; p++)
+        rd_kafka_topic_partition_list_add(list, KAFKA_TOPIC, p);
+    assert_int_equal(rd_kafka_committed(rk, list, KAFKA_TIMEOUT), 0);
+    for (int i = 0; i < list->cnt; i++)
+        assert_int_equal(list->elems[i].offset, RD_KAFKA_OFFSET_INVALID);
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(rk);
+}
+
+static void test_consumer_resume(void **state)
+{
+    struct fixture *f = *state;
+    char ids[2 * CONSUME_STREAMS][ES_UUID_STR_LEN + 1];
+    struct proj_store store = {{0}};
+    struct proj p1, p2;
+    struct es_consumer *c;
+
+    proj_init(&p1, &store);
+    proj_init(&p2, &store);
+    append_round(f, 1, NULL, ids);
+    c = consumer_ok(f, &p1); /* first run: stops part way */
+    poll_until(c, &p1, NULL, NULL, CONSUME_STREAMS / 2, NULL, NULL);
+    es_consumer_close(c);
+    assert_true(p1.seen->n >= CONSUME_STREAMS / 2 && p1.seen->n < CONSUME_STREAMS + 1);
+    append_round(f, 2, NULL, ids + CONSUME_STREAMS); /* written while it was down */
+    c = consumer_ok(f, &p2); /* restart: on_assign hands back the stored checkpoints */
+    poll_until(c, &p2, NULL, NULL, 2 * CONSUME_STREAMS - p1.seen->n, NULL, NULL);
+    for (size_t i = 0; i < p2.n_assigned; i++)
+        assert_true(p2.started[i] > 0 || p1.seen->n < CONSUME_STREAMS);
+    /* nothing more comes: no duplicates after the end either */
+    {
+        struct sp_errbuf eb = {{0}, {0}};
+        assert_int_equal(es_consumer_poll(c, 10, 300, proj_apply, &p2, &eb), 0);
+    }
+    es_consumer_close(c);
+    assert_exactly_once(&p1, &p2, ids, 2 * CONSUME_STREAMS);
+    check_order_both(&p1, &p2);
+    if (is_kafka(f))
+        assert_nothing_committed(f);
+    proj_free(&p1);
+    proj_free(&p2);
+}
+
+/* A batch is rolled back: the projection restores its checkpoints and seeks back to them;
+ * the batch is delivered again, and overall every record is applied once. */
+static void test_consumer_seek(void **state)
+{
+    struct fixture *f = *state;
+    char ids[2 * CONSUME_STREAMS][ES_UUID_STR_LEN + 1];
+    struct proj_store store = {{0}}, saved;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj p;
+    struct es_consumer *c;
+    int32_t parts[KAFKA_PARTS];
+    size_t n_parts, before, redelivered = 0;
+
+    proj_init(&p, &store);
+    append_round(f, 1, NULL, ids);
+    c = consumer_ok(f, &p);
+    poll_until(c, &p, NULL, NULL, 2, NULL, NULL); /* assigned and reading */
+    append_round(f, 2, NULL, ids + CONSUME_STREAMS);
+    saved = store;
+    before = p.seen->n;
+    poll_until(c, &p, NULL, NULL, before + 3, NULL, NULL); /* the batch that fails */
+    redelivered = p.seen->n - before;
+    p.seen->n = before; /* roll back the view and its checkpoints together */
+    store = saved;
+    n_parts = es_consumer_assignment(c, parts, KAFKA_PARTS);
+    assert_true(n_parts > 0);
+    for (size_t i = 0; i < n_parts; i++)
+        assert_int_equal(es_consumer_seek(c, parts[i], store.ckpt[parts[i]], &eb), 0);
+    assert_int_equal(es_consumer_seek(c, 7, 0, &eb), SP_ESTATE);
+    assert_non_null(strstr(eb.msg, "partition 7 is not assigned"));
+    assert_int_equal(es_consumer_seek(c, parts[0], -1, &eb), SP_EINVAL);
+    poll_until(c, &p, NULL, NULL, 2 * CONSUME_STREAMS, NULL, NULL);
+    assert_int_equal(es_consumer_poll(c, 10, 300, proj_apply, &p, &eb), 0);
+    es_consumer_close(c);
+    assert_true(redelivered >= 3);
+    assert_exactly_once(&p, NULL, ids, 2 * CONSUME_STREAMS);
+    check_order(p.seen);
+    proj_free(&p);
+}
+
+/* on_assign cannot load the checkpoints: the poll says so and the consumer is done. */
+static void test_consumer_assign_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct proj_store store = {{0}};
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj p;
+    struct es_consumer *c;
+    int64_t deadline_us = sp_time_mono_us() + (int64_t)CONSUME_WAIT_MS * 1000;
+    int rc = 0;
+
+    proj_init(&p, &store);
+    p.assign_rc = SP_EDB;
+    append_round(f, 1, NULL, NULL);
+    c = consumer_ok(f, &p);
+    while (rc == 0 && sp_time_mono_us() < deadline_us)
+        rc = es_consumer_poll(c, 5, 100, proj_apply, &p, &eb);
+    assert_int_equal(rc, SP_EDB);
+    assert_int_equal(p.seen->n, 0);
+    assert_int_equal(es_consumer_poll(c, 5, 100, proj_apply, &p, &eb), SP_ESTATE);
+    assert_non_null(strstr(eb.msg, "consumer failed earlier"));
+    assert_int_equal(es_consumer_assignment(c, NULL, 0), 0);
+    es_consumer_close(c);
+    assert_int_equal(p.revokes, 0); /* nothing was assigned */
+    proj_free(&p);
+}
+
+/* ---- consumer groups (Kafka only) ---- */
+
+struct pair {
+    struct es_consumer *c[2];
+};
+
+/* Both members hold a non-empty share and together all partitions, disjointly. */
+static bool split_settled(void *ud)
+{
+    struct pair *pr = ud;
+    int32_t a[KAFKA_PARTS + 1], b[KAFKA_PARTS + 1];
+    size_t na = es_consumer_assignment(pr->c[0], a, KAFKA_PARTS + 1);
+    size_t nb = es_consumer_assignment(pr->c[1], b, KAFKA_PARTS + 1);
+    int mask = 0;
+
+    if (na == 0 || nb == 0 || na + nb != KAFKA_PARTS)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        mask |= 1 << a[i];
+    for (size_t i = 0; i < nb; i++)
+        mask |= 1 << b[i];
+    return mask == (1 << KAFKA_PARTS) - 1;
+}
+
+static bool all_assigned_to_first(void *ud)
+{
+    struct pair *pr = ud;
+
+    return es_consumer_assignment(pr->c[0], NULL, 0) == KAFKA_PARTS;
+}
+
+static bool holds(const struct proj *p, int32_t partition)
+{
+    for (size_t i = 0; i < p->n_assigned; i++)
+        if (p->assigned[i] == partition)
+            return true;
+    return false;
+}
+
+static void test_kafka_consumer_group(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3 * CONSUME_STREAMS][ES_UUID_STR_LEN + 1];
+    struct es_position pos[3 * CONSUME_STREAMS];
+    struct proj_store store = {{0}};
+    struct proj a, b;
+    struct pair pr;
+    int a_assigns;
+
+    proj_init(&a, &store);
+    proj_init(&b, &store);
+    pr.c[0] = consumer_ok(f, &a);
+    pr.c[1] = consumer_ok(f, &b);
+    poll_until(pr.c[0], &a, pr.c[1], &b, SIZE_MAX, split_settled, &pr);
+    append_round(f, 1, pos, ids);
+    append_round(f, 2, pos + CONSUME_STREAMS, ids + CONSUME_STREAMS);
+    poll_until(pr.c[0], &a, pr.c[1], &b, 2 * CONSUME_STREAMS, NULL, NULL);
+    assert_true(split_settled(&pr));
+    /* each member applied exactly the records of its own partitions */
+    for (size_t i = 0; i < 2 * CONSUME_STREAMS; i++) {
+        const struct proj *owner = holds(&a, pos[i].partition) ? &a : &b;
+        assert_true(holds(owner, pos[i].partition));
+        assert_int_equal(count_id(owner->seen, ids[i]), 1);
+    }
+    assert_exactly_once(&a, &b, ids, 2 * CONSUME_STREAMS);
+
+    /* b leaves: a is given every partition, and starts b's where b's checkpoints say */
+    a_assigns = a.assigns;
+    es_consumer_close(pr.c[1]);
+    assert_true(b.revokes >= 1);
+    append_round(f, 3, pos + 2 * CONSUME_STREAMS, ids + 2 * CONSUME_STREAMS);
+    poll_until(pr.c[0], &a, NULL, NULL, SIZE_MAX, all_assigned_to_first, &pr);
+    assert_true(a.assigns > a_assigns);
+    assert_true(a.revokes >= 1); /* eager: a's own partitions were revoked and reassigned */
+    for (size_t i = 0; i < a.n_assigned; i++) /* from the shared store, not the beginning */
+        for (size_t j = 0; j < 2 * CONSUME_STREAMS; j++)
+            if (pos[j].partition == a.assigned[i])
+                assert_true(a.started[i] > pos[j].offset);
+    poll_until(pr.c[0], &a, NULL, NULL, 3 * CONSUME_STREAMS - b.seen->n, NULL, NULL);
+    {
+        struct sp_errbuf eb = {{0}, {0}};
+        assert_int_equal(es_consumer_poll(pr.c[0], 10, 300, proj_apply, &a, &eb), 0);
+    }
+    es_consumer_close(pr.c[0]);
+    assert_exactly_once(&a, &b, ids, 3 * CONSUME_STREAMS);
+    check_order_both(&b, &a); /* b stopped before a took its partitions over */
+    proj_free(&a);
+    proj_free(&b);
+}
+
+/* Consumer options and an absent topic are rejected at open. */
+static void test_kafka_consumer_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct es_consumer_opts opts = {.group_id = ""};
+    struct es_kafka_opts kopts = {
+        .brokers = f->brokers, .topic = "absent.topic", .timeout_ms = 3000};
+    struct es_consumer *c = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+
+    assert_int_equal(es_consumer_open_kafka(&kopts, &opts, &c, &eb), SP_EINVAL);
+    assert_string_equal(eb.field, "group_id");
+    opts.group_id = "g";
+    assert_int_equal(es_consumer_open_kafka(&kopts, &opts, &c, &eb), SP_ENOTFOUND);
+    assert_null(c);
+    assert_non_null(strstr(eb.msg, "no kafka topic \"absent.topic\""));
+}
+
 #define CONTRACT(test, backend)                                                                    \
     cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, &(backend))
 #define CONTRACT_ALL(test) CONTRACT(test, lmdb_backend), CONTRACT(test, kafka_backend)
@@ -786,6 +1289,12 @@ int main(void)
         CONTRACT_ALL(test_batch_all_or_nothing),
         CONTRACT_ALL(test_resume_from_checkpoint),
         CONTRACT_ALL(test_bad_checksum),
+        CONTRACT_ALL(test_consumer_exactly_once),
+        CONTRACT_ALL(test_consumer_resume),
+        CONTRACT_ALL(test_consumer_seek),
+        CONTRACT_ALL(test_consumer_assign_fails),
+        CONTRACT(test_kafka_consumer_group, kafka_backend),
+        CONTRACT(test_kafka_consumer_open_errors, kafka_backend),
         CONTRACT(test_kafka_fenced_on_endtxn, kafka_backend),
         CONTRACT(test_kafka_fenced_on_addpartitions, kafka_backend),
         CONTRACT(test_kafka_fenced_on_produce, kafka_backend),

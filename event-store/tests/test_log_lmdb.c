@@ -1,5 +1,6 @@
 /* Unit tests for the embedded LMDB event log: order, durability across reopen, checksums,
- * the single-writer lock, a reader tailing from another process, and the size cap. */
+ * the single-writer lock, a reader tailing from another process, the size cap, stale
+ * reader slots of killed readers, and the consumer API on the embedded log. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <lmdb.h>
 
+#include "es/consumer.h"
 #include "es/log.h"
 #include "sp/config.h"
 
@@ -368,6 +371,163 @@ static void test_reader_other_process(void **state)
     es_log_close(log);
 }
 
+/* Child: keep the log open as its writer until @p stop_fd reaches EOF. */
+static int holder_child(const char *dir, int ready_fd, int stop_fd)
+{
+    struct es_log *log;
+    struct sp_errbuf eb = {{0}, {0}};
+    char byte;
+
+    if (es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_WRITER, &log, &eb) != 0)
+        return 10;
+    if (write(ready_fd, "h", 1) != 1)
+        return 11;
+    while (read(stop_fd, &byte, 1) > 0) {
+    }
+    es_log_close(log);
+    return 0;
+}
+
+/* Record callback of the reader child: report, then hang inside the read transaction. */
+static int hang_cb(const struct es_log_record *rec, void *ud)
+{
+    int fd = *(int *)ud;
+
+    (void)rec;
+    if (write(fd, "r", 1) != 1)
+        return 1;
+    for (;;)
+        pause();
+}
+
+/* Child: open a reader and stop for good in the middle of es_log_read. */
+static int hung_reader_child(const char *dir, int ready_fd)
+{
+    struct es_log *log;
+    struct sp_errbuf eb = {{0}, {0}};
+    int64_t next;
+
+    if (es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_READER, &log, &eb) != 0)
+        return 10;
+    return es_log_read(log, 0, 0, 10, hang_cb, &ready_fd, &next, &eb) == 0 ? 11 : 12;
+}
+
+/* Open a reader with stderr (where sp_log writes) captured into @p out. */
+static void open_reader_captured(const char *dir, char *out, size_t out_size)
+{
+    char path[] = "/tmp/es-test-stderr-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    struct es_log *log;
+    struct sp_errbuf eb = {{0}, {0}};
+    ssize_t n;
+
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    assert_int_equal(dup2(fd, 2), 2);
+    assert_int_equal(es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_READER, &log, &eb), 0);
+    es_log_close(log);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    n = pread(fd, out, out_size - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+}
+
+/* A reader killed with kill -9 inside a read transaction leaves a stale reader slot; the
+ * next open (while another process keeps the environment open, so LMDB does not simply
+ * reset its lock file) clears it and says so. */
+static void test_stale_reader_cleared(void **state)
+{
+    const char *dir = *state;
+    struct es_log *log;
+    struct sp_errbuf eb = {{0}, {0}};
+    int ready[2], stop[2], status = -1;
+    char byte, text[4096];
+    pid_t holder, reader;
+
+    assert_int_equal(es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_WRITER, &log, &eb), 0);
+    assert_int_equal(append_batch(log, 1, 2, 10, NULL, &eb), 0);
+    es_log_close(log);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(stop), 0);
+    holder = fork();
+    assert_true(holder >= 0);
+    if (holder == 0) {
+        close(stop[1]); /* so that the parent closing its end is EOF here */
+        _exit(holder_child(dir, ready[1], stop[0]));
+    }
+    close(stop[0]);
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    reader = fork();
+    assert_true(reader >= 0);
+    if (reader == 0)
+        _exit(hung_reader_child(dir, ready[1]));
+    assert_int_equal(read(ready[0], &byte, 1), 1); /* it is inside its read transaction */
+    assert_int_equal(byte, 'r');
+    assert_int_equal(kill(reader, SIGKILL), 0);
+    assert_int_equal(waitpid(reader, &status, 0), reader);
+    assert_true(WIFSIGNALED(status));
+
+    open_reader_captured(dir, text, sizeof(text));
+    assert_non_null(strstr(text, "cleared 1 stale reader slot(s) left by dead processes"));
+    open_reader_captured(dir, text, sizeof(text)); /* nothing left to clear */
+    assert_null(strstr(text, "stale reader"));
+
+    close(stop[1]);
+    assert_int_equal(waitpid(holder, &status, 0), holder);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static int count_cb(const struct es_log_record *rec, void *ud)
+{
+    int *n = ud;
+
+    (void)rec;
+    (*n)++;
+    return 0;
+}
+
+/* es_consumer_open with log.backend = lmdb: no group needed, partition 0 on first poll. */
+static void test_consumer_from_config(void **state)
+{
+    const char *dir = *state;
+    struct sp_config *cfg;
+    struct es_log *log = NULL;
+    struct es_consumer *c = NULL;
+    struct es_consumer_opts opts = {0};
+    struct sp_errbuf eb = {{0}, {0}};
+    int32_t part = -1;
+    int n = 0;
+
+    assert_int_equal(sp_config_load(&cfg, NULL, &eb), 0);
+    assert_int_equal(sp_config_set(cfg, "log.dir", dir, &eb), 0);
+    assert_int_equal(es_consumer_open(cfg, &opts, &c, &eb), SP_ENOTFOUND); /* no log yet */
+    assert_null(c);
+    assert_int_equal(es_log_open(cfg, ES_LOG_WRITER, &log, &eb), 0);
+    assert_int_equal(append_batch(log, 1, 3, 10, NULL, &eb), 0);
+    es_log_close(log);
+    assert_int_equal(es_consumer_open(cfg, &opts, &c, &eb), 0);
+    assert_int_equal(es_consumer_poll(c, 2, 0, count_cb, &n, &eb), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(es_consumer_assignment(c, &part, 1), 1);
+    assert_int_equal(part, 0);
+    assert_int_equal(es_consumer_poll(c, 10, 0, count_cb, &n, &eb), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(es_consumer_poll(c, 10, 20, count_cb, &n, &eb), 0); /* nothing: no error */
+    assert_int_equal(n, 3);
+    assert_int_equal(es_consumer_seek(c, 0, 1, &eb), 0);
+    assert_int_equal(es_consumer_poll(c, 10, 0, count_cb, &n, &eb), 0);
+    assert_int_equal(n, 5);
+    es_consumer_close(c);
+    assert_int_equal(sp_config_set(cfg, "log.backend", "kafka", &eb), 0);
+    assert_int_equal(es_consumer_open(cfg, &opts, &c, &eb), SP_EINVAL); /* kafka: group */
+    assert_string_equal(eb.field, "group_id");
+    sp_config_free(cfg);
+}
+
 static void test_open_from_config(void **state)
 {
     const char *dir = *state;
@@ -402,7 +562,9 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_max_event_bytes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_reader_other_process, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_stale_reader_cleared, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_open_from_config, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_consumer_from_config, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,10 @@
  * and opens the environment with full sync (no MDB_NOSYNC / MDB_NOMETASYNC). Readers
  * open it with MDB_RDONLY: they never write data.mdb, but LMDB needs <dir>/lock.mdb
  * writable (its reader table), so a reader needs write access to that file. Readers map
- * the size the writer set and adopt a larger one if the writer reopens with it.
+ * the size the writer set and adopt a larger one if the writer reopens with it. Every open
+ * (writer or reader) clears the reader slots of processes that died inside a read
+ * transaction (mdb_reader_check: a stale slot pins old pages, so the log would only grow)
+ * and logs at warn level how many it cleared.
  *
  * Threads: handles use MDB_NOTLS, so es_log_read, es_log_end and es_log_wait may run
  * concurrently from several threads on one handle; es_log_append from one thread at a
@@ -31,7 +34,8 @@
  * kafka.replication_factor) if absent; a reader never does (SP_ENOTFOUND). Readers use
  * a consumer with isolation.level=read_committed, no auto-commit and no group
  * subscription (the partition is assigned at the requested offset); callers keep their
- * own checkpoints (next_offset).
+ * own checkpoints (next_offset). Projections consume through es/consumer.h instead
+ * (consumer groups, rebalances).
  *
  * Offsets on Kafka are NOT contiguous: transaction commit/abort markers (control records)
  * and aborted records take offsets that readers never see. Hence, for Kafka:
