@@ -17,6 +17,7 @@ static const struct replay_cmd cmds[] = {
     {"dump", "print events as NDJSON", replay_cmd_dump},
     {"verify", "check checksums, decoding and stream versions", replay_cmd_verify},
     {"checksum", "print a checksum of a projection's tables", replay_cmd_checksum},
+    {"copy-log", "copy the embedded log into kafka (--to kafka)", replay_cmd_copy_log},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

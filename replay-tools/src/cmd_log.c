@@ -89,7 +89,7 @@ int replay_cmd_dump(const struct sp_config *cfg, int argc, char **argv)
     int64_t from = 0;
     int rc;
 
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (replay__is_help(argv[i])) {
             dump_usage(stdout);
@@ -106,7 +106,6 @@ int replay_cmd_dump(const struct sp_config *cfg, int argc, char **argv)
             dump_usage(stderr);
             return REPLAY_EXIT_USAGE;
         }
-        i++; /* every option takes a value */
     }
     if ((rc = open_log(cfg, &log)) != 0)
         return rc;

@@ -1,4 +1,4 @@
-/* stockpot-replay: the operator CLI (migrate, rebuild, dump, verify, checksum). */
+/* stockpot-replay: the operator CLI (migrate, rebuild, dump, verify, checksum, copy-log). */
 #include <stdio.h>
 #include <string.h>
 

@@ -7,8 +7,8 @@
  * or REPLAY_EXIT_USAGE (bad arguments). "--help" as the first argument prints the
  * command's usage on stdout and returns REPLAY_EXIT_OK.
  *
- * The log is opened as a reader (log.dir: the embedded log's writer may keep running);
- * PostgreSQL is reached with pg.conninfo / the PG* environment.
+ * The log is opened as a reader (log.dir: the embedded log's writer may keep running,
+ * except during copy-log); PostgreSQL is reached with pg.conninfo / the PG* environment.
  */
 #ifndef REPLAY_REPLAY_H
 #define REPLAY_REPLAY_H
@@ -79,5 +79,39 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv);
  *         an unknown projection.
  */
 int replay_cmd_checksum(const struct sp_config *cfg, int argc, char **argv);
+
+/**
+ * `copy-log --to kafka [--batch N] [--limit N] [--live]`: copy the embedded log
+ * (log.dir, whatever log.backend says) into the Kafka log (kafka.brokers, kafka.topic;
+ * created with kafka.partitions and kafka.replication_factor when absent).
+ *
+ * Records are copied in embedded-log order, each envelope byte for byte (an event whose
+ * decode and re-encode differ from the stored bytes stops the copy before it), keyed by
+ * stream, so each stream lands in one partition in order, with every event id. Batches
+ * of N events (default 500) are appended with es_log_append, one Kafka transaction each,
+ * by a writer with transactional.id "<kafka.transactional_id>-copy-log" (a running
+ * command-api is not fenced; a rerun aborts any transaction an interrupted copy left
+ * open).
+ *
+ * Exactly once across reruns: before copying, the id of every committed record of every
+ * partition is read (read_committed); embedded events with one of those ids are skipped.
+ * Since batches are committed in log order, what an interrupted run (or --limit N) has
+ * copied is a prefix of the embedded log, so the next run continues it in order.
+ *
+ * command-api must be stopped during the copy, or the embedded log would keep growing
+ * under it: the copy holds the embedded writer lock (<log.dir>/writer.lock) and refuses
+ * to start while a writer holds it. --live skips the lock and copies the log up to its
+ * end at the start (stop command-api and run again to copy the rest). The topic must
+ * keep every record (no retention deletes): the ids are read from offset 0.
+ *
+ * Prints progress on stderr (at most once a second) and a summary on stdout: events
+ * read, copied, skipped as already present, seconds and events/s; warns if the topic
+ * holds events the embedded log does not.
+ * @return REPLAY_EXIT_OK; REPLAY_EXIT_FAIL if there is no embedded log, its writer is
+ *         running, the brokers cannot be reached, an append fails (the batch is aborted:
+ *         run again), or a record is corrupt; REPLAY_EXIT_USAGE for `--to` other than
+ *         kafka or a bad option.
+ */
+int replay_cmd_copy_log(const struct sp_config *cfg, int argc, char **argv);
 
 #endif
