@@ -29,11 +29,13 @@ static void recover_cb(evutil_socket_t fd, short what, void *ud)
 static bool ready_cb(void *ud, struct sp_buf *why)
 {
     struct cmd_app *app = ud;
-    bool usable = cmd__wm_recover(app, false);
+    bool usable = !app->fenced && cmd__wm_recover(app, false);
+    const char *reason = app->fenced   ? app->fenced_why
+                         : app->broken ? app->broken_why
+                                       : "write model not caught up or log closed";
     if (app->ready && app->log && app->wm && usable)
         return true;
-    if (sp_buf_adds(why,
-                    app->broken ? app->broken_why : "write model not caught up or log closed") != 0)
+    if (sp_buf_adds(why, reason) != 0)
         sp_log(SP_LOG_DEBUG, "readiness reason truncated");
     return false;
 }
@@ -83,16 +85,29 @@ static int load_auth(struct cmd_app *app, struct sp_errbuf *eb)
     return cmd__password_hash(&app->argon2, "stockpot-dummy-password", app->dummy_hash, eb);
 }
 
+/* Identity of the configured log for the write model: "lmdb" or "kafka:<topic>". */
+static void log_identity(const struct sp_config *cfg, char *out, size_t size)
+{
+    if (strcmp(sp_config_str(cfg, "log.backend"), "kafka") == 0)
+        snprintf(out, size, "kafka:%s", sp_config_str(cfg, "kafka.topic"));
+    else
+        snprintf(out, size, "lmdb");
+}
+
 static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
 {
     const struct sp_config *cfg = app->cfg;
     int64_t applied = 0;
-    char n[24];
+    char n[24], log_id[300];
     int rc = es_log_open(cfg, ES_LOG_WRITER, &app->log, eb);
     if (rc != 0)
         return rc;
+    app->n_parts = es_log_partitions(app->log);
+    app->unsure = sp_xcalloc((size_t)app->n_parts, sizeof(*app->unsure));
+    log_identity(cfg, log_id, sizeof(log_id));
     rc = cmd__wm_open(sp_config_str(cfg, "writemodel.dir"),
-                      (size_t)sp_config_int(cfg, "writemodel.map_size_mb") << 20, &app->wm, eb);
+                      (size_t)sp_config_int(cfg, "writemodel.map_size_mb") << 20, log_id, &app->wm,
+                      eb);
     if (rc != 0)
         return rc;
     derive_idem_key(app);
@@ -104,6 +119,7 @@ static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
     sp_metrics_counter_add(app->metrics, "stockpot_writemodel_events_caught_up_total", "",
                            (double)applied);
     sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 0);
+    sp_metrics_gauge_set(app->metrics, "stockpot_command_fenced", "", 0);
     return 0;
 }
 
@@ -204,5 +220,6 @@ void cmd_app_free(struct cmd_app *app)
     free(app->batch);
     free(app->positions);
     free(app->ev_ptrs);
+    free(app->unsure);
     free(app);
 }

@@ -100,8 +100,24 @@ struct cmd_app {
      */
     bool broken;
     char broken_why[200];
-    int64_t recover_at_us;           /* monotonic µs of the last catch-up attempt while broken */
-    struct event *recover_ev;        /* timer retrying the catch-up while broken */
+    int64_t recover_at_us;    /* monotonic µs of the last catch-up attempt while broken */
+    struct event *recover_ev; /* timer retrying the catch-up while broken */
+    /*
+     * Another writer with the same transactional.id took over the log (es_log_append
+     * returned SP_EFENCED): for good, every command and /readyz answer 503 with the
+     * reason and nothing is appended or acknowledged any more (cmd/app.h).
+     */
+    bool fenced;
+    char fenced_why[600];
+    /*
+     * unsure[p]: an append failed (not fenced) since partition p was last refolded, and
+     * the log may still settle that batch as committed (Kafka, when both commit and
+     * abort failed; the next producer's init_transactions settles it). The next
+     * successful batch touching p keeps p's checkpoint where it was and refolds p from
+     * it, so the write model never skips such a batch. n_parts entries, owned.
+     */
+    bool *unsure;
+    int32_t n_parts;
     unsigned char idem_hmac_key[32]; /* fingerprint key, see cmd/app.h */
     struct cmd__hooks hooks;
     unsigned char jwt_key[256];
@@ -140,6 +156,16 @@ void cmd__fail(struct cmd__command *c, int status, const char *slug, const char 
  * once per 100 ms unless @p force. @return true if the write model is usable.
  */
 bool cmd__wm_recover(struct cmd_app *app, bool force);
+
+/** Problem detail of every command answered while fenced. */
+#define CMD__FENCED_DETAIL                                                                         \
+    "another command-api took over the event log; this one accepts no more commands"
+
+/**
+ * Enter the fenced state (see struct cmd_app) with @p why (copied) from the log, logging
+ * one error line naming kafka.transactional_id. Idempotent.
+ */
+void cmd__mark_fenced(struct cmd_app *app, const char *why);
 
 /** Next entity id (the Snowflake generator, or the test seam). */
 int64_t cmd__next_id(struct cmd_app *app);

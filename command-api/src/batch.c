@@ -6,6 +6,8 @@
  * If that commit fails the write model is caught up from the log; if that fails too the
  * app is "broken" (app_priv.h) and decides nothing until a catch-up succeeds, so the
  * write model never skips an event and its checkpoint never passes what it folded.
+ * Checkpoints are per partition (Kafka); a command's position is that of its last event.
+ * A fenced append (SP_EFENCED) stops the app for good: see cmd/app.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -93,6 +95,24 @@ static void mark_broken(struct cmd_app *app, const char *why)
     sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 1);
     if (app->recover_ev && event_add(app->recover_ev, &retry) != 0)
         sp_log(SP_LOG_ERROR, "could not schedule the write model catch-up retry");
+}
+
+void cmd__mark_fenced(struct cmd_app *app, const char *why)
+{
+    const char *tid = sp_config_str(app->cfg, "kafka.transactional_id");
+    if (app->fenced)
+        return;
+    app->fenced = true;
+    snprintf(app->fenced_why, sizeof(app->fenced_why),
+             "fenced: another command-api with transactional.id \"%s\" took over the event log "
+             "(or the log writer hit a fatal error): %s",
+             tid, why);
+    sp_log(SP_LOG_ERROR,
+           "command-api is fenced: another command-api with transactional.id \"%s\" took over "
+           "the event log (or the log writer hit a fatal error); acknowledging nothing more, "
+           "every command gets 503 until this process is restarted: %s",
+           tid, why);
+    sp_metrics_gauge_set(app->metrics, "stockpot_command_fenced", "", 1);
 }
 
 bool cmd__wm_recover(struct cmd_app *app, bool force)
@@ -210,6 +230,27 @@ out_fail:
     fail_internal(c, 500, "internal", "internal error while deciding the command");
 }
 
+/*
+ * Store the checkpoint of every partition the batch's @p n_evs events went to: the offset
+ * after its last event there (a batch is the only writer, so nothing is skipped; offsets
+ * in between may be Kafka transaction markers).
+ */
+static int put_checkpoints(struct cmd_app *app, MDB_txn *txn, size_t n_evs)
+{
+    const struct es_position *pos = app->positions;
+    for (size_t i = 0; i < n_evs; i++) {
+        bool last = true;
+        for (size_t j = 0; j < n_evs && last; j++)
+            last = j == i || pos[j].partition != pos[i].partition || pos[j].offset < pos[i].offset;
+        if (!last || app->unsure[pos[i].partition])
+            continue; /* refolded from its old checkpoint after the commit */
+        int rc = cmd__wm_checkpoint_put(app->wm, txn, pos[i].partition, pos[i].offset + 1);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* After a durable append: positions into answers, final idempotency records. */
 static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
 {
@@ -234,8 +275,51 @@ static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
         }
     }
     if (rc == 0)
-        rc = cmd__wm_checkpoint_put(app->wm, txn, app->positions[k - 1].offset + 1);
+        rc = put_checkpoints(app, txn, k);
     return rc;
+}
+
+/*
+ * The log refused the batch: nothing of it is acknowledged. Fenced: stop for good.
+ * Otherwise the log may still settle the batch as committed (Kafka: commit and abort
+ * both failed), so every partition becomes unsure (see struct cmd_app).
+ */
+static void append_failed(struct cmd_app *app, size_t n, int rc, const struct sp_errbuf *eb)
+{
+    const char *detail = "the event log is unavailable; retry later";
+    if (rc == SP_EFENCED) {
+        cmd__mark_fenced(app, eb->msg);
+        detail = CMD__FENCED_DETAIL;
+    } else {
+        sp_log(SP_LOG_ERROR, "event append failed: %s (%s)", eb->msg, sp_strerror(rc));
+        for (int32_t p = 0; p < app->n_parts; p++)
+            app->unsure[p] = true;
+    }
+    sp_metrics_counter_add(app->metrics, "stockpot_event_append_failures_total", "", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (app->batch[i]->n_evs > 0)
+            fail_internal(app->batch[i], 503, "unavailable", detail);
+    }
+}
+
+/*
+ * After a durable append: refold every unsure partition the batch went to (see
+ * struct cmd_app). @return 0, or the catch-up's error (eb says why).
+ */
+static int refold_unsure(struct cmd_app *app, size_t n_evs, struct sp_errbuf *eb)
+{
+    for (size_t i = 0; i < n_evs; i++) {
+        int32_t p = app->positions[i].partition;
+        if (!app->unsure[p])
+            continue;
+        int rc = app->hooks.fail_catch_up
+                     ? sp_err_set(eb, SP_EDB, NULL, "catch-up failure injected by a test")
+                     : cmd__wm_catch_up_partition(app->wm, app->log, p, NULL, eb);
+        if (rc != 0)
+            return rc;
+        app->unsure[p] = false;
+    }
+    return 0;
 }
 
 /* Append the batch's events and commit the write model; on failure answer 503. */
@@ -250,13 +334,7 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
     rc = es_log_append(app->log, app->ev_ptrs, n_evs, app->positions, &eb);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        sp_log(SP_LOG_ERROR, "event append failed: %s (%s)", eb.msg, sp_strerror(rc));
-        sp_metrics_counter_add(app->metrics, "stockpot_event_append_failures_total", "", 1);
-        for (size_t i = 0; i < n; i++) {
-            if (app->batch[i]->n_evs > 0)
-                fail_internal(app->batch[i], 503, "unavailable",
-                              "the event log is unavailable; retry later");
-        }
+        append_failed(app, n, rc, &eb);
         return;
     }
     sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
@@ -267,7 +345,10 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
         sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
         if (catch_up(app, &eb) != 0)
             mark_broken(app, eb.msg);
+        return;
     }
+    if (refold_unsure(app, n_evs, &eb) != 0)
+        mark_broken(app, eb.msg);
 }
 
 static void audit(const struct cmd__command *c)
@@ -343,7 +424,10 @@ static void flush_batch(struct cmd_app *app)
         TAILQ_REMOVE(&app->queue, c, link);
         app->batch[n++] = c;
     }
-    if (!cmd__wm_recover(app, true) || cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
+    if (app->fenced) {
+        for (size_t i = 0; i < n; i++)
+            fail_internal(app->batch[i], 503, "unavailable", CMD__FENCED_DETAIL);
+    } else if (!cmd__wm_recover(app, true) || cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
         for (size_t i = 0; i < n; i++)
             fail_internal(app->batch[i], 503, "unavailable",
                           "the write model is unavailable; retry later");
@@ -395,4 +479,6 @@ void cmd__metrics_describe(struct sp_metrics *m)
                         "Group-commit batches whose append to the log failed (answered 503)");
     sp_metrics_describe(m, "stockpot_writemodel_broken", SP_METRIC_GAUGE,
                         "1 while the write model is behind the log and commands get 503");
+    sp_metrics_describe(m, "stockpot_command_fenced", SP_METRIC_GAUGE,
+                        "1 once another writer fenced this command-api (commands get 503)");
 }

@@ -64,9 +64,17 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct cmd
     return rc;
 }
 
-/* Answer 503 with Retry-After while the write model is broken. @return true if answered. */
+/*
+ * Answer 503 with Retry-After while fenced or while the write model is broken.
+ * @return true if answered.
+ */
 static bool refuse_if_broken(struct cmd_app *app, struct sp_http_req *req)
 {
+    if (app->fenced) {
+        sp_http_add_header(req, "Retry-After", "1");
+        sp_http_reply_problem(req, 503, "unavailable", CMD__FENCED_DETAIL, NULL);
+        return true;
+    }
     if (cmd__wm_recover(app, false))
         return false;
     sp_http_add_header(req, "Retry-After", "1");

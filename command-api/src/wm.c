@@ -126,6 +126,18 @@ static int wm_open_tables(struct cmd__wm *wm, struct sp_errbuf *eb)
     return 0;
 }
 
+static int wm_empty(struct cmd__wm *wm, MDB_txn *txn)
+{
+    for (int i = 0; i < WM_NTABLES; i++) {
+        int rc = mdb_drop(txn, wm->dbi[i], 0);
+        if (rc != 0) {
+            sp_log(SP_LOG_ERROR, "could not empty write model table: %s", mdb_strerror(rc));
+            return SP_EDB;
+        }
+    }
+    return 0;
+}
+
 /* Empty every table if the stored format is not CMD__WM_FORMAT, then store it. */
 static int wm_check_format(struct cmd__wm *wm, MDB_txn *txn)
 {
@@ -139,14 +151,40 @@ static int wm_check_format(struct cmd__wm *wm, MDB_txn *txn)
     if (wm_get(txn, wm->dbi[WM_META], "checkpoint", 10, &v) == 0)
         sp_log(SP_LOG_WARN, "write model has an older format: rebuilding it from the log "
                             "(stored idempotency answers are dropped)");
-    for (int i = 0; i < WM_NTABLES; i++) {
-        rc = mdb_drop(txn, wm->dbi[i], 0);
-        if (rc != 0) {
-            sp_log(SP_LOG_ERROR, "could not empty write model table: %s", mdb_strerror(rc));
-            return SP_EDB;
-        }
-    }
+    if ((rc = wm_empty(wm, txn)) != 0)
+        return rc;
     return wm_put(txn, wm->dbi[WM_META], "format", 6, CMD__WM_FORMAT, flen);
+}
+
+/*
+ * Empty every table if the write model was folded from another log than @p log_id (no
+ * "log" in meta: "lmdb", the only backend before Kafka), then store @p log_id.
+ */
+static int wm_check_log(struct cmd__wm *wm, MDB_txn *txn, const char *log_id)
+{
+    MDB_val v;
+    size_t len = strlen(log_id);
+    const char *stored = "lmdb";
+    size_t stored_len = 4;
+    int rc = wm_get(txn, wm->dbi[WM_META], "log", 3, &v);
+    if (rc != 0 && rc != SP_ENOTFOUND)
+        return rc;
+    if (rc == 0) {
+        stored = v.mv_data;
+        stored_len = v.mv_size;
+    }
+    if (stored_len != len || memcmp(stored, log_id, len) != 0) {
+        if (wm_get(txn, wm->dbi[WM_META], "checkpoint", 10, &v) == 0)
+            sp_log(SP_LOG_WARN,
+                   "write model was folded from log \"%.*s\", now \"%s\": rebuilding it from "
+                   "the log (stored idempotency answers are dropped)",
+                   (int)stored_len, stored, log_id);
+        if ((rc = wm_empty(wm, txn)) != 0 ||
+            (rc = wm_put(txn, wm->dbi[WM_META], "format", 6, CMD__WM_FORMAT,
+                         strlen(CMD__WM_FORMAT))) != 0)
+            return rc;
+    }
+    return wm_put(txn, wm->dbi[WM_META], "log", 3, log_id, len);
 }
 
 /* Load the idempotency key from meta, making a random one at the first open. */
@@ -165,13 +203,14 @@ static int wm_load_secret(struct cmd__wm *wm, MDB_txn *txn)
     return wm_put(txn, wm->dbi[WM_META], "idem_secret", 11, wm->secret, sizeof(wm->secret));
 }
 
-static int wm_init_meta(struct cmd__wm *wm, struct sp_errbuf *eb)
+static int wm_init_meta(struct cmd__wm *wm, const char *log_id, struct sp_errbuf *eb)
 {
     MDB_txn *txn = NULL;
     int rc = cmd__wm_txn_begin(wm, NULL, false, &txn);
     if (rc != 0)
         return sp_err_set(eb, rc, NULL, "could not begin write model txn");
-    if ((rc = wm_check_format(wm, txn)) != 0 || (rc = wm_load_secret(wm, txn)) != 0) {
+    if ((rc = wm_check_format(wm, txn)) != 0 || (rc = wm_check_log(wm, txn, log_id)) != 0 ||
+        (rc = wm_load_secret(wm, txn)) != 0) {
         mdb_txn_abort(txn);
         return sp_err_set(eb, rc, NULL, "could not initialise the write model meta: %s",
                           sp_strerror(rc));
@@ -183,7 +222,11 @@ static int wm_init_meta(struct cmd__wm *wm, struct sp_errbuf *eb)
     return 0;
 }
 
-int cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struct sp_errbuf *eb)
+int cmd__wm_open(const char *dir,
+                 size_t map_size_bytes,
+                 const char *log_id,
+                 struct cmd__wm **out,
+                 struct sp_errbuf *eb)
 {
     struct cmd__wm *wm = sp_xcalloc(1, sizeof(*wm));
     int rc;
@@ -212,7 +255,7 @@ int cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, s
     }
     rc = wm_open_tables(wm, eb);
     if (rc == 0)
-        rc = wm_init_meta(wm, eb);
+        rc = wm_init_meta(wm, log_id, eb);
     if (rc != 0)
         goto out_close_env;
     *out = wm;
@@ -251,17 +294,33 @@ int cmd__wm_txn_begin(struct cmd__wm *wm, MDB_txn *parent, bool rdonly, MDB_txn 
 
 /* ---- lookups ---- */
 
-int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int64_t next_offset)
+/* Meta key of @p partition's checkpoint: "checkpoint" for 0 (as before Kafka), else
+ * "checkpoint/<partition>". @return its length. */
+static size_t checkpoint_key(int32_t partition, char out[32])
 {
-    unsigned char v[8];
-    id_key(next_offset, v);
-    return wm_put(txn, wm->dbi[WM_META], "checkpoint", 10, v, 8);
+    if (partition == 0)
+        return (size_t)snprintf(out, 32, "checkpoint");
+    return (size_t)snprintf(out, 32, "checkpoint/%d", (int)partition);
 }
 
-int cmd__wm_checkpoint_get(struct cmd__wm *wm, MDB_txn *txn, int64_t *next_offset)
+int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int32_t partition, int64_t next_offset)
+{
+    unsigned char v[8];
+    char key[32];
+    size_t klen = checkpoint_key(partition, key);
+    id_key(next_offset, v);
+    return wm_put(txn, wm->dbi[WM_META], key, klen, v, 8);
+}
+
+int cmd__wm_checkpoint_get(struct cmd__wm *wm,
+                           MDB_txn *txn,
+                           int32_t partition,
+                           int64_t *next_offset)
 {
     MDB_val v;
-    int rc = wm_get(txn, wm->dbi[WM_META], "checkpoint", 10, &v);
+    char key[32];
+    size_t klen = checkpoint_key(partition, key);
+    int rc = wm_get(txn, wm->dbi[WM_META], key, klen, &v);
     *next_offset = 0;
     if (rc == SP_ENOTFOUND)
         return 0;
@@ -585,28 +644,33 @@ static int catchup_record(const struct es_log_record *rec, void *ud)
     return 0;
 }
 
-/* One catch-up step: fold up to WM_CATCHUP_BATCH records; *done when at the end. */
-static int catchup_step(
-    struct cmd__wm *wm, struct es_log *log, struct catchup *cu, bool *done, struct sp_errbuf *eb)
+/* One catch-up step of @p partition: fold up to WM_CATCHUP_BATCH records; *done at the end. */
+static int catchup_step(struct cmd__wm *wm,
+                        struct es_log *log,
+                        int32_t partition,
+                        struct catchup *cu,
+                        bool *done,
+                        struct sp_errbuf *eb)
 {
     int64_t from, next, end;
     int rc = cmd__wm_txn_begin(wm, NULL, false, &cu->txn);
     if (rc != 0)
         return sp_err_set(eb, rc, NULL, "could not begin write model txn");
-    if ((rc = cmd__wm_checkpoint_get(wm, cu->txn, &from)) != 0 ||
-        (rc = es_log_end(log, 0, &end, eb)) != 0)
+    if ((rc = cmd__wm_checkpoint_get(wm, cu->txn, partition, &from)) != 0 ||
+        (rc = es_log_end(log, partition, &end, eb)) != 0)
         goto out_abort;
     if (from > end) {
         rc = sp_err_set(eb, SP_ESTATE, NULL,
-                        "write model checkpoint %lld is past the log end %lld: delete "
-                        "writemodel.dir to rebuild it",
-                        (long long)from, (long long)end);
+                        "write model checkpoint %lld of partition %d is past the log end %lld: "
+                        "delete writemodel.dir to rebuild it",
+                        (long long)from, (int)partition, (long long)end);
         goto out_abort;
     }
-    rc = es_log_read(log, 0, from, WM_CATCHUP_BATCH, catchup_record, cu, &next, eb);
+    next = from; /* es_log_read leaves it alone when there is nothing to read */
+    rc = es_log_read(log, partition, from, WM_CATCHUP_BATCH, catchup_record, cu, &next, eb);
     if (rc != 0)
         goto out_abort;
-    if ((rc = cmd__wm_checkpoint_put(wm, cu->txn, next)) != 0)
+    if (next != from && (rc = cmd__wm_checkpoint_put(wm, cu->txn, partition, next)) != 0)
         goto out_abort;
     rc = mdb_txn_commit(cu->txn);
     cu->txn = NULL;
@@ -620,14 +684,29 @@ out_abort:
     return rc;
 }
 
-int cmd__wm_catch_up(struct cmd__wm *wm, struct es_log *log, int64_t *applied, struct sp_errbuf *eb)
+int cmd__wm_catch_up_partition(struct cmd__wm *wm,
+                               struct es_log *log,
+                               int32_t partition,
+                               int64_t *applied,
+                               struct sp_errbuf *eb)
 {
     struct catchup cu = {.wm = wm};
     bool done = false;
     int rc = 0;
     while (!done && rc == 0)
-        rc = catchup_step(wm, log, &cu, &done, eb);
+        rc = catchup_step(wm, log, partition, &cu, &done, eb);
     if (applied)
-        *applied = cu.applied;
+        *applied += cu.applied;
+    return rc;
+}
+
+int cmd__wm_catch_up(struct cmd__wm *wm, struct es_log *log, int64_t *applied, struct sp_errbuf *eb)
+{
+    int64_t n = 0;
+    int rc = 0;
+    for (int32_t p = 0; p < es_log_partitions(log) && rc == 0; p++)
+        rc = cmd__wm_catch_up_partition(wm, log, p, &n, eb);
+    if (applied)
+        *applied = n;
     return rc;
 }

@@ -2,8 +2,10 @@
  * The write model: an LMDB environment owned by the one command-api process holding
  * what the command handlers need to decide. It is a fold of the event log: every change
  * except idempotency records goes through cmd__wm_apply(), at catch-up and after each
- * decided event, and the table "meta" holds the checkpoint (next log offset folded), the
- * format version and the idempotency fingerprint key.
+ * decided event, and the table "meta" holds the checkpoint of every partition (next log
+ * offset folded: key "checkpoint" for partition 0, the only one of the embedded log, and
+ * "checkpoint/<partition>" for the others), the format version, the identity of the log
+ * it folds ("log": "lmdb" or "kafka:<topic>") and the idempotency fingerprint key.
  *
  * Tables: streams (stream id -> 8-byte stream version), usernames (SHA-256 of the ASCII
  * lower-cased username -> user id), emails (SHA-256 of the ASCII lower-cased email ->
@@ -19,8 +21,10 @@
  * that batch, catch-up refolds the batch's events, but that batch's idempotency records
  * are lost (they are not in the log). See cmd/app.h.
  *
- * Format: meta "format" = CMD__WM_FORMAT. A write model of another (or no) format is
- * emptied at open and rebuilt from the log by catch-up (idempotency records are lost).
+ * Format: meta "format" = CMD__WM_FORMAT. A write model of another (or no) format, or one
+ * folded from another log (meta "log"; absent = "lmdb", as every write model before the
+ * Kafka backend), is emptied at open and rebuilt from the log by catch-up (idempotency
+ * records are lost).
  */
 #ifndef CMD_WM_H
 #define CMD_WM_H
@@ -62,14 +66,18 @@ struct cmd__idem {
 
 /**
  * Open (creating if needed) the write model at @p dir: creates the tables, empties them
- * if the stored format is not CMD__WM_FORMAT (a warning is logged; catch-up then
- * rebuilds them), and makes the random idempotency key (CMD__WM_SECRET_LEN bytes from
- * getrandom(2)) if there is none.
+ * if the stored format is not CMD__WM_FORMAT or the stored log identity is not
+ * @p log_id (a warning is logged; catch-up then rebuilds them), and makes the random
+ * idempotency key (CMD__WM_SECRET_LEN bytes from getrandom(2)) if there is none.
+ * @param log_id  identity of the log folded: "lmdb" or "kafka:<topic>" (copied)
  * @param[out] out  owned; close with cmd__wm_close()
  * @return 0, SP_EDB or -errno (eb says which).
  */
-SP_MUST_CHECK int
-cmd__wm_open(const char *dir, size_t map_size_bytes, struct cmd__wm **out, struct sp_errbuf *eb);
+SP_MUST_CHECK int cmd__wm_open(const char *dir,
+                               size_t map_size_bytes,
+                               const char *log_id,
+                               struct cmd__wm **out,
+                               struct sp_errbuf *eb);
 
 /** Sync and close; NULL is a no-op. */
 void cmd__wm_close(struct cmd__wm *wm);
@@ -93,19 +101,34 @@ SP_MUST_CHECK int
 cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb);
 
 /**
- * Catch up from the checkpoint to the end of partition 0 of @p log, in transactions of
- * up to 1024 events each with the checkpoint. Records that fail to decode or fold are
- * logged and skipped.
+ * Catch up every partition of @p log, one after the other, from its checkpoint to its
+ * end (es_log_end when the step starts), in transactions of up to 1024 events each with
+ * that partition's checkpoint. Records that fail to decode or fold are logged and
+ * skipped.
  * @param[out] applied  number of records folded (may be NULL)
- * @return 0; SP_ESTATE if the checkpoint is past the end of the log; SP_EDB.
+ * @return 0; SP_ESTATE if a checkpoint is past the end of its partition; SP_EDB; the
+ *         log's read errors (Kafka: SP_EUNAVAIL).
  */
 SP_MUST_CHECK int
 cmd__wm_catch_up(struct cmd__wm *wm, struct es_log *log, int64_t *applied, struct sp_errbuf *eb);
 
-/** Store the checkpoint (offset of the next event to fold). @return 0 or SP_EDB. */
-SP_MUST_CHECK int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int64_t next_offset);
-/** Read the checkpoint (0 when none). @return 0 or SP_EDB. */
-SP_MUST_CHECK int cmd__wm_checkpoint_get(struct cmd__wm *wm, MDB_txn *txn, int64_t *next_offset);
+/**
+ * Catch up one partition of @p log as cmd__wm_catch_up does.
+ * @param[in,out] applied  incremented by the number of records folded (may be NULL)
+ * @return as cmd__wm_catch_up.
+ */
+SP_MUST_CHECK int cmd__wm_catch_up_partition(struct cmd__wm *wm,
+                                             struct es_log *log,
+                                             int32_t partition,
+                                             int64_t *applied,
+                                             struct sp_errbuf *eb);
+
+/** Store @p partition's checkpoint (offset of its next event to fold). @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int32_t partition, int64_t next_offset);
+/** Read @p partition's checkpoint (0 when none). @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_checkpoint_get(struct cmd__wm *wm, MDB_txn *txn, int32_t partition, int64_t *next_offset);
 
 /** Current version of @p stream, 0 if it has no events. @return 0 or SP_EDB. */
 SP_MUST_CHECK int

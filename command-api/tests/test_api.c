@@ -895,6 +895,38 @@ static void test_old_format_rebuilt(void **state)
     json_decref(login(fx, "legacy"));
 }
 
+/*
+ * A write model made before the Kafka backend (no "log" in meta, one "checkpoint") is
+ * kept as the embedded log's (partition 0): no rebuild, idempotency answers survive.
+ * One that says it folded another log is rebuilt.
+ */
+static void test_pre_kafka_write_model_kept(void **state)
+{
+    struct fx *fx = *state;
+    char log_key[] = "log", other[] = "kafka:elsewhere";
+    MDB_val k = {.mv_size = 3, .mv_data = log_key};
+    MDB_val v = {.mv_size = strlen(other), .mv_data = other};
+    struct raw_wm w;
+    MDB_dbi dbi;
+
+    register_user(fx, "veteran");
+    app_stop(fx);
+    dbi = raw_wm_open(&w, fx->wm_dir, "meta");
+    assert_int_equal(mdb_del(w.txn, dbi, &k, NULL), 0);
+    raw_wm_close(&w, true);
+    app_start(fx);
+    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
+    json_decref(login(fx, "veteran"));
+    app_stop(fx);
+    dbi = raw_wm_open(&w, fx->wm_dir, "meta");
+    assert_int_equal(mdb_put(w.txn, dbi, &k, &v, 0), 0);
+    raw_wm_close(&w, true);
+    app_start(fx);
+    /* UserRegistered and one SessionStarted */
+    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 2);
+    json_decref(login(fx, "veteran"));
+}
+
 static int64_t fixed_id(void *ud)
 {
     return *(const int64_t *)ud;
@@ -1016,6 +1048,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_unicode_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_anonymous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_format_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pre_kafka_write_model_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_id_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_full, setup, teardown),
     };

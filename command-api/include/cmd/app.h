@@ -15,6 +15,22 @@
  *   batch's transaction is aborted). /readyz stays 200: the write model is consistent
  *   and the next, smaller, append may succeed; stockpot_event_append_failures_total
  *   counts these batches.
+ *   On Kafka the same holds for an append that timed out or whose transaction the
+ *   broker aborted (SP_EUNAVAIL: nothing of it is visible to read_committed readers).
+ *   If even the abort failed, the broker may still settle that batch as committed when
+ *   the next append re-initialises the producer: its clients got 503 although its
+ *   events may then be in the log (a false failure, never a false success). So after
+ *   any failed append, each partition keeps its checkpoint at the next successful batch
+ *   that goes to it and is refolded from there once that batch is committed: the write
+ *   model never skips those events (a catch-up at start folds the other partitions).
+ * - Fenced (Kafka: another command-api with the same kafka.transactional_id took over,
+ *   or the producer hit a fatal error; es_log_append returned SP_EFENCED): one error log
+ *   line names the transactional.id and the reason; the batch in flight gets 503 (none
+ *   of it is acknowledged nor reaches the write model), and from then on every command
+ *   route and /auth/validate answer 503 with Retry-After: 1 and /readyz 503 with the
+ *   reason. The process keeps running (so /readyz can say why) but never appends nor
+ *   acknowledges again; restart it to make it the writer again (which fences the other
+ *   one). Gauge stockpot_command_fenced is 1 meanwhile.
  * - The append succeeded but the write model commit failed: the events are durable, so
  *   their clients get their success answers, and the write model is caught up from the
  *   log at once. If that catch-up fails too, the app is "broken": /readyz answers 503
@@ -25,6 +41,10 @@
  *   what it folded. Gauge stockpot_writemodel_broken is 1 meanwhile.
  * - A fresh entity id (Snowflake) whose stream already exists (the clock stepped back
  *   across a restart) is never reused: the command gets 503 and an error is logged.
+ *
+ * Consistency token: the position "<partition>:<offset>" of the command's last event
+ * (a command's events share one stream, hence one partition); the embedded log is
+ * partition 0.
  *
  * Idempotency-Key (register, POST /recipes, POST /auth/logout; login and refresh ignore
  * it because their answers hold tokens, which are never stored): a record per scoped
@@ -55,16 +75,19 @@
 struct cmd_app;
 
 /**
- * Open the event log as its writer (config log.*), open the write model (writemodel.dir,
- * writemodel.map_size_mb), catch the write model up from its checkpoint to the end of
- * the log, then listen on command.host:command.port with every route installed.
+ * Open the event log as its writer (config log.*; log.backend = kafka opens a
+ * transactional producer, fencing any older command-api with the same
+ * kafka.transactional_id), open the write model (writemodel.dir, writemodel.map_size_mb),
+ * catch the write model up on every partition from its checkpoint to the partition's
+ * end, then listen on command.host:command.port with every route installed.
  *
  * @param cfg   borrowed; must outlive the app
  * @param base  borrowed; must outlive the app
  * @param[out] out  owned; free with cmd_app_free()
  * @return 0; SP_ESTATE if another process is the log's writer or the write model is
- *         ahead of the log; SP_EDB / -errno on storage failures; -errno if the address
- *         cannot be bound. @p eb says which.
+ *         ahead of the log; Kafka: SP_EUNAVAIL if the brokers cannot be reached,
+ *         SP_EFENCED if the producer cannot initialise; SP_EDB / -errno on storage failures; -errno
+ * if the address cannot be bound. @p eb says which.
  */
 SP_MUST_CHECK int cmd_app_new(const struct sp_config *cfg,
                               struct event_base *base,
