@@ -52,7 +52,7 @@ static json_t *sp__json_text(const char *s)
     return j ? j : json_string("");
 }
 
-static void sp__req_free(struct sp_http_req *req)
+void sp__req_free(struct sp_http_req *req)
 {
     struct sp_http_server *srv = req->srv;
     if (req->prev)
@@ -68,7 +68,7 @@ static void sp__req_free(struct sp_http_req *req)
 }
 
 /* Log the request line and count it in the metrics. */
-static void sp__req_observe(struct sp_http_req *req, int status)
+void sp__req_observe(struct sp_http_req *req, int status)
 {
     struct sp_http_server *srv = req->srv;
     double dur_s = (double)(sp_time_mono_us() - req->start_us) / 1e6;

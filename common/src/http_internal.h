@@ -1,4 +1,7 @@
-/* Private structures shared by the HTTP server files (http.c, http_server.c, http_req.c). */
+/*
+ * Private structures shared by the HTTP server files (http.c, http_server.c, http_req.c,
+ * http_stream.c).
+ */
 #ifndef SP_HTTP_INTERNAL_H
 #define SP_HTTP_INTERNAL_H
 
@@ -54,7 +57,8 @@ struct sp_http_req {
     size_t nparams;
     struct sp__kv *query; /* owned decoded query parameters */
     size_t nquery;
-    int64_t start_us; /* monotonic */
+    int64_t start_us;              /* monotonic */
+    struct sp_http_stream *stream; /* owned by its owner; set while the reply streams */
     char id[65];
     char peer[64];
 };
@@ -67,6 +71,16 @@ const char *sp__reason(int status);
 char *sp__pct_decode(const char *s, size_t n, int plus);
 /** Parse a query string into owned pairs. */
 void sp__query_parse(const char *q, struct sp__kv **out, size_t *n);
+
+/* http.c */
+/** Unlink @p req from the server's pending list and free it (not req->ev). */
+void sp__req_free(struct sp_http_req *req);
+/** Log the request line of @p req with @p status and count it in the metrics. */
+void sp__req_observe(struct sp_http_req *req, int status);
+
+/* http_stream.c */
+/** Server shutdown: forget the stream of @p req without replying; runs its on_close. */
+void sp__stream_drop(struct sp_http_stream *st);
 
 /* http_server.c */
 void sp__dispatch(struct evhttp_request *ev, void *arg);

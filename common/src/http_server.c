@@ -365,6 +365,8 @@ void sp_http_server_free(struct sp_http_server *srv)
     while (srv->pending) {
         struct sp_http_req *req = srv->pending;
         srv->pending = req->next;
+        if (req->stream != NULL)
+            sp__stream_drop(req->stream);
         /* a request whose client went away is ours to free; others go with evhttp */
         if (!evhttp_request_get_connection(req->ev))
             evhttp_request_free(req->ev);

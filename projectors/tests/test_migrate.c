@@ -59,21 +59,25 @@ static void test_order_and_failure(void **state)
     struct sp_errbuf eb = {{0}, {0}};
     char dir[] = "/tmp/proj-mig-XXXXXX";
     int applied = -1;
+    long long real;
     (void)state;
 
     pgtest_setup(&t);
+    real = pgtest_count(t.conn, "SELECT count(*) FROM stockpot.schema_migrations");
     assert_non_null(mkdtemp(dir));
     write_file(dir, "001_init.sql", "CREATE TABLE stockpot.t1 (a int);");
-    write_file(dir, "010_third.sql", "INSERT INTO stockpot.t1 VALUES (10);");
-    write_file(dir, "2_second.sql", "INSERT INTO stockpot.t1 VALUES (2);");
+    write_file(dir, "0910_third.sql", "INSERT INTO stockpot.t1 VALUES (10);");
+    write_file(dir, "902_second.sql", "INSERT INTO stockpot.t1 VALUES (2);");
     write_file(dir, "README.md", "not a migration");
-    /* version 1 is recorded for the real 001_init.sql already: the new 001 is skipped */
+    /* version 1 is recorded for the real 001_init.sql already: the new 001 is skipped;
+     * 902 and 910 are past every real migration */
     assert_int_equal(proj_migrate_run(t.conn, dir, &applied, &eb), SP_EDB);
-    assert_non_null(strstr(eb.msg, "2_second.sql"));
+    assert_non_null(strstr(eb.msg, "902_second.sql"));
     assert_int_equal(applied, 0);
-    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.schema_migrations"), 1);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.schema_migrations"),
+                     real);
 
-    write_file(dir, "2_second.sql",
+    write_file(dir, "902_second.sql",
                "CREATE TABLE stockpot.t1 (a int); INSERT INTO stockpot.t1 "
                "VALUES (2);");
     assert_int_equal(proj_migrate_run(t.conn, dir, &applied, &eb), 0);
@@ -81,13 +85,13 @@ static void test_order_and_failure(void **state)
     assert_int_equal(pgtest_count(t.conn, "SELECT string_agg(a::text, '' ORDER BY a) "
                                           "FROM stockpot.t1"),
                      210);
-    write_file(dir, "02_dup.sql", "SELECT 1;");
+    write_file(dir, "0902_dup.sql", "SELECT 1;");
     assert_int_equal(proj_migrate_run(t.conn, dir, &applied, &eb), SP_EINVAL);
 
     remove_file(dir, "001_init.sql");
-    remove_file(dir, "010_third.sql");
-    remove_file(dir, "2_second.sql");
-    remove_file(dir, "02_dup.sql");
+    remove_file(dir, "0910_third.sql");
+    remove_file(dir, "902_second.sql");
+    remove_file(dir, "0902_dup.sql");
     remove_file(dir, "README.md");
     rmdir(dir);
     pgtest_teardown(&t);

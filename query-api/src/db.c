@@ -24,13 +24,41 @@
     "(SELECT row_to_json(x)::text FROM (SELECT r.id::text AS id, r.author_id::text AS "            \
     "author_id, r.title, r.description, r.ingredients, r.steps, r.tags, "                          \
     "r.image_media_ids::text[] AS image_media_ids, " DB_TS(                                        \
-        "r.created_at") " AS created_at, " DB_TS("r.updated_at") " AS updated_at, r.version) x)"
+        "r.created_at") " AS created_at, " DB_TS("r.updated_at") " AS updated_at, r.version, "     \
+                                                                 "r.like_count, r.comment_count) " \
+                                                                 "x)"
 
 #define DB_USER_JSON                                                                               \
     "(SELECT row_to_json(x)::text FROM (SELECT u.id::text AS id, u.username, u.full_name, "        \
     "u.bio, u.avatar_media_id::text AS avatar_media_id, " DB_TS(                                   \
         "u.created_at") " AS "                                                                     \
-                        "created_at, u.version) x)"
+                        "created_at, u.version, u.follower_count, u.following_count, "             \
+                        "u.recipe_count) x)"
+
+/* A user in a follower/following list; u may be NULL-extended (not projected yet). */
+#define DB_PERSON_JSON(idcol)                                                                      \
+    "(SELECT row_to_json(x)::text FROM (SELECT " idcol "::text AS id, u.username, u.full_name, "   \
+    "u.avatar_media_id::text AS avatar_media_id) x)"
+
+#define DB_COMMENT_JSON                                                                            \
+    "(SELECT row_to_json(x)::text FROM (SELECT c.id::text AS id, c.recipe_id::text AS recipe_id, " \
+    "c.user_id::text AS user_id, u.username, c.content, " DB_TS("c.created_at") " AS created_at) " \
+                                                                                "x)"
+
+/*
+ * A notification n of recipient with read marker rd (both may be NULL-extended) and actor
+ * u; recipe_id and comment_id only when set.
+ */
+#define DB_NOTIF_JSON                                                                              \
+    "(jsonb_build_object('id', n.id::text, 'kind', n.kind, 'actor_id', n.actor_id::text, "         \
+    "'actor_username', u.username, 'created_at', " DB_TS(                                          \
+        "n.created_at") ", 'read', n.id <= coalesce(rd.up_to_id, 0)) || "                          \
+                        "jsonb_strip_nulls(jsonb_build_object('recipe_id', n.recipe_id::text, "    \
+                        "'comment_id', n.comment_id::text)))::text"
+
+#define DB_NOTIF_JOINS                                                                             \
+    " LEFT JOIN stockpot.users u ON u.id = n.actor_id"                                             \
+    " LEFT JOIN stockpot.notification_reads rd ON rd.user_id = n.user_id"
 
 struct db_stmt {
     const char *name;
@@ -67,6 +95,70 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
                               " WHERE projection = $1",
                               1},
     [QRY_STMT_SCHEMA] = {"qry_schema", "SELECT to_regclass('stockpot.checkpoints') IS NOT NULL", 0},
+    [QRY_STMT_RECIPE_ME] = {"qry_recipe_me",
+                            "SELECT r.version, " DB_RECIPE_JSON ", EXISTS (SELECT 1 FROM"
+                            " stockpot.likes l WHERE l.recipe_id = r.id AND l.user_id = $2)"
+                            " FROM stockpot.recipes r WHERE r.id = $1",
+                            2},
+    [QRY_STMT_RECIPE_EXISTS] = {"qry_recipe_exists", "SELECT 1 FROM stockpot.recipes WHERE id = $1",
+                                1},
+    [QRY_STMT_FOLLOWERS] =
+        {"qry_followers",
+         "SELECT f.follower_id, " DB_PERSON_JSON(
+             "f.follower_id") " FROM stockpot.follows f LEFT JOIN stockpot.users u"
+                              " ON u.id = f.follower_id WHERE f.followee_id = $1"
+                              " AND f.follower_id < $2 AND f.follower_id > $3"
+                              " ORDER BY f.follower_id DESC LIMIT $4",
+         4},
+    [QRY_STMT_FOLLOWING] =
+        {"qry_following",
+         "SELECT f.followee_id, " DB_PERSON_JSON(
+             "f.followee_id") " FROM stockpot.follows f LEFT JOIN stockpot.users u"
+                              " ON u.id = f.followee_id WHERE f.follower_id = $1"
+                              " AND f.followee_id < $2 AND f.followee_id > $3"
+                              " ORDER BY f.followee_id DESC LIMIT $4",
+         4},
+    [QRY_STMT_COMMENTS] = {"qry_comments",
+                           "SELECT c.id, " DB_COMMENT_JSON " FROM stockpot.comments c"
+                           " LEFT JOIN stockpot.users u ON u.id = c.user_id"
+                           " WHERE c.recipe_id = $1 AND c.id < $2 AND c.id > $3"
+                           " ORDER BY c.id DESC LIMIT $4",
+                           4},
+    [QRY_STMT_FEED] = {"qry_feed",
+                       "SELECT r.id, " DB_RECIPE_JSON " FROM stockpot.recipes r"
+                       " WHERE (r.author_id = $1 OR r.author_id IN (SELECT f.followee_id"
+                       " FROM stockpot.follows f WHERE f.follower_id = $1))"
+                       " AND r.id < $2 AND r.id > $3 ORDER BY r.id DESC LIMIT $4",
+                       4},
+    [QRY_STMT_NOTIFICATIONS] = {"qry_notifications",
+                                "SELECT n.id, " DB_NOTIF_JSON
+                                " FROM stockpot.notifications n" DB_NOTIF_JOINS
+                                " WHERE n.user_id = $1 AND n.id < $2"
+                                " AND n.id > $3 ORDER BY n.id DESC LIMIT $4",
+                                4},
+    [QRY_STMT_UNREAD] = {"qry_unread",
+                         "SELECT count(*) FROM stockpot.notifications n WHERE n.user_id = $1"
+                         " AND n.id > coalesce((SELECT rd.up_to_id FROM"
+                         " stockpot.notification_reads rd WHERE rd.user_id = $1), 0)",
+                         1},
+    [QRY_STMT_SESSION] = {"qry_session",
+                          "SELECT s.user_id, s.revoked OR s.expires_at <= now()"
+                          " FROM stockpot.sessions s WHERE s.id = $1",
+                          1},
+    [QRY_STMT_STREAM_START] = {"qry_stream_start",
+                               "SELECT (SELECT n.id FROM stockpot.notifications n"
+                               " WHERE n.partition = $2::integer AND n.\"offset\" = $3::bigint"
+                               " AND n.user_id = $1), coalesce((SELECT max(n.id) FROM"
+                               " stockpot.notifications n WHERE n.user_id = $1), 0)",
+                               3},
+    [QRY_STMT_STREAM_POLL] = {"qry_stream_poll",
+                              "SELECT s.k, n.id, n.partition, n.\"offset\", " DB_NOTIF_JSON
+                              " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+                              " AS s(k, uid, after_id) CROSS JOIN LATERAL (SELECT * FROM"
+                              " stockpot.notifications n WHERE n.user_id = s.uid"
+                              " AND n.id > s.after_id ORDER BY n.id LIMIT 50) n" DB_NOTIF_JOINS
+                              " ORDER BY s.k, n.id",
+                              3},
 };
 
 struct db_query {

@@ -15,7 +15,9 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: stockpot-query-api [--config FILE] [--help]\n\n"
-               "Serves GET /users/{id}, /users/{id}/recipes, /recipes/{id}, /recipes?tag=\n"
+               "Serves GET /users/{id}, /users/{id}/recipes, /users/{id}/followers,\n"
+               "/users/{id}/following, /recipes/{id}, /recipes?tag=, /recipes/{id}/comments,\n"
+               "/feed, /notifications and /notifications/stream (Server-Sent Events)\n"
                "from the PostgreSQL read models, plus /healthz, /readyz and /metrics.\n\n");
     sp_config_print_help(f);
 }

@@ -1,4 +1,4 @@
-/* The query API's routes: users and recipes read from the PostgreSQL read models. */
+/* The query API's routes: users, recipes, social lists and notifications from PostgreSQL. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,9 @@
 #include "sp/alloc.h"
 #include "sp/http.h"
 #include "qry/after.h"
+#include "qry/auth.h"
 #include "qry/db.h"
+#include "qry/notify.h"
 #include "qry/params.h"
 #include "qry/server.h"
 
@@ -17,25 +19,79 @@
 
 #define SRV_MAX_BODY_BYTES ((size_t)64 * 1024 * 1024) /* cap on one list response */
 
+enum srv_kind {
+    SRV_USER,
+    SRV_RECIPE,
+    SRV_USER_RECIPES,
+    SRV_RECIPES,
+    SRV_FOLLOWERS,
+    SRV_FOLLOWING,
+    SRV_COMMENTS,
+    SRV_FEED,
+    SRV_NOTIFICATIONS,
+    SRV_KIND_COUNT
+};
+
+enum srv_auth { SRV_AUTH_NONE, SRV_AUTH_OPTIONAL, SRV_AUTH_REQUIRED };
+
+/* What distinguishes the routes; everything else is shared. */
+struct srv_route_def {
+    const char *pattern;  /* route pattern, also the path of the Link header */
+    enum qry_stmt stmt;   /* the entity or page statement */
+    enum qry_stmt exists; /* on an empty page: 404 unless this finds the id; COUNT = none */
+    const char *what;     /* entity named in 404 details */
+    enum srv_auth auth;
+};
+
+static const struct srv_route_def srv_defs[SRV_KIND_COUNT] = {
+    [SRV_USER] = {"/users/{id}", QRY_STMT_USER, QRY_STMT_COUNT, "user", SRV_AUTH_NONE},
+    [SRV_RECIPE] = {"/recipes/{id}", QRY_STMT_RECIPE, QRY_STMT_COUNT, "recipe", SRV_AUTH_OPTIONAL},
+    [SRV_USER_RECIPES] = {"/users/{id}/recipes", QRY_STMT_RECIPES_BY_USER, QRY_STMT_USER_EXISTS,
+                          "user", SRV_AUTH_NONE},
+    [SRV_RECIPES] = {"/recipes", QRY_STMT_RECIPES_ALL, QRY_STMT_COUNT, NULL, SRV_AUTH_NONE},
+    [SRV_FOLLOWERS] = {"/users/{id}/followers", QRY_STMT_FOLLOWERS, QRY_STMT_USER_EXISTS, "user",
+                       SRV_AUTH_NONE},
+    [SRV_FOLLOWING] = {"/users/{id}/following", QRY_STMT_FOLLOWING, QRY_STMT_USER_EXISTS, "user",
+                       SRV_AUTH_NONE},
+    [SRV_COMMENTS] = {"/recipes/{id}/comments", QRY_STMT_COMMENTS, QRY_STMT_RECIPE_EXISTS, "recipe",
+                      SRV_AUTH_NONE},
+    [SRV_FEED] = {"/feed", QRY_STMT_FEED, QRY_STMT_COUNT, NULL, SRV_AUTH_REQUIRED},
+    [SRV_NOTIFICATIONS] = {"/notifications", QRY_STMT_NOTIFICATIONS, QRY_STMT_COUNT, NULL,
+                           SRV_AUTH_REQUIRED},
+};
+
+struct qry_server;
+
+/* The user data of one route: the server and which route it is. */
+struct srv_route {
+    struct qry_server *srv;
+    enum srv_kind kind;
+};
+
 struct qry_server {
     struct sp_http_server *http; /* owned */
     struct qry_db *db;           /* owned */
     struct qry_after *after;     /* owned */
+    struct qry_auth *auth;       /* owned */
+    struct qry_notify *notify;   /* owned */
+    struct srv_route routes[SRV_KIND_COUNT];
 };
 
-enum srv_kind { SRV_USER, SRV_RECIPE, SRV_USER_RECIPES, SRV_RECIPES };
-
 /*
- * One parsed request, alive from parsing until the reply: across a Stockpot-After wait
- * and the asynchronous queries. Every path ends in exactly one reply and srv_done.
+ * One parsed request, alive from parsing until the reply: across a Stockpot-After wait,
+ * the session check and the asynchronous queries. Every path ends in exactly one reply
+ * and srv_done.
  */
 struct srv_call {
     struct qry_server *srv;  /* borrowed */
     struct sp_http_req *req; /* borrowed until the reply; set once past the gate */
     enum srv_kind kind;
-    int64_t id;      /* user or recipe id from the path; 0 for /recipes */
+    int64_t id;      /* user or recipe id from the path; 0 when the path has none */
     const char *tag; /* borrowed from the request; NULL = no tag filter */
     struct qry_page page;
+    bool authed; /* claims hold a verified token (session checked once served) */
+    struct sp_jwt_claims claims;
+    struct sp_buf body; /* a list body being built across two queries (notifications) */
 };
 
 static void srv_reply_db_error(struct sp_http_req *req, int err)
@@ -63,7 +119,24 @@ static void srv_reply_not_found(struct sp_http_req *req, const char *what, int64
 /* The call has been answered (or dropped): free it. */
 static void srv_done(struct srv_call *call)
 {
+    sp_buf_release(&call->body);
     free(call);
+}
+
+/* Reply with the recipe JSON in @p json plus "liked_by_me" before its closing brace. */
+static void srv_reply_liked(struct sp_http_req *req, const char *json, bool liked)
+{
+    struct sp_buf b;
+    size_t n = strlen(json);
+    int rc;
+
+    SP_ASSERT(n >= 2 && json[n - 1] == '}');
+    sp_buf_init(&b, 0);
+    rc = sp_buf_add(&b, json, n - 1);
+    rc |= sp_buf_addf(&b, ",\"liked_by_me\":%s}", liked ? "true" : "false");
+    SP_ASSERT(rc == 0); /* the buffer has no cap */
+    sp_http_reply(req, 200, "application/json", b.data, b.len);
+    sp_buf_release(&b);
 }
 
 /* GET /users/{id} and /recipes/{id}: the JSON object with its ETag, or 304. */
@@ -78,17 +151,20 @@ static void srv_on_entity(void *ud, const PGresult *res, int err)
     if (err != 0) {
         srv_reply_db_error(req, err);
     } else if (PQntuples(res) == 0) {
-        srv_reply_not_found(req, call->kind == SRV_USER ? "user" : "recipe", call->id);
+        srv_reply_not_found(req, srv_defs[call->kind].what, call->id);
     } else {
         version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", version);
         sp_http_add_header(req, "ETag", etag);
-        if (qry_params_etag_match(sp_http_req_header(req, "If-None-Match"), version)) {
+        if (call->kind == SRV_RECIPE)
+            sp_http_add_header(req, "Vary", "Authorization");
+        json = PQgetvalue(res, 0, 1);
+        if (qry_params_etag_match(sp_http_req_header(req, "If-None-Match"), version))
             sp_http_reply(req, 304, NULL, NULL, 0);
-        } else {
-            json = PQgetvalue(res, 0, 1);
+        else if (PQnfields(res) == 3)
+            srv_reply_liked(req, json, strcmp(PQgetvalue(res, 0, 2), "t") == 0);
+        else
             sp_http_reply(req, 200, "application/json", json, strlen(json));
-        }
     }
     srv_done(call);
 }
@@ -96,25 +172,34 @@ static void srv_on_entity(void *ud, const PGresult *res, int err)
 static void srv_serve_entity(struct srv_call *call)
 {
     char id[24];
-    const char *params[] = {id};
+    char user[24];
+    const char *params[] = {id, user};
+    enum qry_stmt stmt = srv_defs[call->kind].stmt;
 
     snprintf(id, sizeof(id), "%" PRId64, call->id);
-    qry_db_query(call->srv->db, call->kind == SRV_USER ? QRY_STMT_USER : QRY_STMT_RECIPE, params,
-                 srv_on_entity, call);
+    snprintf(user, sizeof(user), "%" PRId64, call->claims.user_id);
+    if (call->kind == SRV_RECIPE && call->authed)
+        stmt = QRY_STMT_RECIPE_ME;
+    qry_db_query(call->srv->db, stmt, params, srv_on_entity, call);
 }
 
 /* Link: <path?tag=..&since_id=..&max_id=<last>&limit=n>; rel="next" (RFC 8288). */
 static void srv_add_link(struct srv_call *call, struct sp_http_req *req, const char *last_id)
 {
+    const char *pattern = srv_defs[call->kind].pattern;
+    const char *param = strstr(pattern, "{id}");
     struct sp_buf link;
+    char id[24];
     char *tag;
     int rc = 0;
 
     sp_buf_init(&link, 0);
-    if (call->kind == SRV_USER_RECIPES)
-        rc |= sp_buf_addf(&link, "</users/%" PRId64 "/recipes?", call->id);
-    else
-        rc |= sp_buf_adds(&link, "</recipes?");
+    snprintf(id, sizeof(id), "%" PRId64, call->id);
+    rc |= sp_buf_add(&link, "<", 1);
+    rc |= sp_buf_add(&link, pattern, param != NULL ? (size_t)(param - pattern) : strlen(pattern));
+    if (param != NULL)
+        rc |= sp_buf_addf(&link, "%s%s", id, param + strlen("{id}"));
+    rc |= sp_buf_add(&link, "?", 1);
     if (call->tag != NULL) {
         tag = evhttp_uriencode(call->tag, -1, 0);
         SP_ASSERT(tag != NULL);
@@ -129,12 +214,19 @@ static void srv_add_link(struct srv_call *call, struct sp_http_req *req, const c
     sp_buf_release(&link);
 }
 
-/* {"items":[...],"next_max_id":"<id>"}; rows are (id, json) with json built by SQL. */
-static int srv_list_body(const PGresult *res, bool full, struct sp_buf *body)
+/*
+ * Start call->body as {"items":[...],"next_max_id":"<id>" (without the closing brace)
+ * from rows (cursor id, json) of @p res (NULL = empty page); add the Link when full.
+ */
+static int srv_list_body(struct srv_call *call, const PGresult *res)
 {
+    struct sp_buf *body = &call->body;
     int n = res != NULL ? PQntuples(res) : 0;
+    bool full = n > 0 && n == call->page.limit;
     int rc = 0;
 
+    if (full)
+        srv_add_link(call, call->req, PQgetvalue(res, n - 1, 0));
     rc |= sp_buf_adds(body, "{\"items\":[");
     for (int i = 0; i < n; i++) {
         if (i > 0)
@@ -144,58 +236,80 @@ static int srv_list_body(const PGresult *res, bool full, struct sp_buf *body)
     rc |= sp_buf_add(body, "]", 1);
     if (full)
         rc |= sp_buf_addf(body, ",\"next_max_id\":\"%s\"", PQgetvalue(res, n - 1, 0));
-    rc |= sp_buf_add(body, "}", 1);
     return rc;
 }
 
-/* Reply with the page in @p res (NULL = empty page). */
-static void srv_reply_list(struct srv_call *call, const PGresult *res)
+/* Close call->body and reply with it. */
+static void srv_reply_body(struct srv_call *call, int rc)
 {
-    struct sp_http_req *req = call->req;
-    struct sp_buf body;
-    bool full;
-    int rc;
-
-    full = res != NULL && PQntuples(res) == call->page.limit;
-    if (full)
-        srv_add_link(call, req, PQgetvalue(res, PQntuples(res) - 1, 0));
-    sp_buf_init(&body, SRV_MAX_BODY_BYTES);
-    rc = srv_list_body(res, full, &body);
+    rc |= sp_buf_add(&call->body, "}", 1);
     if (rc != 0)
-        sp_http_reply_problem(req, 500, NULL, "the response is too large", NULL);
+        sp_http_reply_problem(call->req, 500, NULL, "the response is too large", NULL);
     else
-        sp_http_reply(req, 200, "application/json", body.data, body.len);
-    sp_buf_release(&body);
+        sp_http_reply(call->req, 200, "application/json", call->body.data, call->body.len);
 }
 
-/* An empty page of /users/{id}/recipes is 404 when the user does not exist. */
-static void srv_on_user_exists(void *ud, const PGresult *res, int err)
+/* GET /notifications: the page is in call->body; add the unread count and reply. */
+static void srv_on_unread(void *ud, const PGresult *res, int err)
 {
     struct srv_call *call = ud;
 
     if (err != 0)
         srv_reply_db_error(call->req, err);
-    else if (PQntuples(res) == 0)
-        srv_reply_not_found(call->req, "user", call->id);
     else
+        srv_reply_body(call,
+                       sp_buf_addf(&call->body, ",\"unread_count\":%s", PQgetvalue(res, 0, 0)));
+    srv_done(call);
+}
+
+/* Reply with the page in @p res (NULL = empty page), or go on to the unread count. */
+static void srv_reply_list(struct srv_call *call, const PGresult *res)
+{
+    char user[24];
+    const char *params[] = {user};
+    int rc = srv_list_body(call, res);
+
+    if (rc == 0 && call->kind == SRV_NOTIFICATIONS) {
+        snprintf(user, sizeof(user), "%" PRId64, call->claims.user_id);
+        qry_db_query(call->srv->db, QRY_STMT_UNREAD, params, srv_on_unread, call);
+        return;
+    }
+    srv_reply_body(call, rc);
+    srv_done(call);
+}
+
+/* An empty page of a list under an entity is 404 when the entity does not exist. */
+static void srv_on_exists(void *ud, const PGresult *res, int err)
+{
+    struct srv_call *call = ud;
+
+    if (err != 0) {
+        srv_reply_db_error(call->req, err);
+    } else if (PQntuples(res) == 0) {
+        srv_reply_not_found(call->req, srv_defs[call->kind].what, call->id);
+    } else {
         srv_reply_list(call, NULL);
+        return;
+    }
     srv_done(call);
 }
 
 static void srv_on_list(void *ud, const PGresult *res, int err)
 {
     struct srv_call *call = ud;
+    enum qry_stmt exists = srv_defs[call->kind].exists;
     char id[24];
     const char *params[] = {id};
 
     if (err != 0) {
         srv_reply_db_error(call->req, err);
-    } else if (PQntuples(res) == 0 && call->kind == SRV_USER_RECIPES) {
+    } else if (PQntuples(res) == 0 && exists != QRY_STMT_COUNT) {
         snprintf(id, sizeof(id), "%" PRId64, call->id);
-        qry_db_query(call->srv->db, QRY_STMT_USER_EXISTS, params, srv_on_user_exists, call);
+        qry_db_query(call->srv->db, exists, params, srv_on_exists, call);
         return;
     } else {
         srv_reply_list(call, res);
+        return;
     }
     srv_done(call);
 }
@@ -208,23 +322,50 @@ static void srv_serve_list(struct srv_call *call)
     char limit[16];
     const char *params[4];
     int n = 0;
-    enum qry_stmt stmt = QRY_STMT_RECIPES_ALL;
+    enum qry_stmt stmt = srv_defs[call->kind].stmt;
 
-    snprintf(id, sizeof(id), "%" PRId64, call->id);
+    /* the first parameter: the path's id, the caller, or the tag */
+    snprintf(id, sizeof(id), "%" PRId64, call->authed ? call->claims.user_id : call->id);
     snprintf(max_id, sizeof(max_id), "%" PRId64, call->page.max_id);
     snprintf(since_id, sizeof(since_id), "%" PRId64, call->page.since_id);
     snprintf(limit, sizeof(limit), "%d", call->page.limit);
-    if (call->kind == SRV_USER_RECIPES) {
-        stmt = QRY_STMT_RECIPES_BY_USER;
-        params[n++] = id;
-    } else if (call->tag != NULL) {
+    if (call->kind == SRV_RECIPES && call->tag != NULL) {
         stmt = QRY_STMT_RECIPES_BY_TAG;
         params[n++] = call->tag;
+    } else if (call->kind != SRV_RECIPES) {
+        params[n++] = id;
     }
     params[n++] = max_id;
     params[n++] = since_id;
     params[n] = limit;
     qry_db_query(call->srv->db, stmt, params, srv_on_list, call);
+}
+
+static void srv_dispatch(struct srv_call *call)
+{
+    if (call->kind == SRV_USER || call->kind == SRV_RECIPE)
+        srv_serve_entity(call);
+    else
+        srv_serve_list(call);
+}
+
+/* The session of the token has been checked. */
+static void srv_on_session(void *ud, int err)
+{
+    struct srv_call *call = ud;
+
+    if (err == SP_EAUTH && srv_defs[call->kind].auth == SRV_AUTH_OPTIONAL) {
+        call->authed = false; /* a dead session on an optional route: serve anonymously */
+    } else if (err == SP_EAUTH) {
+        qry_auth_reply_401(call->req, "the session of the access token is revoked or expired");
+        srv_done(call);
+        return;
+    } else if (err != 0) {
+        srv_reply_db_error(call->req, err);
+        srv_done(call);
+        return;
+    }
+    srv_dispatch(call);
 }
 
 /* Continuation after the Stockpot-After gate; req == NULL: already answered. */
@@ -237,17 +378,17 @@ static void srv_serve(struct sp_http_req *req, void *ud)
         return;
     }
     call->req = req;
-    if (call->kind == SRV_USER || call->kind == SRV_RECIPE)
-        srv_serve_entity(call);
+    if (call->authed)
+        qry_auth_session(call->srv->auth, &call->claims, srv_on_session, call);
     else
-        srv_serve_list(call);
+        srv_dispatch(call);
 }
 
 static int srv_parse(struct srv_call *call, struct sp_http_req *req, struct sp_errbuf *eb)
 {
     int rc;
 
-    if (call->kind != SRV_RECIPES) {
+    if (strstr(srv_defs[call->kind].pattern, "{id}") != NULL) {
         rc = qry_params_id(sp_http_req_param(req, "id"), "id", &call->id, eb);
         if (rc != 0)
             return rc;
@@ -263,41 +404,40 @@ static int srv_parse(struct srv_call *call, struct sp_http_req *req, struct sp_e
                            sp_http_req_query(req, "since_id"), &call->page, eb);
 }
 
-static void srv_start(struct qry_server *srv, struct sp_http_req *req, enum srv_kind kind)
+static void srv_on_request(struct sp_http_req *req, void *ud)
 {
+    const struct srv_route *route = ud;
+    enum srv_auth auth = srv_defs[route->kind].auth;
     struct sp_errbuf eb = {{0}, {0}};
     struct srv_call *call = sp_xcalloc(1, sizeof(*call));
     int rc;
 
-    call->srv = srv;
-    call->kind = kind;
+    call->srv = route->srv;
+    call->kind = route->kind;
+    sp_buf_init(&call->body, SRV_MAX_BODY_BYTES);
     rc = srv_parse(call, req, &eb);
     if (rc != 0) {
-        free(call);
+        srv_done(call);
         sp_http_reply_error(req, rc, &eb);
         return;
     }
-    qry_after_gate(srv->after, req, srv_serve, call);
+    if (auth != SRV_AUTH_NONE) {
+        rc = qry_auth_token(call->srv->auth, req, &call->claims, &eb);
+        call->authed = rc == 0;
+        if (rc != 0 && auth == SRV_AUTH_REQUIRED) {
+            srv_done(call);
+            qry_auth_reply_401(req, eb.msg);
+            return;
+        }
+    }
+    qry_after_gate(call->srv->after, req, srv_serve, call);
 }
 
-static void srv_on_user(struct sp_http_req *req, void *ud)
+static void srv_on_stream(struct sp_http_req *req, void *ud)
 {
-    srv_start(ud, req, SRV_USER);
-}
+    struct qry_server *srv = ud;
 
-static void srv_on_user_recipes(struct sp_http_req *req, void *ud)
-{
-    srv_start(ud, req, SRV_USER_RECIPES);
-}
-
-static void srv_on_recipe(struct sp_http_req *req, void *ud)
-{
-    srv_start(ud, req, SRV_RECIPE);
-}
-
-static void srv_on_recipes(struct sp_http_req *req, void *ud)
-{
-    srv_start(ud, req, SRV_RECIPES);
+    qry_notify_handle(srv->notify, req);
 }
 
 static bool srv_ready(void *ud, struct sp_buf *why)
@@ -313,6 +453,30 @@ static int32_t srv_partitions(const struct sp_config *cfg)
     if (strcmp(sp_config_str(cfg, "log.backend"), "lmdb") == 0)
         return 1;
     return 0; /* kafka: the topic's partition count is not known here yet; accept any >= 0 */
+}
+
+static void srv_add_routes(struct qry_server *srv,
+                           struct event_base *base,
+                           const struct sp_config *cfg,
+                           struct sp_metrics *metrics)
+{
+    int64_t timeout_s = sp_config_int(cfg, "http.timeout_s");
+    struct qry_notify_opts nopts = {
+        .poll_ms = QRY_NOTIFY_POLL_MS,
+        /* a stream's connection times out after http.timeout_s without traffic */
+        .keepalive_ms = timeout_s * 500 < QRY_NOTIFY_KEEPALIVE_MS ? (int)(timeout_s * 500)
+                                                                  : QRY_NOTIFY_KEEPALIVE_MS,
+        .max_streams = QRY_NOTIFY_MAX_STREAMS,
+        .metrics = metrics,
+    };
+
+    for (int k = 0; k < SRV_KIND_COUNT; k++) {
+        srv->routes[k].srv = srv;
+        srv->routes[k].kind = (enum srv_kind)k;
+        sp_http_route(srv->http, SP_HTTP_GET, srv_defs[k].pattern, srv_on_request, &srv->routes[k]);
+    }
+    srv->notify = qry_notify_new(base, srv->db, srv->auth, &nopts);
+    sp_http_route(srv->http, SP_HTTP_GET, "/notifications/stream", srv_on_stream, srv);
 }
 
 int qry_server_new(struct event_base *base,
@@ -351,10 +515,8 @@ int qry_server_new(struct event_base *base,
     srv->db = qry_db_new(base, &db_opts);
     srv->after = qry_after_new(base, srv->db, metrics, sp_config_int(cfg, "query.after_timeout_ms"),
                                srv_partitions(cfg));
-    sp_http_route(srv->http, SP_HTTP_GET, "/users/{id}", srv_on_user, srv);
-    sp_http_route(srv->http, SP_HTTP_GET, "/users/{id}/recipes", srv_on_user_recipes, srv);
-    sp_http_route(srv->http, SP_HTTP_GET, "/recipes/{id}", srv_on_recipe, srv);
-    sp_http_route(srv->http, SP_HTTP_GET, "/recipes", srv_on_recipes, srv);
+    srv->auth = qry_auth_new(srv->db, sp_config_str(cfg, "jwt.secret"));
+    srv_add_routes(srv, base, cfg, metrics);
     *out = srv;
     return 0;
 }
@@ -362,14 +524,17 @@ int qry_server_new(struct event_base *base,
 /*
  * Order matters: freeing the pool completes its pending queries (their callbacks answer
  * 503 to requests the HTTP server still holds, and the gate's checkpoint read needs the
- * gate), then the gate drops its waiters, then the server drops what is left.
+ * gate), then the open streams end, the gate drops its waiters, then the server drops
+ * what is left.
  */
 void qry_server_free(struct qry_server *srv)
 {
     if (srv == NULL)
         return;
     qry_db_free(srv->db);
+    qry_notify_free(srv->notify);
     qry_after_free(srv->after);
+    qry_auth_free(srv->auth);
     sp_http_server_free(srv->http);
     free(srv);
 }

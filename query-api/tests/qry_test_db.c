@@ -13,6 +13,9 @@
 
 #include "sp/banned.h"
 
+/* The migrations the query API reads, in order. */
+static const char *const db_migrations[] = {"001_init.sql", "002_social.sql"};
+
 static void db_admin_exec(const char *sql)
 {
     PGconn *admin = PQconnectdb(""); /* PGDATABASE etc. from the environment */
@@ -62,10 +65,13 @@ void qry_test_db_create(struct qry_test_db *db, const char *prefix)
     db->conn = PQconnectdb(db->conninfo);
     if (PQstatus(db->conn) != CONNECTION_OK)
         fail_msg("cannot connect to %s: %s", db->name, PQerrorMessage(db->conn));
-    snprintf(path, sizeof(path), "%s/schemas/sql/001_init.sql", src != NULL ? src : ".");
-    init = db_read_file(path);
-    qry_test_db_exec(db, init);
-    free(init);
+    for (size_t i = 0; i < sizeof(db_migrations) / sizeof(db_migrations[0]); i++) {
+        snprintf(path, sizeof(path), "%s/schemas/sql/%s", src != NULL ? src : ".",
+                 db_migrations[i]);
+        init = db_read_file(path);
+        qry_test_db_exec(db, init);
+        free(init);
+    }
 }
 
 void qry_test_db_drop(struct qry_test_db *db)
@@ -85,6 +91,19 @@ void qry_test_db_exec(struct qry_test_db *db, const char *sql)
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("sql failed: %s", PQerrorMessage(db->conn));
     PQclear(res);
+}
+
+void qry_test_db_execf(struct qry_test_db *db, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(sql, sizeof(sql), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof(sql));
+    qry_test_db_exec(db, sql);
 }
 
 static void

@@ -1,7 +1,7 @@
 /*
  * Test helpers for the query API's integration tests: a fresh PostgreSQL database per
  * test file (from the PG* environment that pg_virtualenv sets) with
- * schemas/sql/001_init.sql applied, and row inserts.
+ * schemas/sql/001_init.sql and 002_social.sql applied, and row inserts.
  */
 #ifndef QRY_TEST_DB_H
 #define QRY_TEST_DB_H
@@ -19,7 +19,8 @@ struct qry_test_db {
 
 /**
  * Create database "<prefix>_<pid>" (dropping a leftover of that name), apply
- * 001_init.sql (found under $SP_SOURCE_DIR) and connect to it. Aborts the test on failure.
+ * 001_init.sql and 002_social.sql (found under $SP_SOURCE_DIR) and connect to it. Aborts the test
+ * on failure.
  */
 void qry_test_db_create(struct qry_test_db *db, const char *prefix);
 
@@ -42,6 +43,10 @@ void qry_test_db_recipe(struct qry_test_db *db,
                         const char *title,
                         const char *tags,
                         int64_t version);
+
+/** Run printf-formatted SQL on the database; fails the test on error. */
+void qry_test_db_execf(struct qry_test_db *db, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Upsert the "pg" checkpoint of partition 0 to @p next_offset. */
 void qry_test_db_checkpoint(struct qry_test_db *db, int64_t next_offset);

@@ -3,11 +3,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <event2/thread.h>
 
+#include "sp/jwt.h"
 #include "sp/log.h"
+#include "sp/time.h"
 #include "qry_test_srv.h"
 
 #include "sp/banned.h"
@@ -51,4 +54,19 @@ void qry_test_srv_stop(struct qry_test_srv *t)
     event_base_free(t->base);
     sp_metrics_free(t->metrics);
     sp_config_free(t->cfg);
+}
+
+char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s)
+{
+    const char *secret = sp_config_str(t->cfg, "jwt.secret");
+    int64_t now_s = sp_time_now_us() / 1000000;
+    char *tok = NULL;
+
+    /* an expired token must also have been issued in the past */
+    if (ttl_s < 0)
+        now_s -= 3600;
+    assert_int_equal(sp_jwt_sign((const unsigned char *)secret, strlen(secret), user_id, session_id,
+                                 NULL, now_s, ttl_s < 0 ? 3600 + ttl_s : ttl_s, &tok),
+                     0);
+    return tok;
 }

@@ -29,6 +29,13 @@ struct qry_test_srv {
  */
 void qry_test_srv_start(struct qry_test_srv *t, const char *conninfo, int after_timeout_ms);
 
+/**
+ * An HS256 access token for @p user_id / @p session_id signed with the server's
+ * jwt.secret, issued now and valid for @p ttl_s seconds (negative: already expired).
+ * @return owned; free()
+ */
+char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s);
+
 /** Stop the loop thread and free everything. */
 void qry_test_srv_stop(struct qry_test_srv *t);
 

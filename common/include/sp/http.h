@@ -20,7 +20,8 @@
  * - timeout_s is evhttp's per-connection read/write timeout; keep-alive is on.
  * - Replies may be sent later from another callback on the same loop; if the client
  *   went away meanwhile the reply is dropped silently. sp_http_server_free() drops (and
- *   frees) requests still waiting for a reply: do not reply to them afterwards.
+ *   frees) requests still waiting for a reply: do not reply to them afterwards. Streams
+ *   still open then are dropped too, each with its on_close called.
  *
  * @locality everything here runs on the thread of the event_base given to the server.
  */
@@ -150,6 +151,59 @@ void sp_http_reply_problem(
  * errors[0] from @p eb (if eb->field is set, it is named in errors).
  */
 void sp_http_reply_error(struct sp_http_req *req, int err, const struct sp_errbuf *eb);
+
+/* ---- streamed replies (Server-Sent Events and other long-lived bodies) ---- */
+
+struct sp_http_stream;
+
+/**
+ * The client of a stream went away (or the server is being freed). Called at most once,
+ * from the event loop, never after sp_http_stream_end(); the stream is already freed
+ * when this runs, so the owner only drops its pointer and must not end it.
+ */
+typedef void (*sp_http_stream_close_fn)(void *ud);
+
+/**
+ * Start a streamed reply to @p req instead of one of the sp_http_reply* calls: the status
+ * line and headers (those added with sp_http_add_header, plus Content-Type and
+ * X-Request-Id) go out now, the body follows in pieces with sp_http_stream_send, in
+ * HTTP/1.1 chunked encoding (RFC 9112 §7.1; an HTTP/1.0 client gets a body ended by the
+ * close). For Server-Sent Events pass "text/event-stream" and write the event format of
+ * the WHATWG HTML standard, §9.2.
+ *
+ * The connection's read/write timeout (sp_http_opts.timeout_s) keeps applying and every
+ * piece sent restarts it: send something (an SSE comment) more often than that. The
+ * request line is logged and counted when the stream ends or its client goes away.
+ *
+ * @param max_pending_bytes  cap on bytes sent but not yet taken by a slow client: beyond
+ *                           it sp_http_stream_send refuses; 0 = 1 MiB
+ * @param on_close, ud       called once if the client disconnects first (see above)
+ * @return the stream (owned: end it with sp_http_stream_end() unless on_close ran);
+ *         NULL if the client has already gone (nothing to do: @p req was freed and
+ *         on_close is never called). Either way @p req is consumed.
+ */
+struct sp_http_stream *sp_http_stream_start(struct sp_http_req *req,
+                                            int status,
+                                            const char *content_type,
+                                            size_t max_pending_bytes,
+                                            sp_http_stream_close_fn on_close,
+                                            void *ud);
+
+/**
+ * Send @p len bytes of @p data (copied) as the next piece of the body; len 0 is a no-op.
+ * @return 0; SP_ETOOBIG if more than max_pending_bytes would be waiting for the client
+ *         (nothing is sent: end the stream, the client is too slow).
+ */
+SP_MUST_CHECK int sp_http_stream_send(struct sp_http_stream *st, const void *data, size_t len);
+
+/** Bytes sent but not yet taken by the client. */
+size_t sp_http_stream_pending_bytes(const struct sp_http_stream *st);
+
+/**
+ * End the body (the last chunk), log the request and free @p st; on_close is not called.
+ * The connection stays open for keep-alive. NULL is a no-op.
+ */
+void sp_http_stream_end(struct sp_http_stream *st);
 
 /**
  * HTTP status for an error code: SP_EINVAL/ESCHEMA 400, EAUTH 401, EFORBIDDEN 403,

@@ -49,8 +49,9 @@
 
 /**
  * The read statements. Every statement returning recipes yields rows of
- * (id bigint, json text) where json is the complete recipe object; list statements take
- * max_id (exclusive upper bound), since_id (exclusive lower bound) and limit last.
+ * (id bigint, json text) where json is the complete recipe object (with like_count and
+ * comment_count); list statements yield (cursor id, json) and take max_id (exclusive
+ * upper bound), since_id (exclusive lower bound) and limit last.
  */
 enum qry_stmt {
     QRY_STMT_USER = 0,        /* $1 id -> (version, json) or no row */
@@ -61,6 +62,21 @@ enum qry_stmt {
     QRY_STMT_USER_EXISTS,     /* $1 id -> one row or none */
     QRY_STMT_CHECKPOINTS,     /* $1 projection -> (partition, next_offset)* */
     QRY_STMT_SCHEMA,          /* no parameter -> one row: 't' if the migrations are applied */
+    QRY_STMT_RECIPE_ME,       /* $1 id, $2 user id -> (version, json, liked_by_me bool) */
+    QRY_STMT_RECIPE_EXISTS,   /* $1 id -> one row or none */
+    QRY_STMT_FOLLOWERS,       /* $1 user id, $2 max_id, $3 since_id, $4 limit -> (id, json)* */
+    QRY_STMT_FOLLOWING,       /* $1 user id, ... as FOLLOWERS */
+    QRY_STMT_COMMENTS,        /* $1 recipe id, ... -> (comment id, json)* */
+    QRY_STMT_FEED,            /* $1 caller id, ... -> (recipe id, json)* */
+    QRY_STMT_NOTIFICATIONS,   /* $1 recipient id, ... -> (notification id, json)* */
+    QRY_STMT_UNREAD,          /* $1 recipient id -> one row: count of unread notifications */
+    QRY_STMT_SESSION,         /* $1 session id -> (user_id, revoked or expired) or no row */
+    QRY_STMT_STREAM_START,    /* $1 user id, $2 partition, $3 offset (NULL, NULL: none) ->
+                                 one row: (id of the notification at that position or NULL,
+                                 newest notification id of the user or 0) */
+    QRY_STMT_STREAM_POLL,     /* $1 keys, $2 user ids, $3 after ids (bigint array literals) ->
+                                 (key, id, partition, offset, json)*: per key the first 50
+                                 notifications of the user with id > after, by key, id */
     QRY_STMT_COUNT
 };
 

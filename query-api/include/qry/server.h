@@ -1,7 +1,21 @@
 /*
  * The query API server: GET /users/{id}, /users/{id}/recipes, /recipes/{id} and
- * /recipes?tag= (README "HTTP API", query-api table) over the PostgreSQL read models,
- * on the common HTTP core (which also serves /healthz, /readyz and /metrics).
+ * /recipes?tag= (README "HTTP API", query-api table), and the issue 4 read side:
+ * /users/{id}/followers, /users/{id}/following, /recipes/{id}/comments, /feed,
+ * /notifications and /notifications/stream (qry/notify.h), over the PostgreSQL read
+ * models, on the common HTTP core (which also serves /healthz, /readyz and /metrics).
+ *
+ * Users carry follower_count, following_count and recipe_count; recipes (single and in
+ * lists) like_count and comment_count, and GET /recipes/{id} with a valid Bearer adds
+ * liked_by_me (an invalid or dead token there is served as anonymous, and the reply
+ * says `Vary: Authorization`). Followers/following items are {id, username, full_name,
+ * avatar_media_id} by user id desc (cursor = user id); comments {id, recipe_id,
+ * user_id, username, content, created_at} newest first; the feed is the recipes of the
+ * caller's followees and their own, newest first; notifications {id, kind, actor_id,
+ * actor_username, recipe_id?, comment_id?, created_at, read} newest first, the body
+ * also carrying unread_count. /feed and /notifications* need a Bearer (qry/auth.h):
+ * 401 problem+json otherwise. Counters and liked_by_me do not change the ETag (the
+ * stream version): a client revalidating with If-None-Match may keep stale counters.
  *
  * Entities answer with `ETag: "<version>"` and 304 when If-None-Match matches. Lists
  * answer {"items":[...],"next_max_id":"<id>"} (next_max_id only when the page is full),

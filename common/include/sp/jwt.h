@@ -1,0 +1,69 @@
+/*
+ * Access tokens shared by both APIs: JSON Web Tokens (RFC 7519) signed with HMAC-SHA256
+ * (HS256, RFC 7518 §3.2) through libjwt 1.10, with the claims sub (user id), sid
+ * (session id), iat, exp (seconds since the epoch) and jti.
+ *
+ * Debian's libjwt 1.10 accepts alg=none when a token is decoded without a key and never
+ * checks exp: sp_jwt_verify always decodes with the key, pins the algorithm to HS256 and
+ * checks exp and iat itself (DESIGN.md, "Auth"). It does not know about sessions:
+ * callers check that the session is not revoked.
+ *
+ * @locality any thread; no shared state.
+ */
+#ifndef SP_JWT_H
+#define SP_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sp/err.h"
+
+#define SP_JWT_SKEW_S    60   /* tolerated clock skew for iat in the future, seconds */
+#define SP_JWT_MAX_BYTES 4096 /* longer tokens are refused before decoding */
+#define SP_JWT_JTI_MAX   64   /* longest jti kept, characters */
+
+/** The claims of a verified access token. */
+struct sp_jwt_claims {
+    int64_t user_id;              /* sub, > 0 */
+    int64_t session_id;           /* sid, > 0 */
+    int64_t iat_s;                /* issued at, seconds since the epoch */
+    int64_t exp_s;                /* expiry, seconds since the epoch; > now when verified */
+    char jti[SP_JWT_JTI_MAX + 1]; /* token id; "" when absent */
+};
+
+/**
+ * Sign an HS256 access token {sub, sid, iat = now_s, exp = now_s + ttl_s, jti}; sub and
+ * sid are written as decimal strings.
+ * @param key, key_len  HMAC key, at least 1 byte; borrowed
+ * @param jti           token id (≤ SP_JWT_JTI_MAX characters, copied), or NULL for 32
+ *                      random hex digits
+ * @param[out] out      owned, NUL-terminated compact JWS; free with free()
+ * @return 0; SP_EINVAL for an empty key, a bad id or a too long jti; -ENOMEM; -errno if
+ *         no randomness is available.
+ */
+SP_MUST_CHECK int sp_jwt_sign(const unsigned char *key,
+                              size_t key_len,
+                              int64_t user_id,
+                              int64_t session_id,
+                              const char *jti,
+                              int64_t now_s,
+                              int64_t ttl_s,
+                              char **out);
+
+/**
+ * Verify an access token: at most SP_JWT_MAX_BYTES, decoded with @p key, alg exactly
+ * HS256, exp an integer > @p now_s, iat an integer ≤ @p now_s + SP_JWT_SKEW_S, sub and sid
+ * decimal ids (1–19 digits, > 0; as strings or integers), jti a string if present.
+ * @param token    NUL-terminated compact JWS; borrowed
+ * @param now_s    current time, seconds since the epoch
+ * @param[out] out the claims, filled only on success
+ * @return 0; SP_EAUTH with the reason in @p eb (safe to show to the client).
+ */
+SP_MUST_CHECK int sp_jwt_verify(const unsigned char *key,
+                                size_t key_len,
+                                const char *token,
+                                int64_t now_s,
+                                struct sp_jwt_claims *out,
+                                struct sp_errbuf *eb);
+
+#endif

@@ -1,0 +1,159 @@
+/* HS256 access tokens (RFC 7519) on libjwt 1.10: signing and strict verification. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <jwt.h>
+
+#include "sp/jwt.h"
+#include "sp/banned.h"
+
+/* A decimal id: 1–19 digits, no leading zero, > 0, fits int64 (as es_id_parse). */
+static int jwt__parse_id(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 19 || s[0] == '0')
+        return SP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int d = s[i] - '0';
+
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - d) / 10)
+            return SP_EINVAL;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Claim @p name as an id, written as a decimal string or as a positive integer. */
+static int jwt__claim_id(jwt_t *jwt, const char *name, int64_t *out)
+{
+    const char *s = jwt_get_grant(jwt, name);
+    long v;
+
+    if (s != NULL)
+        return jwt__parse_id(s, out);
+    errno = 0;
+    v = jwt_get_grant_int(jwt, name);
+    if (errno != 0 || v <= 0)
+        return SP_EINVAL;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int jwt__random_jti(char *out, size_t size)
+{
+    unsigned char raw[16];
+
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return errno ? -errno : -EIO;
+    for (size_t i = 0; i < sizeof(raw) && 2 * i + 2 < size; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+int sp_jwt_sign(const unsigned char *key,
+                size_t key_len,
+                int64_t user_id,
+                int64_t session_id,
+                const char *jti,
+                int64_t now_s,
+                int64_t ttl_s,
+                char **out)
+{
+    jwt_t *jwt = NULL;
+    char sub[24], sid[24], rnd[33] = "";
+    int rc;
+
+    *out = NULL;
+    if (key_len == 0 || key_len > INT32_MAX || user_id <= 0 || session_id <= 0 ||
+        (jti != NULL && strlen(jti) > SP_JWT_JTI_MAX))
+        return SP_EINVAL;
+    if (jti == NULL) {
+        rc = jwt__random_jti(rnd, sizeof(rnd));
+        if (rc != 0)
+            return rc;
+        jti = rnd;
+    }
+    if (jwt_new(&jwt) != 0)
+        return -ENOMEM;
+    snprintf(sub, sizeof(sub), "%" PRId64, user_id);
+    snprintf(sid, sizeof(sid), "%" PRId64, session_id);
+    if (jwt_add_grant(jwt, "sub", sub) != 0 || jwt_add_grant(jwt, "sid", sid) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
+        jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
+        jwt_add_grant(jwt, "jti", jti) != 0) {
+        rc = -ENOMEM;
+        goto out_free_jwt;
+    }
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)key_len) != 0) {
+        rc = SP_EINVAL;
+        goto out_free_jwt;
+    }
+    *out = jwt_encode_str(jwt);
+    rc = *out != NULL ? 0 : -ENOMEM;
+out_free_jwt:
+    jwt_free(jwt);
+    return rc;
+}
+
+/* exp, iat, sub, sid and jti of a token whose signature and algorithm were checked. */
+static int
+jwt__check_claims(jwt_t *jwt, int64_t now_s, struct sp_jwt_claims *c, struct sp_errbuf *eb)
+{
+    const char *jti;
+
+    errno = 0;
+    c->exp_s = jwt_get_grant_int(jwt, "exp");
+    if (errno != 0 || c->exp_s <= now_s)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token has expired or has no exp");
+    errno = 0;
+    c->iat_s = jwt_get_grant_int(jwt, "iat");
+    if (errno != 0 || c->iat_s > now_s + SP_JWT_SKEW_S)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token has no iat or is issued in the future");
+    if (jwt__claim_id(jwt, "sub", &c->user_id) != 0 ||
+        jwt__claim_id(jwt, "sid", &c->session_id) != 0)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token lacks a valid sub or sid");
+    jti = jwt_get_grant(jwt, "jti");
+    if (jti != NULL && strlen(jti) > SP_JWT_JTI_MAX)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token jti is too long");
+    snprintf(c->jti, sizeof(c->jti), "%s", jti != NULL ? jti : "");
+    return 0;
+}
+
+int sp_jwt_verify(const unsigned char *key,
+                  size_t key_len,
+                  const char *token,
+                  int64_t now_s,
+                  struct sp_jwt_claims *out,
+                  struct sp_errbuf *eb)
+{
+    struct sp_jwt_claims c;
+    jwt_t *jwt = NULL;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    if (key_len == 0 || key_len > INT32_MAX)
+        return sp_err_set(eb, SP_EAUTH, NULL, "no key to verify access tokens");
+    if (token == NULL || strnlen(token, SP_JWT_MAX_BYTES + 1) > SP_JWT_MAX_BYTES)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token is missing or too long");
+    /* always with the key: libjwt 1.10 accepts alg=none when no key is given */
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || jwt == NULL)
+        return sp_err_set(eb, SP_EAUTH, NULL,
+                          "access token is malformed or its signature does not verify");
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
+        rc = sp_err_set(eb, SP_EAUTH, NULL, "access token algorithm is not HS256");
+        goto out_free_jwt;
+    }
+    rc = jwt__check_claims(jwt, now_s, &c, eb);
+    if (rc == 0)
+        *out = c;
+out_free_jwt:
+    jwt_free(jwt);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * GET /notifications/stream: the caller's new notifications as Server-Sent Events (WHATWG
+ * HTML §9.2), on the streamed replies of the HTTP core (sp_http_stream_*).
+ *
+ * Each event is
+ *     id: <partition>:<offset>        log position of the notification's causing event
+ *     event: notification
+ *     data: <the notification JSON, as in GET /notifications>
+ * Each stream keeps a cursor: the id of the last notification it sent; it sends the
+ * caller's notifications with a greater id, in id order. A new stream starts after the
+ * caller's newest notification; with `Last-Event-ID: <partition>:<offset>` it starts
+ * after the caller's notification at that position instead, so a client that reconnects
+ * gets exactly what it missed. A position the read model does not hold (yet) for the
+ * caller (e.g. during a rebuild) starts as without the header. A malformed header is 400.
+ *
+ * Discovery is a poll, as for Stockpot-After (the projector does not NOTIFY): while a
+ * stream is open, a timer ticks every poll_ms and, unless a poll is already in flight,
+ * one query through the asynchronous pool fetches, for every open stream at once, up to
+ * 50 notifications past its cursor (a LATERAL join over the (user_id, id DESC) index).
+ * The event loop never waits for PostgreSQL; with no stream open nothing runs.
+ *
+ * The stream also sends `: keep-alive` every keepalive_ms, ends itself when the access
+ * token expires (the client reconnects with a fresh one) or when the client reads too
+ * slowly (more than 1 MiB waiting), and is refused with 503 beyond max_streams open
+ * streams. Authentication is qry/auth.h's (401 problem+json), checked once at connect.
+ *
+ * Limit: notification ids come from the causing event's time; a notification projected
+ * after one with a greater id (clock skew between command-api writers, or partitions
+ * projected unevenly under Kafka) is behind the stream's cursor and is not sent live; it
+ * is in GET /notifications.
+ *
+ * Metric: stockpot_query_sse_streams (gauge, open streams).
+ *
+ * @locality the thread of the event_base given to qry_notify_new.
+ */
+#ifndef QRY_NOTIFY_H
+#define QRY_NOTIFY_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "sp/http.h"
+#include "sp/metrics.h"
+#include "qry/auth.h"
+#include "qry/db.h"
+
+#define QRY_NOTIFY_POLL_MS      100   /* poll interval while streams are open, milliseconds */
+#define QRY_NOTIFY_KEEPALIVE_MS 15000 /* keep-alive comment interval, milliseconds */
+#define QRY_NOTIFY_MAX_STREAMS  1000  /* open streams (and streams being set up) at most */
+#define QRY_NOTIFY_BATCH        50    /* notifications per stream and poll at most */
+
+struct qry_notify;
+
+struct qry_notify_opts {
+    int poll_ms;                /* >= 1 */
+    int keepalive_ms;           /* >= 1 */
+    size_t max_streams;         /* >= 1 */
+    struct sp_metrics *metrics; /* borrowed, may be NULL */
+};
+
+/**
+ * @param db, auth  borrowed; must outlive the object, and db must be freed before it
+ * @return owned; free with qry_notify_free(). Never NULL.
+ */
+struct qry_notify *qry_notify_new(struct event_base *base,
+                                  struct qry_db *db,
+                                  struct qry_auth *auth,
+                                  const struct qry_notify_opts *opts);
+
+/**
+ * End every open stream (the last chunk is sent) and free. Free the qry_db first: that
+ * completes the queries of streams being set up (their requests get 503). NULL is a no-op.
+ */
+void qry_notify_free(struct qry_notify *nt);
+
+/** Handler of GET /notifications/stream: takes over @p req (one reply or a stream). */
+void qry_notify_handle(struct qry_notify *nt, struct sp_http_req *req);
+
+/** Streams open or being set up now; for tests. */
+size_t qry_notify_streams(const struct qry_notify *nt);
+
+#endif
