@@ -74,8 +74,7 @@ static void test_order_and_failure(void **state)
     assert_int_equal(proj_migrate_run(t.conn, dir, &applied, &eb), SP_EDB);
     assert_non_null(strstr(eb.msg, "902_second.sql"));
     assert_int_equal(applied, 0);
-    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.schema_migrations"),
-                     real);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.schema_migrations"), real);
 
     write_file(dir, "902_second.sql",
                "CREATE TABLE stockpot.t1 (a int); INSERT INTO stockpot.t1 "
