@@ -33,6 +33,14 @@ enum cmd__kind {
     CMD_RECIPE_CREATE,
     CMD_RECIPE_UPDATE,
     CMD_RECIPE_DELETE,
+    CMD_PROFILE_UPDATE,
+    CMD_FOLLOW,
+    CMD_UNFOLLOW,
+    CMD_COMMENT_CREATE,
+    CMD_COMMENT_DELETE,
+    CMD_LIKE,
+    CMD_UNLIKE,
+    CMD_NOTIFICATIONS_READ,
 };
 
 /** Name of a command kind, for metrics and idempotency fingerprints. @return static. */
@@ -47,7 +55,8 @@ struct cmd__command {
     json_t *input;                            /* validated body; owned, may be NULL */
     int64_t user_id;                          /* the acting user, 0 = anonymous */
     int64_t session_id;                       /* from the access token, 0 = none */
-    int64_t target_id;                        /* recipe id of update/delete */
+    int64_t target_id;                        /* recipe or user id of the path */
+    int64_t arg_id;                           /* comment id of a comment delete; up_to_id */
     int64_t if_match;                         /* expected stream version, -1 = no If-Match */
     char password_hash[CMD__PHC_MAX];         /* register */
     char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* refresh: hash of the presented token */
@@ -63,6 +72,12 @@ struct cmd__command {
     bool replayed;               /* answer taken from an idempotency record */
     struct cmd__command *dup_of; /* same Idempotency-Key earlier in this batch */
     const char *audit;           /* audit event once durable, or NULL */
+    /*
+     * A no-op (repeated follow, like, ...) answers with the position of this stream's last
+     * event; set when that event is in the batch in flight, so its position is known only
+     * after the append (finish_batch fills it in); "" otherwise.
+     */
+    char pos_stream[48];
     struct es_event evs[CMD__MAX_EVENTS];
     size_t n_evs;
 };
@@ -146,6 +161,30 @@ void cmd__flush_all(struct cmd_app *app);
  *         caller answers 500 and aborts @p txn).
  */
 SP_MUST_CHECK int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+/** Decide one of the issue 4 commands (profile, follows, likes, comments, reads). */
+SP_MUST_CHECK int cmd__decide_social(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+/**
+ * Make event @p type on @p stream at its next version and fold it into @p txn; a
+ * @p fresh stream (new entity) must be empty. @p data is stolen.
+ * @return 0; SP_ECONFLICT (c failed 503) if a fresh stream exists; SP_ETOOBIG (c failed
+ *         413); SP_EDB or another internal error.
+ */
+SP_MUST_CHECK int cmd__emit(struct cmd_app *app,
+                            MDB_txn *txn,
+                            struct cmd__command *c,
+                            const char *type,
+                            const char *stream,
+                            bool fresh,
+                            json_t *data);
+
+/** 0 if c's session is live for c's user; 1 after failing c with 401; SP_EDB. */
+SP_MUST_CHECK int cmd__session_live(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+/** Fail c with @p status, naming @p field in the problem's errors[]. */
+void cmd__fail_field(
+    struct cmd__command *c, int status, const char *slug, const char *field, const char *detail);
 
 /** Set c's outcome to a problem answer. */
 void cmd__fail(struct cmd__command *c, int status, const char *slug, const char *fmt, ...)

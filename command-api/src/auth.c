@@ -1,24 +1,19 @@
-/* Password hashing, access tokens and refresh tokens (see auth.h). */
+/* Password hashing and refresh tokens (see auth.h). */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <argon2.h>
-#include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "auth.h"
 
-#include "es/id.h"
-
 #include "sp/banned.h"
 
 #define SALT_BYTES 16
 #define TAG_BYTES  32
-#define TOKEN_MAX  4096 /* longest bearer token we try to decode, bytes */
 
 int cmd__random(void *out, size_t n)
 {
@@ -102,90 +97,4 @@ int cmd__refresh_new(char *token, char *hash_hex)
     token[CMD__REFRESH_TOKEN_LEN] = '\0';
     cmd__sha256_hex(token, CMD__REFRESH_TOKEN_LEN, hash_hex);
     return 0;
-}
-
-int cmd__jwt_issue(const unsigned char *key,
-                   size_t key_len,
-                   int64_t user_id,
-                   int64_t session_id,
-                   int64_t now_s,
-                   int64_t ttl_s,
-                   char **out)
-{
-    jwt_t *jwt = NULL;
-    char sub[24], sid[24], jti[ES_UUID_STR_LEN + 1];
-    int rc;
-
-    if (jwt_new(&jwt) != 0)
-        return -ENOMEM;
-    snprintf(sub, sizeof(sub), "%lld", (long long)user_id);
-    snprintf(sid, sizeof(sid), "%lld", (long long)session_id);
-    rc = es_uuid7_new(jti);
-    if (rc != 0)
-        goto out_free;
-    if (jwt_add_grant(jwt, "sub", sub) != 0 || jwt_add_grant(jwt, "sid", sid) != 0 ||
-        jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
-        jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
-        jwt_add_grant(jwt, "jti", jti) != 0) {
-        rc = -ENOMEM;
-        goto out_free;
-    }
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)key_len) != 0) {
-        rc = SP_EINVAL;
-        goto out_free;
-    }
-    *out = jwt_encode_str(jwt);
-    rc = *out ? 0 : -ENOMEM;
-out_free:
-    jwt_free(jwt);
-    return rc;
-}
-
-static int claim_id(jwt_t *jwt, const char *name, int64_t *out)
-{
-    const char *s = jwt_get_grant(jwt, name);
-    return s && es_id_parse(s, out) == 0 ? 0 : SP_EAUTH;
-}
-
-int cmd__jwt_verify(const unsigned char *key,
-                    size_t key_len,
-                    const char *token,
-                    int64_t now_s,
-                    struct cmd__claims *out,
-                    struct sp_errbuf *eb)
-{
-    jwt_t *jwt = NULL;
-    int rc = SP_EAUTH;
-
-    if (strlen(token) > TOKEN_MAX)
-        return sp_err_set(eb, SP_EAUTH, NULL, "access token is too long");
-    /* Always with the key: libjwt 1.10 accepts alg=none when no key is given. */
-    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt)
-        return sp_err_set(eb, SP_EAUTH, NULL,
-                          "access token is malformed or its signature "
-                          "does not verify");
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
-        sp_err_set(eb, rc, NULL, "access token algorithm is not HS256");
-        goto out_free;
-    }
-    errno = 0;
-    out->exp_s = jwt_get_grant_int(jwt, "exp");
-    if (errno != 0 || out->exp_s <= now_s) {
-        sp_err_set(eb, rc, NULL, "access token has expired");
-        goto out_free;
-    }
-    errno = 0;
-    out->iat_s = jwt_get_grant_int(jwt, "iat");
-    if (errno != 0 || out->iat_s > now_s + CMD__JWT_SKEW_S) {
-        sp_err_set(eb, rc, NULL, "access token is issued in the future");
-        goto out_free;
-    }
-    if (claim_id(jwt, "sub", &out->user_id) != 0 || claim_id(jwt, "sid", &out->session_id) != 0) {
-        sp_err_set(eb, rc, NULL, "access token lacks sub or sid");
-        goto out_free;
-    }
-    rc = 0;
-out_free:
-    jwt_free(jwt);
-    return rc;
 }

@@ -1,7 +1,7 @@
 /*
- * Credentials: argon2id password hashes (RFC 9106, libargon2 PHC strings), JWT HS256
- * access tokens (RFC 7519, libjwt 1.10) and random refresh tokens stored only as their
- * SHA-256 (OpenSSL EVP).
+ * Credentials: argon2id password hashes (RFC 9106, libargon2 PHC strings) and random
+ * refresh tokens stored only as their SHA-256 (OpenSSL EVP). Access tokens (JWT HS256)
+ * are signed and verified by the shared sp/jwt.h, as query-api verifies them.
  */
 #ifndef CMD_AUTH_H
 #define CMD_AUTH_H
@@ -13,19 +13,11 @@
 
 #define CMD__REFRESH_TOKEN_LEN 43  /* base64url of 32 random bytes, no padding */
 #define CMD__PHC_MAX           256 /* longest argon2id PHC string we produce or accept */
-#define CMD__JWT_SKEW_S        60  /* tolerated clock skew for iat, seconds */
 
 struct cmd__argon2 {
     uint32_t t_cost;     /* iterations */
     uint32_t m_cost_kib; /* memory, KiB */
     uint32_t lanes;      /* parallelism */
-};
-
-/** Verified claims of an access token. */
-struct cmd__claims {
-    int64_t user_id;    /* sub */
-    int64_t session_id; /* sid */
-    int64_t iat_s, exp_s;
 };
 
 /** Fill @p out with @p n bytes from getrandom(2). @return 0 or -errno. */
@@ -63,31 +55,5 @@ SP_MUST_CHECK int cmd__password_verify(const char *phc, const char *password);
  * @return 0 or -errno.
  */
 SP_MUST_CHECK int cmd__refresh_new(char *token, char *hash_hex);
-
-/**
- * Issue an HS256 access token with sub, sid, iat = @p now_s, exp = now_s + ttl_s and a
- * UUIDv7 jti.
- * @param[out] out  owned; free()
- * @return 0; -ENOMEM; SP_EINVAL if libjwt refuses the key.
- */
-SP_MUST_CHECK int cmd__jwt_issue(const unsigned char *key,
-                                 size_t key_len,
-                                 int64_t user_id,
-                                 int64_t session_id,
-                                 int64_t now_s,
-                                 int64_t ttl_s,
-                                 char **out);
-
-/**
- * Verify an access token: decoded with the key, algorithm pinned to HS256, exp > now,
- * iat ≤ now + CMD__JWT_SKEW_S, sub and sid decimal ids. Does not check the session.
- * @return 0 and @p out; SP_EAUTH with a reason in @p eb.
- */
-SP_MUST_CHECK int cmd__jwt_verify(const unsigned char *key,
-                                  size_t key_len,
-                                  const char *token,
-                                  int64_t now_s,
-                                  struct cmd__claims *out,
-                                  struct sp_errbuf *eb);
 
 #endif

@@ -24,8 +24,10 @@
 
 const char *cmd__kind_name(enum cmd__kind kind)
 {
-    static const char *const names[] = {"register",      "login",         "refresh",      "logout",
-                                        "recipe_create", "recipe_update", "recipe_delete"};
+    static const char *const names[] = {
+        "register",       "login",          "refresh",        "logout", "recipe_create",
+        "recipe_update",  "recipe_delete",  "profile_update", "follow", "unfollow",
+        "comment_create", "comment_delete", "like",           "unlike", "notifications_read"};
     return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
 }
 
@@ -251,6 +253,35 @@ static int put_checkpoints(struct cmd_app *app, MDB_txn *txn, size_t n_evs)
     return 0;
 }
 
+/*
+ * Record the log position of c's events (@p pos, one per event) as their streams' last
+ * positions, or, for a no-op waiting on one (c->pos_stream), put that stream's last
+ * position into c's answer. In batch order, so a no-op sees the events decided before it.
+ */
+static int stream_positions(struct cmd_app *app,
+                            MDB_txn *txn,
+                            struct cmd__command *c,
+                            const struct es_position *pos)
+{
+    struct es_position last;
+    int64_t ver;
+    char tok[32];
+    int rc = 0;
+    for (size_t e = 0; e < c->n_evs && rc == 0; e++)
+        rc = cmd__wm_stream_pos_put(app->wm, txn, c->evs[e].stream, c->evs[e].stream_version,
+                                    pos[e]);
+    if (rc != 0 || c->n_evs > 0 || !c->pos_stream[0] || !c->resp)
+        return rc;
+    rc = cmd__wm_stream_pos(app->wm, txn, c->pos_stream, &ver, &last);
+    if (rc == SP_ENOTFOUND)
+        return 0; /* cannot happen: the event it waits on was just recorded */
+    if (rc == 0) {
+        es_position_format(last, tok, sizeof(tok));
+        json_object_set_new(c->resp, "position", json_string(tok));
+    }
+    return rc;
+}
+
 /* After a durable append: positions into answers, final idempotency records. */
 static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
 {
@@ -259,7 +290,8 @@ static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct cmd__command *c = app->batch[i];
-        if (c->n_evs == 0)
+        rc = stream_positions(app, txn, c, app->positions + k);
+        if (rc != 0 || c->n_evs == 0)
             continue;
         k += c->n_evs;
         es_position_format(app->positions[k - 1], tok, sizeof(tok));
@@ -297,7 +329,8 @@ static void append_failed(struct cmd_app *app, size_t n, int rc, const struct sp
     }
     sp_metrics_counter_add(app->metrics, "stockpot_event_append_failures_total", "", 1);
     for (size_t i = 0; i < n; i++) {
-        if (app->batch[i]->n_evs > 0)
+        /* a no-op waiting on a position rests on an event of this batch */
+        if (app->batch[i]->n_evs > 0 || app->batch[i]->pos_stream[0])
             fail_internal(app->batch[i], 503, "unavailable", detail);
     }
 }
@@ -413,6 +446,18 @@ static void answer(struct cmd_app *app, struct cmd__command *c)
     c->errors = NULL;
 }
 
+/* Answer and free the batch's @p n commands. */
+static void answer_batch(struct cmd_app *app, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (app->batch[i]->dup_of)
+            copy_dup(app->batch[i]);
+    for (size_t i = 0; i < n; i++)
+        answer(app, app->batch[i]);
+    for (size_t i = 0; i < n; i++)
+        cmd__command_free(app->batch[i]);
+}
+
 static void flush_batch(struct cmd_app *app)
 {
     size_t n = 0, n_evs = 0;
@@ -439,13 +484,7 @@ static void flush_batch(struct cmd_app *app)
                 app->ev_ptrs[n_evs++] = &app->batch[i]->evs[e];
         commit_batch(app, txn, n, n_evs);
     }
-    for (size_t i = 0; i < n; i++)
-        if (app->batch[i]->dup_of)
-            copy_dup(app->batch[i]);
-    for (size_t i = 0; i < n; i++)
-        answer(app, app->batch[i]);
-    for (size_t i = 0; i < n; i++)
-        cmd__command_free(app->batch[i]);
+    answer_batch(app, n);
     sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
     sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
     sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);

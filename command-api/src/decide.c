@@ -10,6 +10,7 @@
 
 #include "app_priv.h"
 
+#include "sp/jwt.h"
 #include "sp/log.h"
 #include "sp/time.h"
 
@@ -33,7 +34,7 @@ void cmd__fail(struct cmd__command *c, int status, const char *slug, const char 
     c->slug = slug;
 }
 
-static void fail_field(
+void cmd__fail_field(
     struct cmd__command *c, int status, const char *slug, const char *field, const char *detail)
 {
     cmd__fail(c, status, slug, "%s %s", field, detail);
@@ -120,6 +121,17 @@ static int emit(struct cmd_app *app,
     return rc;
 }
 
+int cmd__emit(struct cmd_app *app,
+              MDB_txn *txn,
+              struct cmd__command *c,
+              const char *type,
+              const char *stream,
+              bool fresh,
+              json_t *data)
+{
+    return emit(app, txn, c, type, stream, fresh, c->user_id, data);
+}
+
 static const char *in_str(const struct cmd__command *c, const char *key)
 {
     return json_string_value(json_object_get(c->input, key));
@@ -132,14 +144,14 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
     int64_t uid;
     int rc = cmd__wm_user_by_name(app->wm, txn, name, &uid);
     if (rc == 0) {
-        fail_field(c, 409, "conflict", "username", "is already taken");
+        cmd__fail_field(c, 409, "conflict", "username", "is already taken");
         return 0;
     }
     if (rc != SP_ENOTFOUND)
         return rc;
     rc = cmd__wm_user_by_email(app->wm, txn, email, &uid);
     if (rc == 0) {
-        fail_field(c, 409, "conflict", "email", "is already registered");
+        cmd__fail_field(c, 409, "conflict", "email", "is already registered");
         return 0;
     }
     if (rc != SP_ENOTFOUND)
@@ -163,9 +175,11 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
 static int
 token_response(struct cmd_app *app, struct cmd__command *c, int64_t sid, const char *refresh_token)
 {
-    char uid_s[ID_STR], *access = NULL;
-    int rc = cmd__jwt_issue(app->jwt_key, app->jwt_key_len, c->user_id, sid,
-                            sp_time_now_us() / 1000000, app->jwt_ttl_s, &access);
+    char uid_s[ID_STR], jti[ES_UUID_STR_LEN + 1], *access = NULL;
+    int rc = es_uuid7_new(jti);
+    if (rc == 0)
+        rc = sp_jwt_sign(app->jwt_key, app->jwt_key_len, c->user_id, sid, jti,
+                         sp_time_now_us() / 1000000, app->jwt_ttl_s, &access);
     if (rc != 0)
         return rc;
     id_str(c->user_id, uid_s);
@@ -258,8 +272,7 @@ static int decide_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command
     return new_refresh(app, txn, c, sid, false);
 }
 
-/* 0 if c's session is live for c's user; 1 after failing c with 401; SP_EDB. */
-static int session_live(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
+int cmd__session_live(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
 {
     struct cmd__session s;
     int rc = cmd__wm_session_get(app->wm, txn, c->session_id, &s);
@@ -274,7 +287,7 @@ static int session_live(struct cmd_app *app, MDB_txn *txn, struct cmd__command *
 
 static int decide_logout(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
 {
-    int rc = session_live(app, txn, c);
+    int rc = cmd__session_live(app, txn, c);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
     rc = revoke(app, txn, c, c->session_id, "logout");
@@ -292,7 +305,7 @@ static const char *const recipe_fields[] = {"title", "description", "ingredients
 static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
 {
     char rid_s[ID_STR], uid_s[ID_STR], stream[ID_STR + 8];
-    int rc = session_live(app, txn, c);
+    int rc = cmd__session_live(app, txn, c);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
     int64_t rid = cmd__next_id(app);
@@ -321,7 +334,7 @@ static int recipe_editable(
     struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, const char *stream, int64_t *version)
 {
     struct cmd__recipe r;
-    int rc = session_live(app, txn, c);
+    int rc = cmd__session_live(app, txn, c);
     if (rc != 0)
         return rc;
     rc = cmd__wm_recipe_get(app->wm, txn, c->target_id, &r);
@@ -386,6 +399,7 @@ int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
         return decide_change(app, txn, c, false);
     case CMD_RECIPE_DELETE:
         return decide_change(app, txn, c, true);
+    default:
+        return cmd__decide_social(app, txn, c);
     }
-    return SP_EINVAL;
 }

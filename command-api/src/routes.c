@@ -13,6 +13,7 @@
 #include "app_priv.h"
 #include "valid.h"
 
+#include "sp/jwt.h"
 #include "sp/log.h"
 #include "sp/time.h"
 
@@ -49,7 +50,7 @@ static void reply_unauthorized(struct sp_http_req *req, const char *detail)
 }
 
 /* Verify the bearer token (not the session: the decider checks that). 0 or answered. */
-static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct cmd__claims *cl)
+static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct sp_jwt_claims *cl)
 {
     struct sp_errbuf eb = {0};
     const char *tok = sp_http_req_bearer(req);
@@ -58,7 +59,7 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct cmd
         return SP_EAUTH;
     }
     int rc =
-        cmd__jwt_verify(app->jwt_key, app->jwt_key_len, tok, sp_time_now_us() / 1000000, cl, &eb);
+        sp_jwt_verify(app->jwt_key, app->jwt_key_len, tok, sp_time_now_us() / 1000000, cl, &eb);
     if (rc != 0)
         reply_unauthorized(req, eb.msg);
     return rc;
@@ -264,7 +265,7 @@ static void h_refresh(struct sp_http_req *req, void *ud)
 static void h_logout(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
-    struct cmd__claims cl;
+    struct sp_jwt_claims cl;
     if (refuse_if_broken(app, req))
         return;
     if (authenticate(app, req, &cl) != 0)
@@ -282,7 +283,7 @@ static void h_logout(struct sp_http_req *req, void *ud)
 static void h_validate(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
-    struct cmd__claims cl;
+    struct sp_jwt_claims cl;
     struct cmd__session s;
     MDB_txn *txn = NULL;
     char uid[24], sid[24], exp[32];
@@ -314,7 +315,7 @@ static void h_validate(struct sp_http_req *req, void *ud)
 static void h_recipe_create(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
-    struct cmd__claims cl;
+    struct sp_jwt_claims cl;
     if (refuse_if_broken(app, req))
         return;
     if (authenticate(app, req, &cl) != 0)
@@ -378,7 +379,7 @@ static int parse_if_match(struct sp_http_req *req, int64_t *version)
 static struct cmd__command *
 change_begin(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
 {
-    struct cmd__claims cl;
+    struct sp_jwt_claims cl;
     int64_t rid, if_match;
     if (refuse_if_broken(app, req) || authenticate(app, req, &cl) != 0)
         return NULL;
@@ -430,6 +431,140 @@ static void h_recipe_delete(struct sp_http_req *req, void *ud)
         cmd__enqueue(app, c);
 }
 
+/*
+ * Common start of the issue 4 commands: token, then the path's "id" (404 with
+ * @p not_found when it is not an id). NULL when answered.
+ */
+static struct cmd__command *social_begin(struct cmd_app *app,
+                                         struct sp_http_req *req,
+                                         enum cmd__kind kind,
+                                         const char *not_found)
+{
+    struct sp_jwt_claims cl;
+    int64_t id = 0;
+    if (refuse_if_broken(app, req) || authenticate(app, req, &cl) != 0)
+        return NULL;
+    if (not_found && es_id_parse(sp_http_req_param(req, "id"), &id) != 0) {
+        sp_http_reply_problem(req, 404, "not-found", not_found, NULL);
+        return NULL;
+    }
+    struct cmd__command *c = cmd__command_new(kind, req);
+    c->user_id = cl.user_id;
+    c->session_id = cl.session_id;
+    c->target_id = id;
+    return c;
+}
+
+/* Read and validate the body into c->input. 0, or answered (then free c). */
+static int take_body(struct cmd__command *c, void (*valid)(json_t *body, json_t *errors))
+{
+    json_t *body = read_body(c->req);
+    if (!body)
+        return SP_EINVAL;
+    json_t *errors = json_array();
+    valid(body, errors);
+    if (reply_invalid(c->req, errors)) {
+        json_decref(body);
+        return SP_EINVAL;
+    }
+    c->input = body;
+    return 0;
+}
+
+static void h_profile_update(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_PROFILE_UPDATE, "user not found");
+    if (!c)
+        return;
+    if (parse_if_match(req, &c->if_match) != 0) {
+        sp_http_reply_problem(req, 400, "validation", "bad If-Match header",
+                              json_pack("[{s:s, s:s}]", "field", "If-Match", "detail",
+                                        "must be a quoted stream version such as \"3\""));
+        cmd__command_free(c);
+        return;
+    }
+    if (take_body(c, cmd__valid_profile) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+static void follow_common(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
+{
+    struct cmd__command *c = social_begin(app, req, kind, "user not found");
+    if (!c)
+        return;
+    if (c->target_id == c->user_id) {
+        sp_http_reply_problem(req, 400, "validation", "you cannot follow yourself",
+                              json_pack("[{s:s, s:s}]", "field", "id", "detail",
+                                        "must be another user than the caller"));
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+static void h_follow(struct sp_http_req *req, void *ud)
+{
+    follow_common(ud, req, CMD_FOLLOW);
+}
+
+static void h_unfollow(struct sp_http_req *req, void *ud)
+{
+    follow_common(ud, req, CMD_UNFOLLOW);
+}
+
+static void h_comment_create(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_COMMENT_CREATE, "recipe not found");
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_comment) != 0 || idem_setup(app, c) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+static void h_comment_delete(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_COMMENT_DELETE, "recipe not found");
+    if (!c)
+        return;
+    if (es_id_parse(sp_http_req_param(req, "comment_id"), &c->arg_id) != 0) {
+        sp_http_reply_problem(req, 404, "not-found", "comment not found", NULL);
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
+static void h_like(struct sp_http_req *req, void *ud)
+{
+    enum cmd__kind kind = sp_http_req_method(req) == SP_HTTP_DELETE ? CMD_UNLIKE : CMD_LIKE;
+    struct cmd__command *c = social_begin(ud, req, kind, "recipe not found");
+    if (c)
+        cmd__enqueue(ud, c);
+}
+
+static void h_notifications_read(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_NOTIFICATIONS_READ, NULL);
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_read) != 0 ||
+        es_id_parse(json_string_value(json_object_get(c->input, "up_to_id")), &c->arg_id) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
+}
+
 void cmd__routes_install(struct cmd_app *app)
 {
     sp_http_route(app->http, SP_HTTP_POST, "/auth/register", h_register, app);
@@ -440,4 +575,12 @@ void cmd__routes_install(struct cmd_app *app)
     sp_http_route(app->http, SP_HTTP_POST, "/recipes", h_recipe_create, app);
     sp_http_route(app->http, SP_HTTP_PUT, "/recipes/{id}", h_recipe_update, app);
     sp_http_route(app->http, SP_HTTP_DELETE, "/recipes/{id}", h_recipe_delete, app);
+    sp_http_route(app->http, SP_HTTP_PUT, "/users/{id}", h_profile_update, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/users/{id}/follow", h_follow, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/users/{id}/unfollow", h_unfollow, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/recipes/{id}/comments", h_comment_create, app);
+    sp_http_route(app->http, SP_HTTP_DELETE, "/recipes/{id}/comments/{comment_id}",
+                  h_comment_delete, app);
+    sp_http_route(app->http, SP_HTTP_POST | SP_HTTP_DELETE, "/recipes/{id}/like", h_like, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/notifications/read", h_notifications_read, app);
 }

@@ -20,6 +20,9 @@ static const struct text_rule RULE_DESCRIPTION = {0, 10000, true};
 static const struct text_rule RULE_INGREDIENT = {1, 1000, false};
 static const struct text_rule RULE_STEP = {1, 10000, true};
 static const struct text_rule RULE_TAG = {1, 64, false};
+static const struct text_rule RULE_FULL_NAME = {0, 100, false};
+static const struct text_rule RULE_BIO = {0, 1000, true};
+static const struct text_rule RULE_COMMENT = {1, 2000, true};
 
 void cmd__verr(json_t *errors, const char *field, const char *fmt, ...)
 {
@@ -271,4 +274,48 @@ void cmd__valid_recipe(json_t *body, bool update, json_t *errors)
         check_text_array(errors, "tags", v, 0, 30, &RULE_TAG);
     if ((v = json_object_get(body, "image_media_ids")))
         check_ids(errors, "image_media_ids", v, 20);
+}
+
+static void check_id(json_t *errors, const char *field, json_t *v)
+{
+    int64_t id;
+    if (!json_is_string(v) || es_id_parse(json_string_value(v), &id) != 0)
+        cmd__verr(errors, field, "must be a decimal id string");
+}
+
+void cmd__valid_profile(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"full_name", "bio", "avatar_media_id", NULL};
+    json_t *v;
+    check_unknown(body, known, errors);
+    if (json_object_size(body) == 0)
+        cmd__verr(errors, "body", "must contain at least one profile field");
+    if ((v = json_object_get(body, "full_name")) && !json_is_null(v))
+        check_text(errors, "full_name", v, &RULE_FULL_NAME);
+    if ((v = json_object_get(body, "bio")) && !json_is_null(v))
+        check_text(errors, "bio", v, &RULE_BIO);
+    if ((v = json_object_get(body, "avatar_media_id")) && !json_is_null(v))
+        check_id(errors, "avatar_media_id", v);
+}
+
+void cmd__valid_comment(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"content", NULL};
+    json_t *v = json_object_get(body, "content");
+    check_unknown(body, known, errors);
+    if (!v)
+        cmd__verr(errors, "content", "is required");
+    else
+        check_text(errors, "content", v, &RULE_COMMENT);
+}
+
+void cmd__valid_read(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"up_to_id", NULL};
+    json_t *v = json_object_get(body, "up_to_id");
+    check_unknown(body, known, errors);
+    if (!v)
+        cmd__verr(errors, "up_to_id", "is required");
+    else
+        check_id(errors, "up_to_id", v);
 }

@@ -39,4 +39,17 @@ void cmd__valid_refresh(json_t *body, json_t *errors);
  */
 void cmd__valid_recipe(json_t *body, bool update, json_t *errors);
 
+/**
+ * Validate a profile body {full_name?, bio?, avatar_media_id?}: at least one field;
+ * full_name ≤ 100 and bio ≤ 1000 code points (bio may hold newlines and tabs),
+ * avatar_media_id a decimal id string; each may be null (clears it).
+ */
+void cmd__valid_profile(json_t *body, json_t *errors);
+
+/** Validate a comment body {content}: 1 to 2000 code points, newlines and tabs allowed. */
+void cmd__valid_comment(json_t *body, json_t *errors);
+
+/** Validate a notifications read body {up_to_id}: a decimal id string. */
+void cmd__valid_read(json_t *body, json_t *errors);
+
 #endif

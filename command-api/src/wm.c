@@ -24,12 +24,17 @@ enum wm_table {
     WM_REFRESH,
     WM_RECIPES,
     WM_IDEM,
+    WM_FOLLOWS,
+    WM_LIKES,
+    WM_COMMENTS,
+    WM_READS,
+    WM_POSITIONS,
     WM_NTABLES
 };
 
-static const char *const wm_table_names[WM_NTABLES] = {"meta",    "streams", "usernames",
-                                                       "emails",  "users",   "sessions",
-                                                       "refresh", "recipes", "idempotency"};
+static const char *const wm_table_names[WM_NTABLES] = {
+    "meta",    "streams",     "usernames", "emails", "users",    "sessions", "refresh",
+    "recipes", "idempotency", "follows",   "likes",  "comments", "reads",    "positions"};
 
 struct cmd__wm {
     MDB_env *env;
@@ -39,6 +44,7 @@ struct cmd__wm {
 
 #define WM_CATCHUP_BATCH 1024
 #define WM_DIGEST_LEN    32 /* name and email keys: SHA-256 */
+#define WM_POS_LEN       24 /* positions value: version, partition, offset (8 bytes each) */
 
 static void id_key(int64_t id, unsigned char out[8])
 {
@@ -428,6 +434,100 @@ int cmd__wm_recipe_get(struct cmd__wm *wm, MDB_txn *txn, int64_t recipe_id, stru
     return 0;
 }
 
+int cmd__wm_user_exists(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(user_id, k);
+    return wm_get(txn, wm->dbi[WM_USERS], k, 8, &v);
+}
+
+/* Key of a pair of ids: both 8-byte big-endian. */
+static void pair_key(int64_t a, int64_t b, unsigned char out[16])
+{
+    id_key(a, out);
+    id_key(b, out + 8);
+}
+
+static int pair_has(MDB_txn *txn, MDB_dbi dbi, int64_t a, int64_t b, bool *yes)
+{
+    unsigned char k[16];
+    MDB_val v;
+    pair_key(a, b, k);
+    int rc = wm_get(txn, dbi, k, sizeof(k), &v);
+    *yes = rc == 0;
+    return rc == SP_ENOTFOUND ? 0 : rc;
+}
+
+int cmd__wm_follows(struct cmd__wm *wm, MDB_txn *txn, int64_t follower, int64_t followee, bool *yes)
+{
+    return pair_has(txn, wm->dbi[WM_FOLLOWS], follower, followee, yes);
+}
+
+int cmd__wm_likes(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, int64_t recipe_id, bool *yes)
+{
+    return pair_has(txn, wm->dbi[WM_LIKES], user_id, recipe_id, yes);
+}
+
+int cmd__wm_comment_get(struct cmd__wm *wm,
+                        MDB_txn *txn,
+                        int64_t comment_id,
+                        struct cmd__comment *out)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(comment_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_COMMENTS], k, 8, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != sizeof(*out))
+        return SP_EDB;
+    memcpy(out, v.mv_data, sizeof(*out));
+    return 0;
+}
+
+int cmd__wm_read_up_to(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, int64_t *up_to_id)
+{
+    unsigned char k[8];
+    MDB_val v;
+    id_key(user_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_READS], k, 8, &v);
+    *up_to_id = 0;
+    if (rc == SP_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        *up_to_id = id_from_val(&v);
+    return rc;
+}
+
+int cmd__wm_stream_pos(
+    struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t *version, struct es_position *pos)
+{
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_POSITIONS], stream, strlen(stream), &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != WM_POS_LEN)
+        return SP_EDB;
+    const unsigned char *p = v.mv_data;
+    MDB_val part = {.mv_size = 8, .mv_data = unconst(p + 8)};
+    MDB_val off = {.mv_size = 8, .mv_data = unconst(p + 16)};
+    *version = id_from_val(&v);
+    pos->partition = (int32_t)id_from_val(&part);
+    pos->offset = id_from_val(&off);
+    return 0;
+}
+
+int cmd__wm_stream_pos_put(
+    struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t version, struct es_position pos)
+{
+    unsigned char v[WM_POS_LEN];
+    id_key(version, v);
+    id_key(pos.partition, v + 8);
+    id_key(pos.offset, v + 16);
+    return wm_put(txn, wm->dbi[WM_POSITIONS], stream, strlen(stream), v, WM_POS_LEN);
+}
+
 int cmd__wm_idem_get(struct cmd__wm *wm, MDB_txn *txn, const char *key, struct cmd__idem *out)
 {
     MDB_val v;
@@ -584,6 +684,93 @@ static int apply_recipe(
     return wm_put(txn, wm->dbi[WM_RECIPES], k, 8, &r, sizeof(r));
 }
 
+/* UserFollowed/UserUnfollowed and RecipeLiked/RecipeUnliked: a pair (user_id, @p other). */
+static int apply_pair(MDB_txn *txn,
+                      MDB_dbi dbi,
+                      const struct es_event *ev,
+                      const char *other,
+                      bool add,
+                      struct sp_errbuf *eb)
+{
+    int64_t uid, oid;
+    unsigned char k[16];
+    int rc = data_id(ev, "user_id", &uid, eb);
+    if (rc != 0 || (rc = data_id(ev, other, &oid, eb)) != 0)
+        return rc;
+    pair_key(uid, oid, k);
+    if (add)
+        return wm_put(txn, dbi, k, sizeof(k), "", 1);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    rc = mdb_del(txn, dbi, &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        sp_log(SP_LOG_ERROR, "write model delete failed: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return 0;
+}
+
+/* RecipeCommented (@p created) and CommentDeleted. */
+static int apply_comment(
+    struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, bool created, struct sp_errbuf *eb)
+{
+    int64_t cid;
+    struct cmd__comment cm;
+    unsigned char k[8];
+    int rc = data_id(ev, "comment_id", &cid, eb);
+    if (rc != 0)
+        return rc;
+    memset(&cm, 0, sizeof(cm));
+    if (created) {
+        if ((rc = data_id(ev, "user_id", &cm.author_id, eb)) != 0 ||
+            (rc = data_id(ev, "recipe_id", &cm.recipe_id, eb)) != 0 ||
+            (rc = data_id(ev, "recipe_author_id", &cm.recipe_author_id, eb)) != 0)
+            return rc;
+    } else if ((rc = cmd__wm_comment_get(wm, txn, cid, &cm)) != 0) {
+        return rc == SP_ENOTFOUND ? sp_err_set(eb, SP_ESCHEMA, NULL, "unknown comment") : rc;
+    } else {
+        cm.deleted = 1;
+    }
+    id_key(cid, k);
+    return wm_put(txn, wm->dbi[WM_COMMENTS], k, 8, &cm, sizeof(cm));
+}
+
+/* NotificationsRead: the user's up_to_id only ever grows. */
+static int
+apply_read(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    int64_t uid, up_to, cur;
+    unsigned char k[8], v[8];
+    int rc = data_id(ev, "user_id", &uid, eb);
+    if (rc != 0 || (rc = data_id(ev, "up_to_id", &up_to, eb)) != 0 ||
+        (rc = cmd__wm_read_up_to(wm, txn, uid, &cur)) != 0)
+        return rc;
+    if (up_to <= cur)
+        return 0;
+    id_key(uid, k);
+    id_key(up_to, v);
+    return wm_put(txn, wm->dbi[WM_READS], k, 8, v, 8);
+}
+
+/* The issue 4 event types; others are left alone. */
+static int
+apply_social(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    const char *t = ev->type;
+    if (strcmp(t, "UserFollowed") == 0 || strcmp(t, "UserUnfollowed") == 0)
+        return apply_pair(txn, wm->dbi[WM_FOLLOWS], ev, "followee_id",
+                          strcmp(t, "UserFollowed") == 0, eb);
+    if (strcmp(t, "RecipeLiked") == 0 || strcmp(t, "RecipeUnliked") == 0)
+        return apply_pair(txn, wm->dbi[WM_LIKES], ev, "recipe_id", strcmp(t, "RecipeLiked") == 0,
+                          eb);
+    if (strcmp(t, "RecipeCommented") == 0)
+        return apply_comment(wm, txn, ev, true, eb);
+    if (strcmp(t, "CommentDeleted") == 0)
+        return apply_comment(wm, txn, ev, false, eb);
+    if (strcmp(t, "NotificationsRead") == 0)
+        return apply_read(wm, txn, ev, eb);
+    return 0; /* ProfileUpdated and types this model does not need: version only */
+}
+
 int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     unsigned char v[8];
@@ -594,6 +781,8 @@ int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, s
         return sp_err_set(eb, SP_ESCHEMA, NULL, "event without stream, type or data");
     id_key(ev->stream_version, v);
     rc = wm_put(txn, wm->dbi[WM_STREAMS], ev->stream, strlen(ev->stream), v, 8);
+    if (rc == 0 && ev->pos.offset >= 0)
+        rc = cmd__wm_stream_pos_put(wm, txn, ev->stream, ev->stream_version, ev->pos);
     if (rc != 0)
         return rc;
     if (strcmp(t, "UserRegistered") == 0)
@@ -608,7 +797,7 @@ int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, s
         return apply_recipe(wm, txn, ev, true, eb);
     if (strcmp(t, "RecipeDeleted") == 0)
         return apply_recipe(wm, txn, ev, false, eb);
-    return 0; /* RecipeUpdated and types this model does not need: version only */
+    return apply_social(wm, txn, ev, eb); /* RecipeUpdated: version only */
 }
 
 /* ---- catch-up ---- */

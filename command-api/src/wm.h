@@ -11,10 +11,14 @@
  * lower-cased username -> user id), emails (SHA-256 of the ASCII lower-cased email ->
  * user id), users (user id -> argon2id PHC string), sessions (id -> struct
  * cmd__session), refresh (refresh hash hex -> session id), recipes (id -> struct
- * cmd__recipe), idempotency (scoped key, see cmd/app.h -> record). Ids as keys are
- * 8-byte big-endian. Name and email keys are fixed-size digests so that every value the
- * validators accept (254 code points, up to 1016 bytes) fits LMDB's 511-byte key limit;
- * case-insensitivity is ASCII only ("É" and "é" are different emails).
+ * cmd__recipe), idempotency (scoped key, see cmd/app.h -> record), follows (follower id
+ * + followee id -> 1 byte), likes (user id + recipe id -> 1 byte), comments (comment id
+ * -> struct cmd__comment), reads (user id -> 8-byte up_to_id of its last
+ * NotificationsRead), positions (stream id -> version, partition and offset of the
+ * stream's last event whose log position is known). Ids as keys are 8-byte big-endian. Name and
+ * email keys are fixed-size digests so that every value the validators accept (254 code points, up
+ * to 1016 bytes) fits LMDB's 511-byte key limit; case-insensitivity is ASCII only ("É" and "é" are
+ * different emails).
  *
  * Durability: every commit is synced (no MDB_NOSYNC). The log is still the record of
  * truth: after a crash between the log append of a batch and the write model commit of
@@ -40,7 +44,7 @@
 #include "sp/err.h"
 
 #define CMD__HASH_HEX_LEN  64  /* lower-case hex SHA-256 */
-#define CMD__WM_FORMAT     "2" /* 2: digest keys for names and emails */
+#define CMD__WM_FORMAT     "3" /* 2: digest keys for names and emails; 3: social tables */
 #define CMD__WM_SECRET_LEN 32  /* bytes of the random idempotency fingerprint key */
 
 struct cmd__wm;
@@ -55,6 +59,14 @@ struct cmd__session {
 struct cmd__recipe {
     int64_t author_id;
     int32_t deleted; /* 0 or 1 */
+};
+
+struct cmd__comment {
+    int64_t author_id;
+    int64_t recipe_id;
+    int64_t recipe_author_id;
+    int32_t deleted;  /* 0 or 1 */
+    int32_t reserved; /* 0; keeps the stored bytes free of padding */
 };
 
 /** One stored idempotent answer; body owned by the caller after a get (free()). */
@@ -93,8 +105,9 @@ SP_MUST_CHECK int
 cmd__wm_txn_begin(struct cmd__wm *wm, MDB_txn *parent, bool rdonly, MDB_txn **txn);
 
 /**
- * Fold one event into the write model: sets the stream's version, then updates the
- * tables the event's type touches (unknown types only move the stream version).
+ * Fold one event into the write model: sets the stream's version (and its last position
+ * when ev->pos is known, i.e. the event was read from the log), then updates the tables
+ * the event's type touches (unknown types only move the stream version).
  * @return 0; SP_ESCHEMA if the payload lacks a field the fold needs; SP_EDB.
  */
 SP_MUST_CHECK int
@@ -158,6 +171,41 @@ SP_MUST_CHECK int cmd__wm_refresh_session(struct cmd__wm *wm,
 /** @return 0, SP_ENOTFOUND or SP_EDB. */
 SP_MUST_CHECK int
 cmd__wm_recipe_get(struct cmd__wm *wm, MDB_txn *txn, int64_t recipe_id, struct cmd__recipe *out);
+
+/** @return 0 if user @p user_id is registered, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int cmd__wm_user_exists(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id);
+
+/** *yes = whether @p follower follows @p followee. @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_follows(struct cmd__wm *wm, MDB_txn *txn, int64_t follower, int64_t followee, bool *yes);
+
+/** *yes = whether @p user_id likes @p recipe_id. @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_likes(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, int64_t recipe_id, bool *yes);
+
+/** @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_comment_get(struct cmd__wm *wm, MDB_txn *txn, int64_t comment_id, struct cmd__comment *out);
+
+/** up_to_id of @p user_id's last NotificationsRead (0 if none). @return 0 or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_read_up_to(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, int64_t *up_to_id);
+
+/**
+ * Position of the last event of @p stream whose position is known, and that event's
+ * stream version in @p version (compare with cmd__wm_stream_version: a smaller one means
+ * later events are folded but not yet appended).
+ * @return 0, SP_ENOTFOUND (no position known) or SP_EDB.
+ */
+SP_MUST_CHECK int cmd__wm_stream_pos(struct cmd__wm *wm,
+                                     MDB_txn *txn,
+                                     const char *stream,
+                                     int64_t *version,
+                                     struct es_position *pos);
+
+/** Record that version @p version of @p stream is at @p pos. @return 0 or SP_EDB. */
+SP_MUST_CHECK int cmd__wm_stream_pos_put(
+    struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t version, struct es_position pos);
 
 /** Idempotency record for @p key. @return 0 (out->body owned), SP_ENOTFOUND or SP_EDB. */
 SP_MUST_CHECK int

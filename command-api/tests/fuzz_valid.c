@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for the request validators (valid.h). The first input byte picks a
- * validator (register, login, refresh, recipe create, recipe update) and whether the rest
+ * validator (register, login, refresh, recipe create, recipe update, profile, comment,
+ * notifications read) and whether the rest
  * is also checked as raw text by cmd__text_fault; the rest is the request body. Checks:
  * no crash or sanitizer report; every error is {"field": string, "detail": string}; an
  * accepted body has what its command needs and nothing the write model cannot store
@@ -85,7 +86,16 @@ static void check_accepted(unsigned which, json_t *body)
             !json_is_array(json_object_get(body, "steps")))
             abort();
         break;
-    default:
+    case 6:
+        if (!json_is_string(json_object_get(body, "content")) ||
+            json_string_length(json_object_get(body, "content")) > (size_t)2000 * 4)
+            abort();
+        break;
+    case 7:
+        if (!json_is_string(json_object_get(body, "up_to_id")))
+            abort();
+        break;
+    default: /* recipe update, profile: at least one field */
         if (json_object_size(body) == 0)
             abort();
         break;
@@ -96,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned which = data[0] % 5;
+    unsigned which = data[0] % 8;
     const char *rest = (const char *)data + 1;
     if (data[0] & 0x80) {
         check_text(rest, size - 1, true);
@@ -118,6 +128,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         cmd__valid_refresh(body, errors);
+        break;
+    case 5:
+        cmd__valid_profile(body, errors);
+        break;
+    case 6:
+        cmd__valid_comment(body, errors);
+        break;
+    case 7:
+        cmd__valid_read(body, errors);
         break;
     default:
         cmd__valid_recipe(body, which == 4, errors);

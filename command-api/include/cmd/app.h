@@ -46,8 +46,13 @@
  * (a command's events share one stream, hence one partition); the embedded log is
  * partition 0.
  *
- * Idempotency-Key (register, POST /recipes, POST /auth/logout; login and refresh ignore
- * it because their answers hold tokens, which are never stored): a record per scoped
+ * Consistency token of a no-op (a repeated follow, unfollow, like or unlike, or a
+ * notifications read not past the last one): the position of the last event of the
+ * acting user's stream, which the write model keeps per stream.
+ *
+ * Idempotency-Key (register, POST /recipes, POST /recipes/{id}/comments, POST
+ * /auth/logout; login and refresh ignore it because their answers hold tokens, which
+ * are never stored): a record per scoped
  * key holds an HMAC-SHA256 fingerprint of (command kind, target id, raw body) and the
  * first successful answer. The HMAC key is HMAC-SHA256(random 32-byte secret kept in the
  * write model meta, label + jwt.secret), so neither the write model files nor the config

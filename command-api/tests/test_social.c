@@ -1,0 +1,788 @@
+/*
+ * The issue 4 commands over real HTTP (profiles, follows, likes, comments, notification
+ * reads): the real handlers, write model and embedded LMDB log in a mkdtemp directory,
+ * driven by the sp_testsupport client while the app's loop runs in a second thread; the
+ * events are read back from the log itself.
+ */
+/* nftw() needs X/Open 5. NOLINTNEXTLINE(bugprone-*,cert-*) */
+#define _XOPEN_SOURCE 700
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
+
+#include "cmd/app.h"
+#include "app_priv.h" /* the app's log handle, to read the events back */
+#include "sp/config.h"
+#include "sp/log.h"
+#include "sp_test_http.h"
+
+#include "sp/banned.h"
+
+#define SECRET "test-secret-0123456789"
+
+struct fx {
+    char dir[128];
+    char wm_dir[160];
+    struct sp_config *cfg;
+    struct event_base *base;
+    struct event *keepalive;
+    struct cmd_app *app;
+    pthread_t thread;
+    bool running;
+    int port;
+};
+
+static void *loop_main(void *ud)
+{
+    struct fx *fx = ud;
+    event_base_dispatch(fx->base);
+    return NULL;
+}
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd, (void)what, (void)ud;
+}
+
+static void mark_running(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd, (void)what;
+    __atomic_store_n((int *)ud, 1, __ATOMIC_SEQ_CST);
+}
+
+static void serve_start(struct fx *fx)
+{
+    int started = 0;
+    struct timeval zero = {0, 0};
+    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, mark_running, &started, &zero), 0);
+    assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx), 0);
+    while (!__atomic_load_n(&started, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    fx->running = true;
+}
+
+static void serve_stop(struct fx *fx)
+{
+    if (!fx->running)
+        return;
+    event_base_loopbreak(fx->base);
+    pthread_join(fx->thread, NULL);
+    fx->running = false;
+}
+
+static void app_start(struct fx *fx)
+{
+    struct sp_errbuf eb = {0};
+    if (cmd_app_new(fx->cfg, fx->base, &fx->app, &eb) != 0)
+        fail_msg("cmd_app_new: %s", eb.msg);
+    fx->port = cmd_app_port(fx->app);
+    serve_start(fx);
+}
+
+static void app_stop(struct fx *fx)
+{
+    serve_stop(fx);
+    cmd_app_free(fx->app);
+    fx->app = NULL;
+}
+
+static void cfg_set(struct fx *fx, const char *key, const char *value)
+{
+    struct sp_errbuf eb = {0};
+    if (sp_config_set(fx->cfg, key, value, &eb) != 0)
+        fail_msg("sp_config_set %s: %s", key, eb.msg);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct sp_errbuf eb = {0};
+    char path[200];
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cmd-social-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(sp_config_load(&fx->cfg, NULL, &eb), 0);
+    snprintf(path, sizeof(path), "%s/log", fx->dir);
+    cfg_set(fx, "log.dir", path);
+    snprintf(fx->wm_dir, sizeof(fx->wm_dir), "%s/wm", fx->dir);
+    cfg_set(fx, "writemodel.dir", fx->wm_dir);
+    cfg_set(fx, "log.map_size_mb", "64");
+    cfg_set(fx, "writemodel.map_size_mb", "64");
+    cfg_set(fx, "command.port", "0");
+    cfg_set(fx, "argon2.t_cost", "1");
+    cfg_set(fx, "argon2.m_cost_kib", "1024");
+    cfg_set(fx, "jwt.secret", SECRET);
+    fx->base = event_base_new();
+    fx->keepalive = event_new(fx->base, -1, EV_PERSIST, keepalive_cb, NULL);
+    struct timeval tv = {3600, 0};
+    event_add(fx->keepalive, &tv);
+    app_start(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    app_stop(fx);
+    event_free(fx->keepalive);
+    event_base_free(fx->base);
+    sp_config_free(fx->cfg);
+    rm_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+/* Request; the status, and the parsed body (owned) in *out if out != NULL. */
+static int call(struct fx *fx,
+                const char *method,
+                const char *path,
+                const char *const *headers,
+                const char *body,
+                json_t **out)
+{
+    struct sp_test_resp resp = {0};
+    int status = sp_test_http(fx->port, method, path, headers, body, &resp);
+    assert_true(status > 0);
+    if (out) {
+        *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+        if (!*out)
+            fail_msg("%s %s: body is not JSON: %s", method, path, resp.body);
+    }
+    if (status < 300 && out) {
+        /* every success carries the consistency token, in the body and the header */
+        const char *h = sp_test_resp_header(&resp, "Stockpot-Position");
+        const char *b = json_string_value(json_object_get(*out, "position"));
+        if (!h || !b || strcmp(h, b) != 0)
+            fail_msg("%s %s: position header %s, body %s", method, path, h ? h : "-", b ? b : "-");
+    }
+    sp_test_resp_release(&resp);
+    return status;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    if (!s)
+        fail_msg("no string \"%s\" in answer", key);
+    return s;
+}
+
+static bool names_field(json_t *problem, const char *field)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(problem, "errors"), i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A user with a session: its id and "Authorization: Bearer ..." header. */
+struct user {
+    char id[24];
+    char auth[1024];
+    const char *h[2]; /* {auth, NULL} */
+};
+
+static void user_new(struct fx *fx, const char *name, struct user *u)
+{
+    char body[256];
+    json_t *r = NULL;
+    snprintf(body, sizeof(body),
+             "{\"username\":\"%s\",\"email\":\"%s@example.org\",\"password\":\"correct horse\"}",
+             name, name);
+    assert_int_equal(call(fx, "POST", "/auth/register", NULL, body, &r), 201);
+    snprintf(u->id, sizeof(u->id), "%s", jstr(r, "user_id"));
+    json_decref(r);
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"correct horse\"}", name);
+    assert_int_equal(call(fx, "POST", "/auth/login", NULL, body, &r), 200);
+    snprintf(u->auth, sizeof(u->auth), "Authorization: Bearer %s", jstr(r, "access_token"));
+    json_decref(r);
+    u->h[0] = u->auth;
+    u->h[1] = NULL;
+}
+
+#define RECIPE "{\"title\":\"soup\",\"ingredients\":[\"water\"],\"steps\":[\"boil\"]}"
+
+/* Create RECIPE as @p u; its id into @p id. */
+static void recipe_new(struct fx *fx, const struct user *u, char *id, size_t size)
+{
+    json_t *r = NULL;
+    assert_int_equal(call(fx, "POST", "/recipes", u->h, RECIPE, &r), 201);
+    snprintf(id, size, "%s", jstr(r, "recipe_id"));
+    json_decref(r);
+}
+
+/* Status of @p method on "<fmt>"-formatted path as @p u; body answer into *out. */
+static int act(struct fx *fx,
+               const struct user *u,
+               const char *method,
+               const char *body,
+               json_t **out,
+               const char *fmt,
+               ...) __attribute__((format(printf, 6, 7)));
+
+static int act(struct fx *fx,
+               const struct user *u,
+               const char *method,
+               const char *body,
+               json_t **out,
+               const char *fmt,
+               ...)
+{
+    char path[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(ap);
+    json_t *tmp = NULL;
+    int status = call(fx, method, path, u ? u->h : NULL, body, out ? out : &tmp);
+    json_decref(tmp);
+    return status;
+}
+
+struct collect {
+    const char *type;
+    json_t *events; /* [{stream, version, position, data}] */
+};
+
+static int collect_cb(const struct es_log_record *rec, void *ud)
+{
+    struct collect *col = ud;
+    struct es_event ev;
+    char tok[32];
+    es_event_init(&ev);
+    assert_int_equal(es_log_record_decode(rec, &ev, NULL), 0);
+    if (strcmp(ev.type, col->type) == 0) {
+        es_position_format(ev.pos, tok, sizeof(tok));
+        json_array_append_new(col->events, json_pack("{s:s, s:I, s:s, s:O}", "stream", ev.stream,
+                                                     "version", (json_int_t)ev.stream_version,
+                                                     "position", tok, "data", ev.data));
+    }
+    es_event_release(&ev);
+    return 0;
+}
+
+/* Every event of @p type in the log, in order (owned). Stops the loop meanwhile. */
+static json_t *events(struct fx *fx, const char *type)
+{
+    struct collect col = {.type = type, .events = json_array()};
+    int64_t next = 0;
+    serve_stop(fx);
+    assert_int_equal(es_log_read(fx->app->log, 0, 0, 1000000, collect_cb, &col, &next, NULL), 0);
+    serve_start(fx);
+    return col.events;
+}
+
+static size_t count(struct fx *fx, const char *type)
+{
+    json_t *evs = events(fx, type);
+    size_t n = json_array_size(evs);
+    json_decref(evs);
+    return n;
+}
+
+/* Field @p key of the data of the @p i-th event in @p evs. */
+static const char *data_str(json_t *evs, size_t i, const char *key)
+{
+    return jstr(json_object_get(json_array_get(evs, i), "data"), key);
+}
+
+static const char *ev_str(json_t *evs, size_t i, const char *key)
+{
+    return jstr(json_array_get(evs, i), key);
+}
+
+static void stream_of(char *out, size_t size, const char *category, const char *id)
+{
+    snprintf(out, size, "%s-%s", category, id);
+}
+
+/* ---- tests ---- */
+
+static void test_profile_update(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    json_t *r = NULL;
+    char stream[64], long_name[128];
+    user_new(fx, "alice", &a);
+    user_new(fx, "bob", &b);
+
+    const char body[] = "{\"full_name\":\"Alice Ä\",\"bio\":null,\"avatar_media_id\":\"42\"}";
+    assert_int_equal(act(fx, &a, "PUT", body, &r, "/users/%s", a.id), 200);
+    assert_string_equal(jstr(r, "user_id"), a.id);
+    assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
+    json_decref(r);
+    json_t *evs = events(fx, "ProfileUpdated");
+    assert_int_equal(json_array_size(evs), 1);
+    stream_of(stream, sizeof(stream), "user", a.id);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *data = json_object_get(json_array_get(evs, 0), "data");
+    assert_int_equal(json_object_size(data), 3);
+    assert_string_equal(data_str(evs, 0, "full_name"), "Alice Ä");
+    assert_true(json_is_null(json_object_get(data, "bio")));
+    assert_string_equal(data_str(evs, 0, "avatar_media_id"), "42");
+    json_decref(evs);
+
+    /* only the changed fields; If-Match on the user stream's version */
+    const char *im_old[] = {a.auth, "If-Match: \"1\"", NULL};
+    const char *im_cur[] = {a.auth, "If-Match: \"2\"", NULL};
+    char path[64];
+    snprintf(path, sizeof(path), "/users/%s", a.id);
+    assert_int_equal(call(fx, "PUT", path, im_old, "{\"bio\":\"hi\"}", &r), 412);
+    json_decref(r);
+    assert_int_equal(call(fx, "PUT", path, im_cur, "{\"bio\":\"hi\\nthere\"}", &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "version")), 3);
+    json_decref(r);
+    evs = events(fx, "ProfileUpdated");
+    assert_int_equal(json_array_size(evs), 2);
+    assert_int_equal(json_object_size(json_object_get(json_array_get(evs, 1), "data")), 1);
+    assert_string_equal(data_str(evs, 1, "bio"), "hi\nthere");
+    json_decref(evs);
+
+    /* someone else's profile, no token, bad fields */
+    assert_int_equal(act(fx, &b, "PUT", "{\"bio\":\"mine\"}", NULL, "/users/%s", a.id), 403);
+    assert_int_equal(act(fx, NULL, "PUT", "{\"bio\":\"x\"}", NULL, "/users/%s", a.id), 401);
+    memset(long_name, 'n', 101);
+    long_name[101] = '\0';
+    char bad[512];
+    snprintf(bad, sizeof(bad),
+             "{\"full_name\":\"%s\",\"bio\":5,\"avatar_media_id\":\"x1\",\"admin\":true}",
+             long_name);
+    assert_int_equal(act(fx, &a, "PUT", bad, &r, "/users/%s", a.id), 400);
+    assert_true(names_field(r, "full_name") && names_field(r, "bio") &&
+                names_field(r, "avatar_media_id") && names_field(r, "admin"));
+    json_decref(r);
+    assert_int_equal(act(fx, &a, "PUT", "{}", &r, "/users/%s", a.id), 400);
+    assert_true(names_field(r, "body"));
+    json_decref(r);
+    assert_int_equal(count(fx, "ProfileUpdated"), 2);
+}
+
+static void test_follow(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    json_t *r1 = NULL, *r2 = NULL;
+    char stream[64];
+    user_new(fx, "alice", &a);
+    user_new(fx, "bob", &b);
+
+    assert_int_equal(act(fx, &a, "POST", NULL, &r1, "/users/%s/follow", b.id), 200);
+    assert_true(json_is_true(json_object_get(r1, "following")));
+    assert_int_equal(act(fx, &a, "POST", NULL, &r2, "/users/%s/follow", b.id), 200);
+    assert_true(json_is_true(json_object_get(r2, "following")));
+    /* a repeat is a no-op answering the follower stream's last position */
+    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    json_t *evs = events(fx, "UserFollowed");
+    assert_int_equal(json_array_size(evs), 1);
+    stream_of(stream, sizeof(stream), "user", a.id);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_string_equal(ev_str(evs, 0, "position"), jstr(r1, "position"));
+    assert_string_equal(data_str(evs, 0, "user_id"), a.id);
+    assert_string_equal(data_str(evs, 0, "followee_id"), b.id);
+    json_decref(evs);
+    json_decref(r1), json_decref(r2);
+
+    /* self, unknown, malformed, anonymous */
+    assert_int_equal(act(fx, &a, "POST", NULL, &r1, "/users/%s/follow", a.id), 400);
+    assert_true(names_field(r1, "id"));
+    json_decref(r1);
+    assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", "123"), 404);
+    assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", "abc"), 404);
+    assert_int_equal(act(fx, NULL, "POST", NULL, NULL, "/users/%s/follow", b.id), 401);
+
+    /* unfollow, then its repeat */
+    assert_int_equal(act(fx, &a, "POST", NULL, &r1, "/users/%s/unfollow", b.id), 200);
+    assert_true(json_is_false(json_object_get(r1, "following")));
+    assert_int_equal(act(fx, &a, "POST", NULL, &r2, "/users/%s/unfollow", b.id), 200);
+    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    evs = events(fx, "UserUnfollowed");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_string_equal(data_str(evs, 0, "followee_id"), b.id);
+    json_decref(evs);
+    json_decref(r1), json_decref(r2);
+    /* following again is a new event */
+    assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", b.id), 200);
+    assert_int_equal(count(fx, "UserFollowed"), 2);
+}
+
+static void test_like(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    json_t *r1 = NULL, *r2 = NULL;
+    char rid[24], stream[64];
+    user_new(fx, "author", &a);
+    user_new(fx, "fan", &b);
+    recipe_new(fx, &a, rid, sizeof(rid));
+
+    assert_int_equal(act(fx, &b, "POST", NULL, &r1, "/recipes/%s/like", rid), 200);
+    assert_true(json_is_true(json_object_get(r1, "liked")));
+    assert_int_equal(act(fx, &b, "POST", NULL, &r2, "/recipes/%s/like", rid), 200);
+    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    json_decref(r1), json_decref(r2);
+    json_t *evs = events(fx, "RecipeLiked");
+    assert_int_equal(json_array_size(evs), 1);
+    stream_of(stream, sizeof(stream), "user", b.id);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_string_equal(data_str(evs, 0, "user_id"), b.id);
+    assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
+    assert_string_equal(data_str(evs, 0, "recipe_author_id"), a.id);
+    json_decref(evs);
+
+    /* likes are not on the recipe's stream: its version is still 1 */
+    const char *im[] = {a.auth, "If-Match: \"1\"", NULL};
+    char path[64];
+    snprintf(path, sizeof(path), "/recipes/%s", rid);
+    assert_int_equal(call(fx, "PUT", path, im, "{\"title\":\"soup 2\"}", &r1), 200);
+    json_decref(r1);
+
+    assert_int_equal(act(fx, &b, "DELETE", NULL, &r1, "/recipes/%s/like", rid), 200);
+    assert_true(json_is_false(json_object_get(r1, "liked")));
+    assert_int_equal(act(fx, &b, "DELETE", NULL, &r2, "/recipes/%s/like", rid), 200);
+    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    json_decref(r1), json_decref(r2);
+    evs = events(fx, "RecipeUnliked");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(data_str(evs, 0, "recipe_author_id"), a.id);
+    json_decref(evs);
+
+    assert_int_equal(act(fx, NULL, "POST", NULL, NULL, "/recipes/%s/like", rid), 401);
+    assert_int_equal(act(fx, &b, "POST", NULL, NULL, "/recipes/%s/like", "999"), 404);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s", rid), 200);
+    assert_int_equal(act(fx, &b, "POST", NULL, NULL, "/recipes/%s/like", rid), 404);
+    assert_int_equal(count(fx, "RecipeLiked"), 1);
+}
+
+static void test_comments(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b, c;
+    json_t *r = NULL;
+    char rid[24], other_rid[24], cid[24], cid2[24], stream[64];
+    user_new(fx, "author", &a);
+    user_new(fx, "critic", &b);
+    user_new(fx, "stranger", &c);
+    recipe_new(fx, &a, rid, sizeof(rid));
+    recipe_new(fx, &a, other_rid, sizeof(other_rid));
+
+    assert_int_equal(act(fx, &b, "POST", "{\"content\":\"too salty\\nbut good\"}", &r,
+                         "/recipes/%s/comments", rid),
+                     201);
+    snprintf(cid, sizeof(cid), "%s", jstr(r, "comment_id"));
+    json_decref(r);
+    json_t *evs = events(fx, "RecipeCommented");
+    assert_int_equal(json_array_size(evs), 1);
+    stream_of(stream, sizeof(stream), "comment", cid);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, 0), "version")), 1);
+    assert_string_equal(data_str(evs, 0, "comment_id"), cid);
+    assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
+    assert_string_equal(data_str(evs, 0, "user_id"), b.id);
+    assert_string_equal(data_str(evs, 0, "content"), "too salty\nbut good");
+    assert_string_equal(data_str(evs, 0, "recipe_author_id"), a.id);
+    json_decref(evs);
+
+    /* validation, unknown recipe, anonymous */
+    char body[2200] = "{\"content\":\"";
+    size_t k = strlen(body);
+    memset(body + k, 'x', 2001); /* one code point too many */
+    snprintf(body + k + 2001, sizeof(body) - k - 2001, "\"}");
+    assert_int_equal(act(fx, &b, "POST", body, &r, "/recipes/%s/comments", rid), 400);
+    assert_true(names_field(r, "content"));
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "POST", "{\"content\":\"\"}", &r, "/recipes/%s/comments", rid),
+                     400);
+    assert_true(names_field(r, "content"));
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "POST", "{\"text\":\"x\"}", &r, "/recipes/%s/comments", rid), 400);
+    assert_true(names_field(r, "content") && names_field(r, "text"));
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "POST", "{\"content\":\"x\"}", NULL, "/recipes/1/comments"), 404);
+    assert_int_equal(
+        act(fx, NULL, "POST", "{\"content\":\"x\"}", NULL, "/recipes/%s/comments", rid), 401);
+
+    /* delete: not a stranger, not under another recipe; the recipe's author may */
+    assert_int_equal(act(fx, &c, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 403);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", other_rid, cid),
+                     404);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, &r, "/recipes/%s/comments/%s", rid, cid), 200);
+    assert_string_equal(jstr(r, "comment_id"), cid);
+    json_decref(r);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 404);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, "77"), 404);
+    evs = events(fx, "CommentDeleted");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, 0), "version")), 2);
+    assert_string_equal(data_str(evs, 0, "comment_id"), cid);
+    assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
+    assert_string_equal(data_str(evs, 0, "recipe_author_id"), a.id);
+    json_decref(evs);
+
+    /* the comment's author may delete it too */
+    assert_int_equal(
+        act(fx, &b, "POST", "{\"content\":\"again\"}", &r, "/recipes/%s/comments", rid), 201);
+    snprintf(cid2, sizeof(cid2), "%s", jstr(r, "comment_id"));
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid2), 200);
+    assert_int_equal(count(fx, "CommentDeleted"), 2);
+}
+
+static void test_notifications_read(void **state)
+{
+    struct fx *fx = *state;
+    struct user a;
+    json_t *r1 = NULL, *r2 = NULL;
+    char stream[64];
+    user_new(fx, "reader", &a);
+    assert_int_equal(
+        act(fx, &a, "POST", "{\"up_to_id\":\"7300000000000000000\"}", &r1, "/notifications/read"),
+        200);
+    /* an older mark changes nothing */
+    assert_int_equal(act(fx, &a, "POST", "{\"up_to_id\":\"5\"}", &r2, "/notifications/read"), 200);
+    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    json_decref(r1), json_decref(r2);
+    json_t *evs = events(fx, "NotificationsRead");
+    assert_int_equal(json_array_size(evs), 1);
+    stream_of(stream, sizeof(stream), "user", a.id);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    assert_string_equal(data_str(evs, 0, "user_id"), a.id);
+    assert_string_equal(data_str(evs, 0, "up_to_id"), "7300000000000000000");
+    json_decref(evs);
+    assert_int_equal(act(fx, &a, "POST", "{}", &r1, "/notifications/read"), 400);
+    assert_true(names_field(r1, "up_to_id"));
+    json_decref(r1);
+    assert_int_equal(act(fx, &a, "POST", "{\"up_to_id\":12}", &r1, "/notifications/read"), 400);
+    assert_true(names_field(r1, "up_to_id"));
+    json_decref(r1);
+    assert_int_equal(act(fx, NULL, "POST", "{\"up_to_id\":\"9\"}", NULL, "/notifications/read"),
+                     401);
+}
+
+static void test_revoked_session(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    user_new(fx, "leaver", &a);
+    user_new(fx, "stayer", &b);
+    assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/auth/logout"), 200);
+    assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", b.id), 401);
+    assert_int_equal(act(fx, &a, "PUT", "{\"bio\":\"x\"}", NULL, "/users/%s", a.id), 401);
+    assert_int_equal(count(fx, "UserFollowed"), 0);
+}
+
+/* Raw connection with one full request written (answered once the loop runs). */
+static int raw_send(int port, const char *method, const char *path, const char *auth)
+{
+    char req[2048];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     method, path, auth);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* Read what is there on @p fd; the status once the answer is complete (EOF), else 0. */
+static int raw_pump(int fd, char *buf, size_t size, size_t *len)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    ssize_t got = read(fd, buf + *len, size - 1 - *len);
+    if (got > 0) {
+        *len += (size_t)got;
+        buf[*len] = '\0';
+        return 0;
+    }
+    if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
+        return -1;
+    return (int)strtol(buf + 9, NULL, 10);
+}
+
+#define N_RAW 4
+
+/* Send N_RAW requests and answer them all in one group-commit batch. */
+static void one_batch(struct fx *fx,
+                      const char *const *methods,
+                      char paths[][96],
+                      const char *auth,
+                      int *status,
+                      char bufs[][4096])
+{
+    int fds[N_RAW];
+    size_t lens[N_RAW] = {0};
+    int done = 0;
+    serve_stop(fx); /* drive the loop from here so every request lands in one batch */
+    double batches = sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "");
+    for (int i = 0; i < N_RAW; i++) {
+        fds[i] = raw_send(fx->port, methods[i], paths[i], auth);
+        status[i] = 0;
+    }
+    usleep(50 * 1000);
+    for (int k = 0; k < 5000 && done < N_RAW; k++) {
+        event_base_loop(fx->base, EVLOOP_NONBLOCK);
+        for (int i = 0; i < N_RAW; i++) {
+            if (status[i] == 0 && (status[i] = raw_pump(fds[i], bufs[i], 4096, &lens[i])) != 0)
+                done++;
+        }
+        usleep(1000);
+    }
+    for (int i = 0; i < N_RAW; i++)
+        close(fds[i]);
+    assert_true(sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "") ==
+                batches + 1);
+    serve_start(fx);
+}
+
+/* The "position" of the JSON body of a raw answer (static buffer). */
+static const char *raw_position(const char *buf)
+{
+    static char pos[64];
+    const char *p = strstr(buf, "\"position\":\"");
+    assert_non_null(p);
+    p += strlen("\"position\":\"");
+    size_t n = strcspn(p, "\"");
+    assert_true(n < sizeof(pos));
+    memcpy(pos, p, n);
+    pos[n] = '\0';
+    return pos;
+}
+
+/* Identical follows and likes in one batch: one event each, all answered with it. */
+static void test_duplicates_in_one_batch(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    char rid[24], paths[N_RAW][96], bufs[N_RAW][4096], first[64];
+    int status[N_RAW];
+    user_new(fx, "eager", &a);
+    user_new(fx, "idol", &b);
+    recipe_new(fx, &b, rid, sizeof(rid));
+    const char *methods[N_RAW] = {"POST", "POST", "POST", "POST"};
+    snprintf(paths[0], sizeof(paths[0]), "/users/%s/follow", b.id);
+    snprintf(paths[1], sizeof(paths[1]), "/users/%s/follow", b.id);
+    snprintf(paths[2], sizeof(paths[2]), "/recipes/%s/like", rid);
+    snprintf(paths[3], sizeof(paths[3]), "/recipes/%s/like", rid);
+    one_batch(fx, methods, paths, a.auth, status, bufs);
+    for (int i = 0; i < N_RAW; i++)
+        assert_int_equal(status[i], 200);
+    assert_int_equal(count(fx, "UserFollowed"), 1);
+    assert_int_equal(count(fx, "RecipeLiked"), 1);
+    /* the no-ops answer the position of the follower stream's last event in the batch */
+    snprintf(first, sizeof(first), "%s", raw_position(bufs[2]));
+    assert_string_equal(raw_position(bufs[3]), first);
+    assert_string_not_equal(raw_position(bufs[0]), first);
+    assert_string_equal(raw_position(bufs[1]), raw_position(bufs[0]));
+
+    /* unfollow, follow, unfollow, unfollow: three events, the last a no-op */
+    const char *m2[N_RAW] = {"POST", "POST", "POST", "POST"};
+    snprintf(paths[0], sizeof(paths[0]), "/users/%s/unfollow", b.id);
+    snprintf(paths[1], sizeof(paths[1]), "/users/%s/follow", b.id);
+    snprintf(paths[2], sizeof(paths[2]), "/users/%s/unfollow", b.id);
+    snprintf(paths[3], sizeof(paths[3]), "/users/%s/unfollow", b.id);
+    one_batch(fx, m2, paths, a.auth, status, bufs);
+    for (int i = 0; i < N_RAW; i++)
+        assert_int_equal(status[i], 200);
+    assert_int_equal(count(fx, "UserFollowed"), 2);
+    assert_int_equal(count(fx, "UserUnfollowed"), 2);
+    snprintf(first, sizeof(first), "%s", raw_position(bufs[2]));
+    assert_string_equal(raw_position(bufs[3]), first);
+}
+
+/* Deleting the write model: catch-up rebuilds follows, likes, comments and positions. */
+static void test_catch_up_rebuilds_social(void **state)
+{
+    struct fx *fx = *state;
+    struct user a, b;
+    json_t *r = NULL;
+    char rid[24], cid[24], last_pos[64];
+    user_new(fx, "author", &a);
+    user_new(fx, "fan", &b);
+    recipe_new(fx, &a, rid, sizeof(rid));
+    assert_int_equal(act(fx, &b, "POST", NULL, NULL, "/users/%s/follow", a.id), 200);
+    assert_int_equal(act(fx, &b, "POST", "{\"content\":\"yum\"}", &r, "/recipes/%s/comments", rid),
+                     201);
+    snprintf(cid, sizeof(cid), "%s", jstr(r, "comment_id"));
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "POST", NULL, &r, "/recipes/%s/like", rid), 200);
+    snprintf(last_pos, sizeof(last_pos), "%s", jstr(r, "position"));
+    json_decref(r);
+    size_t follows = count(fx, "UserFollowed"), likes = count(fx, "RecipeLiked");
+
+    app_stop(fx);
+    rm_tree(fx->wm_dir);
+    app_start(fx);
+    /* repeats are still no-ops, answering the rebuilt last position of b's stream */
+    assert_int_equal(act(fx, &b, "POST", NULL, &r, "/users/%s/follow", a.id), 200);
+    assert_string_equal(jstr(r, "position"), last_pos);
+    json_decref(r);
+    assert_int_equal(act(fx, &b, "POST", NULL, &r, "/recipes/%s/like", rid), 200);
+    assert_string_equal(jstr(r, "position"), last_pos);
+    json_decref(r);
+    assert_int_equal(count(fx, "UserFollowed"), follows);
+    assert_int_equal(count(fx, "RecipeLiked"), likes);
+    /* the comment is known with its author and recipe */
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 200);
+    assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 404);
+    assert_int_equal(act(fx, &b, "POST", NULL, NULL, "/users/%s/unfollow", a.id), 200);
+    assert_int_equal(count(fx, "UserUnfollowed"), 1);
+}
+
+int main(void)
+{
+    evthread_use_pthreads();
+    sp_log_setup(SP_LOG_WARN, "test-command-social");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_profile_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_like, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_comments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notifications_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_in_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_rebuilds_social, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
