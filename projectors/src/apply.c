@@ -10,18 +10,10 @@
 
 #include "proj/pg.h"
 #include "proj/runner.h"
+#include "runner_impl.h"
 #include "sp/log.h"
 
 #include "sp/banned.h"
-
-struct batch_ctx {
-    PGconn *conn;
-    const struct proj_projection *proj;
-    enum proj_poison_policy policy;
-    struct proj_batch_stats *stats;
-    struct sp_errbuf *eb; /* for fatal errors */
-    int fatal;            /* 0, or the error that stopped the batch */
-};
 
 /* Best-effort id and type of a record that did not decode, for the dead letter. */
 static void
@@ -40,7 +32,7 @@ raw_id_type(const struct es_log_record *rec, char *id, size_t id_size, char *typ
     json_decref(root);
 }
 
-static int dead_letter(struct batch_ctx *c,
+static int dead_letter(struct proj__apply *c,
                        const struct es_log_record *rec,
                        const struct es_event *ev,
                        const char *error)
@@ -91,7 +83,7 @@ static bool apply_error_is_poison(int rc, const struct sp_errbuf *perr)
 }
 
 /* Fold one decoded event under a savepoint. @return 0, a poison error, or a fatal one. */
-static int apply_one(struct batch_ctx *c,
+static int apply_one(struct proj__apply *c,
                      const struct es_log_record *rec,
                      const struct es_event *ev,
                      bool *poison,
@@ -115,7 +107,7 @@ static int apply_one(struct batch_ctx *c,
 }
 
 /* Classify and apply one record; sets *poison with the reason in @p perr. */
-static int process(struct batch_ctx *c,
+static int process(struct proj__apply *c,
                    const struct es_log_record *rec,
                    struct es_event *ev,
                    bool *poison,
@@ -142,7 +134,7 @@ static int process(struct batch_ctx *c,
     return sp_err_set(perr, 0, "type", "unknown event type \"%s\"", ev->type);
 }
 
-static void halt(struct batch_ctx *c, const struct es_log_record *rec, const char *error)
+static void halt(struct proj__apply *c, const struct es_log_record *rec, const char *error)
 {
     c->stats->halted = true;
     c->stats->halt_offset = rec->pos.offset;
@@ -150,9 +142,9 @@ static void halt(struct batch_ctx *c, const struct es_log_record *rec, const cha
              (long long)rec->pos.offset, error);
 }
 
-static int on_record(const struct es_log_record *rec, void *ud)
+int proj__apply_record(const struct es_log_record *rec, void *ud)
 {
-    struct batch_ctx *c = ud;
+    struct proj__apply *c = ud;
     struct sp_errbuf perr = {{0}, {0}};
     struct es_event ev;
     char error[sizeof(perr.msg) + sizeof(perr.field) + 4];
@@ -195,16 +187,19 @@ int proj_apply_batch(PGconn *conn,
                      struct proj_batch_stats *stats,
                      struct sp_errbuf *eb)
 {
-    struct batch_ctx c = {conn, proj, policy, stats, eb, 0};
+    struct proj__apply c = {conn, proj, policy, stats, eb, 0};
     int64_t next = from_offset;
     int rc;
 
     stats->next_offset = from_offset;
-    rc = es_log_read(log, partition, from_offset, max, on_record, &c, &next, eb);
+    rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
     if (c.fatal != 0)
         return c.fatal;
     if (rc < 0)
         return rc;
+    /* Kafka: the read may end past offsets that hold no record (transaction markers) */
+    if (!stats->halted && next > stats->next_offset)
+        stats->next_offset = next;
     return 0;
 }
 

@@ -4,7 +4,19 @@
  * per projection, each stepping its own runner (own connection, checkpoint, back-off).
  * They share only `struct daemon` fields under `mu` (@locks), the log handle (es_log_read,
  * es_log_end, es_log_wait are thread-safe) and the thread-safe metrics registry.
+ *
+ * Embedded LMDB log: log-mode runners over the one shared reader handle (a process must
+ * not open an LMDB log twice). Kafka: consumer-mode runners, each projection in its own
+ * consumer group "stockpot-projection-<name>" so that projector instances share the
+ * partitions; the shared handle (operations capped at PROJ_KAFKA_OP_MAX_MS) only serves
+ * the lag gauges.
+ *
+ * Shutdown: every wait is sliced (daemon_sleep, polls of at most 200 ms, Kafka operations
+ * capped), so the threads notice the stop flag within about a second whatever Kafka does;
+ * if they still have not finished DAEMON_STOP_MS after the signal (librdkafka's consumer
+ * close may wait for an unreachable group coordinator), the process exits without them.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -20,6 +33,7 @@
 #include "proj/migrate.h"
 #include "proj/pg.h"
 #include "proj/runner.h"
+#include "runner_impl.h"
 #include "sp/alloc.h"
 #include "sp/http.h"
 #include "sp/log.h"
@@ -31,8 +45,26 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define IDLE_STEP_MS   1000
+#define POLL_KAFKA_MS  200  /* longest wait of one consumer poll */
+#define DAEMON_STOP_MS 1500 /* after the signal, longest wait for the threads */
+#define LAG_KAFKA_MS   500  /* bound on one Kafka call for the lag gauges */
+#define LAG_EVERY_MS   1000 /* between two looks at the partitions' ends */
 
 struct daemon;
+
+/*
+ * Kafka: watches the partitions' ends for the lag gauges. On a thread of its own because
+ * librdkafka 2.0.2's rd_kafka_query_watermark_offsets (behind es_log_end) can block far
+ * past its timeout when no broker is reachable: no projection waits on it, nor does
+ * shutdown (daemon_lag_stop). The lag thread's own state: it touches nothing else.
+ */
+struct daemon_lag {
+    atomic_bool stop;
+    struct es_log *log;    /* owned: the daemon's Kafka reader handle */
+    _Atomic int64_t *ends; /* n partition ends, -1 = unknown */
+    int32_t n;
+    pthread_t tid;
+};
 
 /* One projection the daemon runs, with its own runner and thread. */
 struct daemon_proj {
@@ -51,6 +83,9 @@ struct daemon {
     struct event_base *base;     /* main thread only */
     atomic_bool stop;            /* set by the main thread, read by the others */
     struct es_log *log;          /* owned by the supervisor; set before the workers start */
+    bool kafka;                  /* log.backend = kafka: consumer-mode runners */
+    struct daemon_lag *lag;      /* kafka: owned by the supervisor; set before the workers
+                                  * start, which only read its ends */
     struct daemon_proj *projs;   /* n_projs entries, fixed before any thread starts */
     size_t n_projs;
     pthread_mutex_t mu; /* guards the fields below and daemon_proj's */
@@ -126,13 +161,23 @@ out_fatal:
     return rc;
 }
 
+static int daemon_log_open_once(struct daemon *d, struct sp_errbuf *eb)
+{
+    struct es_kafka_opts ko;
+
+    if (!d->kafka)
+        return es_log_open(d->cfg, ES_LOG_READER, &d->log, eb);
+    proj__kafka_opts(d->cfg, LAG_KAFKA_MS, &ko); /* this handle only serves the lag gauges */
+    return es_log_open_kafka(&ko, ES_LOG_READER, &d->log, eb);
+}
+
 /* Opens the log as a reader, waiting for the writer to create it. */
 static int daemon_open_log(struct daemon *d)
 {
     struct sp_errbuf eb = {{0}, {0}};
     bool told = false;
 
-    while (es_log_open(d->cfg, ES_LOG_READER, &d->log, &eb) != 0) {
+    while (daemon_log_open_once(d, &eb) != 0) {
         if (!told)
             sp_log(SP_LOG_WARN, "event log not available yet, waiting: %s", eb.msg);
         told = true;
@@ -149,6 +194,7 @@ static int daemon_open_log(struct daemon *d)
 static int daemon_runners(struct daemon *d)
 {
     struct proj_runner_opts opts = {0};
+    struct proj_consumer_opts copts = {POLL_KAFKA_MS, 0, 0};
     struct sp_errbuf eb = {{0}, {0}};
     enum proj_poison_policy policy = PROJ_POISON_DEAD_LETTER;
 
@@ -159,8 +205,11 @@ static int daemon_runners(struct daemon *d)
     opts.policy = policy;
     opts.metrics = d->metrics;
     for (size_t i = 0; i < d->n_projs; i++) {
+        int rc;
         opts.proj = d->projs[i].proj;
-        if (proj_runner_new(&opts, d->log, &d->projs[i].r, &eb) != 0) {
+        rc = d->kafka ? proj_runner_new_consumer(&opts, &copts, d->cfg, &d->projs[i].r, &eb)
+                      : proj_runner_new(&opts, d->log, &d->projs[i].r, &eb);
+        if (rc != 0) {
             sp_log(SP_LOG_ERROR, "could not start projection \"%s\": %s", opts.proj->name, eb.msg);
             daemon_set(d, &d->fatal, true, eb.msg);
             return SP_EINVAL;
@@ -197,7 +246,7 @@ proj_after_step(struct daemon_proj *w, int rc, int64_t n, const struct sp_errbuf
         if (!w->pg_ok)
             sp_logf(SP_LOG_INFO, kv, "projection running");
         proj_set(w, &w->pg_ok, true, "");
-        if (n == 0)
+        if (n == 0 && !d->kafka) /* a consumer's poll has waited already */
             daemon_wait_log(d, w->r, (int)sp_config_int(d->cfg, "projector.poll_ms"));
         return 0;
     }
@@ -223,6 +272,8 @@ static void *proj_thread(void *arg)
     while (!atomic_load(&w->d->stop)) {
         sp_err_clear(&eb);
         rc = proj_runner_step(w->r, &n, &eb);
+        for (int32_t p = 0; w->d->lag != NULL && p < w->d->lag->n; p++)
+            proj_runner_set_end(w->r, p, atomic_load(&w->d->lag->ends[p]));
         sleep_ms = proj_after_step(w, rc, n, &eb, wait_ms);
         wait_ms = sleep_ms == 0     ? BACKOFF_MIN_MS
                   : rc == SP_ESTATE ? wait_ms
@@ -233,6 +284,75 @@ static void *proj_thread(void *arg)
     return NULL;
 }
 
+/* A lag thread still stuck in librdkafka at shutdown, left behind on purpose (the process
+ * is exiting); kept reachable so that leak checkers do not flag it. */
+static struct daemon_lag *daemon_stuck_lag;
+
+static void *lag_thread(void *arg)
+{
+    struct daemon_lag *lag = arg;
+    struct timespec ts = {0, 20L * 1000 * 1000};
+    int64_t end;
+
+    while (!atomic_load(&lag->stop)) {
+        for (int32_t p = 0; p < lag->n && !atomic_load(&lag->stop); p++)
+            atomic_store(&lag->ends[p], es_log_end(lag->log, p, &end, NULL) == 0 ? end : -1);
+        for (int ms = 0; ms < LAG_EVERY_MS && !atomic_load(&lag->stop); ms += 20)
+            nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Hands d->log to a new lag thread. Without one (it could not start) there is no lag. */
+static void daemon_lag_start(struct daemon *d)
+{
+    struct daemon_lag *lag = sp_xcalloc(1, sizeof(*lag));
+    int rc;
+
+    atomic_init(&lag->stop, false);
+    lag->log = d->log;
+    lag->n = es_log_partitions(d->log);
+    lag->ends = sp_xcalloc((size_t)(lag->n > 0 ? lag->n : 1), sizeof(*lag->ends));
+    for (int32_t p = 0; p < lag->n; p++)
+        atomic_init(&lag->ends[p], -1);
+    rc = pthread_create(&lag->tid, NULL, lag_thread, lag);
+    if (rc != 0) {
+        sp_log(SP_LOG_WARN, "could not start the lag thread, no lag gauges: %s", strerror(rc));
+        free(lag->ends);
+        free(lag);
+        return;
+    }
+    d->log = NULL;
+    d->lag = lag;
+}
+
+/* Stops the lag thread and closes the log; a thread stuck in librdkafka is left behind. */
+static void daemon_lag_stop(struct daemon *d)
+{
+    struct daemon_lag *lag = d->lag;
+    struct timespec until;
+
+    if (lag == NULL)
+        return;
+    d->lag = NULL;
+    atomic_store(&lag->stop, true);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 300L * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(lag->tid, NULL, &until) != 0) {
+        sp_log(SP_LOG_WARN, "the lag thread is stuck in a kafka call, leaving it behind");
+        pthread_detach(lag->tid);
+        daemon_stuck_lag = lag;
+        return;
+    }
+    es_log_close(lag->log);
+    free(lag->ends);
+    free(lag);
+}
+
 /* The supervisor: start-up, then one thread per projection until they all stop. */
 static void *daemon_thread(void *arg)
 {
@@ -241,6 +361,8 @@ static void *daemon_thread(void *arg)
 
     if (daemon_migrate(d) != 0 || daemon_open_log(d) != 0 || daemon_runners(d) != 0)
         goto out;
+    if (d->kafka)
+        daemon_lag_start(d);
     for (size_t i = 0; i < d->n_projs; i++) {
         rc = pthread_create(&d->projs[i].tid, NULL, proj_thread, &d->projs[i]);
         if (rc != 0) {
@@ -257,12 +379,16 @@ static void *daemon_thread(void *arg)
             pthread_join(d->projs[i].tid, NULL);
     }
 out:
+    sp_log(SP_LOG_DEBUG, "projection threads stopped, closing the runners");
     for (size_t i = 0; i < d->n_projs; i++) {
         proj_runner_free(d->projs[i].r);
         d->projs[i].r = NULL;
     }
+    daemon_lag_stop(d);
+    sp_log(SP_LOG_DEBUG, "runners closed, closing the log");
     es_log_close(d->log);
     d->log = NULL;
+    sp_log(SP_LOG_DEBUG, "log closed");
     return NULL;
 }
 
@@ -348,6 +474,36 @@ static int daemon_start_thread(struct daemon *d, pthread_t *tid)
     return rc;
 }
 
+/*
+ * Waits for the supervisor (hence every projection thread) to finish, at most
+ * DAEMON_STOP_MS; past that a thread is stuck in a call that does not honour the stop
+ * flag (librdkafka's consumer close waiting for an unreachable coordinator): exit now,
+ * without freeing what those threads still use. Checkpoints are safe: every batch is one
+ * committed or rolled-back transaction.
+ */
+static void daemon_join(struct daemon *d, pthread_t tid)
+{
+    struct timespec until;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DAEMON_STOP_MS / 1000;
+    until.tv_nsec += (long)(DAEMON_STOP_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    rc = pthread_timedjoin_np(tid, NULL, &until);
+    if (rc == 0)
+        return;
+    sp_log(SP_LOG_WARN,
+           "projection threads still busy %d ms after the stop request (event log "
+           "unreachable?): exiting without waiting for them",
+           DAEMON_STOP_MS);
+    fflush(NULL);
+    _exit(d->fatal ? 1 : 0);
+}
+
 static int daemon_loop(struct daemon *d)
 {
     struct sp_http_server *srv = NULL;
@@ -367,7 +523,7 @@ static int daemon_loop(struct daemon *d)
     if (daemon_start_thread(d, &tid) == 0) {
         event_base_dispatch(d->base);
         atomic_store(&d->stop, true);
-        pthread_join(tid, NULL);
+        daemon_join(d, tid);
         status = d->fatal ? 1 : 0;
     }
     event_free(ev_tick);
@@ -387,6 +543,7 @@ int proj_daemon_run(const struct sp_config *cfg,
 
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
+    d.kafka = proj__kafka_backend(cfg);
     atomic_init(&d.stop, false);
     pthread_mutex_init(&d.mu, NULL);
     snprintf(d.why, sizeof(d.why), "starting");

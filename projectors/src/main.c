@@ -16,6 +16,9 @@ static void usage(FILE *f)
                "into every registered projection (\"pg\": the PostgreSQL read models), each\n"
                "on its own thread, one transaction per batch with its checkpoint. Serves GET "
                "/healthz, /readyz and /metrics on projector.host:port.\n"
+               "On Kafka (log.backend = kafka) each projection consumes in consumer group\n"
+               "stockpot-projection-<name>: several projectors share the partitions, each\n"
+               "partition's checkpoint stored with the view.\n"
                "SIGTERM or SIGINT finish the current batch and stop.\n\n"
                "Migrations directory: $STOCKPOT_SQL_DIR, else the source tree's schemas/sql,\n"
                "else <bindir>/../share/stockpot/sql.\n\n");

@@ -1,6 +1,7 @@
 /*
- * The projection runner: batches from the stored checkpoint, one PostgreSQL transaction
- * per batch with the checkpoint update, reconnects after connection loss, metrics.
+ * The projection runner in log mode (batches read from the stored checkpoint of every
+ * partition, one PostgreSQL transaction per batch with the checkpoint update), and what
+ * both modes share: options, reconnects after connection loss, metrics, halting.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,27 +9,12 @@
 
 #include "proj/pg.h"
 #include "proj/runner.h"
+#include "runner_impl.h"
 #include "sp/alloc.h"
 #include "sp/log.h"
 #include "sp/time.h"
 
 #include "sp/banned.h"
-
-struct proj_runner {
-    const struct proj_projection *proj; /* borrowed, static */
-    char *conninfo;                     /* owned */
-    size_t batch_max;
-    enum proj_poison_policy policy;
-    struct sp_metrics *metrics; /* borrowed, may be NULL */
-    struct es_log *log;         /* borrowed */
-    PGconn *conn;               /* owned; NULL when disconnected */
-    int32_t nparts;
-    int64_t *checkpoint; /* per partition, -1 until known */
-    int64_t *end;        /* per partition log end at the last step, -1 until known */
-    bool halted;
-    char halt_why[400];
-    char labels[96]; /* projection="<name>" */
-};
 
 static void runner_describe(struct sp_metrics *m)
 {
@@ -49,28 +35,18 @@ static void runner_describe(struct sp_metrics *m)
                         "1 if the projection stopped on a poison event (halt policy)");
 }
 
-int proj_runner_new(const struct proj_runner_opts *opts,
-                    struct es_log *log,
-                    struct proj_runner **out,
-                    struct sp_errbuf *eb)
+/* The fields both modes share; @p nparts ≥ 0 partitions known up front. */
+static struct proj_runner *runner_alloc(const struct proj_runner_opts *opts, int32_t nparts)
 {
-    struct proj_runner *r;
+    struct proj_runner *r = sp_xcalloc(1, sizeof(*r));
 
-    *out = NULL;
-    if (opts->proj == NULL || opts->batch_max < 1 || log == NULL)
-        return sp_err_set(eb, SP_EINVAL, NULL, "runner needs a projection, a log and batch_max");
-    r = sp_xcalloc(1, sizeof(*r));
     r->proj = opts->proj;
     r->conninfo = sp_xstrdup(opts->conninfo ? opts->conninfo : "");
     r->batch_max = opts->batch_max;
     r->policy = opts->policy;
     r->metrics = opts->metrics;
-    r->log = log;
-    r->nparts = es_log_partitions(log);
-    r->checkpoint = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
-    r->end = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
-    for (int32_t p = 0; p < r->nparts; p++)
-        r->checkpoint[p] = r->end[p] = -1;
+    if (nparts > 0)
+        proj__runner_grow(r, nparts - 1);
     snprintf(r->labels, sizeof(r->labels), "projection=\"%s\"", r->proj->name);
     if (r->metrics != NULL) {
         runner_describe(r->metrics);
@@ -80,23 +56,82 @@ int proj_runner_new(const struct proj_runner_opts *opts,
         sp_metrics_counter_add(r->metrics, "stockpot_projection_retries_total", r->labels, 0);
         sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 0);
     }
+    return r;
+}
+
+int proj_runner_new(const struct proj_runner_opts *opts,
+                    struct es_log *log,
+                    struct proj_runner **out,
+                    struct sp_errbuf *eb)
+{
+    *out = NULL;
+    if (opts->proj == NULL || opts->batch_max < 1 || log == NULL)
+        return sp_err_set(eb, SP_EINVAL, NULL, "runner needs a projection, a log and batch_max");
+    *out = runner_alloc(opts, es_log_partitions(log));
+    (*out)->log = log;
+    return 0;
+}
+
+int proj_runner_new_consumer(const struct proj_runner_opts *opts,
+                             const struct proj_consumer_opts *copts,
+                             const struct sp_config *cfg,
+                             struct proj_runner **out,
+                             struct sp_errbuf *eb)
+{
+    static const struct proj_consumer_opts defaults = {0, 0, 0};
+    struct proj_runner *r;
+
+    *out = NULL;
+    if (opts->proj == NULL || opts->batch_max < 1 || cfg == NULL)
+        return sp_err_set(eb, SP_EINVAL, NULL,
+                          "runner needs a projection, a configuration and batch_max");
+    if (copts == NULL)
+        copts = &defaults;
+    if (copts->poll_ms < 0 || copts->session_timeout_ms < 0 || copts->heartbeat_interval_ms < 0)
+        return sp_err_set(eb, SP_EINVAL, NULL, "runner timeouts must not be negative");
+    r = runner_alloc(opts, 0);
+    r->cfg = cfg;
+    r->batch = sp_xcalloc(r->batch_max, sizeof(*r->batch));
+    r->poll_ms = copts->poll_ms > 0 ? copts->poll_ms : 200;
+    r->session_timeout_ms = copts->session_timeout_ms;
+    r->heartbeat_interval_ms = copts->heartbeat_interval_ms;
+    snprintf(r->group_id, sizeof(r->group_id), "stockpot-projection-%s", r->proj->name);
     *out = r;
     return 0;
+}
+
+void proj__runner_grow(struct proj_runner *r, int32_t p)
+{
+    size_t n = (size_t)p + 1;
+
+    if (p < r->nparts)
+        return;
+    r->checkpoint = sp_xrealloc(r->checkpoint, n * sizeof(*r->checkpoint));
+    r->end = sp_xrealloc(r->end, n * sizeof(*r->end));
+    r->assigned = sp_xrealloc(r->assigned, n * sizeof(*r->assigned));
+    for (int32_t i = r->nparts; i <= p; i++) {
+        r->checkpoint[i] = r->end[i] = -1;
+        r->assigned[i] = false;
+    }
+    r->nparts = p + 1;
 }
 
 void proj_runner_free(struct proj_runner *r)
 {
     if (r == NULL)
         return;
+    proj__runner_consumer_close(r);
     if (r->conn != NULL)
         PQfinish(r->conn);
     free(r->conninfo);
     free(r->checkpoint);
     free(r->end);
+    free(r->assigned);
+    free(r->batch);
     free(r);
 }
 
-static int runner_connect(struct proj_runner *r, struct sp_errbuf *eb)
+int proj__runner_connect(struct proj_runner *r, struct sp_errbuf *eb)
 {
     char app[96];
 
@@ -110,21 +145,30 @@ static int runner_connect(struct proj_runner *r, struct sp_errbuf *eb)
     return proj_pg_connect(r->conninfo, app, &r->conn, eb);
 }
 
-static void runner_gauges(struct proj_runner *r, int32_t p)
+void proj__runner_check_conn(struct proj_runner *r)
+{
+    if (r->conn != NULL && PQstatus(r->conn) != CONNECTION_OK) {
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+}
+
+void proj__runner_gauges(struct proj_runner *r, int32_t p)
 {
     char labels[128];
 
-    if (r->metrics == NULL)
+    if (r->metrics == NULL || r->checkpoint[p] < 0)
         return;
     snprintf(labels, sizeof(labels), "%s,partition=\"%d\"", r->labels, (int)p);
     sp_metrics_gauge_set(r->metrics, "stockpot_projection_checkpoint", labels,
                          (double)r->checkpoint[p]);
-    if (r->end[p] >= 0 && r->checkpoint[p] >= 0)
-        sp_metrics_gauge_set(r->metrics, "stockpot_projection_lag_events", labels,
-                             (double)(r->end[p] - r->checkpoint[p]));
+    if (r->end[p] >= 0)
+        sp_metrics_gauge_set(
+            r->metrics, "stockpot_projection_lag_events", labels,
+            (double)(r->end[p] > r->checkpoint[p] ? r->end[p] - r->checkpoint[p] : 0));
 }
 
-static void runner_count(struct proj_runner *r, const struct proj_batch_stats *st, int64_t t0_us)
+void proj__runner_count(struct proj_runner *r, const struct proj_batch_stats *st, int64_t t0_us)
 {
     if (r->metrics == NULL)
         return;
@@ -136,8 +180,7 @@ static void runner_count(struct proj_runner *r, const struct proj_batch_stats *s
                        (double)(sp_time_mono_us() - t0_us) / 1e6);
 }
 
-/* The batch from @p from of partition @p p was rolled back; it is retried by a later step. */
-static void runner_retry(struct proj_runner *r, int32_t p, int64_t from, const struct sp_errbuf *eb)
+void proj__runner_retry(struct proj_runner *r, int32_t p, int64_t from, const struct sp_errbuf *eb)
 {
     char part[16], off[32];
     const char *kv[] = {"projection", r->proj->name, "partition", part,
@@ -152,6 +195,21 @@ static void runner_retry(struct proj_runner *r, int32_t p, int64_t from, const s
             eb != NULL ? eb->msg : "unknown error");
     if (r->metrics != NULL)
         sp_metrics_counter_add(r->metrics, "stockpot_projection_retries_total", r->labels, 1);
+}
+
+int proj__runner_halt(struct proj_runner *r,
+                      const struct proj_batch_stats *st,
+                      struct sp_errbuf *eb)
+{
+    r->halted = true;
+    snprintf(r->halt_why, sizeof(r->halt_why), "%s", st->halt_error);
+    sp_logf(SP_LOG_ERROR, (const char *[]){"projection", r->proj->name, NULL},
+            "projection halted on a poison event (projector.poison_policy = halt): %s",
+            st->halt_error);
+    if (r->metrics != NULL)
+        sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 1);
+    return sp_err_set(eb, SP_ESTATE, NULL, "projection \"%s\" halted: %s", r->proj->name,
+                      r->halt_why);
 }
 
 /* One batch of partition @p p in one transaction with its checkpoint. */
@@ -175,24 +233,15 @@ static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, s
         rc = proj_pg_exec_script(r->conn, st.next_offset != from ? "COMMIT" : "ROLLBACK", eb);
     if (rc != 0) {
         proj_pg_rollback(r->conn);
-        runner_retry(r, p, from, eb);
+        proj__runner_retry(r, p, from, eb);
         return rc;
     }
     r->checkpoint[p] = st.next_offset;
     *consumed = st.next_offset - from;
     if (*consumed > 0)
-        runner_count(r, &st, t0_us);
-    if (st.halted) {
-        r->halted = true;
-        snprintf(r->halt_why, sizeof(r->halt_why), "%s", st.halt_error);
-        sp_logf(SP_LOG_ERROR, (const char *[]){"projection", r->proj->name, NULL},
-                "projection halted on a poison event (projector.poison_policy = halt): %s",
-                st.halt_error);
-        if (r->metrics != NULL)
-            sp_metrics_gauge_set(r->metrics, "stockpot_projection_halted", r->labels, 1);
-        return sp_err_set(eb, SP_ESTATE, NULL, "projection \"%s\" halted: %s", r->proj->name,
-                          r->halt_why);
-    }
+        proj__runner_count(r, &st, t0_us);
+    if (st.halted)
+        return proj__runner_halt(r, &st, eb);
     return 0;
 }
 
@@ -206,20 +255,19 @@ int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
     if (r->halted)
         return sp_err_set(eb, SP_ESTATE, NULL, "projection \"%s\" halted: %s", r->proj->name,
                           r->halt_why);
-    rc = runner_connect(r, eb);
+    if (r->cfg != NULL)
+        return proj__runner_consumer_step(r, applied, eb);
+    rc = proj__runner_connect(r, eb);
     for (int32_t p = 0; rc == 0 && p < r->nparts; p++) {
         n = 0;
         rc = step_partition(r, p, &n, eb);
         total += n;
         if (es_log_end(r->log, p, &r->end[p], NULL) != 0)
             r->end[p] = -1;
-        runner_gauges(r, p);
+        proj__runner_gauges(r, p);
     }
     /* A transient error leaves a working session: keep it; a broken one is reopened. */
-    if (r->conn != NULL && PQstatus(r->conn) != CONNECTION_OK) {
-        PQfinish(r->conn);
-        r->conn = NULL;
-    }
+    proj__runner_check_conn(r);
     if (applied != NULL)
         *applied = total;
     return rc;
@@ -227,10 +275,13 @@ int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
 
 int proj_runner_catch_up(struct proj_runner *r, struct sp_errbuf *eb)
 {
-    int64_t *target = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
-    int64_t n;
+    int64_t *target, n;
     bool done = false;
     int rc = 0;
+
+    if (r->cfg != NULL)
+        return sp_err_set(eb, SP_EINVAL, NULL, "catch-up is for log-mode runners");
+    target = sp_xcalloc((size_t)r->nparts, sizeof(int64_t));
 
     for (int32_t p = 0; rc == 0 && p < r->nparts; p++)
         rc = es_log_end(r->log, p, &target[p], eb);
@@ -262,6 +313,8 @@ int64_t proj_runner_checkpoint(const struct proj_runner *r)
 {
     int64_t min = -1;
     for (int32_t p = 0; p < r->nparts; p++) {
+        if (r->cfg != NULL && !r->assigned[p])
+            continue;
         if (r->checkpoint[p] < 0)
             return -1;
         if (min < 0 || r->checkpoint[p] < min)
@@ -274,9 +327,25 @@ int64_t proj_runner_lag(const struct proj_runner *r)
 {
     int64_t lag = 0;
     for (int32_t p = 0; p < r->nparts; p++) {
+        if (r->cfg != NULL && !r->assigned[p])
+            continue;
         if (r->checkpoint[p] < 0 || r->end[p] < 0)
             return -1;
-        lag += r->end[p] - r->checkpoint[p];
+        lag += r->end[p] > r->checkpoint[p] ? r->end[p] - r->checkpoint[p] : 0;
     }
     return lag;
+}
+
+size_t proj_runner_assignment(const struct proj_runner *r, int32_t *parts, size_t cap)
+{
+    size_t n = 0;
+
+    for (int32_t p = 0; r->cfg != NULL && p < r->nparts; p++) {
+        if (!r->assigned[p])
+            continue;
+        if (n < cap)
+            parts[n] = p;
+        n++;
+    }
+    return n;
 }

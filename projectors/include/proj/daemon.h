@@ -17,6 +17,13 @@
  * checkpoint, back-off: one projection failing or halted does not stop the others),
  * serve GET /healthz /readyz /metrics on projector.host:port from the main thread's
  * libevent loop. /readyz is 200 only when every projection's last step succeeded.
+ * Log backends: the embedded LMDB log is read by log-mode runners sharing one reader
+ * handle; Kafka by consumer-mode runners, one consumer group per projection
+ * ("stockpot-projection-<name>"), so several projector processes share the partitions
+ * (proj_runner_new_consumer).
+ * Shutdown is bounded: every wait is sliced and Kafka calls are capped, and if a thread is
+ * still busy 1.5 s after the signal (librdkafka waiting for an unreachable broker), the
+ * process exits at once (_exit) without waiting for it.
  * @param projs, n_projs  projections to run (borrowed; must outlive the call); NULL =
  *                        every registered projection (proj_registry_count/_at)
  * @return the process exit status: 0 after a clean shutdown, 1 on a fatal start-up

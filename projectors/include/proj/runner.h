@@ -19,6 +19,7 @@
 #include "es/log.h"
 #include "proj/projection.h"
 #include "sp/err.h"
+#include "sp/config.h"
 #include "sp/metrics.h"
 
 /** First key of the per-projection advisory locks ("SP" in ASCII). */
@@ -82,10 +83,24 @@ struct proj_runner_opts {
     struct sp_metrics *metrics; /* borrowed, may be NULL; series described here */
 };
 
+/** Options of a consumer-mode runner only; 0 = the default. */
+struct proj_consumer_opts {
+    int poll_ms;               /* longest wait of one step for records; default 200 */
+    int session_timeout_ms;    /* Kafka session.timeout.ms (es_consumer_opts) */
+    int heartbeat_interval_ms; /* Kafka heartbeat.interval.ms (es_consumer_opts) */
+};
+
+/** Bound on one Kafka operation of a consumer-mode runner (open, seek), ms: the smaller of
+ *  this and kafka.timeout_ms, so a runner never blocks long on an unreachable cluster. */
+#define PROJ_KAFKA_OP_MAX_MS 1000
+
 struct proj_runner;
 
 /**
- * New runner over @p log (borrowed; must outlive the runner). Does not connect yet.
+ * New runner in LOG MODE over @p log (borrowed; must outlive the runner): every step
+ * reads each partition from the checkpoint stored in PostgreSQL (es_log_read). The
+ * projector uses it for the embedded LMDB log, where one process must not open the log
+ * more than once (several projections share one reader handle). Does not connect yet.
  * @param[out] out  owned; free with proj_runner_free()
  * @return 0 or SP_EINVAL for bad options.
  */
@@ -94,29 +109,77 @@ SP_MUST_CHECK int proj_runner_new(const struct proj_runner_opts *opts,
                                   struct proj_runner **out,
                                   struct sp_errbuf *eb);
 
-/** Close the connection and free the runner; NULL is a no-op. */
+/**
+ * New runner in CONSUMER MODE (es/consumer.h) on the log chosen by @p cfg (log.backend;
+ * borrowed, must outlive the runner), in consumer group "stockpot-projection-<name>":
+ * runners of one projection in several processes share the partitions (Kafka; on LMDB
+ * each runner reads partition 0 alone). Kafka operations are bounded by
+ * PROJ_KAFKA_OP_MAX_MS. The consumer is opened by the first step (and re-opened by a
+ * later step after it failed).
+ *  - on_assign loads the stored checkpoint of each assigned partition and starts there;
+ *  - a step polls up to batch_max records of any assigned partitions (waiting up to
+ *    copts->poll_ms) and applies them in ONE transaction that also upserts the checkpoint
+ *    of every partition touched, after checking under the projection lock that each of
+ *    those checkpoints is still the one this runner started from (a rebuild, or another
+ *    instance before a rebalance, may have moved it: then nothing is applied and the
+ *    partition is re-read from the stored checkpoint);
+ *  - a rolled-back batch seeks every touched partition back to its checkpoint;
+ *  - on_revoke drops the records polled but not applied (no transaction is ever open
+ *    while the consumer is polled), so the next owner starts from the stored checkpoint.
+ * Each event is thus applied exactly once in effect, whatever the rebalances.
+ * @param copts  may be NULL (every default)
+ * @param[out] out  owned; free with proj_runner_free() (which closes the consumer)
+ * @return 0 or SP_EINVAL for bad options.
+ */
+SP_MUST_CHECK int proj_runner_new_consumer(const struct proj_runner_opts *opts,
+                                           const struct proj_consumer_opts *copts,
+                                           const struct sp_config *cfg,
+                                           struct proj_runner **out,
+                                           struct sp_errbuf *eb);
+
+/** Close the consumer (consumer mode) and the connection, free the runner; NULL is a
+ *  no-op. Closing a Kafka consumer leaves the group (it may wait for the coordinator). */
 void proj_runner_free(struct proj_runner *r);
 
 /**
- * One step: (re)connect if needed, then for each partition apply one batch from the
- * stored checkpoint in one transaction with the checkpoint update, and refresh the
- * metrics (applied, dead letters, retries, checkpoint, lag, batch latency). A batch that
- * fails is rolled back (its checkpoint does not move), logged (warning) and counted in
- * stockpot_projection_retries_total; the caller retries it with a back-off.
+ * One step. Log mode: (re)connect if needed, then for each partition apply one batch from
+ * the stored checkpoint in one transaction with the checkpoint update. Consumer mode: see
+ * proj_runner_new_consumer (the poll waits up to poll_ms when there is nothing to apply).
+ * Both refresh the metrics (applied, dead letters, retries, checkpoint, lag, batch
+ * latency). A batch that fails is rolled back (its checkpoint does not move), logged
+ * (warning) and counted in stockpot_projection_retries_total; the caller retries it with
+ * a back-off.
  * @param[out] applied  records consumed in this step (0 = caught up; may be NULL)
  * @return 0; SP_EUNAVAIL if PostgreSQL is unreachable, the connection broke (it is
  *         reopened on the next step) or a statement failed transiently (the session is
- *         kept); SP_ESTATE if the projection is halted (now or earlier; eb says why);
- *         SP_EDB / es_log errors. Any error but SP_ESTATE: call again after a back-off.
+ *         kept), or (consumer mode) the consumer could not be opened or failed (it is
+ *         re-opened on the next step); SP_ESTATE if the projection is halted (now or
+ *         earlier; eb says why); SP_EDB / es_log errors. Any error but SP_ESTATE: call
+ *         again after a back-off.
  * @locality one thread at a time
  */
 SP_MUST_CHECK int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *eb);
 
 /**
- * Step until every partition's checkpoint reaches the log end seen at the call (for
- * tests and tools). @return as proj_runner_step.
+ * Log mode: step until every partition's checkpoint reaches the log end seen at the call
+ * (for tests and tools). @return as proj_runner_step; SP_EINVAL in consumer mode.
  */
 SP_MUST_CHECK int proj_runner_catch_up(struct proj_runner *r, struct sp_errbuf *eb);
+
+/**
+ * Consumer mode: the end of @p partition as seen by whoever watches the log (es_log_end;
+ * -1 = unknown), for its lag gauge while the partition is assigned to this runner. The
+ * runner never asks the log itself: librdkafka 2.0.2's end query can block far past its
+ * timeout when no broker is reachable, so the projector watches the ends on a thread of
+ * their own. No-op in log mode (the step reads the ends itself).
+ */
+void proj_runner_set_end(struct proj_runner *r, int32_t partition, int64_t end_offset);
+
+/**
+ * Consumer mode: the partitions assigned to the runner (ascending): up to @p cap copied to
+ * @p parts. @return how many are assigned (0 in log mode).
+ */
+size_t proj_runner_assignment(const struct proj_runner *r, int32_t *parts, size_t cap);
 
 /** Whether the runner halted on a poison event; @p why (may be NULL) gets the reason. */
 bool proj_runner_halted(const struct proj_runner *r, const char **why);
@@ -124,10 +187,12 @@ bool proj_runner_halted(const struct proj_runner *r, const char **why);
 /** Whether the runner holds a working PostgreSQL connection. */
 bool proj_runner_connected(const struct proj_runner *r);
 
-/** Smallest checkpoint over the partitions, as of the last step (-1 before the first). */
+/** Smallest checkpoint over the partitions (consumer mode: the assigned ones), as of the
+ *  last step (-1 before the first, or if one is not known). */
 int64_t proj_runner_checkpoint(const struct proj_runner *r);
 
-/** Sum over partitions of (log end - checkpoint) as of the last step (-1 before). */
+/** Sum over partitions (consumer mode: the assigned ones) of (log end - checkpoint) as of
+ *  the last step or proj_runner_set_end (-1 before, or if one is not known). */
 int64_t proj_runner_lag(const struct proj_runner *r);
 
 /**
@@ -139,6 +204,9 @@ int64_t proj_runner_lag(const struct proj_runner *r);
  * seeing the old view, MVCC, until the commit shows them the new one at once. A running
  * projector's next batch waits on the projection lock, then resumes from the new
  * checkpoint. The deleted old rows are dead tuples that autovacuum reclaims.
+ * Works on every backend: each partition is read (es_log_read) from 0 to its end as
+ * queried at the start (Kafka: past trailing transaction markers), and gets its own
+ * checkpoint row.
  * @param[out] stats  totals (next_offset = end of partition 0)
  * @return 0; SP_ESTATE if a poison event halted it (policy halt; rolled back);
  *         SP_EDB / SP_EUNAVAIL / es_log errors (rolled back).
