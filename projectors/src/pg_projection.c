@@ -1,7 +1,7 @@
 /*
  * The PostgreSQL projection "pg": users and recipes (with tags) of schema stockpot, folded
- * from the v1 events of schemas/events/README.md. Secrets (email, password hash) are
- * never written.
+ * from the v1 events of schemas/events/README.md, plus the social tables of pg_social.c.
+ * Secrets (email, password hash, refresh hash) are never written.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "es/id.h"
+#include "pg_internal.h"
 #include "proj/pg.h"
 #include "proj/projection.h"
 #include "sp/alloc.h"
@@ -16,53 +17,36 @@
 
 #include "sp/banned.h"
 
-enum field_kind {
-    F_ID,           /* decimal id string */
-    F_ID_OR_NULL,   /* decimal id string or null */
-    F_TEXT,         /* string */
-    F_TEXT_OR_NULL, /* string or null */
-    F_TEXT_ARRAY,   /* array of strings */
-    F_ID_ARRAY,     /* array of decimal id strings */
+static const struct proj__field_spec user_registered_fields[] = {
+    {"user_id", PROJ__F_ID, true},
+    {"username", PROJ__F_TEXT, true},
 };
 
-struct field_spec {
-    const char *name;
-    enum field_kind kind;
-    bool required;
+static const struct proj__field_spec profile_updated_fields[] = {
+    {"full_name", PROJ__F_TEXT_OR_NULL, false},
+    {"bio", PROJ__F_TEXT_OR_NULL, false},
+    {"avatar_media_id", PROJ__F_ID_OR_NULL, false},
 };
 
-static const struct field_spec user_registered_fields[] = {
-    {"user_id", F_ID, true},
-    {"username", F_TEXT, true},
+static const struct proj__field_spec recipe_created_fields[] = {
+    {"recipe_id", PROJ__F_ID, false},
+    {"author_id", PROJ__F_ID, true},
+    {"title", PROJ__F_TEXT, true},
+    {"description", PROJ__F_TEXT_OR_NULL, false},
+    {"ingredients", PROJ__F_TEXT_ARRAY, true},
+    {"steps", PROJ__F_TEXT_ARRAY, true},
+    {"tags", PROJ__F_TEXT_ARRAY, false},
+    {"image_media_ids", PROJ__F_ID_ARRAY, false},
 };
 
-static const struct field_spec profile_updated_fields[] = {
-    {"full_name", F_TEXT_OR_NULL, false},
-    {"bio", F_TEXT_OR_NULL, false},
-    {"avatar_media_id", F_ID_OR_NULL, false},
+static const struct proj__field_spec recipe_updated_fields[] = {
+    {"title", PROJ__F_TEXT, false},
+    {"description", PROJ__F_TEXT_OR_NULL, false},
+    {"ingredients", PROJ__F_TEXT_ARRAY, false},
+    {"steps", PROJ__F_TEXT_ARRAY, false},
+    {"tags", PROJ__F_TEXT_ARRAY, false},
+    {"image_media_ids", PROJ__F_ID_ARRAY, false},
 };
-
-static const struct field_spec recipe_created_fields[] = {
-    {"recipe_id", F_ID, false},
-    {"author_id", F_ID, true},
-    {"title", F_TEXT, true},
-    {"description", F_TEXT_OR_NULL, false},
-    {"ingredients", F_TEXT_ARRAY, true},
-    {"steps", F_TEXT_ARRAY, true},
-    {"tags", F_TEXT_ARRAY, false},
-    {"image_media_ids", F_ID_ARRAY, false},
-};
-
-static const struct field_spec recipe_updated_fields[] = {
-    {"title", F_TEXT, false},
-    {"description", F_TEXT_OR_NULL, false},
-    {"ingredients", F_TEXT_ARRAY, false},
-    {"steps", F_TEXT_ARRAY, false},
-    {"tags", F_TEXT_ARRAY, false},
-    {"image_media_ids", F_ID_ARRAY, false},
-};
-
-#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool text_ok(const json_t *v)
 {
@@ -90,35 +74,45 @@ static bool array_ok(const json_t *v, bool ids)
     return true;
 }
 
-static bool field_ok(const json_t *v, enum field_kind kind)
+static bool time_ok(const json_t *v)
+{
+    int64_t ts_us;
+    return text_ok(v) && sp_time_parse_rfc3339(json_string_value(v), &ts_us) == 0;
+}
+
+static bool field_ok(const json_t *v, enum proj__field_kind kind)
 {
     switch (kind) {
-    case F_ID:
+    case PROJ__F_ID:
         return id_ok(v);
-    case F_ID_OR_NULL:
+    case PROJ__F_ID_OR_NULL:
         return json_is_null(v) || id_ok(v);
-    case F_TEXT:
+    case PROJ__F_TEXT:
         return text_ok(v);
-    case F_TEXT_OR_NULL:
+    case PROJ__F_TEXT_OR_NULL:
         return json_is_null(v) || text_ok(v);
-    case F_TEXT_ARRAY:
+    case PROJ__F_TEXT_ARRAY:
         return array_ok(v, false);
-    case F_ID_ARRAY:
+    case PROJ__F_ID_ARRAY:
         return array_ok(v, true);
+    case PROJ__F_TIME:
+        return time_ok(v);
     }
     return false;
 }
 
-static const char *kind_name(enum field_kind kind)
+static const char *kind_name(enum proj__field_kind kind)
 {
     static const char *const names[] = {
-        "an id string",     "an id string or null", "a string",
-        "a string or null", "an array of strings",  "an array of id strings"};
+        "an id string",        "an id string or null",   "a string",        "a string or null",
+        "an array of strings", "an array of id strings", "an RFC 3339 time"};
     return names[kind];
 }
 
-static int
-fields_check(const json_t *data, const struct field_spec *specs, size_t n, struct sp_errbuf *eb)
+int proj__fields_check(const json_t *data,
+                       const struct proj__field_spec *specs,
+                       size_t n,
+                       struct sp_errbuf *eb)
 {
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_object_get(data, specs[i].name);
@@ -135,12 +129,11 @@ fields_check(const json_t *data, const struct field_spec *specs, size_t n, struc
     return 0;
 }
 
-/* The entity id of stream "<category>-<id>", checked against the category. */
-static int stream_id(const struct es_event *ev,
-                     const char *category,
-                     char *out,
-                     size_t out_size,
-                     struct sp_errbuf *eb)
+int proj__stream_id(const struct es_event *ev,
+                    const char *category,
+                    char *out,
+                    size_t out_size,
+                    struct sp_errbuf *eb)
 {
     size_t n = strlen(category);
     int64_t id;
@@ -153,8 +146,7 @@ static int stream_id(const struct es_event *ev,
     return 0;
 }
 
-/* Whether data.<key> (if present) names the same entity as the stream. */
-static int id_matches(const json_t *data, const char *key, const char *id, struct sp_errbuf *eb)
+int proj__id_matches(const json_t *data, const char *key, const char *id, struct sp_errbuf *eb)
 {
     const json_t *v = json_object_get(data, key);
     if (v != NULL && strcmp(json_string_value(v), id) != 0)
@@ -176,16 +168,27 @@ static const char *opt_text(const json_t *data, const char *key)
     return s != NULL ? s : "";
 }
 
+/* Counters start from the rows folded before their entity (the log is ordered per stream
+ * only), so each always equals its count over the rows. $1 is the entity's id. */
+#define SQL_USER_COUNTS                                                                            \
+    "(SELECT count(*) FROM stockpot.follows WHERE followee_id = $1::bigint), "                     \
+    "(SELECT count(*) FROM stockpot.follows WHERE follower_id = $1::bigint), "                     \
+    "(SELECT count(*) FROM stockpot.recipes WHERE author_id = $1::bigint)"
+#define SQL_RECIPE_COUNTS                                                                          \
+    "(SELECT count(*) FROM stockpot.likes WHERE recipe_id = $1::bigint), "                         \
+    "(SELECT count(*) FROM stockpot.comments WHERE recipe_id = $1::bigint)"
+
 static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char at[32], version[32], sid[32];
     const char *id = json_string_value(json_object_get(ev->data, "user_id"));
-    int rc = fields_check(ev->data, user_registered_fields, NFIELDS(user_registered_fields), eb);
+    int rc = proj__fields_check(ev->data, user_registered_fields,
+                                PROJ__NFIELDS(user_registered_fields), eb);
 
     if (rc != 0)
         return rc;
-    if ((rc = stream_id(ev, "user", sid, sizeof(sid), eb)) != 0 ||
-        (rc = id_matches(ev->data, "user_id", sid, eb)) != 0)
+    if ((rc = proj__stream_id(ev, "user", sid, sizeof(sid), eb)) != 0 ||
+        (rc = proj__id_matches(ev->data, "user_id", sid, eb)) != 0)
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
@@ -193,7 +196,8 @@ static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_er
                             version};
     return proj_pg_exec(conn,
                         "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
-                        "version) VALUES ($1, $2, $3, $3, $4)",
+                        "version, follower_count, following_count, recipe_count) "
+                        "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
                         4, params, NULL, eb);
 }
 
@@ -218,9 +222,10 @@ static int profile_updated(PGconn *conn, const struct es_event *ev, struct sp_er
 {
     char at[32], version[32], id[32];
     char *data;
-    int rc = fields_check(ev->data, profile_updated_fields, NFIELDS(profile_updated_fields), eb);
+    int rc = proj__fields_check(ev->data, profile_updated_fields,
+                                PROJ__NFIELDS(profile_updated_fields), eb);
 
-    if (rc != 0 || (rc = stream_id(ev, "user", id, sizeof(id), eb)) != 0)
+    if (rc != 0 || (rc = proj__stream_id(ev, "user", id, sizeof(id), eb)) != 0)
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
@@ -279,12 +284,16 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                             images,
                             at,
                             version};
-    rc = proj_pg_exec(conn,
-                      "INSERT INTO stockpot.recipes (id, author_id, title, description, "
-                      "ingredients, steps, tags, image_media_ids, created_at, updated_at, "
-                      "version) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, " SQL_TEXT_SET(
-                          "$7::jsonb") ", " SQL_ID_ARRAY("$8::jsonb") ", $9, $9, $10)",
-                      10, params, NULL, eb);
+    rc = proj_pg_exec(
+        conn,
+        "WITH r AS (INSERT INTO stockpot.recipes (id, author_id, title, "
+        "description, ingredients, steps, tags, image_media_ids, created_at, "
+        "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
+        "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", " SQL_ID_ARRAY(
+            "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS ") RETURNING author_id) "
+                         "UPDATE stockpot.users u SET recipe_count = u.recipe_count + 1 FROM r "
+                         "WHERE u.id = r.author_id",
+        10, params, NULL, eb);
     if (rc == 0)
         rc = tags_insert(conn, id, tags, eb);
     free(ingredients);
@@ -297,10 +306,11 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
 static int recipe_created(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char id[32];
-    int rc = fields_check(ev->data, recipe_created_fields, NFIELDS(recipe_created_fields), eb);
+    int rc = proj__fields_check(ev->data, recipe_created_fields,
+                                PROJ__NFIELDS(recipe_created_fields), eb);
 
-    if (rc != 0 || (rc = stream_id(ev, "recipe", id, sizeof(id), eb)) != 0 ||
-        (rc = id_matches(ev->data, "recipe_id", id, eb)) != 0)
+    if (rc != 0 || (rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb)) != 0 ||
+        (rc = proj__id_matches(ev->data, "recipe_id", id, eb)) != 0)
         return rc;
     return recipe_insert(conn, ev, id, eb);
 }
@@ -309,9 +319,10 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
 {
     char at[32], version[32], id[32];
     char *data;
-    int rc = fields_check(ev->data, recipe_updated_fields, NFIELDS(recipe_updated_fields), eb);
+    int rc = proj__fields_check(ev->data, recipe_updated_fields,
+                                PROJ__NFIELDS(recipe_updated_fields), eb);
 
-    if (rc != 0 || (rc = stream_id(ev, "recipe", id, sizeof(id), eb)) != 0)
+    if (rc != 0 || (rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb)) != 0)
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
@@ -351,13 +362,18 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
 {
     char id[32];
     const char *params[] = {id};
-    int rc = stream_id(ev, "recipe", id, sizeof(id), eb);
+    int rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb);
 
+    /* the recipe's tags, likes and comments go with it; its author's count follows */
     if (rc == 0)
-        rc = proj_pg_exec(conn, "DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1", 1, params,
-                          NULL, eb);
-    if (rc == 0)
-        rc = proj_pg_exec(conn, "DELETE FROM stockpot.recipes WHERE id = $1", 1, params, NULL, eb);
+        rc = proj_pg_exec(conn,
+                          "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
+                          "l AS (DELETE FROM stockpot.likes WHERE recipe_id = $1), "
+                          "c AS (DELETE FROM stockpot.comments WHERE recipe_id = $1), "
+                          "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING author_id) "
+                          "UPDATE stockpot.users u SET recipe_count = u.recipe_count - 1 FROM r "
+                          "WHERE u.id = r.author_id",
+                          1, params, NULL, eb);
     return rc;
 }
 
@@ -365,48 +381,55 @@ static const struct {
     const char *type;
     proj_apply_fn fn;
 } pg_handlers[] = {
-    {"UserRegistered", user_registered}, {"ProfileUpdated", profile_updated},
-    {"RecipeCreated", recipe_created},   {"RecipeUpdated", recipe_updated},
+    {"UserRegistered", user_registered},
+    {"ProfileUpdated", profile_updated},
+    {"RecipeCreated", recipe_created},
+    {"RecipeUpdated", recipe_updated},
     {"RecipeDeleted", recipe_deleted},
+    {"UserFollowed", proj__pg_user_followed},
+    {"UserUnfollowed", proj__pg_user_unfollowed},
+    {"RecipeLiked", proj__pg_recipe_liked},
+    {"RecipeUnliked", proj__pg_recipe_unliked},
+    {"RecipeCommented", proj__pg_recipe_commented},
+    {"CommentDeleted", proj__pg_comment_deleted},
+    {"NotificationsRead", proj__pg_notifications_read},
+    {"SessionStarted", proj__pg_session_started},
+    {"SessionRefreshed", proj__pg_session_refreshed},
+    {"SessionRevoked", proj__pg_session_revoked},
 };
 
 static int pg_apply(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
-    for (size_t i = 0; i < NFIELDS(pg_handlers); i++) {
+    for (size_t i = 0; i < PROJ__NFIELDS(pg_handlers); i++) {
         if (strcmp(ev->type, pg_handlers[i].type) == 0)
             return pg_handlers[i].fn(conn, ev, eb);
     }
     return sp_err_set(eb, SP_ESCHEMA, "type", "unknown event type \"%s\"", ev->type);
 }
 
-static const char *const pg_handles[] = {"UserRegistered", "ProfileUpdated", "RecipeCreated",
-                                         "RecipeUpdated",  "RecipeDeleted",  NULL};
+/* Must list exactly the types of pg_handlers. */
+static const char *const pg_handles[] = {
+    "UserRegistered", "ProfileUpdated",   "RecipeCreated",  "RecipeUpdated",
+    "RecipeDeleted",  "UserFollowed",     "UserUnfollowed", "RecipeLiked",
+    "RecipeUnliked",  "RecipeCommented",  "CommentDeleted", "NotificationsRead",
+    "SessionStarted", "SessionRefreshed", "SessionRevoked", NULL};
 
-/* v1 catalogue types (DESIGN.md) this view does not fold yet: they only advance it. */
-static const char *const pg_ignores[] = {"SessionStarted",
-                                         "SessionRefreshed",
-                                         "SessionRevoked",
-                                         "PasswordChanged",
-                                         "UserFollowed",
-                                         "UserUnfollowed",
-                                         "RecipeCommented",
-                                         "CommentDeleted",
-                                         "RecipeLiked",
-                                         "RecipeUnliked",
-                                         "ConversationCreated",
-                                         "MemberAdded",
-                                         "MemberRemoved",
-                                         "MessageSent",
-                                         "MediaUploaded",
-                                         "MediaDeleted",
-                                         "NotificationsRead",
-                                         "DeviceSubscribed",
-                                         NULL};
+/* v1 catalogue types (DESIGN.md) this view does not fold: they only advance it. */
+static const char *const pg_ignores[] = {"PasswordChanged", "ConversationCreated", "MemberAdded",
+                                         "MemberRemoved",   "MessageSent",         "MediaUploaded",
+                                         "MediaDeleted",    "DeviceSubscribed",    NULL};
 
+/* Everything the view holds: a rebuild empties these and the checksum covers them. */
 static const struct proj_table pg_tables[] = {
     {"stockpot.users", "id"},
     {"stockpot.recipes", "id"},
     {"stockpot.recipe_tags", "tag, recipe_id"},
+    {"stockpot.follows", "follower_id, followee_id"},
+    {"stockpot.likes", "recipe_id, user_id"},
+    {"stockpot.comments", "id"},
+    {"stockpot.notifications", "id"},
+    {"stockpot.notification_reads", "user_id"},
+    {"stockpot.sessions", "id"},
 };
 
 static const struct proj_projection pg_projection = {
@@ -416,7 +439,7 @@ static const struct proj_projection pg_projection = {
     .store = PROJ_STORE_PG,
     .migrations = ".",
     .tables = pg_tables,
-    .n_tables = NFIELDS(pg_tables),
+    .n_tables = PROJ__NFIELDS(pg_tables),
     .apply = pg_apply,
 };
 

@@ -31,9 +31,10 @@ static void test_types(void **state)
     assert_true(proj_projection_handles(pg, "RecipeCreated"));
     assert_true(proj_projection_handles(pg, "RecipeUpdated"));
     assert_true(proj_projection_handles(pg, "RecipeDeleted"));
-    assert_false(proj_projection_handles(pg, "SessionStarted"));
-    assert_true(proj_projection_ignores(pg, "SessionStarted"));
-    assert_true(proj_projection_ignores(pg, "SessionRevoked"));
+    assert_true(proj_projection_handles(pg, "SessionStarted"));
+    assert_true(proj_projection_handles(pg, "UserFollowed"));
+    assert_false(proj_projection_ignores(pg, "SessionStarted"));
+    assert_true(proj_projection_ignores(pg, "PasswordChanged"));
     assert_false(proj_projection_ignores(pg, "BogusHappened"));
     assert_false(proj_projection_handles(pg, "BogusHappened"));
 }

@@ -61,8 +61,12 @@ SP_MUST_CHECK int proj_poison_policy_parse(const char *s, enum proj_poison_polic
 /**
  * The PostgreSQL projection "pg": UserRegistered and ProfileUpdated into stockpot.users
  * (never email or password hash), RecipeCreated/Updated/Deleted into stockpot.recipes
- * and stockpot.recipe_tags. Session*, PasswordChanged and the other v1 catalogue types
- * are ignored (they still advance the checkpoint). @return borrowed, static.
+ * and stockpot.recipe_tags; UserFollowed/Unfollowed, RecipeLiked/Unliked,
+ * RecipeCommented/CommentDeleted into follows, likes, comments and their counters (each
+ * always equal to its count over the rows) and notifications; NotificationsRead into
+ * notification_reads; Session* into sessions (never a hash). PasswordChanged and the
+ * other v1 catalogue types are ignored (they still advance the checkpoint).
+ * @return borrowed, static.
  */
 const struct proj_projection *proj_pg_projection(void);
 

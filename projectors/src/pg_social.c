@@ -1,0 +1,368 @@
+/*
+ * The social folds of the "pg" projection (issue 4, schemas/sql/002_social.sql): follows,
+ * likes, comments with their counters, notifications, read marks and sessions.
+ *
+ * Every counter equals a count over its rows at all times: a row change and its counter
+ * change are one statement (ON CONFLICT DO NOTHING / DELETE ... RETURNING, the counter
+ * moved by the rows actually affected), and an entity created later starts its counters
+ * from the rows already there (pg_projection.c), as the log is ordered per stream only.
+ * Notification ids are derived from the causing event's time and log position, so a
+ * rebuild yields the same rows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_internal.h"
+#include "proj/pg.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+/* Custom epoch of notification ids (2024-01-01T00:00:00Z), ms since the Unix epoch. */
+#define NOTIF_EPOCH_MS 1704067200000LL
+/* Notification ids hold 41 bits of milliseconds (until 2093). */
+#define NOTIF_MAX_MS (1LL << 41)
+
+static const struct proj__field_spec follow_fields[] = {
+    {"user_id", PROJ__F_ID, true},
+    {"followee_id", PROJ__F_ID, true},
+};
+
+static const struct proj__field_spec like_fields[] = {
+    {"user_id", PROJ__F_ID, true},
+    {"recipe_id", PROJ__F_ID, true},
+    {"recipe_author_id", PROJ__F_ID, true},
+};
+
+static const struct proj__field_spec commented_fields[] = {
+    {"comment_id", PROJ__F_ID, true},       {"recipe_id", PROJ__F_ID, true},
+    {"user_id", PROJ__F_ID, true},          {"content", PROJ__F_TEXT, true},
+    {"recipe_author_id", PROJ__F_ID, true},
+};
+
+static const struct proj__field_spec comment_deleted_fields[] = {
+    {"comment_id", PROJ__F_ID, true},
+    {"recipe_id", PROJ__F_ID, true},
+    {"recipe_author_id", PROJ__F_ID, true},
+};
+
+static const struct proj__field_spec notifications_read_fields[] = {
+    {"user_id", PROJ__F_ID, true},
+    {"up_to_id", PROJ__F_ID, true},
+};
+
+static const struct proj__field_spec session_started_fields[] = {
+    {"session_id", PROJ__F_ID, true},
+    {"user_id", PROJ__F_ID, true},
+    {"refresh_hash", PROJ__F_TEXT, true},
+    {"expires_at", PROJ__F_TIME, true},
+};
+
+static const struct proj__field_spec session_refreshed_fields[] = {
+    {"session_id", PROJ__F_ID, true},
+    {"refresh_hash", PROJ__F_TEXT, true},
+    {"expires_at", PROJ__F_TIME, true},
+};
+
+static const struct proj__field_spec session_revoked_fields[] = {
+    {"session_id", PROJ__F_ID, true},
+    {"reason", PROJ__F_TEXT, true},
+};
+
+/* A notification to write; ids are decimal text, recipe_id and comment_id may be NULL. */
+struct notification {
+    const char *recipient;
+    const char *kind; /* "follow" | "like" | "comment" */
+    const char *actor;
+    const char *recipe_id;
+    const char *comment_id;
+};
+
+static const char *field(const struct es_event *ev, const char *key)
+{
+    return json_string_value(json_object_get(ev->data, key));
+}
+
+/*
+ * Check the payload against @p specs and that the stream is "<category>-<data.key>".
+ * @param id  receives the stream's id (≥ 32 bytes)
+ */
+static int event_check(const struct es_event *ev,
+                       const struct proj__field_spec *specs,
+                       size_t n,
+                       const char *category,
+                       const char *key,
+                       char *id,
+                       struct sp_errbuf *eb)
+{
+    int rc = proj__fields_check(ev->data, specs, n, eb);
+
+    if (rc == 0)
+        rc = proj__stream_id(ev, category, id, 32, eb);
+    if (rc == 0)
+        rc = proj__id_matches(ev->data, key, id, eb);
+    return rc;
+}
+
+/* Run @p sql whose result is one count(*); @p count receives it. */
+static int exec_count(PGconn *conn,
+                      const char *sql,
+                      int nparams,
+                      const char *const *params,
+                      long long *count,
+                      struct sp_errbuf *eb)
+{
+    PGresult *res;
+    int rc = proj_pg_exec(conn, sql, nparams, params, &res, eb);
+
+    if (rc != 0)
+        return rc;
+    *count = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
+}
+
+/* The user-<id> stream moved to the event's version: users.version follows it (the
+ * If-Match of PUT /users/{id}), though the profile itself did not change. */
+static int
+user_version(PGconn *conn, const struct es_event *ev, const char *id, struct sp_errbuf *eb)
+{
+    char version[32];
+
+    snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
+    const char *params[] = {id, version};
+    return proj_pg_exec(conn,
+                        "UPDATE stockpot.users SET version = $2 WHERE id = $1 AND version < $2", 2,
+                        params, NULL, eb);
+}
+
+/* The Snowflake-layout notification id of the event (see 002_social.sql), as text. */
+static int
+notification_id(const struct es_event *ev, char *out, size_t out_size, struct sp_errbuf *eb)
+{
+    int64_t ms = ev->time_us / 1000;
+    uint64_t id;
+
+    if (ev->pos.partition < 0 || ev->pos.offset < 0)
+        return sp_err_set(eb, SP_EINVAL, "position", "event has no log position");
+    if (ms < NOTIF_EPOCH_MS || ms - NOTIF_EPOCH_MS >= NOTIF_MAX_MS)
+        return sp_err_set(eb, SP_ESCHEMA, "time", "event time is outside 2024-2093");
+    id = ((uint64_t)(ms - NOTIF_EPOCH_MS) << 22) | ((uint64_t)(ev->pos.partition & 0x3FF) << 12) |
+         ((uint64_t)ev->pos.offset & 0xFFF);
+    snprintf(out, out_size, "%llu", (unsigned long long)id);
+    return 0;
+}
+
+/* Write @p n caused by @p ev, unless it would go to its own actor. Idempotent. */
+static int
+notify(PGconn *conn, const struct es_event *ev, const struct notification *n, struct sp_errbuf *eb)
+{
+    char id[32], partition[16], offset[32], at[32];
+    int rc;
+
+    if (strcmp(n->recipient, n->actor) == 0)
+        return 0;
+    if ((rc = notification_id(ev, id, sizeof(id), eb)) != 0)
+        return rc;
+    snprintf(partition, sizeof(partition), "%d", (int)ev->pos.partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)ev->pos.offset);
+    sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
+    const char *params[] = {id,        n->recipient, n->kind, n->actor, n->recipe_id, n->comment_id,
+                            partition, offset,       at};
+    return proj_pg_exec(conn,
+                        "INSERT INTO stockpot.notifications (id, user_id, kind, actor_id, "
+                        "recipe_id, comment_id, partition, \"offset\", created_at) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        9, params, NULL, eb);
+}
+
+int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char follower[32], at[32];
+    long long inserted = 0;
+    int rc = event_check(ev, follow_fields, PROJ__NFIELDS(follow_fields), "user", "user_id",
+                         follower, eb);
+
+    if (rc != 0 || (rc = user_version(conn, ev, follower, eb)) != 0)
+        return rc;
+    sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
+    const char *params[] = {follower, field(ev, "followee_id"), at};
+    /* one UPDATE for both users: a self-follow moves both counters of one row */
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+                    "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
+                    "upd AS (UPDATE stockpot.users SET "
+                    "following_count = following_count + (id = $1)::int, "
+                    "follower_count = follower_count + (id = $2)::int "
+                    "WHERE id IN ($1, $2) AND EXISTS (SELECT 1 FROM ins)) "
+                    "SELECT count(*) FROM ins",
+                    3, params, &inserted, eb);
+    if (rc != 0 || inserted == 0)
+        return rc;
+    struct notification n = {params[1], "follow", follower, NULL, NULL};
+    return notify(conn, ev, &n, eb);
+}
+
+int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char follower[32];
+    int rc = event_check(ev, follow_fields, PROJ__NFIELDS(follow_fields), "user", "user_id",
+                         follower, eb);
+
+    if (rc != 0 || (rc = user_version(conn, ev, follower, eb)) != 0)
+        return rc;
+    const char *params[] = {follower, field(ev, "followee_id")};
+    return proj_pg_exec(conn,
+                        "WITH del AS (DELETE FROM stockpot.follows WHERE follower_id = $1 "
+                        "AND followee_id = $2 RETURNING 1) "
+                        "UPDATE stockpot.users SET "
+                        "following_count = following_count - (id = $1)::int, "
+                        "follower_count = follower_count - (id = $2)::int "
+                        "WHERE id IN ($1, $2) AND EXISTS (SELECT 1 FROM del)",
+                        2, params, NULL, eb);
+}
+
+int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char liker[32], at[32];
+    long long inserted = 0;
+    int rc = event_check(ev, like_fields, PROJ__NFIELDS(like_fields), "user", "user_id", liker, eb);
+
+    if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
+        return rc;
+    sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
+    const char *params[] = {field(ev, "recipe_id"), liker, at};
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
+                    "upd AS (UPDATE stockpot.recipes r SET like_count = r.like_count + 1 "
+                    "FROM ins WHERE r.id = ins.recipe_id) "
+                    "SELECT count(*) FROM ins",
+                    3, params, &inserted, eb);
+    if (rc != 0 || inserted == 0)
+        return rc;
+    struct notification n = {field(ev, "recipe_author_id"), "like", liker, params[0], NULL};
+    return notify(conn, ev, &n, eb);
+}
+
+int proj__pg_recipe_unliked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char liker[32];
+    int rc = event_check(ev, like_fields, PROJ__NFIELDS(like_fields), "user", "user_id", liker, eb);
+
+    if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
+        return rc;
+    const char *params[] = {field(ev, "recipe_id"), liker};
+    return proj_pg_exec(conn,
+                        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
+                        "AND user_id = $2 RETURNING recipe_id) "
+                        "UPDATE stockpot.recipes r SET like_count = r.like_count - 1 "
+                        "FROM del WHERE r.id = del.recipe_id",
+                        2, params, NULL, eb);
+}
+
+int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char comment[32], at[32];
+    long long inserted = 0;
+    int rc = event_check(ev, commented_fields, PROJ__NFIELDS(commented_fields), "comment",
+                         "comment_id", comment, eb);
+
+    if (rc != 0)
+        return rc;
+    sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
+    const char *params[] = {comment, field(ev, "recipe_id"), field(ev, "user_id"),
+                            field(ev, "content"), at};
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+                    "content, created_at) VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT DO NOTHING RETURNING recipe_id), "
+                    "upd AS (UPDATE stockpot.recipes r SET comment_count = r.comment_count + 1 "
+                    "FROM ins WHERE r.id = ins.recipe_id) "
+                    "SELECT count(*) FROM ins",
+                    5, params, &inserted, eb);
+    if (rc != 0 || inserted == 0)
+        return rc;
+    struct notification n = {field(ev, "recipe_author_id"), "comment", params[2], params[1],
+                             comment};
+    return notify(conn, ev, &n, eb);
+}
+
+int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char comment[32];
+    int rc = event_check(ev, comment_deleted_fields, PROJ__NFIELDS(comment_deleted_fields),
+                         "comment", "comment_id", comment, eb);
+
+    if (rc != 0)
+        return rc;
+    const char *params[] = {comment};
+    return proj_pg_exec(conn,
+                        "WITH del AS (DELETE FROM stockpot.comments WHERE id = $1 "
+                        "RETURNING recipe_id) "
+                        "UPDATE stockpot.recipes r SET comment_count = r.comment_count - 1 "
+                        "FROM del WHERE r.id = del.recipe_id",
+                        1, params, NULL, eb);
+}
+
+int proj__pg_notifications_read(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char user[32];
+    int rc = event_check(ev, notifications_read_fields, PROJ__NFIELDS(notifications_read_fields),
+                         "user", "user_id", user, eb);
+
+    if (rc != 0 || (rc = user_version(conn, ev, user, eb)) != 0)
+        return rc;
+    const char *params[] = {user, field(ev, "up_to_id")};
+    /* the read mark only moves forward */
+    return proj_pg_exec(conn,
+                        "INSERT INTO stockpot.notification_reads (user_id, up_to_id) "
+                        "VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET up_to_id = "
+                        "greatest(stockpot.notification_reads.up_to_id, EXCLUDED.up_to_id)",
+                        2, params, NULL, eb);
+}
+
+int proj__pg_session_started(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char session[32];
+    int rc = event_check(ev, session_started_fields, PROJ__NFIELDS(session_started_fields),
+                         "session", "session_id", session, eb);
+
+    if (rc != 0)
+        return rc;
+    /* refresh_hash is checked for shape only and never stored */
+    const char *params[] = {session, field(ev, "user_id"), field(ev, "expires_at")};
+    return proj_pg_exec(conn,
+                        "INSERT INTO stockpot.sessions (id, user_id, expires_at) "
+                        "VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                        3, params, NULL, eb);
+}
+
+/* Session events of a session this view does not hold change nothing: the query API
+ * accepts unknown sessions anyway. */
+int proj__pg_session_refreshed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char session[32];
+    int rc = event_check(ev, session_refreshed_fields, PROJ__NFIELDS(session_refreshed_fields),
+                         "session", "session_id", session, eb);
+
+    if (rc != 0)
+        return rc;
+    const char *params[] = {session, field(ev, "expires_at")};
+    return proj_pg_exec(conn, "UPDATE stockpot.sessions SET expires_at = $2 WHERE id = $1", 2,
+                        params, NULL, eb);
+}
+
+int proj__pg_session_revoked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    char session[32];
+    int rc = event_check(ev, session_revoked_fields, PROJ__NFIELDS(session_revoked_fields),
+                         "session", "session_id", session, eb);
+
+    if (rc != 0)
+        return rc;
+    const char *params[] = {session};
+    return proj_pg_exec(conn, "UPDATE stockpot.sessions SET revoked = true WHERE id = $1", 1,
+                        params, NULL, eb);
+}

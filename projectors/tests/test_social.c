@@ -1,0 +1,585 @@
+/*
+ * Integration tests of the social folds of the "pg" projection (issue 4): follows, likes,
+ * comments and their counters, notifications, read marks and sessions, over a generated
+ * embedded log (needs PostgreSQL: run under pg_virtualenv).
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pgtest.h"
+#include "proj/runner.h"
+
+#include "sp/banned.h"
+
+#define USER_BASE    7301234567890000LL
+#define RECIPE_BASE  7301234567891000LL
+#define COMMENT_BASE 7301234567892000LL
+#define SESSION_BASE 7301234567893000LL
+
+struct id {
+    char s[24];
+};
+
+static struct id mkid(long long base, int n)
+{
+    struct id id;
+    snprintf(id.s, sizeof(id.s), "%lld", base + n);
+    return id;
+}
+
+static void append(struct pgtest *t,
+                   const char *type,
+                   const char *category,
+                   struct id id,
+                   int64_t version,
+                   json_t *data)
+{
+    char stream[48];
+    snprintf(stream, sizeof(stream), "%s-%s", category, id.s);
+    pgtest_append(t, type, stream, version, data);
+}
+
+static void user_registered(struct pgtest *t, int u)
+{
+    struct id id = mkid(USER_BASE, u);
+    char name[16];
+    snprintf(name, sizeof(name), "user%d", u);
+    append(t, "UserRegistered", "user", id, 1,
+           json_pack("{s:s,s:s,s:s,s:s}", "user_id", id.s, "username", name, "email",
+                     "u@example.com", "password_hash", "$argon2id$v=19$secret"));
+}
+
+/* UserFollowed or UserUnfollowed of @p a following @p b, at version @p ver of a's stream. */
+static void follow(struct pgtest *t, const char *type, int a, int b, int64_t ver)
+{
+    struct id ida = mkid(USER_BASE, a), idb = mkid(USER_BASE, b);
+    append(t, type, "user", ida, ver,
+           json_pack("{s:s,s:s}", "user_id", ida.s, "followee_id", idb.s));
+}
+
+/* RecipeLiked or RecipeUnliked of recipe @p r (by @p author) by @p u. */
+static void like(struct pgtest *t, const char *type, int u, int r, int author, int64_t ver)
+{
+    struct id idu = mkid(USER_BASE, u), idr = mkid(RECIPE_BASE, r), ida = mkid(USER_BASE, author);
+    append(t, type, "user", idu, ver,
+           json_pack("{s:s,s:s,s:s}", "user_id", idu.s, "recipe_id", idr.s, "recipe_author_id",
+                     ida.s));
+}
+
+static void comment(struct pgtest *t, int c, int r, int u, int author)
+{
+    struct id idc = mkid(COMMENT_BASE, c), idr = mkid(RECIPE_BASE, r);
+    struct id idu = mkid(USER_BASE, u), ida = mkid(USER_BASE, author);
+    append(t, "RecipeCommented", "comment", idc, 1,
+           json_pack("{s:s,s:s,s:s,s:s,s:s}", "comment_id", idc.s, "recipe_id", idr.s, "user_id",
+                     idu.s, "content", "好吃! tasty", "recipe_author_id", ida.s));
+}
+
+static void comment_deleted(struct pgtest *t, int c, int r, int author)
+{
+    struct id idc = mkid(COMMENT_BASE, c), idr = mkid(RECIPE_BASE, r);
+    struct id ida = mkid(USER_BASE, author);
+    append(t, "CommentDeleted", "comment", idc, 2,
+           json_pack("{s:s,s:s,s:s}", "comment_id", idc.s, "recipe_id", idr.s, "recipe_author_id",
+                     ida.s));
+}
+
+static void recipe_created(struct pgtest *t, int r, int author)
+{
+    struct id idr = mkid(RECIPE_BASE, r), ida = mkid(USER_BASE, author);
+    append(t, "RecipeCreated", "recipe", idr, 1,
+           json_pack("{s:s,s:s,s:s,s:[s],s:[s],s:[s]}", "recipe_id", idr.s, "author_id", ida.s,
+                     "title", "soup", "ingredients", "water", "steps", "boil", "tags", "汤"));
+}
+
+static void recipe_deleted(struct pgtest *t, int r, int64_t ver)
+{
+    append(t, "RecipeDeleted", "recipe", mkid(RECIPE_BASE, r), ver, json_object());
+}
+
+static void catch_up(struct pgtest *t, size_t batch_max)
+{
+    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max,
+                                    PROJ_POISON_DEAD_LETTER, NULL};
+    struct proj_runner *r = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    int rc;
+
+    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
+    rc = proj_runner_catch_up(r, &eb);
+    if (rc != 0)
+        fprintf(stderr, "catch up: %s\n", eb.msg);
+    assert_int_equal(rc, 0);
+    proj_runner_free(r);
+}
+
+static void assert_value(PGconn *conn, const char *sql, const char *want)
+{
+    char *v = pgtest_value(conn, sql);
+    if (strcmp(v, want) != 0)
+        fprintf(stderr, "%s\n  got:  %s\n  want: %s\n", sql, v, want);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+/* Every counter equals its count over the rows; no self-notification; ids as specified. */
+static void assert_invariants(PGconn *conn)
+{
+    assert_value(
+        conn,
+        "SELECT count(*) FROM stockpot.users u WHERE "
+        "follower_count <> (SELECT count(*) FROM stockpot.follows WHERE followee_id = u.id) "
+        "OR following_count <> (SELECT count(*) FROM stockpot.follows "
+        "WHERE follower_id = u.id) "
+        "OR recipe_count <> (SELECT count(*) FROM stockpot.recipes WHERE author_id = u.id)",
+        "0");
+    assert_value(conn,
+                 "SELECT count(*) FROM stockpot.recipes r WHERE "
+                 "like_count <> (SELECT count(*) FROM stockpot.likes WHERE recipe_id = r.id) "
+                 "OR comment_count <> (SELECT count(*) FROM stockpot.comments "
+                 "WHERE recipe_id = r.id)",
+                 "0");
+    assert_value(conn, "SELECT count(*) FROM stockpot.notifications WHERE user_id = actor_id", "0");
+    assert_value(conn,
+                 "SELECT count(*) FROM stockpot.notifications WHERE id <> "
+                 "(((floor(extract(epoch FROM created_at) * 1000)::bigint - 1704067200000) << 22) "
+                 "| ((partition & 1023)::bigint << 12) | (\"offset\" & 4095))",
+                 "0");
+    assert_value(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+}
+
+static void test_follows(void **state)
+{
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup(&t);
+    for (int u = 1; u <= 3; u++)
+        user_registered(&t, u);            /* offsets 0-2 */
+    follow(&t, "UserFollowed", 1, 2, 2);   /* 3: notification to 2 */
+    follow(&t, "UserFollowed", 1, 2, 3);   /* 4: repeat, no change */
+    follow(&t, "UserFollowed", 3, 2, 2);   /* 5: notification to 2 */
+    follow(&t, "UserFollowed", 2, 1, 2);   /* 6: notification to 1 */
+    follow(&t, "UserFollowed", 1, 4, 4);   /* 7: user 4 is not registered yet */
+    follow(&t, "UserUnfollowed", 1, 2, 5); /* 8 */
+    follow(&t, "UserUnfollowed", 1, 3, 6); /* 9: not a follow, no change */
+    catch_up(&t, 3);
+    assert_value(t.conn,
+                 "SELECT string_agg(follower_id - 7301234567890000 || '>' || "
+                 "(followee_id - 7301234567890000), ',' ORDER BY follower_id, followee_id) "
+                 "FROM stockpot.follows",
+                 "1>4,2>1,3>2");
+    assert_value(t.conn,
+                 "SELECT string_agg(id - 7301234567890000 || ':' || follower_count || '/' || "
+                 "following_count || 'v' || version, ',' ORDER BY id) FROM stockpot.users",
+                 "1:1/1v6,2:1/1v2,3:0/1v2");
+    /* the followee registered after being followed starts with the follow counted */
+    user_registered(&t, 4);
+    catch_up(&t, 100);
+    assert_value(t.conn,
+                 "SELECT follower_count || '/' || following_count FROM stockpot.users "
+                 "WHERE id = 7301234567890004",
+                 "1/0");
+    /* unfollow leaves the notifications; the repeat made none */
+    assert_value(t.conn,
+                 "SELECT string_agg(user_id - 7301234567890000 || ':' || kind || ':' || "
+                 "(actor_id - 7301234567890000) || ':' || coalesce(recipe_id::text, '-') || ':' "
+                 "|| coalesce(comment_id::text, '-') || '@' || partition || '/' || \"offset\", ',' "
+                 "ORDER BY \"offset\") FROM stockpot.notifications",
+                 "2:follow:1:-:-@0/3,2:follow:3:-:-@0/5,1:follow:2:-:-@0/6,4:follow:1:-:-@0/7");
+    assert_invariants(t.conn);
+    pgtest_teardown(&t);
+}
+
+static void test_likes_comments(void **state)
+{
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup(&t);
+    user_registered(&t, 1);
+    user_registered(&t, 2);
+    recipe_created(&t, 1, 1);
+    like(&t, "RecipeLiked", 2, 1, 1, 2);   /* notification to 1 */
+    like(&t, "RecipeLiked", 2, 1, 1, 3);   /* repeat: nothing */
+    like(&t, "RecipeLiked", 1, 1, 1, 2);   /* own recipe: no notification */
+    like(&t, "RecipeUnliked", 2, 1, 1, 4); /* notification stays */
+    like(&t, "RecipeUnliked", 2, 1, 1, 5); /* repeat: nothing */
+    comment(&t, 1, 1, 2, 1);               /* notification to 1 */
+    comment(&t, 2, 1, 1, 1);               /* own recipe: none */
+    comment_deleted(&t, 1, 1, 1);
+    comment_deleted(&t, 1, 1, 1); /* repeat: nothing */
+    catch_up(&t, 2);
+    assert_value(t.conn, "SELECT like_count || '/' || comment_count FROM stockpot.recipes", "1/1");
+    assert_value(t.conn, "SELECT user_id - 7301234567890000 FROM stockpot.likes", "1");
+    assert_value(t.conn,
+                 "SELECT id - 7301234567892000 || ':' || (user_id - 7301234567890000) || ':' || "
+                 "content FROM stockpot.comments",
+                 "2:1:好吃! tasty");
+    assert_value(t.conn,
+                 "SELECT string_agg(kind || ':' || (actor_id - 7301234567890000) || ':' || "
+                 "(recipe_id - 7301234567891000) || ':' || "
+                 "coalesce((comment_id - 7301234567892000)::text, '-'), ',' ORDER BY id) "
+                 "FROM stockpot.notifications WHERE user_id = 7301234567890001",
+                 "like:2:1:-,comment:2:1:1");
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.notifications", "2");
+
+    /* likes and comments before their recipe is created are counted; a deleted recipe's
+     * likes and comments go with it and its author's recipe_count follows */
+    like(&t, "RecipeLiked", 2, 2, 1, 6);
+    recipe_created(&t, 2, 1);
+    recipe_created(&t, 3, 2);
+    like(&t, "RecipeLiked", 1, 3, 2, 3);
+    comment(&t, 3, 3, 1, 2);
+    comment(&t, 4, 3, 2, 2);
+    catch_up(&t, 100);
+    assert_value(t.conn,
+                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
+                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes",
+                 "1:1/1,2:1/0,3:1/2");
+    assert_value(t.conn,
+                 "SELECT string_agg(recipe_count::text, ',' ORDER BY id) FROM stockpot.users",
+                 "2,1");
+    recipe_deleted(&t, 3, 2);
+    catch_up(&t, 100);
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.likes WHERE recipe_id = 7301234567891003",
+                 "0");
+    assert_value(t.conn,
+                 "SELECT count(*) FROM stockpot.comments WHERE recipe_id = 7301234567891003", "0");
+    assert_value(t.conn,
+                 "SELECT string_agg(recipe_count::text, ',' ORDER BY id) FROM stockpot.users",
+                 "2,0");
+    /* notifications are kept: like of 1 and comment of 1 on recipe 3 */
+    assert_value(t.conn,
+                 "SELECT count(*) FROM stockpot.notifications WHERE recipe_id = 7301234567891003",
+                 "2");
+    assert_invariants(t.conn);
+    pgtest_teardown(&t);
+}
+
+static void notifications_read(struct pgtest *t, int u, const char *up_to, int64_t ver)
+{
+    struct id id = mkid(USER_BASE, u);
+    append(t, "NotificationsRead", "user", id, ver,
+           json_pack("{s:s,s:s}", "user_id", id.s, "up_to_id", up_to));
+}
+
+static void test_notifications_read(void **state)
+{
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup(&t);
+    user_registered(&t, 1);
+    notifications_read(&t, 1, "7345678901234567", 2);
+    catch_up(&t, 100);
+    assert_value(t.conn, "SELECT user_id || ':' || up_to_id FROM stockpot.notification_reads",
+                 "7301234567890001:7345678901234567");
+    notifications_read(&t, 1, "1000", 3); /* an older mark never moves it back */
+    catch_up(&t, 100);
+    assert_value(t.conn, "SELECT up_to_id FROM stockpot.notification_reads", "7345678901234567");
+    notifications_read(&t, 1, "7345678901234999", 4);
+    catch_up(&t, 100);
+    assert_value(t.conn,
+                 "SELECT up_to_id || 'v' || (SELECT version FROM stockpot.users) "
+                 "FROM stockpot.notification_reads",
+                 "7345678901234999v4");
+    assert_invariants(t.conn);
+    pgtest_teardown(&t);
+}
+
+#define HASH1 "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+#define HASH2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+static void test_sessions(void **state)
+{
+    struct pgtest t;
+    struct id s1 = mkid(SESSION_BASE, 1), s2 = mkid(SESSION_BASE, 2), s9 = mkid(SESSION_BASE, 9);
+    struct id u1 = mkid(USER_BASE, 1);
+    (void)state;
+
+    pgtest_setup(&t);
+    append(&t, "SessionStarted", "session", s1, 1,
+           json_pack("{s:s,s:s,s:s,s:s}", "session_id", s1.s, "user_id", u1.s, "refresh_hash",
+                     HASH1, "expires_at", "2030-01-01T00:00:00.000000Z"));
+    append(&t, "SessionStarted", "session", s2, 1,
+           json_pack("{s:s,s:s,s:s,s:s}", "session_id", s2.s, "user_id", u1.s, "refresh_hash",
+                     HASH1, "expires_at", "2030-01-02T00:00:00.000000Z"));
+    append(&t, "SessionRefreshed", "session", s1, 2,
+           json_pack("{s:s,s:s,s:s}", "session_id", s1.s, "refresh_hash", HASH2, "expires_at",
+                     "2030-02-01T12:30:00.250000Z"));
+    append(&t, "SessionRevoked", "session", s2, 2,
+           json_pack("{s:s,s:s}", "session_id", s2.s, "reason", "logout"));
+    /* an unknown session (its start not in this view) changes nothing */
+    append(&t, "SessionRevoked", "session", s9, 2,
+           json_pack("{s:s,s:s}", "session_id", s9.s, "reason", "refresh_token_reuse"));
+    catch_up(&t, 2);
+    assert_value(t.conn,
+                 "SELECT string_agg(id - 7301234567893000 || ':' || (user_id - 7301234567890000) "
+                 "|| ':' || to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS.US') || ':' || revoked, "
+                 "',' ORDER BY id) FROM stockpot.sessions",
+                 "1:1:2030-02-01 12:30:00.250000:false,2:1:2030-01-02 00:00:00.000000:true");
+    assert_value(t.conn,
+                 "SELECT count(*) FROM stockpot.sessions t WHERE t::text LIKE '%" HASH1 "%' "
+                 "OR t::text LIKE '%" HASH2 "%'",
+                 "0");
+    assert_value(t.conn,
+                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'stockpot' "
+                 "AND column_name LIKE '%hash%'",
+                 "0");
+    assert_invariants(t.conn);
+    pgtest_teardown(&t);
+}
+
+/* Payloads of the wrong shape are poison: dead-lettered naming the field, others go on. */
+static void test_bad_shapes(void **state)
+{
+    struct pgtest t;
+    struct id u1 = mkid(USER_BASE, 1), u2 = mkid(USER_BASE, 2), c1 = mkid(COMMENT_BASE, 1);
+    struct id s1 = mkid(SESSION_BASE, 1);
+    (void)state;
+
+    pgtest_setup(&t);
+    user_registered(&t, 1);
+    append(&t, "UserFollowed", "user", u1, 2, json_pack("{s:s}", "user_id", u1.s));
+    append(&t, "RecipeLiked", "user", u2, 1,
+           json_pack("{s:s,s:s,s:s}", "user_id", u1.s, "recipe_id", "7301234567891001",
+                     "recipe_author_id", u2.s));
+    append(&t, "RecipeCommented", "comment", c1, 1,
+           json_pack("{s:s,s:s,s:s,s:i,s:s}", "comment_id", c1.s, "recipe_id", "7301234567891001",
+                     "user_id", u1.s, "content", 7, "recipe_author_id", u2.s));
+    append(&t, "SessionStarted", "session", s1, 1,
+           json_pack("{s:s,s:s,s:s,s:s}", "session_id", s1.s, "user_id", u1.s, "refresh_hash",
+                     HASH1, "expires_at", "tomorrow"));
+    append(&t, "NotificationsRead", "user", u1, 2,
+           json_pack("{s:s,s:i}", "user_id", u1.s, "up_to_id", 12));
+    follow(&t, "UserFollowed", 1, 2, 2);
+    catch_up(&t, 100);
+    assert_value(t.conn,
+                 "SELECT string_agg(\"offset\" || ':' || event_type, ',' ORDER BY \"offset\") "
+                 "FROM stockpot.dead_letters",
+                 "1:UserFollowed,2:RecipeLiked,3:RecipeCommented,4:SessionStarted,"
+                 "5:NotificationsRead");
+    assert_value(t.conn,
+                 "SELECT count(*) FROM stockpot.dead_letters WHERE error LIKE '%followee_id%' "
+                 "OR error LIKE '%\"user_id\" does not match%' OR error LIKE '%content%' "
+                 "OR error LIKE '%expires_at%' OR error LIKE '%up_to_id%'",
+                 "5");
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.follows", "1");
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.sessions", "0");
+    pgtest_teardown(&t);
+}
+
+/* ---- randomised sequence against a model ---- */
+
+#define NU   8   /* users; user NU-1 registers last */
+#define NR   6   /* recipes; NR-1 is created late by user NU-1, NR-2 deleted half-way */
+#define NC   200 /* comments at most */
+#define NOPS 900
+
+struct model {
+    uint64_t rng;
+    bool follows[NU][NU];
+    bool likes[NR][NU];
+    int comment_recipe[NC]; /* -1 = none or deleted */
+    int n_comments;
+    int64_t user_ver[NU];
+    bool user_registered[NU];
+    bool recipe_deleted[NR];
+    int notifications;
+};
+
+static unsigned rnd(struct model *m, unsigned n)
+{
+    m->rng ^= m->rng << 13; /* xorshift64 (Marsaglia 2003) */
+    m->rng ^= m->rng >> 7;
+    m->rng ^= m->rng << 17;
+    return (unsigned)(m->rng % n);
+}
+
+static int author_of(int r)
+{
+    return r == NR - 1 ? NU - 1 : r % 3;
+}
+
+/* An actor: a registered user (their own stream's events follow their registration). */
+static int actor(struct model *m)
+{
+    return (int)rnd(m, m->user_registered[NU - 1] ? NU : NU - 1);
+}
+
+static void random_follow(struct pgtest *t, struct model *m, bool on)
+{
+    int a = actor(m), b = (int)rnd(m, NU);
+    follow(t, on ? "UserFollowed" : "UserUnfollowed", a, b, ++m->user_ver[a]);
+    if (on && !m->follows[a][b] && a != b)
+        m->notifications++;
+    m->follows[a][b] = on;
+}
+
+static void random_like(struct pgtest *t, struct model *m, bool on)
+{
+    int u = actor(m), r = (int)rnd(m, NR);
+    if (m->recipe_deleted[r])
+        return; /* the write model refuses it */
+    like(t, on ? "RecipeLiked" : "RecipeUnliked", u, r, author_of(r), ++m->user_ver[u]);
+    if (on && !m->likes[r][u] && u != author_of(r))
+        m->notifications++;
+    m->likes[r][u] = on;
+}
+
+static void random_comment(struct pgtest *t, struct model *m)
+{
+    int u = actor(m), r = (int)rnd(m, NR);
+    if (m->recipe_deleted[r] || m->n_comments == NC)
+        return;
+    comment(t, m->n_comments, r, u, author_of(r));
+    m->comment_recipe[m->n_comments++] = r;
+    if (u != author_of(r))
+        m->notifications++;
+}
+
+static void random_comment_delete(struct pgtest *t, struct model *m)
+{
+    if (m->n_comments == 0)
+        return;
+    int c = (int)rnd(m, (unsigned)m->n_comments); /* may be deleted already: a repeat */
+    int r = m->comment_recipe[c];
+    comment_deleted(t, c, r < 0 ? 0 : r, r < 0 ? 0 : author_of(r));
+    m->comment_recipe[c] = -1;
+}
+
+static void random_op(struct pgtest *t, struct model *m, int i)
+{
+    if (i == NOPS / 2) { /* delete a recipe: its likes and comments go */
+        recipe_deleted(t, NR - 2, 2);
+        m->recipe_deleted[NR - 2] = true;
+        memset(m->likes[NR - 2], 0, sizeof(m->likes[NR - 2]));
+        for (int c = 0; c < m->n_comments; c++)
+            m->comment_recipe[c] = m->comment_recipe[c] == NR - 2 ? -1 : m->comment_recipe[c];
+    } else if (i == NOPS * 2 / 3) {
+        recipe_created(t, NR - 1, NU - 1); /* its author is not registered yet */
+    } else if (i == NOPS * 3 / 4) {
+        user_registered(t, NU - 1);
+        m->user_registered[NU - 1] = true;
+        m->user_ver[NU - 1] = 1;
+    }
+    switch (rnd(m, 6)) {
+    case 0:
+        random_follow(t, m, true);
+        break;
+    case 1:
+        random_follow(t, m, false);
+        break;
+    case 2:
+        random_like(t, m, true);
+        break;
+    case 3:
+        random_like(t, m, false);
+        break;
+    case 4:
+        random_comment(t, m);
+        break;
+    default:
+        random_comment_delete(t, m);
+        break;
+    }
+}
+
+static int model_count(const bool *cells, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += cells[i];
+    return k;
+}
+
+static void assert_model(PGconn *conn, const struct model *m)
+{
+    char want[32];
+    int alive = 0;
+
+    for (int c = 0; c < m->n_comments; c++)
+        alive += m->comment_recipe[c] >= 0;
+    snprintf(want, sizeof(want), "%d", model_count(&m->follows[0][0], (size_t)NU * NU));
+    assert_value(conn, "SELECT count(*) FROM stockpot.follows", want);
+    snprintf(want, sizeof(want), "%d", model_count(&m->likes[0][0], (size_t)NR * NU));
+    assert_value(conn, "SELECT count(*) FROM stockpot.likes", want);
+    snprintf(want, sizeof(want), "%d", alive);
+    assert_value(conn, "SELECT count(*) FROM stockpot.comments", want);
+    snprintf(want, sizeof(want), "%d", m->notifications);
+    assert_value(conn, "SELECT count(*) FROM stockpot.notifications", want);
+}
+
+static void test_randomised(void **state)
+{
+    struct pgtest t;
+    struct model *m = calloc(1, sizeof(*m));
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_batch_stats st;
+    char live[40], rebuilt[40];
+    char *want;
+    (void)state;
+
+    assert_non_null(m);
+    m->rng = 0x9E3779B97F4A7C15ULL;
+    pgtest_setup(&t);
+    for (int u = 0; u < NU - 1; u++) {
+        user_registered(&t, u);
+        m->user_registered[u] = true;
+        m->user_ver[u] = 1;
+    }
+    for (int r = 0; r < NR - 1; r++)
+        recipe_created(&t, r, author_of(r));
+    for (int i = 0; i < NOPS; i++) {
+        random_op(&t, m, i);
+        if (i % 97 == 96)
+            catch_up(&t, 7); /* incremental, in small batches */
+    }
+    catch_up(&t, 7);
+    assert_invariants(t.conn);
+    assert_model(t.conn, m);
+    assert_value(t.conn, "SELECT count(*) FROM stockpot.users", "8");
+    /* the late recipe of the late user: counters include what was folded before them */
+    want = pgtest_value(t.conn, "SELECT '1/' || (SELECT count(*) FROM stockpot.likes "
+                                "WHERE recipe_id = 7301234567891005) || '/' || "
+                                "(SELECT count(*) FROM stockpot.comments "
+                                "WHERE recipe_id = 7301234567891005)");
+    assert_value(t.conn,
+                 "SELECT recipe_count || '/' || like_count || '/' || comment_count "
+                 "FROM stockpot.users u JOIN stockpot.recipes r ON r.author_id = u.id "
+                 "WHERE u.id = 7301234567890007",
+                 want);
+    free(want);
+
+    /* a rebuild from the log gives identical tables */
+    assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
+    assert_int_equal(
+        proj_rebuild(t.conn, proj_pg_projection(), t.log, 50, PROJ_POISON_HALT, &st, &eb), 0);
+    assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb), 0);
+    assert_string_equal(live, rebuilt);
+    assert_invariants(t.conn);
+    assert_model(t.conn, m);
+    pgtest_teardown(&t);
+    free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_likes_comments),
+        cmocka_unit_test(test_notifications_read),
+        cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_randomised),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
