@@ -3,6 +3,9 @@
 # and UndefinedBehaviorSanitizer into build-asan/, and run every ctest test (unit,
 # integration, end-to-end) inside pg_virtualenv, which starts a throwaway PostgreSQL
 # cluster and sets PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE for the integration tests.
+# The end-to-end tests run on both event log backends: e2e_<name> on the embedded LMDB
+# log, e2e_<name>_kafka on librdkafka's mock cluster (stockpot-kafka-mock, started by the
+# test itself; no Kafka needed). `tests/run.sh -L e2e`: all of them; `-L kafka`: the Kafka ones.
 # Ends with ctest's summary and exits with ctest's status.
 #
 #   tests/run.sh                 everything

@@ -220,7 +220,7 @@ def idempotency_key(rec):
 
 
 def position_key(token):
-    """Sort key of an opaque position token like "0:123" (best effort)."""
+    """(partition, offset) of an opaque position token like "0:123" (best effort)."""
     try:
         part, off = token.split(":", 1)
         return (int(part), int(off))
@@ -238,8 +238,9 @@ class Importer:
         self.done = 0
         self.trimmed = 0
         self.failure = None
-        self.last_position = None
-        self.last_recipe_id = None
+        # partition -> (offset, position token, recipe id) of the furthest recipe there:
+        # a consistency token covers one partition (Kafka has several, LMDB one)
+        self.last_by_partition = {}
 
     def fail(self, message):
         with self.lock:
@@ -261,10 +262,10 @@ class Importer:
                     self.done += 1
                     self.trimmed += trimmed
                     pos = doc.get("position") or headers.get("stockpot-position")
-                    if pos and (self.last_position is None
-                                or position_key(pos) >= position_key(self.last_position)):
-                        self.last_position = pos
-                        self.last_recipe_id = doc.get("recipe_id")
+                    part, off = position_key(pos)
+                    last = self.last_by_partition.get(part)
+                    if pos and (last is None or off >= last[0]):
+                        self.last_by_partition[part] = (off, pos, doc.get("recipe_id"))
                 return
             if status == 401 and attempt < MAX_ATTEMPTS:
                 self.session.renew(gen)
@@ -334,25 +335,30 @@ def count_lines(path, limit):
 
 
 def wait_visible(args, importer):
-    """Ask the query API for the last recipe with Stockpot-After (read-your-writes)."""
-    if not args.query_url or not importer.last_recipe_id:
+    """Ask the query API for the furthest recipe of each log partition with Stockpot-After
+    (read-your-writes; a token covers its own partition only)."""
+    if not args.query_url or not importer.last_by_partition:
         return
     client = Client(args.query_url, args.timeout)
     try:
-        for _ in range(30):
-            status, headers, payload = client.request(
-                "GET", "/recipes/%s" % importer.last_recipe_id,
-                headers={"Stockpot-After": importer.last_position})
-            if status == 200:
-                print("import: projected up to position %s" % importer.last_position, flush=True)
-                return
-            if status not in RETRYABLE:
-                break
-            time.sleep(retry_after_s(headers, 1))
-        raise ImportError_("query API did not show recipe %s: %s" % (
-            importer.last_recipe_id, describe_problem(status, payload)))
+        for _, pos, recipe_id in sorted(importer.last_by_partition.values(), key=lambda x: x[1]):
+            wait_one(client, pos, recipe_id)
     finally:
         client.close()
+
+
+def wait_one(client, pos, recipe_id):
+    for _ in range(30):
+        status, headers, payload = client.request(
+            "GET", "/recipes/%s" % recipe_id, headers={"Stockpot-After": pos})
+        if status == 200:
+            print("import: projected up to position %s" % pos, flush=True)
+            return
+        if status not in RETRYABLE:
+            break
+        time.sleep(retry_after_s(headers, 1))
+    raise ImportError_("query API did not show recipe %s: %s" % (
+        recipe_id, describe_problem(status, payload)))
 
 
 def parse_args(argv):

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Stockpot on one machine: install what is missing, build (Release), start a project-local
 # PostgreSQL cluster, migrate, start command-api, projector and query-api on the embedded
-# LMDB log, import the sample recipes on the first run, then wait. Ctrl-C stops everything.
+# LMDB log (or on an external Kafka: --kafka BROKERS or log.backend = kafka), import the
+# sample recipes on the first run, then wait. Ctrl-C stops everything.
 #
 # Everything it creates lives under var/ (git-ignored): var/pg (PostgreSQL cluster),
-# var/eventlog and var/writemodel (LMDB), var/logs/*.log, var/run/*.pid, var/imported.
+# var/eventlog and var/writemodel (LMDB), var/logs/*.log, var/run/*.pid, var/imported,
+# var/log-identity (which event log the state in var/ was folded from).
 # `deploy/local/run.sh --help` lists the options.
 set -euo pipefail
 
@@ -25,6 +27,13 @@ usage: deploy/local/run.sh [options]
   --no-import          do not import recipes
   --no-build           skip install-deps and the build (use the existing build-release/)
   --var DIR            state directory (default var/)
+  --kafka BROKERS      use the Kafka cluster at BROKERS (host:port[,host:port...]) as the
+                       event log instead of the embedded LMDB log; same as log.backend =
+                       kafka and kafka.brokers = BROKERS (topic: kafka.topic, created with
+                       kafka.partitions / kafka.replication_factor if absent)
+  --kafka mock         try it without a broker: start stockpot-kafka-mock (librdkafka's
+                       in-memory mock cluster, 3 brokers) and keep ALL state, PostgreSQL
+                       included, in a temporary directory deleted on exit
   -h, --help           this text
 
 Precedence for daemon settings: STOCKPOT_<KEY> environment > config file > built-in
@@ -33,7 +42,10 @@ local cluster is started.
 STOCKPOT_IMPORT_PASSWORD: password of the importer user (dev-only default otherwise).
 STOCKPOT_LOCAL_PG_PASSWORD: password of PostgreSQL role "stockpot" for TCP logins, set
 when the cluster is created (dev-only default "stockpot-dev").
+STOCKPOT_LOCAL_BUILD: build directory (default build-release/).
 A data file is imported once: var/imported records the sha256 of every imported file.
+The write model and the read models in var/ are folded from one event log: a run on
+another log (other backend, brokers or topic) refuses to start; use another --var.
 EOF
 }
 
@@ -61,7 +73,9 @@ DATA="$ROOT/deploy/data/sample.jsonl"
 DO_IMPORT=1
 DO_BUILD=1
 VAR="$ROOT/var"
-BUILD="$ROOT/build-release"
+VAR_SET=0
+KAFKA=""
+BUILD="${STOCKPOT_LOCAL_BUILD:-$ROOT/build-release}" # build tree (the build goes there)
 READY_TIMEOUT_S="${STOCKPOT_LOCAL_READY_TIMEOUT_S:-120}"
 
 while (($#)); do
@@ -74,7 +88,8 @@ while (($#)); do
     --data) need_arg "$@"; DATA=$(abspath "$2"); shift 2 ;;
     --no-import) DO_IMPORT=0; shift ;;
     --no-build) DO_BUILD=0; shift ;;
-    --var) need_arg "$@"; VAR=$(abspath "$2"); shift 2 ;;
+    --var) need_arg "$@"; VAR=$(abspath "$2"); VAR_SET=1; shift 2 ;;
+    --kafka) need_arg "$@"; KAFKA=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -82,6 +97,17 @@ done
 [[ -z "$PG_PORT" || "$PG_PORT" =~ ^[0-9]+$ ]] || die "--pg-port must be a number"
 [[ -r "$CONF" ]] || die "config file not readable: $CONF"
 cd "$ROOT"
+MOCK_TMP=""
+if [[ "$KAFKA" == mock ]]; then
+  ((VAR_SET == 0)) || die "--kafka mock keeps its state in a temporary directory; drop --var"
+  MOCK_TMP=$(mktemp -d /tmp/stockpot-kafka-mock.XXXXXX)
+  trap 'rm -rf "$MOCK_TMP"' EXIT # until stop_all takes over below
+  VAR="$MOCK_TMP/var"
+fi
+if [[ -n "$KAFKA" ]]; then
+  export STOCKPOT_LOG_BACKEND=kafka
+  [[ "$KAFKA" == mock ]] || export STOCKPOT_KAFKA_BROKERS="$KAFKA"
+fi
 
 # ---------------------------------------------------------------- configuration
 # conf KEY DEFAULT: STOCKPOT_<KEY> env > config file > default (as the daemons do).
@@ -136,15 +162,23 @@ CMD_URL="http://$(url_host "$(conf command.host 127.0.0.1)"):$CMD_PORT"
 QRY_URL="http://$(url_host "$(conf query.host 127.0.0.1)"):$QRY_PORT"
 PRJ_URL="http://$(url_host "$(conf projector.host 127.0.0.1)"):$PRJ_PORT"
 PG_CONNINFO=$(conf pg.conninfo "")
+LOG_BACKEND=$(conf log.backend lmdb)
+case "$LOG_BACKEND" in
+  lmdb | kafka) ;;
+  *) die "log.backend must be lmdb or kafka, not \"$LOG_BACKEND\"" ;;
+esac
+KAFKA_TOPIC=$(conf kafka.topic stockpot.events)
+KAFKA_PARTITIONS=$(conf kafka.partitions 6)
 
 LOGS="$VAR/logs"
 RUN="$VAR/run"
-mkdir -p "$LOGS" "$RUN" "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
+mkdir -p "$LOGS" "$RUN" "$STOCKPOT_WRITEMODEL_DIR"
+[[ "$LOG_BACKEND" != lmdb ]] || mkdir -p "$STOCKPOT_LOG_DIR"
 
 # ---------------------------------------------------------------- build
 if ((DO_BUILD)); then
   bash "$ROOT/deploy/install-deps.sh"
-  say "building Release into build-release/ (log: var/logs/build.log)"
+  say "building Release into ${BUILD#"$ROOT"/}/ (log: $LOGS/build.log)"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$LOGS/build.log" 2>&1 ||
     { tail -n 40 "$LOGS/build.log" >&2; die "cmake configure failed (full log: $LOGS/build.log)"; }
   cmake --build "$BUILD" -j2 >>"$LOGS/build.log" 2>&1 ||
@@ -154,6 +188,8 @@ BIN="$BUILD/bin"
 for b in stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay; do
   [[ -x "$BIN/$b" ]] || die "missing $BIN/$b (build first, without --no-build)"
 done
+[[ -z "$MOCK_TMP" || -x "$BIN/stockpot-kafka-mock" ]] ||
+  die "missing $BIN/stockpot-kafka-mock (build first, without --no-build)"
 
 # ---------------------------------------------------------------- shutdown
 PIDS=()
@@ -163,6 +199,7 @@ PG_DATA="$VAR/pg/data"
 PG_BIN=""
 AS_PG=()
 STOPPING=0
+MOCK_PID=""
 
 stop_all() {
   ((STOPPING)) && return
@@ -190,6 +227,14 @@ stop_all() {
   if ((PG_STARTED)); then
     say "stopping PostgreSQL"
     "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null || true
+  fi
+  if [[ -n "$MOCK_PID" ]]; then
+    say "stopping the Kafka mock cluster (its events are gone)"
+    kill -TERM "$MOCK_PID" 2>/dev/null || true
+    wait "$MOCK_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$MOCK_TMP" ]]; then
+    rm -rf "$MOCK_TMP"
   fi
 }
 trap 'stop_all' EXIT
@@ -298,6 +343,80 @@ pg_start() {
   PG_CONNINFO="host=$sock port=$PG_PORT dbname=stockpot user=stockpot"
 }
 
+# ---------------------------------------------------------------- event log
+# kafka_reachable BROKERS: whether a TCP connection to one of the brokers succeeds.
+kafka_reachable() {
+  local b host port
+  local -a list
+  IFS=, read -ra list <<<"$1"
+  for b in "${list[@]}"; do
+    b=${b// /}
+    b=${b#*://} # PLAINTEXT://host:port
+    host=${b%:*}
+    port=${b##*:}
+    host=${host#[}
+    host=${host%]}
+    [[ "$port" =~ ^[0-9]+$ ]] || continue
+    if timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+start_kafka_mock() {
+  local out="$RUN/kafka-mock.out" i
+  say "starting stockpot-kafka-mock (3 brokers, topic $KAFKA_TOPIC, $KAFKA_PARTITIONS partitions; in memory)"
+  # own session, as the daemons: Ctrl-C must not stop it before the daemons are stopped
+  setsid "$BIN/stockpot-kafka-mock" --brokers 3 --topic "$KAFKA_TOPIC" --partitions "$KAFKA_PARTITIONS" \
+    --replication-factor 3 >"$out" 2>>"$LOGS/kafka-mock.log" &
+  MOCK_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ -s "$out" ]] && break
+    kill -0 "$MOCK_PID" 2>/dev/null || die "stockpot-kafka-mock exited (see $LOGS/kafka-mock.log)"
+    sleep 0.1
+  done
+  export STOCKPOT_KAFKA_BROKERS
+  STOCKPOT_KAFKA_BROKERS=$(head -n 1 "$out")
+  [[ -n "$STOCKPOT_KAFKA_BROKERS" ]] || die "stockpot-kafka-mock printed no bootstrap servers"
+  # the mock keeps no offsets across runs, and neither does anything else here
+  export STOCKPOT_KAFKA_REPLICATION_FACTOR=3
+}
+
+# The write model and the read models are folded from one log: refuse to mix logs.
+check_log_identity() {
+  local id_file="$VAR/log-identity" have
+  if [[ "$LOG_BACKEND" == lmdb ]]; then
+    LOG_IDENTITY="lmdb $STOCKPOT_LOG_DIR"
+  else
+    LOG_IDENTITY="kafka $(conf kafka.brokers localhost:9092) $KAFKA_TOPIC"
+  fi
+  [[ -z "$MOCK_TMP" ]] || return 0
+  if [[ -f "$id_file" ]]; then
+    have=$(cat "$id_file")
+    [[ "$have" == "$LOG_IDENTITY" ]] ||
+      die "$VAR holds state folded from another event log (\"$have\"), not \"$LOG_IDENTITY\";
+run.sh: use another --var for this log (or delete $id_file if it is the same log under another name)"
+  elif [[ -n "$(ls -A "$STOCKPOT_WRITEMODEL_DIR" 2>/dev/null)" && "$LOG_BACKEND" == kafka ]]; then
+    die "$STOCKPOT_WRITEMODEL_DIR already holds a write model (from the embedded log of an earlier run);
+run.sh: use another --var for Kafka (e.g. --var var/kafka)"
+  fi
+  printf '%s\n' "$LOG_IDENTITY" >"$id_file"
+}
+
+if [[ "$LOG_BACKEND" == kafka ]]; then
+  if [[ -n "$MOCK_TMP" ]]; then
+    start_kafka_mock
+  else
+    kafka_reachable "$(conf kafka.brokers localhost:9092)" ||
+      die "no Kafka broker reachable at \"$(conf kafka.brokers localhost:9092)\" (kafka.brokers / --kafka)"
+  fi
+  say "event log: Kafka at $(conf kafka.brokers localhost:9092), topic $KAFKA_TOPIC"
+else
+  say "event log: embedded LMDB in $STOCKPOT_LOG_DIR"
+fi
+check_log_identity
+
 for name in query-api projector command-api; do stop_stale "$name"; done
 
 if [[ -n "$PG_CONNINFO" ]]; then
@@ -360,6 +479,7 @@ Stockpot is running.
   query-api    $QRY_URL   (GET /recipes?limit=5, /recipes/{id}, /users/{id})
   projector    $PRJ_URL   (/healthz, /readyz, /metrics)
   PostgreSQL   ${STOCKPOT_PG_CONNINFO}
+  event log    ${LOG_IDENTITY}${MOCK_TMP:+ (librdkafka mock cluster, in memory: gone on exit)}
   logs         $LOGS/
 Try: curl -s '$QRY_URL/recipes?limit=2'
 Press Ctrl-C to stop.

@@ -11,9 +11,15 @@ Environment:
                pg_virtualenv); the database named by PGDATABASE is used for
                CREATE/DROP DATABASE
   SP_E2E_KEEP  if set, keep the temporary directory and database after the run
+  SP_E2E_BACKEND  event log backend under test: lmdb (default, the embedded log in a
+               temporary directory) or kafka (each Cluster starts its own
+               stockpot-kafka-mock: librdkafka's mock cluster, 3 brokers, replication
+               factor 3, KAFKA_PARTITIONS partitions, a topic unique to the Cluster, and
+               hands STOCKPOT_LOG_BACKEND/STOCKPOT_KAFKA_* to every daemon and tool)
 """
 
 import base64
+import select
 import glob
 import hashlib
 import hmac
@@ -40,6 +46,23 @@ DAEMONS = {
 }
 
 JWT_SECRET = "e2e-test-secret-0123456789abcdef0123456789abcdef"
+
+BACKEND = os.environ.get("SP_E2E_BACKEND", "lmdb")
+if BACKEND not in ("lmdb", "kafka"):
+    raise SystemExit("SP_E2E_BACKEND must be lmdb or kafka, not %r" % BACKEND)
+KAFKA_BROKERS = 3
+KAFKA_PARTITIONS = 3
+KAFKA_REPLICATION_FACTOR = 3
+
+
+def lmdb_only(reason):
+    """Decorator: skip a test or class when the backend under test is Kafka."""
+    return unittest.skipIf(BACKEND == "kafka", "LMDB only: " + reason)
+
+
+def kafka_only(reason):
+    """Decorator: skip a test or class unless the backend under test is Kafka."""
+    return unittest.skipUnless(BACKEND == "kafka", "Kafka only: " + reason)
 
 _CLUSTERS = []  # every Cluster made in this process, for log dumps and cleanup
 
@@ -222,6 +245,87 @@ def jwt_none(payload):
 
 
 # ---------------------------------------------------------------------------
+# Kafka (librdkafka's mock cluster through stockpot-kafka-mock)
+
+
+class KafkaMock:
+    """One stockpot-kafka-mock process: brokers on loopback, one pre-created topic (the
+    2.0.2 mock cannot create topics through the protocol)."""
+
+    def __init__(self, tmp, topic, brokers=None, partitions=None, replication_factor=None):
+        brokers = brokers or KAFKA_BROKERS
+        partitions = partitions or KAFKA_PARTITIONS
+        replication_factor = replication_factor or KAFKA_REPLICATION_FACTOR
+        self.topic = topic
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.log_path = os.path.join(tmp, "kafka-mock.stderr")
+        exe = binary("stockpot-kafka-mock")
+        if not os.path.exists(exe):
+            raise AssertionError("%s missing (build target stockpot-kafka-mock)" % exe)
+        with open(self.log_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [exe, "--brokers", str(brokers), "--topic", topic, "--partitions", str(partitions),
+                 "--replication-factor", str(replication_factor)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        self.bootstrap = self._read_bootstrap(30)
+
+    def _read_bootstrap(self, timeout_s):
+        """First stdout line of the mock (its bootstrap servers), within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError("stockpot-kafka-mock printed no bootstrap servers (exit %s): %s"
+                                     % (self.proc.returncode, self.log_tail()))
+            rd, _, _ = select.select([self.proc.stdout], [], [], left)
+            if rd:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    continue
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode().strip()
+        if not line:
+            raise AssertionError("stockpot-kafka-mock printed an empty line")
+        return line
+
+    def env(self):
+        """STOCKPOT_* settings that point a daemon or tool at this mock."""
+        return {
+            "STOCKPOT_LOG_BACKEND": "kafka",
+            "STOCKPOT_KAFKA_BROKERS": self.bootstrap,
+            "STOCKPOT_KAFKA_TOPIC": self.topic,
+            "STOCKPOT_KAFKA_PARTITIONS": str(self.partitions),
+            "STOCKPOT_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+        }
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def log_tail(self, max_lines=50):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-max_lines:])
+
+
+# ---------------------------------------------------------------------------
 # Daemons
 
 
@@ -320,8 +424,12 @@ class Cluster:
     def __init__(self, name, extra_env=None):
         require_pg()
         self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="sp-e2e-%s-" % name)
-        self.dbname = "e2e_%s_%d" % (name, os.getpid())
+        self.daemons = {}
+        self.kafka = None
+        self.tool_logs = []
+        self.dbname = "e2e_%s_%s_%d" % (name, BACKEND, os.getpid())
+        self.tmp = tempfile.mkdtemp(prefix="sp-e2e-%s-%s-" % (name, BACKEND))
+        _CLUSTERS.append(self)  # from here on, cleanup() undoes what was made
         psql('DROP DATABASE IF EXISTS "%s"' % self.dbname)
         psql('CREATE DATABASE "%s"' % self.dbname)
         self.ports = {k: free_port() for k in DAEMONS}
@@ -346,12 +454,18 @@ class Cluster:
         )
         for d in ("log", "writemodel"):
             os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+        self.backend = BACKEND
+        if BACKEND == "kafka":
+            # a topic (and a mock cluster) of its own per Cluster, i.e. per test class
+            self.kafka = KafkaMock(self.tmp, "stockpot.e2e.%s.%d" % (name, os.getpid()))
+            env.update(self.kafka.env())
+            env["STOCKPOT_KAFKA_TRANSACTIONAL_ID"] = "stockpot-e2e-%s-%d" % (name, os.getpid())
+        else:
+            env["STOCKPOT_LOG_BACKEND"] = "lmdb"
         if extra_env:
             env.update(extra_env)
         self.env = env
         self.daemons = {k: Daemon(self, k) for k in DAEMONS}
-        self.tool_logs = []
-        _CLUSTERS.append(self)
 
     def __getitem__(self, name):
         return self.daemons[name]
@@ -421,11 +535,18 @@ class Cluster:
                 stream.write(d.log_tail() + "\n")
         for t in self.tool_logs[-10:]:
             stream.write("----- tool -----\n" + t + "\n")
+        if self.kafka is not None:
+            stream.write("----- stockpot-kafka-mock %s (topic %s, %s) -----\n%s\n"
+                         % (self.kafka.bootstrap, self.kafka.topic,
+                            "running" if self.kafka.alive() else "exited %s" % self.kafka.proc.returncode,
+                            self.kafka.log_tail()))
         stream.flush()
 
     def cleanup(self):
         for d in self.daemons.values():
             d.kill9()
+        if self.kafka is not None:
+            self.kafka.stop()
         if os.environ.get("SP_E2E_KEEP"):
             sys.stderr.write("e2e: kept %s and database %s\n" % (self.tmp, self.dbname))
             return
@@ -482,6 +603,45 @@ def get_after(port, path, token, deadline_s=120):
         time.sleep(0.1)
 
 
+def parse_position(token):
+    """(partition, offset) of a consistency token "<partition>:<offset>"."""
+    part, off = token.split(":", 1)
+    return int(part), int(off)
+
+
+def furthest_per_partition(tokens):
+    """The furthest token of each partition among tokens: {partition: token}. A token
+    covers only its own partition (Kafka has several; the embedded log one), so waiting
+    for "everything these writes produced" means waiting for each of these."""
+    out = {}
+    for t in tokens:
+        p, o = parse_position(t)
+        if p not in out or o > parse_position(out[p])[1]:
+            out[p] = t
+    return out
+
+
+def wait_positions(port, tokens, path="/recipes?limit=1", deadline_s=120):
+    """GET path with Stockpot-After for the furthest token of each partition among
+    tokens, retrying 503 until deadline_s; returns the responses that were not 200."""
+    bad = []
+    for t in furthest_per_partition(tokens).values():
+        r = get_after(port, path, t, deadline_s=deadline_s)
+        if r.status != 200:
+            bad.append((t, r))
+    return bad
+
+
+def wait_until(fn, deadline_s=120, interval_s=0.1):
+    """Poll fn() until it returns a true value or deadline_s passes; returns the last value."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval_s)
+
+
 def list_all_recipes(port, limit=100, after=None, max_pages=1000):
     """Every recipe through GET /recipes cursor pagination (Link rel=next / max_id)."""
     items = []
@@ -511,6 +671,7 @@ def list_all_recipes(port, limit=100, after=None, max_pages=1000):
 
 def main():
     """unittest.main that prints every daemon's stderr on failure and cleans up."""
+    sys.stderr.write("e2e: event log backend %s (SP_E2E_BACKEND)\n" % BACKEND)
     prog = unittest.TestProgram(module="__main__", exit=False, verbosity=2)
     ok = prog.result.wasSuccessful()
     if not ok:

@@ -2,7 +2,9 @@
 """End-to-end import with a projector crash (issue 2 acceptance): import all 771 sample
 recipes through the write API with concurrent keep-alive clients, kill -9 the projector
 in the middle of the import and restart it; the query API then shows all 771, and the
-read model's checksum equals the one of a clean `stockpot-replay rebuild pg`."""
+read model's checksum equals the one of a clean `stockpot-replay rebuild pg`. Runs on the
+backend SP_E2E_BACKEND selects (harness.py), with the full 771 recipes on both: the
+import is about 800 events, well within what the Kafka mock cluster serves."""
 
 import os
 import subprocess
@@ -29,9 +31,9 @@ class ImportCrash(unittest.TestCase):
 
     def import_recipes(self, recipes, users, on_progress):
         """POST every recipe, WORKERS threads each with its own user and keep-alive
-        connection; returns (created ids, last position per worker, errors)."""
+        connection; returns (created ids, every acknowledged position, errors)."""
         lock = threading.Lock()
-        state = {"next": 0, "done": 0, "ids": [], "errors": [], "last": {}}
+        state = {"next": 0, "done": 0, "ids": [], "errors": [], "positions": []}
 
         def worker(i):
             cli = h.KeepAliveClient(self.c.command_port)
@@ -51,7 +53,7 @@ class ImportCrash(unittest.TestCase):
                             continue
                         body = r.json()
                         state["ids"].append(body["recipe_id"])
-                        state["last"][i] = body["position"]
+                        state["positions"].append(body["position"])
                         state["done"] += 1
                         done = state["done"]
                     on_progress(done)
@@ -66,7 +68,7 @@ class ImportCrash(unittest.TestCase):
             t.start()
         for t in threads:
             t.join(600)
-        return state["ids"], list(state["last"].values()), state["errors"]
+        return state["ids"], state["positions"], state["errors"]
 
     def test_import_kill9_projector_rebuild(self):
         path = h.sample_path()
@@ -98,7 +100,7 @@ class ImportCrash(unittest.TestCase):
                     events["starts"].append(done)
 
         t0 = time.monotonic()
-        ids, last_positions, errors = self.import_recipes(recipes, users, on_progress)
+        ids, positions, errors = self.import_recipes(recipes, users, on_progress)
         elapsed = time.monotonic() - t0
         sys.stderr.write("imported %d recipes in %.1fs (%.0f/s); projector killed at %s "
                          "(recipes applied then: %s), restarted at %s\n"
@@ -111,10 +113,9 @@ class ImportCrash(unittest.TestCase):
         self.assertLess(max(events["applied_before_kill"]), 771, "projector was not killed mid-import")
         proj.wait_ready()
 
-        # read-your-writes: each worker's last token covers all its earlier writes
-        for pos in last_positions:
-            r = h.get_after(self.c.query_port, "/recipes?limit=1", pos, deadline_s=180)
-            self.assertEqual(r.status, 200, r)
+        # read-your-writes: the furthest token of each partition covers every earlier
+        # write there (one partition on the embedded log, several on Kafka)
+        self.assertEqual(h.wait_positions(self.c.query_port, positions, deadline_s=180), [])
         items = h.list_all_recipes(self.c.query_port, limit=100)
         self.assertEqual(len(items), 771)
         self.assertEqual(sorted(x["id"] for x in items), sorted(ids))
@@ -126,7 +127,7 @@ class ImportCrash(unittest.TestCase):
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), "771")
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.dead_letters"), "0")
 
-        ckpt_sql = "SELECT partition, next_offset FROM stockpot.checkpoints WHERE projection = 'pg'"
+        ckpt_sql = "SELECT partition, next_offset FROM stockpot.checkpoints WHERE projection = 'pg' ORDER BY partition"
         ckpt = self.c.sql(ckpt_sql)
         a = self.c.replay("checksum", "pg").stdout.strip()
         self.assertTrue(a, "empty checksum")
@@ -215,17 +216,26 @@ class CommandCrash(unittest.TestCase):
         missing = [a["recipe_id"] for a in acked if a["recipe_id"] not in logged_ids]
         self.assertEqual(missing, [], "acknowledged creates lost by kill -9")
         # the write model agrees with the log: version 1 of acknowledged recipes, the session
+        after = []
         for a in acked[:: max(1, len(acked) // 20)]:
             r = h.request(self.c.command_port, "PUT", "/recipes/" + a["recipe_id"], {"title": "after crash"},
                           token=tok, headers={"If-Match": '"1"'})
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json()["version"], 2)
+            after.append(r.json()["position"])
         r = h.request(self.c.command_port, "POST", "/recipes",
                       {"title": "after restart", "ingredients": ["x"], "steps": ["y"]}, token=tok)
         self.assertEqual(r.status, 201, r)
         g = h.get_after(self.c.query_port, "/recipes/" + r.json()["recipe_id"], r.json()["position"])
         self.assertEqual(g.status, 200, g)
-        self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), str(len(logged_ids) + 1))
+        # the updates went to other streams, so (on Kafka) maybe other partitions than the
+        # create: the read model is complete only once each partition's last one is applied
+        self.assertEqual(h.wait_positions(self.c.query_port, after), [])
+        # every logged create, whatever its partition, reaches the read model
+        want = str(len(logged_ids) + 1)
+        count = "SELECT count(*) FROM stockpot.recipes"
+        h.wait_until(lambda: self.c.sql(count) == want, deadline_s=120)
+        self.assertEqual(self.c.sql(count), want)
         a = self.c.replay("checksum", "pg").stdout.strip()
         self.assertEqual(self.c["projector"].stop(), 0)
         self.c.replay("rebuild", "pg", timeout=600)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""End-to-end walking skeleton (issue 2 acceptance): the real daemons, PostgreSQL, the
-embedded log. register -> login -> create -> read back -> stale If-Match -> update ->
-delete -> 404; refresh rotation and reuse detection; bad requests get problem+json and
-change nothing in the log; health, readiness, metrics; --help; replay verify."""
+"""End-to-end walking skeleton (issue 2 acceptance; both backends, issue 3): the real
+daemons, PostgreSQL and the event log SP_E2E_BACKEND selects (harness.py: the embedded
+LMDB log, or Kafka on librdkafka's mock cluster). register -> login -> create -> read
+back -> stale If-Match -> update -> delete -> 404; refresh rotation and reuse detection;
+bad requests get problem+json and change nothing in the log; health, readiness, metrics;
+--help; replay verify."""
 
 import os
 import select
@@ -98,6 +100,24 @@ class Skeleton(unittest.TestCase):
 
     # -- tests -----------------------------------------------------------------
 
+    def test_00_backend_in_use(self):
+        # guard against a variant that silently runs on the other backend: the positions
+        # of a few streams show the partitions, and only LMDB writes to log.dir
+        tok = self.alice["access_token"]
+        parts = set()
+        for i in range(12):
+            r = self.post_recipe({"title": "backend probe %d" % i, "ingredients": ["x"], "steps": ["y"]}, token=tok)
+            self.assertEqual(r.status, 201, r)
+            parts.add(h.parse_position(r.json()["position"])[0])
+        log_files = os.listdir(os.path.join(self.c.tmp, "log"))
+        if self.c.backend == "kafka":
+            self.assertGreater(len(parts), 1, "12 streams all in one partition: not on Kafka?")
+            self.assertTrue(parts <= set(range(h.KAFKA_PARTITIONS)), parts)
+            self.assertEqual(log_files, [], "a daemon wrote the embedded log although log.backend=kafka")
+        else:
+            self.assertEqual(parts, {0})
+            self.assertIn("data.mdb", log_files)
+
     def test_01_register_login_shapes(self):
         a = self.alice
         self.assertEqual(a["token_type"], "Bearer")
@@ -115,8 +135,10 @@ class Skeleton(unittest.TestCase):
         r = h.request(self.cp, "POST", "/auth/login", {"email": "alice_e2e@example.com", "password": "alice password 1"})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["user_id"], a["user_id"])
-        # the public user view carries no secrets
-        r = h.get_after(self.qp, "/users/" + a["user_id"], r.json()["position"])
+        # the public user view carries no secrets (the registration's token covers the
+        # user's stream; the login's may be another partition's on Kafka)
+        self.assertEqual(h.wait_positions(self.qp, [a["register"]["position"], r.json()["position"]]), [])
+        r = h.get_after(self.qp, "/users/" + a["user_id"], a["register"]["position"])
         self.assertEqual(r.status, 200, r)
         u = r.json()
         self.assertEqual(u["username"], "alice_e2e")
@@ -382,13 +404,16 @@ class Skeleton(unittest.TestCase):
         self.assertTrue(r.header("Retry-After"), r)
 
     def test_10_pagination(self):
-        ids = []
+        ids, positions = [], []
         for i in range(5):
             r = self.post_recipe({"title": "page %d" % i, "ingredients": ["x"], "steps": ["y"], "tags": ["pagetest"]})
             self.assertEqual(r.status, 201, r)
             ids.append(r.json()["recipe_id"])
-            pos = r.json()["position"]
-        r = h.request(self.qp, "GET", "/recipes?tag=pagetest&limit=2", headers={"Stockpot-After": pos})
+            positions.append(r.json()["position"])
+        # the five recipes are five streams: on Kafka, possibly five partitions, and a
+        # token covers its own partition only, so wait for the furthest one of each
+        self.assertEqual(h.wait_positions(self.qp, positions[:-1]), [])
+        r = h.request(self.qp, "GET", "/recipes?tag=pagetest&limit=2", headers={"Stockpot-After": positions[-1]})
         self.assertEqual(r.status, 200, r)
         page1 = [x["id"] for x in r.json()["items"]]
         self.assertEqual(page1, ids[::-1][:2])
@@ -604,6 +629,46 @@ class ShortTokenLifetime(unittest.TestCase):
             d = self.c[name]
             d.proc.send_signal(h.signal.SIGINT)
             self.assertEqual(d.proc.wait(30), 0, name)
+
+
+@h.kafka_only("stops the Kafka cluster under the daemons")
+class KafkaDown(unittest.TestCase):
+    """Every broker gone: a command is refused with 503 (never a false 201, and nothing
+    of it is read back later), and SIGTERM still stops every daemon promptly."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = h.Cluster("kafkadown", {"STOCKPOT_KAFKA_TIMEOUT_MS": "3000"})
+        cls.c.start_all()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.stop_all()
+
+    def test_brokers_down_then_sigterm(self):
+        cp = self.c.command_port
+        s = h.register_and_login(cp, "kafkadown", "kafkadown password")
+        r = h.request(cp, "POST", "/recipes", {"title": "before", "ingredients": ["x"], "steps": ["y"]},
+                      token=s["access_token"])
+        self.assertEqual(r.status, 201, r)
+        g = h.get_after(self.c.query_port, "/recipes/" + r.json()["recipe_id"], r.json()["position"])
+        self.assertEqual(g.status, 200, g)
+        self.c.kafka.stop()
+        t0 = time.monotonic()
+        r = h.request(cp, "POST", "/recipes", {"title": "while down", "ingredients": ["x"], "steps": ["y"]},
+                      token=s["access_token"], timeout=60)
+        took = time.monotonic() - t0
+        problem(self, r, 503)
+        self.assertLess(took, 30, "a command waited %.1fs with kafka.timeout_ms = 3000" % took)
+        for name in ("query", "projector", "command"):
+            with self.subTest(name):
+                t0 = time.monotonic()
+                try:
+                    code = self.c[name].stop(timeout=15)
+                except AssertionError as e:  # stop() kills it after the timeout
+                    code = str(e)
+                self.assertEqual(code, 0, "%s on SIGTERM with every broker down (%.1fs)"
+                                 % (name, time.monotonic() - t0))
 
 
 if __name__ == "__main__":
