@@ -40,7 +40,7 @@ if [ -z "${SP_BENCH_IN_PG:-}" ]; then
         cmake --build "$BUILD" -j"$(nproc)" >/dev/null
     fi
     export SP_BENCH_IN_PG=1
-    exec pg_virtualenv -- "$0" --data "$DATA" --connections "$CONNECTIONS" --requests "$REQUESTS" --build "$BUILD"
+    exec pg_virtualenv -t -- "$0" --data "$DATA" --connections "$CONNECTIONS" --requests "$REQUESTS" --build "$BUILD"
 fi
 
 BIN=$BUILD/bin
