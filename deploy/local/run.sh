@@ -25,6 +25,9 @@ usage: deploy/local/run.sh [options]
   --projector-port N   projector port (default: config projector.port, 8082)
   --data FILE          JSONL file to import (default deploy/data/sample.jsonl)
   --no-import          do not import recipes
+  --social N           after the import, load a generated social graph of N users
+                       (deploy/local/gen-social.py --seed 1: the data file's recipes spread
+                       over them, follows, likes, comments) once; var/social records it
   --no-build           skip install-deps and the build (use the existing build-release/)
   --var DIR            state directory (default var/)
   --kafka BROKERS      use the Kafka cluster at BROKERS (host:port[,host:port...]) as the
@@ -71,6 +74,7 @@ CONF="$ROOT/deploy/local/stockpot.conf"
 PG_PORT="${STOCKPOT_LOCAL_PG_PORT:-}" # empty: var/pg/port from an earlier run, else 5433
 DATA="$ROOT/deploy/data/sample.jsonl"
 DO_IMPORT=1
+SOCIAL_USERS=0
 DO_BUILD=1
 VAR="$ROOT/var"
 VAR_SET=0
@@ -87,6 +91,7 @@ while (($#)); do
     --projector-port) need_arg "$@"; export STOCKPOT_PROJECTOR_PORT=$2; shift 2 ;;
     --data) need_arg "$@"; DATA=$(abspath "$2"); shift 2 ;;
     --no-import) DO_IMPORT=0; shift ;;
+    --social) need_arg "$@"; SOCIAL_USERS=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
     --var) need_arg "$@"; VAR=$(abspath "$2"); VAR_SET=1; shift 2 ;;
     --kafka) need_arg "$@"; KAFKA=$2; shift 2 ;;
@@ -96,6 +101,7 @@ while (($#)); do
 done
 [[ -z "$PG_PORT" || "$PG_PORT" =~ ^[0-9]+$ ]] || die "--pg-port must be a number"
 [[ -r "$CONF" ]] || die "config file not readable: $CONF"
+[[ "$SOCIAL_USERS" =~ ^[0-9]+$ ]] || die "--social must be a number of users"
 cd "$ROOT"
 MOCK_TMP=""
 if [[ "$KAFKA" == mock ]]; then
@@ -469,6 +475,16 @@ if ((DO_IMPORT)); then
     python3 "$ROOT/deploy/local/import-recipes.py" --url "$CMD_URL" --query-url "$QRY_URL" \
       --data "$DATA" || die "import failed; rerun to resume (idempotency keys prevent duplicates)"
     echo "$sum $DATA $(date -u +%FT%TZ)" >>"$VAR/imported"
+  fi
+fi
+
+if ((SOCIAL_USERS > 0)); then
+  if [[ -f "$VAR/social" ]] && grep -q "^users=$SOCIAL_USERS seed=1 " "$VAR/social"; then
+    say "social graph of $SOCIAL_USERS users already loaded (listed in $VAR/social); skipping"
+  else
+    python3 "$ROOT/deploy/local/gen-social.py" --command "$CMD_URL" --query "$QRY_URL" \
+      --data "$DATA" --users "$SOCIAL_USERS" --seed 1 || die "social graph load failed"
+    echo "users=$SOCIAL_USERS seed=1 $(date -u +%FT%TZ)" >>"$VAR/social"
   fi
 fi
 

@@ -364,12 +364,13 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
     const char *params[] = {id};
     int rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb);
 
-    /* the recipe's tags, likes and comments go with it; its author's count follows */
+    /* the recipe's tags go with it; its author's count follows. Its likes and comments
+     * stay: they are facts of the likers' and commenters' streams, which on a partitioned
+     * log may be applied before or after this event, and only their own RecipeUnliked /
+     * CommentDeleted remove them, so the tables do not depend on partition interleaving. */
     if (rc == 0)
         rc = proj_pg_exec(conn,
                           "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
-                          "l AS (DELETE FROM stockpot.likes WHERE recipe_id = $1), "
-                          "c AS (DELETE FROM stockpot.comments WHERE recipe_id = $1), "
                           "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING author_id) "
                           "UPDATE stockpot.users u SET recipe_count = u.recipe_count - 1 FROM r "
                           "WHERE u.id = r.author_id",

@@ -6,8 +6,11 @@
  * change are one statement (ON CONFLICT DO NOTHING / DELETE ... RETURNING, the counter
  * moved by the rows actually affected), and an entity created later starts its counters
  * from the rows already there (pg_projection.c), as the log is ordered per stream only.
- * Notification ids are derived from the causing event's time and log position, so a
- * rebuild yields the same rows.
+ * Likes and comments are facts of the liker's and commenter's streams: only their own
+ * RecipeUnliked / CommentDeleted remove them, never RecipeDeleted (rows of a deleted recipe
+ * stay, counted nowhere), so no table depends on how partitions interleave. Notifications
+ * depend only on the causing stream's order. Notification ids are derived from the causing
+ * event's time and log position, so a rebuild yields the same rows.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -122,6 +122,7 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
                            "SELECT c.id, " DB_COMMENT_JSON " FROM stockpot.comments c"
                            " LEFT JOIN stockpot.users u ON u.id = c.user_id"
                            " WHERE c.recipe_id = $1 AND c.id < $2 AND c.id > $3"
+                           " AND EXISTS (SELECT 1 FROM stockpot.recipes r WHERE r.id = $1)"
                            " ORDER BY c.id DESC LIMIT $4",
                            4},
     [QRY_STMT_FEED] = {"qry_feed",

@@ -20,7 +20,8 @@ CREATE TABLE stockpot.follows (
 );
 CREATE INDEX follows_followee_idx ON stockpot.follows (followee_id, follower_id);
 
--- RecipeLiked / RecipeUnliked; removed with the recipe.
+-- RecipeLiked / RecipeUnliked; kept when the recipe is deleted (facts of the liker's
+-- stream, so the table does not depend on how partitions interleave); readers join live recipes.
 CREATE TABLE stockpot.likes (
     recipe_id  bigint NOT NULL,
     user_id    bigint NOT NULL,
@@ -29,7 +30,7 @@ CREATE TABLE stockpot.likes (
 );
 CREATE INDEX likes_user_idx ON stockpot.likes (user_id, recipe_id);
 
--- RecipeCommented / CommentDeleted; removed with the recipe.
+-- RecipeCommented / CommentDeleted; kept when the recipe is deleted, like likes.
 CREATE TABLE stockpot.comments (
     id         bigint PRIMARY KEY,
     recipe_id  bigint NOT NULL,

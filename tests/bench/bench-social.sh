@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Benchmarks the social read side (issue 4) on a generated graph (deploy/local/gen-social.py):
+#  1. loads the graph through the write API (users, Zipf recipes, power-law follows, likes,
+#     comments) and reports how long it took;
+#  2. requests/s and p50/p99 latency of GET /feed (bearer of a generated user) and
+#     GET /users/{id} under concurrent keep-alive load (tests/bench/bench-get.py);
+#  3. end-to-end freshness: from a command's answer (like / unlike, comment) to the query
+#     API showing it, polling WITHOUT Stockpot-After, p50/p99;
+# then prints the machine. Loopback only; the load clients share the cores with the daemons.
+#
+# usage: tests/bench/bench-social.sh [--users N] [--connections N] [--duration-s S]
+#                                    [--samples N] [--build DIR]
+# PostgreSQL comes from pg_virtualenv (a throwaway cluster); the daemons from build-release/
+# (SP_BENCH_BUILD or --build), built (Release) if missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${SP_BENCH_BUILD:-$ROOT/build-release}
+USERS=2000
+CONNECTIONS=16
+DURATION=10
+SAMPLES=200
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --users) USERS=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --duration-s) DURATION=$2; shift 2 ;;
+    --samples) SAMPLES=$2; shift 2 ;;
+    --build) BUILD=$(realpath -m "$2"); shift 2 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "bench-social.sh: unknown argument \"$1\"" >&2; exit 2 ;;
+    esac
+done
+export SP_BENCH_BUILD=$BUILD
+
+if [ -z "${SP_BENCH_IN_PG:-}" ]; then
+    need=0
+    for b in stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay; do
+        [ -x "$BUILD/bin/$b" ] || need=1
+    done
+    if [ $need = 1 ]; then
+        echo "== building Release in $BUILD"
+        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$BUILD" -j"$(nproc)" --target stockpot-command-api stockpot-projector \
+            stockpot-query-api stockpot-replay >/dev/null
+    fi
+    export SP_BENCH_IN_PG=1
+    exec pg_virtualenv -t -- "$0" --users "$USERS" --connections "$CONNECTIONS" --duration-s "$DURATION" \
+        --samples "$SAMPLES" --build "$BUILD"
+fi
+
+BIN=$BUILD/bin
+TMP=$(mktemp -d /tmp/sp-bench-social.XXXXXX)
+declare -A PIDS=()
+
+cleanup() {
+    for n in "${!PIDS[@]}"; do
+        kill -TERM "${PIDS[$n]}" 2>/dev/null || true
+    done
+    for n in "${!PIDS[@]}"; do
+        wait "${PIDS[$n]}" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+DB=bench_social_$$
+psql -X -q -c "CREATE DATABASE $DB"
+export STOCKPOT_LOG_DIR=$TMP/log STOCKPOT_WRITEMODEL_DIR=$TMP/writemodel
+export STOCKPOT_PG_CONNINFO="dbname=$DB"
+export STOCKPOT_COMMAND_HOST=127.0.0.1 STOCKPOT_QUERY_HOST=127.0.0.1 STOCKPOT_PROJECTOR_HOST=127.0.0.1
+export STOCKPOT_COMMAND_PORT=$(free_port) STOCKPOT_QUERY_PORT=$(free_port) STOCKPOT_PROJECTOR_PORT=$(free_port)
+export STOCKPOT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# a big load registers and logs in thousands of users: cheap argon2 is the daemon's config
+export STOCKPOT_ARGON2_T_COST=1 STOCKPOT_ARGON2_M_COST_KIB=1024
+mkdir -p "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
+
+declare -A PORT=([command]=$STOCKPOT_COMMAND_PORT [query]=$STOCKPOT_QUERY_PORT [projector]=$STOCKPOT_PROJECTOR_PORT)
+declare -A EXE=([command]=stockpot-command-api [query]=stockpot-query-api [projector]=stockpot-projector)
+
+wait_ready() { # name
+    for _ in $(seq 1 600); do
+        if python3 - "${PORT[$1]}" <<'EOF' 2>/dev/null; then return 0; fi
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=2)
+c.request("GET", "/readyz")
+sys.exit(0 if c.getresponse().status == 200 else 1)
+EOF
+        kill -0 "${PIDS[$1]}" 2>/dev/null || { echo "$1 died:"; tail -20 "$TMP/$1.log"; exit 1; }
+        sleep 0.1
+    done
+    echo "$1 not ready" >&2
+    exit 1
+}
+start() { # name
+    "$BIN/${EXE[$1]}" 2>>"$TMP/$1.log" &
+    PIDS[$1]=$!
+    wait_ready "$1"
+}
+
+echo "== machine"
+echo "cpus:   $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "kernel: $(uname -r); PostgreSQL: $(psql -X -At -c 'SHOW server_version')"
+echo "build:  $BUILD ($(grep -m1 CMAKE_BUILD_TYPE "$BUILD/CMakeCache.txt" | cut -d= -f2))"
+
+"$BIN/stockpot-replay" migrate >/dev/null 2>>"$TMP/replay.log"
+start command
+start projector
+start query
+
+echo
+echo "== 1. generated graph: $USERS users (deploy/local/gen-social.py --seed 1)"
+t0=$(date +%s.%N)
+python3 "$ROOT/deploy/local/gen-social.py" --command "http://127.0.0.1:$STOCKPOT_COMMAND_PORT" \
+    --query "http://127.0.0.1:$STOCKPOT_QUERY_PORT" --users "$USERS" --seed 1 --connections 8 --json \
+    >"$TMP/gen.json" 2>"$TMP/gen.log" || { cat "$TMP/gen.log"; exit 1; }
+t1=$(date +%s.%N)
+cat "$TMP/gen.log"
+python3 -c "import sys; print('loaded and applied in %.1f s' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1"
+psql -X -At -d "$DB" -c "SELECT 'rows: users ' || (SELECT count(*) FROM stockpot.users) || ', recipes ' ||
+  (SELECT count(*) FROM stockpot.recipes) || ', follows ' || (SELECT count(*) FROM stockpot.follows) ||
+  ', likes ' || (SELECT count(*) FROM stockpot.likes) || ', comments ' || (SELECT count(*) FROM stockpot.comments) ||
+  ', notifications ' || (SELECT count(*) FROM stockpot.notifications) ||
+  '; max followers ' || (SELECT max(follower_count) FROM stockpot.users)"
+
+# request lists: /feed as 200 generated users (their own tokens), /users/{id} over every user
+python3 - "$STOCKPOT_COMMAND_PORT" "$USERS" "$TMP/feed.txt" <<'EOF'
+import http.client, json, sys
+port, users, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+with open(out, "w") as f:
+    for i in range(0, users, max(1, users // 200)):
+        c.request("POST", "/auth/login", body=json.dumps({"username": "g1_%d" % i, "password": "gen-social password"}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse(); js = json.loads(r.read())
+        f.write("/feed\t%s\n" % js["access_token"])
+EOF
+psql -X -At -d "$DB" -c "SELECT '/users/' || id FROM stockpot.users ORDER BY random()" >"$TMP/users.txt"
+
+echo
+echo "== 2. GET load ($CONNECTIONS keep-alive connections, ${DURATION} s each)"
+python3 "$ROOT/tests/bench/bench-get.py" --port "$STOCKPOT_QUERY_PORT" --paths "$TMP/feed.txt" \
+    --connections "$CONNECTIONS" --duration-s "$DURATION" --label "GET /feed" || true
+python3 "$ROOT/tests/bench/bench-get.py" --port "$STOCKPOT_QUERY_PORT" --paths "$TMP/users.txt" \
+    --connections "$CONNECTIONS" --duration-s "$DURATION" --label "GET /users/{id}" || true
+
+echo
+echo "== 3. freshness: command answered -> visible on the query API (polling, no Stockpot-After)"
+python3 - "$STOCKPOT_COMMAND_PORT" "$STOCKPOT_QUERY_PORT" "$SAMPLES" "$DB" <<'EOF'
+import http.client, json, subprocess, sys, time
+cport, qport, samples, db = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+cc = http.client.HTTPConnection("127.0.0.1", cport, timeout=60)
+qc = http.client.HTTPConnection("127.0.0.1", qport, timeout=60)
+def call(conn, method, path, body=None, tok=None):
+    h = {"Content-Type": "application/json"}
+    if tok:
+        h["Authorization"] = "Bearer " + tok
+    conn.request(method, path, body=None if body is None else json.dumps(body), headers=h)
+    r = conn.getresponse(); data = r.read()
+    return r.status, (json.loads(data) if data else None)
+st, js = call(cc, "POST", "/auth/login", {"username": "g1_1", "password": "gen-social password"})
+tok = js["access_token"]
+rid = subprocess.run(["psql", "-X", "-At", "-d", db, "-c", "SELECT id FROM stockpot.recipes ORDER BY id LIMIT 1"],
+                     capture_output=True, text=True, check=True).stdout.strip()
+def poll(path, ok, deadline_s=30):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        st, js = call(qc, "GET", path, tok=tok)
+        if st == 200 and ok(js):
+            return time.perf_counter()
+    raise SystemExit("not visible within %d s: %s" % (deadline_s, path))
+def pcts(name, xs):
+    xs.sort()
+    p = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3
+    print("%-26s n=%d  p50 %.2f ms  p99 %.2f ms  max %.2f ms" % (name, len(xs), p(0.5), p(0.99), xs[-1] * 1e3))
+call(cc, "DELETE", "/recipes/%s/like" % rid, tok=tok)
+likes, comments = [], []
+for i in range(samples):
+    want = i % 2 == 0
+    st, js = call(cc, "POST" if want else "DELETE", "/recipes/%s/like" % rid, tok=tok)
+    t0 = time.perf_counter()
+    assert st == 200, (st, js)
+    likes.append(poll("/recipes/%s" % rid, lambda r: r.get("liked_by_me") is want) - t0)
+for i in range(max(1, samples // 2)):
+    st, js = call(cc, "POST", "/recipes/%s/comments" % rid, {"content": "fresh %d" % i}, tok=tok)
+    t0 = time.perf_counter()
+    assert st == 201, (st, js)
+    cid = js["comment_id"]
+    comments.append(poll("/recipes/%s/comments?limit=1" % rid,
+                         lambda r: r["items"] and r["items"][0]["id"] == cid) - t0)
+pcts("like/unlike -> GET recipe", likes)
+pcts("comment -> GET comments", comments)
+EOF
