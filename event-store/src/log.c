@@ -1,4 +1,5 @@
 /* The event log interface: backend selection, argument checks, tailing and record decode. */
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -9,6 +10,9 @@
 
 #define ES_WAIT_MIN_US 200  /* first sleep between polls of the end offset */
 #define ES_WAIT_MAX_US 5000 /* backoff cap */
+/* shortest bound on one read of the end inside es_log_wait, so a wait with little or no
+ * time left can still ask a Kafka broker once */
+#define ES_WAIT_QUERY_MIN_MS 100
 
 /* log.backend = kafka: the kafka.* keys (bounds already checked by the config table). */
 static int open_kafka(const struct sp_config *cfg,
@@ -116,7 +120,30 @@ int es_log_end(struct es_log *log, int32_t partition, int64_t *end_offset, struc
 
     if (rc)
         return rc;
-    return log->ops->end(log, partition, end_offset, eb);
+    return log->ops->end(log, partition, 0, end_offset, eb);
+}
+
+/* The wait ran out: SP_ETIMEDOUT, with why the end could not be read if it could not. */
+static int wait_timed_out(int32_t partition,
+                          int64_t offset,
+                          int timeout_ms,
+                          const struct sp_errbuf *why,
+                          struct sp_errbuf *eb)
+{
+    return sp_err_set(
+        eb, SP_ETIMEDOUT, NULL, "no record at offset %lld of partition %d within %d ms%s%s",
+        (long long)offset, (int)partition, timeout_ms, why->msg[0] ? ": " : "", why->msg);
+}
+
+/* Bound for one read of the end: the time left, rounded up so that a read that times out
+ * ends past the deadline, and at least ES_WAIT_QUERY_MIN_MS. */
+static int end_query_ms(int64_t deadline_us)
+{
+    int64_t left_ms = (deadline_us - sp_time_mono_us() + 999) / 1000;
+
+    return left_ms < ES_WAIT_QUERY_MIN_MS ? ES_WAIT_QUERY_MIN_MS
+           : left_ms > INT_MAX            ? INT_MAX
+                                          : (int)left_ms;
 }
 
 int es_log_wait(
@@ -124,25 +151,27 @@ int es_log_wait(
 {
     int64_t deadline_us = sp_time_mono_us() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000;
     int64_t sleep_us = ES_WAIT_MIN_US;
+    int rc = check_partition(log, partition, eb);
 
-    for (;;) {
-        int64_t end, left_us;
-        int rc = es_log_end(log, partition, &end, eb);
-        if (rc)
-            return rc;
-        if (end > offset)
+    while (rc == 0) {
+        struct sp_errbuf why = {{0}, {0}};
+        int64_t end = 0, left_us;
+
+        rc = log->ops->end(log, partition, end_query_ms(deadline_us), &end, &why);
+        if (rc == 0 && end > offset)
             return 0;
         left_us = deadline_us - sp_time_mono_us();
-        if (left_us <= 0)
-            return sp_err_set(eb, SP_ETIMEDOUT, NULL,
-                              "no record at offset %lld of partition %d within %d ms",
-                              (long long)offset, (int)partition, timeout_ms);
+        if (left_us <= 0 && (rc == 0 || rc == SP_EUNAVAIL))
+            return wait_timed_out(partition, offset, timeout_ms, &why, eb);
+        if (rc)
+            return sp_err_set(eb, rc, why.field[0] ? why.field : NULL, "%s", why.msg);
         if (sleep_us > left_us)
             sleep_us = left_us;
         struct timespec ts = {(time_t)(sleep_us / 1000000), (long)(sleep_us % 1000000) * 1000};
         nanosleep(&ts, NULL);
         sleep_us = sleep_us * 2 > ES_WAIT_MAX_US ? ES_WAIT_MAX_US : sleep_us * 2;
     }
+    return rc;
 }
 
 int es_log_record_decode(const struct es_log_record *rec, struct es_event *ev, struct sp_errbuf *eb)

@@ -26,7 +26,13 @@ struct es__log_ops {
                 void *ud,
                 int64_t *next_offset,
                 struct sp_errbuf *eb);
-    int (*end)(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb);
+    /* timeout_ms bounds a backend that asks a server (Kafka: capped at kafka.timeout_ms);
+     * < 1 = the backend's own bound */
+    int (*end)(struct es_log *log,
+               int32_t partition,
+               int timeout_ms,
+               int64_t *end_offset,
+               struct sp_errbuf *eb);
 };
 
 /** Base of every backend's handle; first member of the backend struct. */

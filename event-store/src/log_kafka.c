@@ -5,6 +5,7 @@
  * to one partition at a time (no group subscription, no offset commits). See es/log.h.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -209,13 +210,14 @@ static int topic_open(struct es_log_kafka *kl, struct sp_errbuf *eb)
     return rc;
 }
 
-static int opts_check(const struct es_kafka_opts *o, struct sp_errbuf *eb)
+/* The transactional id is the writer's: a reader never uses it (es/log.h). */
+static int opts_check(const struct es_kafka_opts *o, enum es_log_mode mode, struct sp_errbuf *eb)
 {
     if (o->brokers == NULL || o->brokers[0] == '\0')
         return sp_err_set(eb, SP_EINVAL, "kafka.brokers", "kafka.brokers is empty");
     if (o->topic == NULL || o->topic[0] == '\0')
         return sp_err_set(eb, SP_EINVAL, "kafka.topic", "kafka.topic is empty");
-    if (o->transactional_id == NULL || o->transactional_id[0] == '\0')
+    if (mode == ES_LOG_WRITER && (o->transactional_id == NULL || o->transactional_id[0] == '\0'))
         return sp_err_set(eb, SP_EINVAL, "kafka.transactional_id",
                           "kafka.transactional_id is empty");
     if (o->partitions < 1 || o->replication_factor < 1)
@@ -238,7 +240,7 @@ int es_log_open_kafka(const struct es_kafka_opts *opts,
     int rc;
 
     *out = NULL;
-    if ((rc = opts_check(opts, eb)))
+    if ((rc = opts_check(opts, mode, eb)))
         return rc;
     kl = sp_xcalloc(1, sizeof(*kl));
     kl->base.ops = &kafka_ops;
@@ -246,7 +248,7 @@ int es_log_open_kafka(const struct es_kafka_opts *opts,
     kl->base.max_event_bytes = opts->max_event_bytes;
     kl->brokers = sp_xstrdup(opts->brokers);
     kl->topic = sp_xstrdup(opts->topic);
-    kl->transactional_id = sp_xstrdup(opts->transactional_id);
+    kl->transactional_id = mode == ES_LOG_WRITER ? sp_xstrdup(opts->transactional_id) : NULL;
     kl->new_partitions = opts->partitions;
     kl->new_replication_factor = opts->replication_factor;
     kl->timeout_ms = opts->timeout_ms;
@@ -283,26 +285,63 @@ static int32_t kafka_partitions(const struct es_log *log)
     return ((const struct es_log_kafka *)log)->partitions;
 }
 
-int es__kafka_watermarks(
-    struct es_log_kafka *kl, int32_t partition, int64_t *lo, int64_t *hi, struct sp_errbuf *eb)
+/*
+ * One ListOffsets query (RD_KAFKA_OFFSET_END or _BEGINNING) for @p partition, answered by
+ * @p deadline_us or not at all. Not rd_kafka_query_watermark_offsets: in librdkafka before
+ * 2.3.0 it waits for its replies with no deadline, and a request queued for a leader that
+ * is down only fails after socket.timeout.ms (60 s) and then is retried (librdkafka issue
+ * #2588). rd_kafka_offsets_for_times sends the same request (with isolation.level, so END
+ * is the last stable offset for read_committed) but stops waiting at its timeout; a late
+ * reply is dropped. The leader lookup before it is bounded by the same timeout.
+ */
+int es__kafka_offset_query(struct es_log_kafka *kl,
+                           int32_t partition,
+                           int64_t which,
+                           int64_t deadline_us,
+                           int64_t *offset,
+                           struct sp_errbuf *eb)
 {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(parts, kl->topic, partition);
+    int64_t left_ms = (deadline_us - sp_time_mono_us() + 999) / 1000;
+    int wait_ms = left_ms < 1 ? 1 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
     rd_kafka_resp_err_t err;
+    int rc = 0;
 
-    err = rd_kafka_query_watermark_offsets(kl->consumer, kl->topic, partition, lo, hi,
-                                           kl->timeout_ms);
+    tp->offset = which;
+    err = rd_kafka_offsets_for_times(kl->consumer, parts, wait_ms);
+    if (err == 0)
+        err = tp->err;
+    if (err == 0 && tp->offset < 0)
+        err = RD_KAFKA_RESP_ERR__BAD_MSG; /* no offset in the answer */
     if (err)
-        return sp_err_set(eb, SP_EUNAVAIL, NULL,
-                          "could not read the end of kafka topic \"%s\" partition %d: %s",
-                          kl->topic, (int)partition, rd_kafka_err2str(err));
-    return 0;
+        rc = sp_err_set(eb, SP_EUNAVAIL, NULL,
+                        "could not read the %s of kafka topic \"%s\" partition %d within %d ms: %s",
+                        which == RD_KAFKA_OFFSET_END ? "end" : "beginning", kl->topic,
+                        (int)partition, wait_ms, rd_kafka_err2str(err));
+    else
+        *offset = tp->offset;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
 }
 
-static int
-kafka_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb)
+int64_t es__kafka_deadline(const struct es_log_kafka *kl, int timeout_ms)
 {
-    int64_t lo;
+    if (timeout_ms < 1 || timeout_ms > kl->timeout_ms)
+        timeout_ms = kl->timeout_ms;
+    return sp_time_mono_us() + (int64_t)timeout_ms * 1000;
+}
 
-    return es__kafka_watermarks((struct es_log_kafka *)log, partition, &lo, end_offset, eb);
+static int kafka_end(struct es_log *log,
+                     int32_t partition,
+                     int timeout_ms,
+                     int64_t *end_offset,
+                     struct sp_errbuf *eb)
+{
+    struct es_log_kafka *kl = (struct es_log_kafka *)log;
+
+    return es__kafka_offset_query(kl, partition, RD_KAFKA_OFFSET_END,
+                                  es__kafka_deadline(kl, timeout_ms), end_offset, eb);
 }
 
 static const struct es__log_ops kafka_ops = {

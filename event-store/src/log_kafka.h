@@ -58,9 +58,20 @@ void es__kafka_record_fill(struct es_log_record *rec,
                            char *errbuf,
                            size_t errbuf_size);
 
-/** Low and high watermark of @p partition. @return 0 or SP_EUNAVAIL. */
-int es__kafka_watermarks(
-    struct es_log_kafka *kl, int32_t partition, int64_t *lo, int64_t *hi, struct sp_errbuf *eb);
+/** Offset of @p partition's end (@p which = RD_KAFKA_OFFSET_END: the last stable offset,
+ *  read_committed) or beginning (RD_KAFKA_OFFSET_BEGINNING), asked of its leader; gives up
+ *  at @p deadline_us (sp_time_mono_us clock) whatever the brokers do.
+ *  @return 0 or SP_EUNAVAIL (eb names the partition). */
+int es__kafka_offset_query(struct es_log_kafka *kl,
+                           int32_t partition,
+                           int64_t which,
+                           int64_t deadline_us,
+                           int64_t *offset,
+                           struct sp_errbuf *eb);
+
+/** Deadline (sp_time_mono_us clock) @p timeout_ms from now, capped at kafka.timeout_ms;
+ *  @p timeout_ms < 1 means kafka.timeout_ms. */
+int64_t es__kafka_deadline(const struct es_log_kafka *kl, int timeout_ms);
 
 /** Create the transactional producer and init its transactions. @return 0, SP_EUNAVAIL,
  *  SP_EFENCED or SP_EINVAL. */

@@ -122,10 +122,9 @@ static int read_one(struct read_ctx *ctx, const rd_kafka_message_t *m, struct sp
     return 0;
 }
 
-static int read_loop(struct read_ctx *ctx, struct sp_errbuf *eb)
+static int read_loop(struct read_ctx *ctx, int64_t deadline_us, struct sp_errbuf *eb)
 {
     struct es_log_kafka *kl = ctx->kl;
-    int64_t deadline_us = sp_time_mono_us() + (int64_t)kl->timeout_ms * 1000;
 
     while (!ctx->done) {
         int64_t left_ms = (deadline_us - sp_time_mono_us()) / 1000;
@@ -164,6 +163,32 @@ static int assign(struct es_log_kafka *kl, int32_t partition, int64_t offset, st
     return 0;
 }
 
+/* The partition's end, then (if there is anything to read) its beginning, by the deadline;
+ * *nothing is set when there is nothing to read from ctx->next. */
+static int
+read_bounds(struct read_ctx *ctx, int64_t deadline_us, bool *nothing, struct sp_errbuf *eb)
+{
+    struct es_log_kafka *kl = ctx->kl;
+    int64_t lo;
+    int rc;
+
+    rc = es__kafka_offset_query(kl, ctx->partition, RD_KAFKA_OFFSET_END, deadline_us, &ctx->hi, eb);
+    *nothing = rc == 0 && ctx->next >= ctx->hi;
+    if (rc || *nothing)
+        return rc;
+    rc =
+        es__kafka_offset_query(kl, ctx->partition, RD_KAFKA_OFFSET_BEGINNING, deadline_us, &lo, eb);
+    if (rc == 0 && ctx->next < lo)
+        rc = sp_err_set(eb, SP_ENOTFOUND, NULL,
+                        "offset %" PRId64 " of kafka topic \"%s\" partition %d was deleted "
+                        "(earliest is %" PRId64 ")",
+                        ctx->next, kl->topic, (int)ctx->partition, lo);
+    return rc;
+}
+
+/* Once the handle's read lock is held, the rest of the call (end queries, fetches) is
+ * bounded by one deadline, kafka.timeout_ms; a concurrent read on the handle can delay it
+ * by as much again. */
 int es__kafka_read(struct es_log *log,
                    int32_t partition,
                    int64_t from_offset,
@@ -176,22 +201,18 @@ int es__kafka_read(struct es_log *log,
     struct es_log_kafka *kl = (struct es_log_kafka *)log;
     struct read_ctx ctx = {
         .kl = kl, .partition = partition, .max = max, .fn = fn, .ud = ud, .next = from_offset};
-    int64_t lo;
+    int64_t deadline_us;
+    bool nothing = false;
     int rc;
 
+    if (next_offset != NULL)
+        *next_offset = from_offset; /* until a record is passed or the end is found */
     pthread_mutex_lock(&kl->read_lock);
-    if ((rc = es__kafka_watermarks(kl, partition, &lo, &ctx.hi, eb)))
+    deadline_us = es__kafka_deadline(kl, 0);
+    if ((rc = read_bounds(&ctx, deadline_us, &nothing, eb)) || nothing ||
+        (rc = assign(kl, partition, from_offset, eb)))
         goto out_unlock;
-    if (from_offset < lo) {
-        rc = sp_err_set(eb, SP_ENOTFOUND, NULL,
-                        "offset %" PRId64 " of kafka topic \"%s\" partition %d was deleted "
-                        "(earliest is %" PRId64 ")",
-                        from_offset, kl->topic, (int)partition, lo);
-        goto out_unlock;
-    }
-    if (from_offset >= ctx.hi || (rc = assign(kl, partition, from_offset, eb)))
-        goto out_unlock;
-    rc = read_loop(&ctx, eb);
+    rc = read_loop(&ctx, deadline_us, eb);
     (void)rd_kafka_assign(kl->consumer, NULL);
     if (next_offset != NULL)
         *next_offset = ctx.next;

@@ -383,14 +383,18 @@ static int end_in_txn(struct es_log_lmdb *lg, MDB_txn *txn, int64_t *end)
     return 0;
 }
 
-static int
-lmdb_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb)
+static int lmdb_end(struct es_log *log,
+                    int32_t partition,
+                    int timeout_ms,
+                    int64_t *end_offset,
+                    struct sp_errbuf *eb)
 {
     struct es_log_lmdb *lg = (struct es_log_lmdb *)log;
     MDB_txn *txn;
     int rc;
 
     (void)partition;
+    (void)timeout_ms; /* a local read transaction: never waits on a server */
     rc = read_begin(lg, &txn);
     if (rc)
         return lmdb_err(eb, rc, "read", lg->dir);
@@ -541,6 +545,8 @@ static int lmdb_read(struct es_log *log,
     int rc, stop = 0;
 
     (void)partition;
+    if (next_offset != NULL)
+        *next_offset = from_offset; /* until a record is passed */
     rc = read_begin(lg, &txn);
     if (rc)
         return lmdb_err(eb, rc, "read", lg->dir);

@@ -186,9 +186,10 @@ static int seen_cb(const struct es_log_record *rec, void *ud)
     return 0;
 }
 
-/* Read every partition from @p from (NULL = 0) to its end; @p next gets the checkpoints. */
-static void
-read_from(struct es_log *log, const int64_t *from, size_t max, struct seen_list *l, int64_t *next)
+/* Read every partition from @p from (NULL = 0) to its end; @p reached gets the
+ * checkpoints (may be NULL). */
+static void read_from(
+    struct es_log *log, const int64_t *from, size_t max, struct seen_list *l, int64_t *reached)
 {
     struct sp_errbuf eb = {{0}, {0}};
     int32_t parts = es_log_partitions(log);
@@ -199,8 +200,8 @@ read_from(struct es_log *log, const int64_t *from, size_t max, struct seen_list 
         if (rc != 0)
             fail_msg("read of partition %d failed: %d %s", (int)p, rc, eb.msg);
         assert_true(n >= start);
-        if (next != NULL)
-            next[p] = n;
+        if (reached != NULL)
+            reached[p] = n;
     }
 }
 
@@ -1277,6 +1278,252 @@ static void test_kafka_consumer_open_errors(void **state)
     assert_non_null(strstr(eb.msg, "no kafka topic \"absent.topic\""));
 }
 
+/* ---- nothing to read ---- */
+
+static int never_cb(const struct es_log_record *rec, void *ud)
+{
+    (void)rec;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Reads that pass no record set next_offset to from_offset (es/log.h), on every path. */
+static void test_next_offset_when_nothing_read(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+    int32_t parts = es_log_partitions(log);
+    int calls = 0;
+
+    assert_int_equal(append_stream(log, "recipe-1", 1, 3, NULL, NULL, &eb), 0);
+    es_log_close(log);
+    log = open_ok(f, ES_LOG_READER);
+    for (int32_t p = 0; p < parts; p++) {
+        int64_t end = -1, next = -7;
+        assert_int_equal(es_log_end(log, p, &end, &eb), 0);
+        assert_int_equal(es_log_read(log, p, end, 10, never_cb, &calls, &next, &eb), 0);
+        assert_int_equal(next, end); /* at the end */
+        next = -7;
+        assert_int_equal(es_log_read(log, p, end + 5, 10, never_cb, &calls, &next, &eb), 0);
+        assert_int_equal(next, end + 5); /* past the end */
+        next = -7;
+        assert_int_equal(es_log_read(log, p, 0, 0, never_cb, &calls, &next, &eb), 0);
+        assert_int_equal(next, 0); /* max = 0 */
+    }
+    assert_int_equal(calls, 0);
+    es_log_close(log);
+}
+
+/* ---- Kafka: bounded calls while brokers are down ---- */
+
+#define DOWN_TIMEOUT_MS 2000 /* kafka.timeout_ms of the handles under test */
+#define DOWN_SLACK_MS   1500 /* scheduling, sanitizers and the mock's own pace */
+#define LEAVE_GROUP_MS  6000 /* librdkafka's fixed LeaveGroup timeout (5 s), checked each 1 s */
+
+static int64_t ms_since(int64_t start_us)
+{
+    return (sp_time_mono_us() - start_us) / 1000;
+}
+
+/* Leaders: partition 0 on broker 1, the others on broker 2; coordinators on broker 3. */
+static void pin_leaders(struct fixture *f)
+{
+    for (int32_t p = 0; p < KAFKA_PARTS; p++)
+        assert_int_equal(rd_kafka_mock_partition_set_leader(f->mc, KAFKA_TOPIC, p, p == 0 ? 1 : 2),
+                         0);
+    assert_int_equal(
+        rd_kafka_mock_coordinator_set(f->mc, "group", "stockpot-projection-contract", 3), 0);
+    assert_int_equal(rd_kafka_mock_coordinator_set(f->mc, "transaction", "contract-writer", 3), 0);
+}
+
+/* es_log_end, es_log_read and es_log_wait give up within about kafka.timeout_ms when the
+ * partition's leader is down (they took over 60 s: librdkafka's watermark query), name
+ * the partition, and work again once it is back. */
+static void test_kafka_leader_down(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = open_ok(f, ES_LOG_WRITER);
+    int64_t end0 = -1, end = -1, next = -7, t0, deadline_us;
+    int rc;
+
+    assert_non_null(l);
+    pin_leaders(f);
+    for (int64_t v = 1; v <= 4; v++) /* some land on partition 0 */
+        assert_int_equal(
+            append_stream(log, v % 2 ? "recipe-1" : "user-2", (v + 1) / 2, 1, NULL, NULL, &eb), 0);
+    es_log_close(log);
+    assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, DOWN_TIMEOUT_MS, ES_LOG_READER, &log, &eb), 0);
+    assert_int_equal(es_log_end(log, 0, &end0, &eb), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0);
+
+    t0 = sp_time_mono_us();
+    assert_int_equal(es_log_end(log, 0, &end, &eb), SP_EUNAVAIL);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    assert_non_null(strstr(eb.msg, "partition 0"));
+    t0 = sp_time_mono_us();
+    assert_int_equal(es_log_read(log, 0, 0, SIZE_MAX, seen_cb, l, &next, &eb), SP_EUNAVAIL);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    assert_non_null(strstr(eb.msg, "partition 0"));
+    assert_int_equal(next, 0);
+    assert_int_equal(l->n, 0);
+    t0 = sp_time_mono_us(); /* a short wait keeps its own bound */
+    rc = es_log_wait(log, 0, end0, 300, &eb);
+    assert_true(rc == SP_ETIMEDOUT || rc == SP_EUNAVAIL);
+    assert_true(ms_since(t0) < 300 + DOWN_SLACK_MS);
+    assert_non_null(strstr(eb.msg, "partition 0"));
+    t0 = sp_time_mono_us(); /* a long one stops at kafka.timeout_ms */
+    assert_int_equal(es_log_wait(log, 0, end0, 30000, &eb), SP_EUNAVAIL);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    assert_int_equal(es_log_end(log, 1, &end, &eb), 0); /* its leader is up */
+
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
+    deadline_us = sp_time_mono_us() + (int64_t)CONSUME_WAIT_MS * 1000;
+    while ((rc = es_log_end(log, 0, &end, &eb)) != 0 && sp_time_mono_us() < deadline_us)
+        ;
+    assert_int_equal(rc, 0);
+    assert_int_equal(end, end0);
+    read_from(log, NULL, SIZE_MAX, l, NULL);
+    assert_int_equal(l->n, 4);
+    t0 = sp_time_mono_us();
+    es_log_close(log);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    free(l);
+}
+
+/* Every broker down: the same calls still return within about kafka.timeout_ms. */
+static void test_kafka_all_brokers_down(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct seen_list *l = calloc(1, sizeof(*l));
+    struct es_log *log = NULL;
+    int64_t end = -1, next = -7, t0;
+    int rc;
+
+    assert_non_null(l);
+    pin_leaders(f);
+    assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, DOWN_TIMEOUT_MS, ES_LOG_READER, &log, &eb), 0);
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, b), 0);
+    for (int32_t p = 0; p < KAFKA_PARTS; p++) {
+        t0 = sp_time_mono_us();
+        assert_int_equal(es_log_end(log, p, &end, &eb), SP_EUNAVAIL);
+        assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    }
+    t0 = sp_time_mono_us();
+    assert_int_equal(es_log_read(log, 2, 0, SIZE_MAX, seen_cb, l, &next, &eb), SP_EUNAVAIL);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    assert_int_equal(next, 0);
+    t0 = sp_time_mono_us();
+    rc = es_log_wait(log, 1, 0, 500, &eb);
+    assert_true(rc == SP_ETIMEDOUT || rc == SP_EUNAVAIL);
+    assert_non_null(strstr(eb.msg, "partition 1"));
+    assert_true(ms_since(t0) < 500 + DOWN_SLACK_MS);
+    t0 = sp_time_mono_us();
+    es_log_close(log);
+    assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, b), 0);
+    free(l);
+}
+
+static bool all_assigned(void *ud)
+{
+    return es_consumer_assignment(ud, NULL, 0) == KAFKA_PARTS;
+}
+
+/* A consumer whose group coordinator and a partition leader are down, or whose coordinator
+ * hangs: polls keep their timeout; close returns at once without a coordinator, within
+ * librdkafka's LeaveGroup timeout with a hung one, and on_revoke still runs. */
+static void test_kafka_consumer_brokers_down(void **state)
+{
+    struct fixture *f = *state;
+    struct proj_store store = {{0}};
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj p;
+    struct es_consumer *c;
+    int64_t t0;
+
+    proj_init(&p, &store);
+    pin_leaders(f);
+    append_round(f, 1, NULL, NULL);
+    c = consumer_ok(f, &p);
+    poll_until(c, &p, NULL, NULL, CONSUME_STREAMS, all_assigned, c);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 3), 0); /* the coordinator */
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0); /* partition 0's leader */
+    for (int i = 0; i < 3; i++) {
+        t0 = sp_time_mono_us();
+        assert_int_equal(es_consumer_poll(c, 5, 300, proj_apply, &p, &eb), 0);
+        assert_true(ms_since(t0) < 300 + DOWN_SLACK_MS);
+    }
+    t0 = sp_time_mono_us();
+    es_consumer_close(c); /* no coordinator: the group is not left (its session expires) */
+    assert_true(ms_since(t0) < DOWN_SLACK_MS);
+    assert_int_equal(p.revokes, 1);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 3), 0);
+    proj_free(&p);
+
+    /* a coordinator that accepts requests but never answers (a hung broker) */
+    proj_init(&p, &store);
+    c = consumer_ok(f, &p);
+    poll_until(c, &p, NULL, NULL, SIZE_MAX, all_assigned, c);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mc, 3, 120000), 0);
+    t0 = sp_time_mono_us();
+    assert_int_equal(es_consumer_poll(c, 5, 300, proj_apply, &p, &eb), 0);
+    assert_true(ms_since(t0) < 300 + DOWN_SLACK_MS);
+    t0 = sp_time_mono_us();
+    es_consumer_close(c);
+    assert_true(ms_since(t0) < LEAVE_GROUP_MS + DOWN_SLACK_MS);
+    assert_int_equal(p.revokes, 1);
+    proj_free(&p);
+
+    /* hung before the consumer joined: JoinGroup outstanding at close */
+    proj_init(&p, &store);
+    c = consumer_ok(f, &p);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(es_consumer_poll(c, 5, 200, proj_apply, &p, &eb), 0);
+    t0 = sp_time_mono_us();
+    es_consumer_close(c);
+    assert_true(ms_since(t0) < DOWN_SLACK_MS);
+    assert_int_equal(p.revokes, 0);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mc, 3, 0), 0);
+    proj_free(&p);
+}
+
+/* A reader needs no transactional id (es/log.h: unused by readers); a writer does. */
+static void test_kafka_reader_without_transactional_id(void **state)
+{
+    struct fixture *f = *state;
+    struct es_kafka_opts opts = {
+        .brokers = f->brokers,
+        .topic = KAFKA_TOPIC,
+        .partitions = KAFKA_PARTS,
+        .replication_factor = 3,
+        .transactional_id = "",
+        .timeout_ms = KAFKA_TIMEOUT,
+        .max_event_bytes = MAX_EVENT,
+    };
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_log *log = NULL;
+    int64_t end = -1;
+
+    assert_int_equal(es_log_open_kafka(&opts, ES_LOG_READER, &log, &eb), 0);
+    assert_int_equal(es_log_end(log, 0, &end, &eb), 0);
+    es_log_close(log);
+    opts.transactional_id = NULL;
+    assert_int_equal(es_log_open_kafka(&opts, ES_LOG_READER, &log, &eb), 0);
+    assert_int_equal(es_log_partitions(log), KAFKA_PARTS);
+    es_log_close(log);
+    log = NULL;
+    assert_int_equal(es_log_open_kafka(&opts, ES_LOG_WRITER, &log, &eb), SP_EINVAL);
+    assert_null(log);
+    assert_string_equal(eb.field, "kafka.transactional_id");
+}
+
 #define CONTRACT(test, backend)                                                                    \
     cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, &(backend))
 #define CONTRACT_ALL(test) CONTRACT(test, lmdb_backend), CONTRACT(test, kafka_backend)
@@ -1293,6 +1540,7 @@ int main(void)
         CONTRACT_ALL(test_consumer_resume),
         CONTRACT_ALL(test_consumer_seek),
         CONTRACT_ALL(test_consumer_assign_fails),
+        CONTRACT_ALL(test_next_offset_when_nothing_read),
         CONTRACT(test_kafka_consumer_group, kafka_backend),
         CONTRACT(test_kafka_consumer_open_errors, kafka_backend),
         CONTRACT(test_kafka_fenced_on_endtxn, kafka_backend),
@@ -1302,6 +1550,10 @@ int main(void)
         CONTRACT(test_kafka_missing_header, kafka_backend),
         CONTRACT(test_kafka_topic_and_brokers, kafka_backend),
         CONTRACT(test_kafka_from_config, kafka_backend),
+        CONTRACT(test_kafka_reader_without_transactional_id, kafka_backend),
+        CONTRACT(test_kafka_leader_down, kafka_backend),
+        CONTRACT(test_kafka_all_brokers_down, kafka_backend),
+        CONTRACT(test_kafka_consumer_brokers_down, kafka_backend),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,7 +119,9 @@ SP_MUST_CHECK int es_consumer_open_kafka(const struct es_kafka_opts *kopts,
  * form the batch that on_revoke finishes or abandons (an assignment does not: the call
  * goes on reading the new partitions from the offsets on_assign gave).
  * Waits up to @p timeout_ms for the first record; then delivers what is already fetched,
- * up to @p max, without waiting again. Returning with no record is not an error.
+ * up to @p max, without waiting again. Returning with no record is not an error. Kafka:
+ * bounded by @p timeout_ms (plus the callbacks' own time) whatever the brokers do: a down
+ * leader or coordinator only means no records (librdkafka retries in the background).
  * The next poll continues after the last record passed (including one on which @p fn
  * stopped), unless es_consumer_seek moved the partition.
  * @return 0; the callback's non-zero value if it stopped; SP_ESTATE if the consumer failed
@@ -154,6 +156,14 @@ size_t es_consumer_assignment(const struct es_consumer *c, int32_t *partitions, 
 /**
  * Call on_revoke for the current assignment (if any), leave the group (Kafka) and free
  * the consumer. Commits nothing. NULL is a no-op.
+ * Kafka: bounded whatever the brokers do. With the group coordinator unreachable no
+ * LeaveGroup is sent and it returns at once (the group rebalances when the member's
+ * session times out); with a coordinator that accepts but does not answer it returns
+ * when librdkafka's LeaveGroup request times out (fixed at 5 s, no retries; checked
+ * every second, so up to about 6 s). An outstanding JoinGroup does not hold it. A
+ * shorter bound would need the leave skipped on every close, which would cost healthy
+ * groups a session timeout per shutdown; and rd_kafka_destroy waits for an outstanding
+ * LeaveGroup even after rd_kafka_consumer_close_queue.
  */
 void es_consumer_close(struct es_consumer *c);
 

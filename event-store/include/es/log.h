@@ -50,6 +50,12 @@
  *    es_log_wait (which polls es_log_end) for read-your-writes.
  * Kafka handles: es_log_read serialises on a per-handle lock (one consumer per handle);
  * es_log_end and es_log_wait may run from any thread; es_log_append from one thread.
+ * Kafka calls are time-bounded whatever the brokers do (down, hung, leader unreachable):
+ * es_log_end and es_log_read return within about kafka.timeout_ms, es_log_wait within
+ * about its own timeout (at most kafka.timeout_ms once the end cannot be read). End
+ * offsets are asked with ListOffsets through rd_kafka_offsets_for_times, not
+ * rd_kafka_query_watermark_offsets, which in librdkafka < 2.3.0 ignores its timeout
+ * (over 60 s with the partition's leader down: librdkafka issue #2588).
  */
 #ifndef ES_LOG_H
 #define ES_LOG_H
@@ -99,8 +105,9 @@ struct es_kafka_opts {
     const char *topic;            /* e.g. "stockpot.events" */
     int32_t partitions;           /* used only when the writer creates the topic */
     int16_t replication_factor;   /* used only when the writer creates the topic */
-    const char *transactional_id; /* writer's transactional.id; unused by readers */
-    int timeout_ms;               /* bound on one operation (open, append, read), ms */
+    const char *transactional_id; /* writer's transactional.id; readers ignore it (NULL or
+                                   * "" is fine for them) */
+    int timeout_ms;               /* bound on one operation (open, append, read, end), ms */
     size_t max_event_bytes;       /* cap on one encoded envelope, bytes */
 };
 
@@ -111,7 +118,8 @@ struct es_kafka_opts {
  * transactions (init_transactions fences any older writer with the same
  * transactional.id). A reader only checks that the topic exists.
  * @param[out] out  owned; close with es_log_close()
- * @return 0; SP_EINVAL for bad options (eb->field names the kafka.* key); SP_ENOTFOUND if
+ * @return 0; SP_EINVAL for bad options (eb->field names the kafka.* key; a writer needs
+ *         a non-empty kafka.transactional_id, a reader none); SP_ENOTFOUND if
  *         a reader finds no topic; SP_EUNAVAIL if the brokers cannot be reached or the
  *         topic cannot be created within timeout_ms; SP_EFENCED if the writer's
  *         transactions cannot be initialised because of a fatal producer error.
@@ -172,14 +180,18 @@ typedef int (*es_log_record_fn)(const struct es_log_record *rec, void *ud);
  * offset order, from one consistent snapshot. Corrupt records are passed with status
  * SP_ECORRUPT rather than skipped, so callers decide (dead-letter, halt, report).
  * @param[out] next_offset  offset after the last record passed, including one on which
- *                          @p fn stopped (from_offset if none)
+ *                          @p fn stopped; from_offset if none was passed (nothing to
+ *                          read, max = 0, or an error first), on every backend
  * Kafka: the "snapshot" is the partition up to its end as queried at the call; records
- * committed later are left for the next call. A record whose xxh3 header is missing or
+ * committed later are left for the next call. The whole call (end query, fetches) is
+ * bounded by kafka.timeout_ms (plus, if another thread is reading on the same handle, the
+ * wait for its read). A record whose xxh3 header is missing or
  * does not match its value is passed with status SP_ECORRUPT.
  * @return 0 at the end of the snapshot or after max records; the callback's non-zero
  *         value if it stopped; SP_EINVAL for a bad partition; SP_EDB on read failure;
- *         Kafka: SP_EUNAVAIL if the end was not reached within kafka.timeout_ms
- *         (next_offset still tells how far it got), SP_ENOTFOUND if @p from_offset was
+ *         Kafka: SP_EUNAVAIL if the end was not reached within kafka.timeout_ms, or the
+ *         partition's end could not be read (its leader is down: eb names the partition;
+ *         next_offset still tells how far it got), SP_ENOTFOUND if @p from_offset was
  *         already deleted by retention.
  */
 SP_MUST_CHECK int es_log_read(struct es_log *log,
@@ -195,7 +207,8 @@ SP_MUST_CHECK int es_log_read(struct es_log *log,
  * The offset the next appended event of @p partition will get (= number of records).
  * Kafka: the end offset the broker reports (see the top of this file): the next record
  * gets an offset ≥ it, and not every offset below it holds a record.
- * @return 0 or SP_EDB / SP_EINVAL; Kafka: SP_EUNAVAIL if the broker does not answer.
+ * @return 0 or SP_EDB / SP_EINVAL; Kafka: SP_EUNAVAIL (eb names the partition) if the
+ *         partition's leader does not answer within kafka.timeout_ms.
  */
 SP_MUST_CHECK int
 es_log_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp_errbuf *eb);
@@ -204,7 +217,13 @@ es_log_end(struct es_log *log, int32_t partition, int64_t *end_offset, struct sp
  * Wait until @p partition's end offset is greater than @p offset (a record at or past
  * @p offset exists), or @p timeout_ms passes. Works across processes: polls the end
  * with short read transactions, backing off from 0.2 ms to 5 ms.
- * @return 0 when data is there; SP_ETIMEDOUT; SP_EDB.
+ * Kafka: each poll of the end is bounded by the time left (at least 100 ms) and
+ * kafka.timeout_ms, so the call returns within about max(@p timeout_ms, 100 ms) and never
+ * waits on a silent broker longer than kafka.timeout_ms. Callers that loop on it should
+ * back off after SP_EUNAVAIL.
+ * @return 0 when data is there; SP_ETIMEDOUT (eb says why when the end could not be read
+ *         either); SP_EDB; Kafka: SP_EUNAVAIL if the end could not be read while time
+ *         was left.
  */
 SP_MUST_CHECK int es_log_wait(
     struct es_log *log, int32_t partition, int64_t offset, int timeout_ms, struct sp_errbuf *eb);
