@@ -3,8 +3,6 @@
  * mkdtemp directory, on an ephemeral port, driven by the sp_testsupport client while the
  * app's event loop runs in a second thread.
  */
-/* nftw() needs X/Open 5. NOLINTNEXTLINE(bugprone-*,cert-*) */
-#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,16 +10,10 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -34,185 +26,24 @@
 #include "sp/config.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
+#include "cmd_test.h"
 
 #include "sp/banned.h"
 
-#define SECRET "test-secret-0123456789"
-
-struct fx {
-    char dir[128];
-    char wm_dir[160];
-    struct sp_config *cfg;
-    struct event_base *base;
-    struct event *keepalive;
-    struct cmd_app *app;
-    pthread_t thread;
-    bool running;
-    int port;
-};
-
-static void *loop_main(void *ud)
-{
-    struct fx *fx = ud;
-    event_base_dispatch(fx->base);
-    return NULL;
-}
-
-static void keepalive_cb(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what, (void)ud;
-}
-
-static void mark_running(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what;
-    __atomic_store_n((int *)ud, 1, __ATOMIC_SEQ_CST);
-}
-
-/* Run the loop in a thread; return once it is dispatching (a break before is lost). */
-static void serve_start(struct fx *fx)
-{
-    int started = 0;
-    struct timeval zero = {0, 0};
-    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, mark_running, &started, &zero), 0);
-    assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx), 0);
-    while (!__atomic_load_n(&started, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    fx->running = true;
-}
-
-static void serve_stop(struct fx *fx)
-{
-    if (!fx->running)
-        return;
-    event_base_loopbreak(fx->base);
-    pthread_join(fx->thread, NULL);
-    fx->running = false;
-}
-
-static void app_start(struct fx *fx)
-{
-    struct sp_errbuf eb = {0};
-    int rc = cmd_app_new(fx->cfg, fx->base, &fx->app, &eb);
-    if (rc != 0)
-        fail_msg("cmd_app_new: %s", eb.msg);
-    fx->port = cmd_app_port(fx->app);
-    serve_start(fx);
-}
-
-static void app_stop(struct fx *fx)
-{
-    serve_stop(fx);
-    cmd_app_free(fx->app);
-    fx->app = NULL;
-}
-
-static void cfg_set(struct fx *fx, const char *key, const char *value)
-{
-    struct sp_errbuf eb = {0};
-    if (sp_config_set(fx->cfg, key, value, &eb) != 0)
-        fail_msg("sp_config_set %s: %s", key, eb.msg);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    struct sp_errbuf eb = {0};
-    char path[200];
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cmd-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(sp_config_load(&fx->cfg, NULL, &eb), 0);
-    snprintf(path, sizeof(path), "%s/log", fx->dir);
-    cfg_set(fx, "log.dir", path);
-    snprintf(fx->wm_dir, sizeof(fx->wm_dir), "%s/wm", fx->dir);
-    cfg_set(fx, "writemodel.dir", fx->wm_dir);
-    cfg_set(fx, "log.map_size_mb", "64");
-    cfg_set(fx, "writemodel.map_size_mb", "64");
-    cfg_set(fx, "command.port", "0");
-    cfg_set(fx, "argon2.t_cost", "1");
-    cfg_set(fx, "argon2.m_cost_kib", "1024");
-    cfg_set(fx, "jwt.secret", SECRET);
-    cfg_set(fx, "http.max_body_bytes", "65536");
-    fx->base = event_base_new();
-    fx->keepalive = event_new(fx->base, -1, EV_PERSIST, keepalive_cb, NULL);
-    struct timeval tv = {3600, 0};
-    event_add(fx->keepalive, &tv);
-    app_start(fx);
+    struct cmd_test_fx *fx = calloc(1, sizeof(*fx));
+    cmd_test_fx_init(fx, "/tmp/cmd-test-XXXXXX");
+    cmd_test_fx_use_lmdb(fx);
+    cmd_test_cfg_set(fx, "http.max_body_bytes", "65536");
+    cmd_test_app_start(fx);
     *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    app_stop(fx);
-    event_free(fx->keepalive);
-    event_base_free(fx->base);
-    sp_config_free(fx->cfg);
-    rm_tree(fx->dir);
-    free(fx);
     return 0;
 }
 
 /* ---- helpers ---- */
 
-static double metric(struct fx *fx, const char *name, const char *labels)
-{
-    return sp_metrics_value(cmd_app_metrics(fx->app), name, labels);
-}
-
-/* Request; returns the status and the parsed body (owned) in *out if out != NULL. */
-static int call(struct fx *fx,
-                const char *method,
-                const char *path,
-                const char *const *headers,
-                const char *body,
-                json_t **out)
-{
-    struct sp_test_resp resp = {0};
-    int status = sp_test_http(fx->port, method, path, headers, body, &resp);
-    assert_true(status > 0);
-    if (out) {
-        *out = json_loadb(resp.body, resp.body_len, 0, NULL);
-        if (!*out)
-            fail_msg("%s %s: body is not JSON: %s", method, path, resp.body);
-    }
-    sp_test_resp_release(&resp);
-    return status;
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("no string \"%s\" in answer", key);
-    return s;
-}
-
-/* Whether the problem's errors[] names @p field. */
-static bool names_field(json_t *problem, const char *field)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(problem, "errors"), i, e) {
-        if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void register_user(struct fx *fx, const char *name)
+static void register_user(struct cmd_test_fx *fx, const char *name)
 {
     char body[256];
     json_t *r = NULL;
@@ -220,25 +51,25 @@ static void register_user(struct fx *fx, const char *name)
              "{\"username\":\"%s\",\"email\":\"%s@example.org\","
              "\"password\":\"correct horse\"}",
              name, name);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL, body, &r), 201);
-    assert_string_equal(jstr(r, "username"), name);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL, body, &r), 201);
+    assert_string_equal(cmd_test_jstr(r, "username"), name);
     json_decref(r);
 }
 
 /* Log in; returns the token answer (owned). */
-static json_t *login(struct fx *fx, const char *name)
+static json_t *login(struct cmd_test_fx *fx, const char *name)
 {
     char body[256];
     json_t *r = NULL;
     snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"correct horse\"}", name);
-    assert_int_equal(call(fx, "POST", "/auth/login", NULL, body, &r), 200);
-    assert_string_equal(jstr(r, "token_type"), "Bearer");
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/login", NULL, body, &r), 200);
+    assert_string_equal(cmd_test_jstr(r, "token_type"), "Bearer");
     return r;
 }
 
 static void bearer(json_t *tokens, char *out, size_t size)
 {
-    snprintf(out, size, "Authorization: Bearer %s", jstr(tokens, "access_token"));
+    snprintf(out, size, "Authorization: Bearer %s", cmd_test_jstr(tokens, "access_token"));
 }
 
 #define RECIPE                                                                                     \
@@ -246,7 +77,7 @@ static void bearer(json_t *tokens, char *out, size_t size)
     "\"steps\":[\"切块\\n焯水\",\"炖一小时\"],\"tags\":[\"pork\"]}"
 
 /* Status of a request; *retry_after gets a copy of Retry-After ("" if none). */
-static int call_retry(struct fx *fx,
+static int call_retry(struct cmd_test_fx *fx,
                       const char *method,
                       const char *path,
                       const char *const *headers,
@@ -263,7 +94,7 @@ static int call_retry(struct fx *fx,
 }
 
 /* Body of GET /readyz into @p out; returns the status. */
-static int readyz(struct fx *fx, char *out, size_t size)
+static int readyz(struct cmd_test_fx *fx, char *out, size_t size)
 {
     struct sp_test_resp resp = {0};
     int status = sp_test_http(fx->port, "GET", "/readyz", NULL, NULL, &resp);
@@ -273,7 +104,7 @@ static int readyz(struct fx *fx, char *out, size_t size)
 }
 
 /* Poll /readyz for up to 5 s until it answers @p want. */
-static void await_ready(struct fx *fx, int want)
+static void await_ready(struct cmd_test_fx *fx, int want)
 {
     char body[512];
     for (int i = 0; i < 100; i++) {
@@ -287,52 +118,54 @@ static void await_ready(struct fx *fx, int want)
 /* Change the app's test seams with its loop stopped (no data race). */
 #define WITH_LOOP_STOPPED(fx, stmt)                                                                \
     do {                                                                                           \
-        serve_stop(fx);                                                                            \
+        cmd_test_serve_stop(fx);                                                                   \
         stmt;                                                                                      \
-        serve_start(fx);                                                                           \
+        cmd_test_serve_start(fx);                                                                  \
     } while (0)
 
 /* Create RECIPE as @p hdrs's user; copies "/recipes/<id>" into @p path. */
-static void create_recipe(struct fx *fx, const char *const *hdrs, char *path, size_t size)
+static void create_recipe(struct cmd_test_fx *fx, const char *const *hdrs, char *path, size_t size)
 {
     json_t *r = NULL;
-    assert_int_equal(call(fx, "POST", "/recipes", hdrs, RECIPE, &r), 201);
-    snprintf(path, size, "/recipes/%s", jstr(r, "recipe_id"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", hdrs, RECIPE, &r), 201);
+    snprintf(path, size, "/recipes/%s", cmd_test_jstr(r, "recipe_id"));
     json_decref(r);
 }
 
-static int put_title(struct fx *fx, const char *auth, const char *path, int if_match, json_t **out)
+static int
+put_title(struct cmd_test_fx *fx, const char *auth, const char *path, int if_match, json_t **out)
 {
     char im[32];
     snprintf(im, sizeof(im), "If-Match: \"%d\"", if_match);
     const char *h[] = {auth, im, NULL};
-    return call(fx, "PUT", path, h, "{\"title\":\"retitled\"}", out);
+    return cmd_test_call(fx, "PUT", path, h, "{\"title\":\"retitled\"}", out);
 }
 
 /* ---- tests ---- */
 
 static void test_validation_names_fields(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r = NULL, *tok;
     char auth[1024];
 
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL,
-                          "{\"username\":\"a b\",\"email\":\"nope\",\"password\":\"short\","
-                          "\"admin\":true}",
-                          &r),
-                     400);
-    assert_string_equal(jstr(r, "type"), "https://stockpot.dev/problems/validation");
-    assert_true(names_field(r, "username") && names_field(r, "email") &&
-                names_field(r, "password") && names_field(r, "admin"));
+    assert_int_equal(
+        cmd_test_call(fx, "POST", "/auth/register", NULL,
+                      "{\"username\":\"a b\",\"email\":\"nope\",\"password\":\"short\","
+                      "\"admin\":true}",
+                      &r),
+        400);
+    assert_string_equal(cmd_test_jstr(r, "type"), "https://stockpot.dev/problems/validation");
+    assert_true(cmd_test_names_field(r, "username") && cmd_test_names_field(r, "email") &&
+                cmd_test_names_field(r, "password") && cmd_test_names_field(r, "admin"));
     json_decref(r);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL, "{\"username\":", &r), 400);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL, "{\"username\":", &r), 400);
     json_decref(r);
 
     register_user(fx, "valerie");
     tok = login(fx, "valerie");
     bearer(tok, auth, sizeof(auth));
-    double before = metric(fx, "stockpot_events_appended_total", "");
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
     char title[300];
     memset(title, 'x', 201);
     title[201] = '\0';
@@ -342,11 +175,11 @@ static void test_validation_names_fields(void **state)
              "\"tags\":[\"\"],\"image_media_ids\":[\"x1\"],\"extra\":1}",
              title);
     const char *hdrs[] = {auth, NULL};
-    assert_int_equal(call(fx, "POST", "/recipes", hdrs, body, &r), 400);
-    assert_true(names_field(r, "title") && names_field(r, "ingredients/1") &&
-                names_field(r, "steps") && names_field(r, "tags/0") &&
-                names_field(r, "image_media_ids/0") && names_field(r, "extra"));
-    assert_false(names_field(r, "ingredients/0"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", hdrs, body, &r), 400);
+    assert_true(cmd_test_names_field(r, "title") && cmd_test_names_field(r, "ingredients/1") &&
+                cmd_test_names_field(r, "steps") && cmd_test_names_field(r, "tags/0") &&
+                cmd_test_names_field(r, "image_media_ids/0") && cmd_test_names_field(r, "extra"));
+    assert_false(cmd_test_names_field(r, "ingredients/0"));
     json_decref(r);
     /* 200 code points of Chinese text are fine (600 bytes). */
     static const char soup[] = "汤";
@@ -356,67 +189,68 @@ static void test_validation_names_fields(void **state)
     snprintf(body, sizeof(body), "{\"title\":\"%s\",\"ingredients\":[\"水\"],\"steps\":[\"煮\"]}",
              zh);
     free(zh);
-    assert_int_equal(call(fx, "POST", "/recipes", hdrs, body, NULL), 201);
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 1);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", hdrs, body, NULL), 201);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before + 1);
     json_decref(tok);
 }
 
 static void test_auth_flow(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r = NULL, *t1, *t2;
     char auth[1024], body[256];
 
     register_user(fx, "alice");
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL,
-                          "{\"username\":\"ALICE\",\"email\":\"x@example.org\","
-                          "\"password\":\"12345678\"}",
-                          &r),
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL,
+                                   "{\"username\":\"ALICE\",\"email\":\"x@example.org\","
+                                   "\"password\":\"12345678\"}",
+                                   &r),
                      409);
-    assert_true(names_field(r, "username"));
+    assert_true(cmd_test_names_field(r, "username"));
     json_decref(r);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL,
-                          "{\"username\":\"alice2\",\"email\":\"Alice@EXAMPLE.org\","
-                          "\"password\":\"12345678\"}",
-                          &r),
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL,
+                                   "{\"username\":\"alice2\",\"email\":\"Alice@EXAMPLE.org\","
+                                   "\"password\":\"12345678\"}",
+                                   &r),
                      409);
-    assert_true(names_field(r, "email"));
+    assert_true(cmd_test_names_field(r, "email"));
     json_decref(r);
-    assert_int_equal(call(fx, "POST", "/auth/login", NULL,
-                          "{\"username\":\"alice\",\"password\":\"wrong password\"}", NULL),
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/login", NULL,
+                                   "{\"username\":\"alice\",\"password\":\"wrong password\"}",
+                                   NULL),
                      401);
-    assert_int_equal(call(fx, "POST", "/auth/login", NULL,
-                          "{\"email\":\"nobody@example.org\",\"password\":\"x\"}", NULL),
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/login", NULL,
+                                   "{\"email\":\"nobody@example.org\",\"password\":\"x\"}", NULL),
                      401);
 
     t1 = login(fx, "alice");
     bearer(t1, auth, sizeof(auth));
     const char *h1[] = {auth, NULL};
-    assert_int_equal(call(fx, "GET", "/auth/validate", h1, NULL, &r), 200);
-    assert_string_equal(jstr(r, "user_id"), jstr(t1, "user_id"));
+    assert_int_equal(cmd_test_call(fx, "GET", "/auth/validate", h1, NULL, &r), 200);
+    assert_string_equal(cmd_test_jstr(r, "user_id"), cmd_test_jstr(t1, "user_id"));
     json_decref(r);
 
     /* Refresh rotates; the old token is then a reuse that revokes the session. */
-    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", jstr(t1, "refresh_token"));
-    assert_int_equal(call(fx, "POST", "/auth/refresh", NULL, body, &t2), 200);
-    assert_string_not_equal(jstr(t2, "refresh_token"), jstr(t1, "refresh_token"));
-    assert_int_equal(call(fx, "POST", "/auth/refresh", NULL, body, NULL), 401);
-    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", jstr(t2, "refresh_token"));
-    assert_int_equal(call(fx, "POST", "/auth/refresh", NULL, body, NULL), 401);
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", cmd_test_jstr(t1, "refresh_token"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/refresh", NULL, body, &t2), 200);
+    assert_string_not_equal(cmd_test_jstr(t2, "refresh_token"), cmd_test_jstr(t1, "refresh_token"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/refresh", NULL, body, NULL), 401);
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", cmd_test_jstr(t2, "refresh_token"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/refresh", NULL, body, NULL), 401);
     bearer(t2, auth, sizeof(auth));
-    assert_int_equal(call(fx, "GET", "/auth/validate", h1, NULL, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "GET", "/auth/validate", h1, NULL, NULL), 401);
     json_decref(t1);
     json_decref(t2);
 
     /* Logout revokes; the access token dies with the session. */
     t1 = login(fx, "alice");
     bearer(t1, auth, sizeof(auth));
-    assert_int_equal(call(fx, "POST", "/auth/logout", h1, NULL, &r), 200);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/logout", h1, NULL, &r), 200);
     assert_non_null(json_string_value(json_object_get(r, "position")));
     json_decref(r);
-    assert_int_equal(call(fx, "GET", "/auth/validate", h1, NULL, NULL), 401);
-    assert_int_equal(call(fx, "POST", "/recipes", h1, RECIPE, NULL), 401);
-    assert_int_equal(call(fx, "GET", "/auth/logout", h1, NULL, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "GET", "/auth/validate", h1, NULL, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h1, RECIPE, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "GET", "/auth/logout", h1, NULL, NULL), 401);
     json_decref(t1);
 }
 
@@ -432,7 +266,7 @@ static char *forge(jwt_alg_t alg, long iat, long exp)
     if (alg == JWT_ALG_NONE)
         jwt_set_alg(jwt, JWT_ALG_NONE, NULL, 0);
     else
-        jwt_set_alg(jwt, alg, (const unsigned char *)SECRET, (int)strlen(SECRET));
+        jwt_set_alg(jwt, alg, (const unsigned char *)CMD_TEST_SECRET, (int)strlen(CMD_TEST_SECRET));
     char *s = jwt_encode_str(jwt);
     jwt_free(jwt);
     return s;
@@ -440,7 +274,7 @@ static char *forge(jwt_alg_t alg, long iat, long exp)
 
 static void test_bad_tokens(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     char auth[1024];
     const char *h[] = {auth, NULL};
     long now = (long)time(NULL);
@@ -450,19 +284,19 @@ static void test_bad_tokens(void **state)
     json_t *r = NULL;
     for (size_t i = 0; i < 4; i++) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", toks[i]);
-        assert_int_equal(call(fx, "GET", "/auth/validate", h, NULL, &r), 401);
-        assert_string_equal(jstr(r, "type"), "https://stockpot.dev/problems/unauthorized");
+        assert_int_equal(cmd_test_call(fx, "GET", "/auth/validate", h, NULL, &r), 401);
+        assert_string_equal(cmd_test_jstr(r, "type"), "https://stockpot.dev/problems/unauthorized");
         json_decref(r);
         free(toks[i]);
     }
-    assert_int_equal(call(fx, "POST", "/recipes", NULL, RECIPE, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", NULL, RECIPE, NULL), 401);
     snprintf(auth, sizeof(auth), "Authorization: Bearer not.a.token");
-    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, NULL), 401);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, NULL), 401);
 }
 
 static void test_recipe_lifecycle(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r = NULL, *ta, *tb;
     char auth_a[1024], auth_b[1024], path[64], im[32];
     struct sp_test_resp resp = {0};
@@ -478,61 +312,64 @@ static void test_recipe_lifecycle(void **state)
     assert_int_equal(sp_test_http(fx->port, "POST", "/recipes", ha, RECIPE, &resp), 201);
     assert_string_equal(sp_test_resp_header(&resp, "ETag"), "\"1\"");
     r = json_loadb(resp.body, resp.body_len, 0, NULL);
-    snprintf(path, sizeof(path), "/recipes/%s", jstr(r, "recipe_id"));
+    snprintf(path, sizeof(path), "/recipes/%s", cmd_test_jstr(r, "recipe_id"));
     assert_string_equal(sp_test_resp_header(&resp, "Location"), path);
-    assert_string_equal(sp_test_resp_header(&resp, "Stockpot-Position"), jstr(r, "position"));
+    assert_string_equal(sp_test_resp_header(&resp, "Stockpot-Position"),
+                        cmd_test_jstr(r, "position"));
     sp_test_resp_release(&resp);
     json_decref(r);
 
     snprintf(im, sizeof(im), "If-Match: \"1\"");
     const char *ha_im[] = {auth_a, im, NULL}, *hb_im[] = {auth_b, im, NULL};
-    assert_int_equal(call(fx, "PUT", path, ha_im, "{\"title\":\"Braised pork\"}", &r), 200);
+    assert_int_equal(cmd_test_call(fx, "PUT", path, ha_im, "{\"title\":\"Braised pork\"}", &r),
+                     200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
     json_decref(r);
-    assert_int_equal(call(fx, "PUT", path, ha_im, "{\"title\":\"stale\"}", &r), 412);
+    assert_int_equal(cmd_test_call(fx, "PUT", path, ha_im, "{\"title\":\"stale\"}", &r), 412);
     json_decref(r);
-    assert_int_equal(call(fx, "PUT", path, hb_im, "{\"title\":\"mine\"}", NULL), 403);
-    assert_int_equal(call(fx, "DELETE", path, hb, NULL, NULL), 403);
-    assert_int_equal(call(fx, "PUT", path, ha, "{}", &r), 400);
-    assert_true(names_field(r, "body"));
+    assert_int_equal(cmd_test_call(fx, "PUT", path, hb_im, "{\"title\":\"mine\"}", NULL), 403);
+    assert_int_equal(cmd_test_call(fx, "DELETE", path, hb, NULL, NULL), 403);
+    assert_int_equal(cmd_test_call(fx, "PUT", path, ha, "{}", &r), 400);
+    assert_true(cmd_test_names_field(r, "body"));
     json_decref(r);
-    assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
+    assert_int_equal(cmd_test_call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
     /* RFC 9110 §13.1.1: If-Match compares strongly, so a weak tag never matches */
     snprintf(im, sizeof(im), "If-Match: W/\"2\"");
-    assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
+    assert_int_equal(cmd_test_call(fx, "DELETE", path, ha_im, NULL, NULL), 412);
     snprintf(im, sizeof(im), "If-Match: \"2\"");
-    assert_int_equal(call(fx, "DELETE", path, ha_im, NULL, &r), 200);
+    assert_int_equal(cmd_test_call(fx, "DELETE", path, ha_im, NULL, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 3);
     json_decref(r);
-    assert_int_equal(call(fx, "PUT", path, ha, "{\"title\":\"gone\"}", NULL), 404);
-    assert_int_equal(call(fx, "DELETE", path, ha, NULL, NULL), 404);
-    assert_int_equal(call(fx, "DELETE", "/recipes/abc", ha, NULL, NULL), 404);
-    assert_int_equal(call(fx, "DELETE", "/recipes/123", ha, NULL, NULL), 404);
+    assert_int_equal(cmd_test_call(fx, "PUT", path, ha, "{\"title\":\"gone\"}", NULL), 404);
+    assert_int_equal(cmd_test_call(fx, "DELETE", path, ha, NULL, NULL), 404);
+    assert_int_equal(cmd_test_call(fx, "DELETE", "/recipes/abc", ha, NULL, NULL), 404);
+    assert_int_equal(cmd_test_call(fx, "DELETE", "/recipes/123", ha, NULL, NULL), 404);
     json_decref(ta);
     json_decref(tb);
 }
 
 static void test_idempotency_key(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r1 = NULL, *r2 = NULL, *t;
     char auth[1024];
     register_user(fx, "idem");
     t = login(fx, "idem");
     bearer(t, auth, sizeof(auth));
     const char *h[] = {auth, "Idempotency-Key: abc-123", NULL};
-    double before = metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, &r1), 201);
-    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
-    assert_string_equal(jstr(r1, "recipe_id"), jstr(r2, "recipe_id"));
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 1);
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r1), 201);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
+    assert_string_equal(cmd_test_jstr(r1, "recipe_id"), cmd_test_jstr(r2, "recipe_id"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before + 1);
     json_decref(r2);
-    assert_int_equal(call(fx, "POST", "/recipes", h,
-                          "{\"title\":\"other\",\"ingredients\":[\"a\"],\"steps\":[\"b\"]}", &r2),
-                     422);
+    assert_int_equal(
+        cmd_test_call(fx, "POST", "/recipes", h,
+                      "{\"title\":\"other\",\"ingredients\":[\"a\"],\"steps\":[\"b\"]}", &r2),
+        422);
     json_decref(r2);
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 1);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before + 1);
     json_decref(r1);
     json_decref(t);
 }
@@ -541,11 +378,7 @@ static void test_idempotency_key(void **state)
 static int raw_send(int port, const char *body)
 {
     char req[512];
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd = cmd_test_raw_connect(port);
     int n = snprintf(req, sizeof(req),
                      "POST /auth/register HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
@@ -554,31 +387,14 @@ static int raw_send(int port, const char *body)
     return fd;
 }
 
-/* Status of the response read so far on @p fd into @p buf, 0 until EOF. */
-static int raw_pump(int fd, char *buf, size_t size, size_t *len)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 0) <= 0)
-        return 0;
-    ssize_t got = read(fd, buf + *len, size - 1 - *len);
-    if (got > 0) {
-        *len += (size_t)got;
-        buf[*len] = '\0';
-        return 0;
-    }
-    if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    return (int)strtol(buf + 9, NULL, 10);
-}
-
 static void test_batch_same_username(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     char b1[4096], b2[4096];
     size_t l1 = 0, l2 = 0;
     int s1 = 0, s2 = 0;
-    serve_stop(fx); /* drive the loop from here so both requests land in one batch */
-    double batches = metric(fx, "stockpot_batches_total", "");
+    cmd_test_serve_stop(fx); /* drive the loop from here so both requests land in one batch */
+    double batches = cmd_test_metric(fx, "stockpot_batches_total", "");
     int fd1 = raw_send(fx->port, "{\"username\":\"twin\",\"email\":\"t1@example.org\","
                                  "\"password\":\"12345678\"}");
     int fd2 = raw_send(fx->port, "{\"username\":\"TWIN\",\"email\":\"t2@example.org\","
@@ -587,48 +403,48 @@ static void test_batch_same_username(void **state)
     for (int i = 0; i < 5000 && (s1 == 0 || s2 == 0); i++) {
         event_base_loop(fx->base, EVLOOP_NONBLOCK);
         if (s1 == 0)
-            s1 = raw_pump(fd1, b1, sizeof(b1), &l1);
+            s1 = cmd_test_raw_pump(fd1, b1, sizeof(b1), &l1);
         if (s2 == 0)
-            s2 = raw_pump(fd2, b2, sizeof(b2), &l2);
+            s2 = cmd_test_raw_pump(fd2, b2, sizeof(b2), &l2);
         usleep(1000);
     }
     close(fd1);
     close(fd2);
     assert_true((s1 == 201 && s2 == 409) || (s1 == 409 && s2 == 201));
-    assert_true(metric(fx, "stockpot_batches_total", "") == batches + 1);
-    assert_true(metric(fx, "stockpot_batch_size", "") == 2);
-    serve_start(fx);
+    assert_true(cmd_test_metric(fx, "stockpot_batches_total", "") == batches + 1);
+    assert_true(cmd_test_metric(fx, "stockpot_batch_size", "") == 2);
+    cmd_test_serve_start(fx);
 }
 
 static void test_restart_rebuilds_write_model(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *t;
     register_user(fx, "phoenix");
     t = login(fx, "phoenix");
     json_decref(t);
-    app_stop(fx);
-    rm_tree(fx->wm_dir);
-    app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 2);
+    cmd_test_app_stop(fx);
+    cmd_test_rm_tree(fx->wm_dir);
+    cmd_test_app_start(fx);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 2);
     t = login(fx, "phoenix");
     json_decref(t);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL,
-                          "{\"username\":\"Phoenix\",\"email\":\"p2@example.org\","
-                          "\"password\":\"12345678\"}",
-                          NULL),
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL,
+                                   "{\"username\":\"Phoenix\",\"email\":\"p2@example.org\","
+                                   "\"password\":\"12345678\"}",
+                                   NULL),
                      409);
-    assert_int_equal(call(fx, "GET", "/readyz", NULL, NULL, NULL), 200);
+    assert_int_equal(cmd_test_call(fx, "GET", "/readyz", NULL, NULL, NULL), 200);
 }
 
 static void test_event_too_big_fails_alone(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *t;
     char auth[1024];
-    app_stop(fx);
-    cfg_set(fx, "log.max_event_bytes", "2048");
-    app_start(fx);
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "log.max_event_bytes", "2048");
+    cmd_test_app_start(fx);
     register_user(fx, "bigcook");
     t = login(fx, "bigcook");
     bearer(t, auth, sizeof(auth));
@@ -640,10 +456,10 @@ static void test_event_too_big_fails_alone(void **state)
              "{\"title\":\"t\",\"description\":\"%s\",\"ingredients\":[\"a\"],"
              "\"steps\":[\"b\"]}",
              desc);
-    double before = metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(call(fx, "POST", "/recipes", h, body, NULL), 413);
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before);
-    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, NULL), 201);
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, body, NULL), 413);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, NULL), 201);
     free(body);
     free(desc);
     json_decref(t);
@@ -657,7 +473,7 @@ static void test_event_too_big_fails_alone(void **state)
  */
 static void test_wm_commit_and_catch_up_fail(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     char auth[1024], path[64], ra[16], why[512];
     json_t *t, *r = NULL;
     register_user(fx, "fragile");
@@ -673,8 +489,8 @@ static void test_wm_commit_and_catch_up_fail(void **state)
     json_decref(r);
     assert_int_equal(readyz(fx, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "write model is behind the log"));
-    assert_true(metric(fx, "stockpot_writemodel_broken", "") == 1);
-    double appended = metric(fx, "stockpot_events_appended_total", "");
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_broken", "") == 1);
+    double appended = cmd_test_metric(fx, "stockpot_events_appended_total", "");
     char im[32];
     snprintf(im, sizeof(im), "If-Match: \"1\"");
     const char *h_im[] = {auth, im, NULL};
@@ -688,19 +504,19 @@ static void test_wm_commit_and_catch_up_fail(void **state)
                                 sizeof(ra)),
                      503);
     assert_int_equal(call_retry(fx, "GET", "/auth/validate", h, NULL, ra, sizeof(ra)), 503);
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == appended);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == appended);
 
     WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_catch_up = false);
     await_ready(fx, 200);
-    assert_true(metric(fx, "stockpot_writemodel_broken", "") == 0);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_broken", "") == 0);
     assert_int_equal(put_title(fx, auth, path, 1, NULL), 412);
     assert_int_equal(put_title(fx, auth, path, 2, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 3);
     json_decref(r);
     /* the checkpoint covers exactly what was folded: a restart sees version 3 */
-    app_stop(fx);
-    app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
+    cmd_test_app_stop(fx);
+    cmd_test_app_start(fx);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
     assert_int_equal(put_title(fx, auth, path, 3, NULL), 200);
     json_decref(t);
 }
@@ -717,22 +533,22 @@ static char *repeat(const char *unit, size_t n, const char *tail)
     return s;
 }
 
-static int register_as(struct fx *fx, const char *name, const char *email, json_t **out)
+static int register_as(struct cmd_test_fx *fx, const char *name, const char *email, json_t **out)
 {
     json_t *b =
         json_pack("{s:s, s:s, s:s}", "username", name, "email", email, "password", "correct horse");
     char *body = json_dumps(b, JSON_COMPACT);
-    int status = call(fx, "POST", "/auth/register", NULL, body, out);
+    int status = cmd_test_call(fx, "POST", "/auth/register", NULL, body, out);
     free(body);
     json_decref(b);
     return status;
 }
 
-static int login_as(struct fx *fx, const char *field, const char *value)
+static int login_as(struct cmd_test_fx *fx, const char *field, const char *value)
 {
     json_t *b = json_pack("{s:s, s:s}", field, value, "password", "correct horse");
     char *body = json_dumps(b, JSON_COMPACT);
-    int status = call(fx, "POST", "/auth/login", NULL, body, NULL);
+    int status = cmd_test_call(fx, "POST", "/auth/login", NULL, body, NULL);
     free(body);
     json_decref(b);
     return status;
@@ -745,7 +561,7 @@ static int login_as(struct fx *fx, const char *field, const char *value)
  */
 static void test_long_unicode_identity(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r = NULL;
     char *e2 = repeat("é", 170, "@x.io");                /* 175 code points, 345 bytes */
     char *e2max = repeat("é", 249, "@x.io");             /* 254 code points, 503 bytes */
@@ -759,13 +575,13 @@ static void test_long_unicode_identity(void **state)
     assert_int_equal(register_as(fx, "eacutemax", e2max, NULL), 201);
     assert_int_equal(register_as(fx, longname, e4, NULL), 201);
     assert_int_equal(register_as(fx, "emoji2", e4up, &r), 409);
-    assert_true(names_field(r, "email"));
+    assert_true(cmd_test_names_field(r, "email"));
     json_decref(r);
     assert_int_equal(register_as(fx, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-789", "other@x.io", &r), 409);
-    assert_true(names_field(r, "username"));
+    assert_true(cmd_test_names_field(r, "username"));
     json_decref(r);
     assert_int_equal(register_as(fx, "emoji3", e4long, &r), 400);
-    assert_true(names_field(r, "email"));
+    assert_true(cmd_test_names_field(r, "email"));
     json_decref(r);
     assert_int_equal(login_as(fx, "email", e2), 200);
     assert_int_equal(login_as(fx, "email", e2max), 200);
@@ -775,9 +591,9 @@ static void test_long_unicode_identity(void **state)
     assert_int_equal(login_as(fx, "username", n4), 401);
     assert_int_equal(login_as(fx, "email", n4), 401);
     /* the rebuilt write model keys them the same way */
-    app_stop(fx);
-    rm_tree(fx->wm_dir);
-    app_start(fx);
+    cmd_test_app_stop(fx);
+    cmd_test_rm_tree(fx->wm_dir);
+    cmd_test_app_start(fx);
     assert_int_equal(login_as(fx, "email", e4), 200);
     assert_int_equal(register_as(fx, "emoji4", e4up, NULL), 409);
     free(e2), free(e2max), free(e4), free(e4up), free(n4), free(e4long);
@@ -830,22 +646,22 @@ static bool mem_has(const void *hay, size_t n, const char *needle)
  */
 static void test_idempotency_anonymous(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r1 = NULL, *r2 = NULL, *r3 = NULL;
     const char *h[] = {"Idempotency-Key: shared-key", NULL};
-    double before = metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_ANN, &r1), 201);
-    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_BEN, &r2), 201);
-    assert_string_not_equal(jstr(r1, "user_id"), jstr(r2, "user_id"));
-    assert_int_equal(call(fx, "POST", "/auth/register", h, REG_ANN, &r3), 201);
-    assert_string_equal(jstr(r1, "user_id"), jstr(r3, "user_id"));
-    assert_string_equal(jstr(r1, "position"), jstr(r3, "position"));
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 2);
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h, REG_ANN, &r1), 201);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h, REG_BEN, &r2), 201);
+    assert_string_not_equal(cmd_test_jstr(r1, "user_id"), cmd_test_jstr(r2, "user_id"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h, REG_ANN, &r3), 201);
+    assert_string_equal(cmd_test_jstr(r1, "user_id"), cmd_test_jstr(r3, "user_id"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r3, "position"));
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before + 2);
     json_decref(r1), json_decref(r2), json_decref(r3);
     /* without a key the same body is a new command: 409 */
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL, REG_ANN, NULL), 409);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", NULL, REG_ANN, NULL), 409);
 
-    app_stop(fx);
+    cmd_test_app_stop(fx);
     struct raw_wm w;
     MDB_dbi dbi = raw_wm_open(&w, fx->wm_dir, "idempotency");
     MDB_cursor *cur = NULL;
@@ -881,17 +697,17 @@ static void test_idempotency_anonymous(void **state)
 /* A write model of the old format (no "format" in meta) is emptied and rebuilt. */
 static void test_old_format_rebuilt(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     register_user(fx, "legacy");
-    app_stop(fx);
+    cmd_test_app_stop(fx);
     struct raw_wm w;
     MDB_dbi dbi = raw_wm_open(&w, fx->wm_dir, "meta");
     char format_key[] = "format";
     MDB_val k = {.mv_size = 6, .mv_data = format_key};
     assert_int_equal(mdb_del(w.txn, dbi, &k, NULL), 0);
     raw_wm_close(&w, true);
-    app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 1);
+    cmd_test_app_start(fx);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 1);
     json_decref(login(fx, "legacy"));
 }
 
@@ -902,7 +718,7 @@ static void test_old_format_rebuilt(void **state)
  */
 static void test_pre_kafka_write_model_kept(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     char log_key[] = "log", other[] = "kafka:elsewhere";
     MDB_val k = {.mv_size = 3, .mv_data = log_key};
     MDB_val v = {.mv_size = strlen(other), .mv_data = other};
@@ -910,20 +726,20 @@ static void test_pre_kafka_write_model_kept(void **state)
     MDB_dbi dbi;
 
     register_user(fx, "veteran");
-    app_stop(fx);
+    cmd_test_app_stop(fx);
     dbi = raw_wm_open(&w, fx->wm_dir, "meta");
     assert_int_equal(mdb_del(w.txn, dbi, &k, NULL), 0);
     raw_wm_close(&w, true);
-    app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
+    cmd_test_app_start(fx);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
     json_decref(login(fx, "veteran"));
-    app_stop(fx);
+    cmd_test_app_stop(fx);
     dbi = raw_wm_open(&w, fx->wm_dir, "meta");
     assert_int_equal(mdb_put(w.txn, dbi, &k, &v, 0), 0);
     raw_wm_close(&w, true);
-    app_start(fx);
+    cmd_test_app_start(fx);
     /* UserRegistered and one SessionStarted */
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 2);
+    assert_true(cmd_test_metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 2);
     json_decref(login(fx, "veteran"));
 }
 
@@ -939,22 +755,22 @@ static int64_t fixed_id(void *ud)
  */
 static void test_fresh_id_collision(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     json_t *r = NULL;
     char ra[16], auth[1024];
     int64_t id;
     assert_int_equal(register_as(fx, "first", "first@example.org", &r), 201);
-    assert_int_equal(es_id_parse(jstr(r, "user_id"), &id), 0);
+    assert_int_equal(es_id_parse(cmd_test_jstr(r, "user_id"), &id), 0);
     json_decref(r);
     WITH_LOOP_STOPPED(fx, (fx->app->hooks.next_id = fixed_id, fx->app->hooks.next_id_ud = &id));
-    double before = metric(fx, "stockpot_events_appended_total", "");
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
     assert_int_equal(call_retry(fx, "POST", "/auth/register", NULL,
                                 "{\"username\":\"second\",\"email\":\"s@example.org\","
                                 "\"password\":\"12345678\"}",
                                 ra, sizeof(ra)),
                      503);
     assert_string_equal(ra, "1");
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
     json_t *t = login(fx, "first"); /* session-<id> is still free */
     bearer(t, auth, sizeof(auth));
     assert_int_equal(call_retry(fx, "POST", "/auth/login", NULL,
@@ -962,9 +778,9 @@ static void test_fresh_id_collision(void **state)
                                 sizeof(ra)),
                      503);
     const char *h[] = {auth, NULL};
-    assert_int_equal(call(fx, "POST", "/recipes", h, RECIPE, NULL), 201); /* recipe-<id> */
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, NULL), 201); /* recipe-<id> */
     assert_int_equal(call_retry(fx, "POST", "/recipes", h, RECIPE, ra, sizeof(ra)), 503);
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == before + 2);
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before + 2);
     WITH_LOOP_STOPPED(fx, fx->app->hooks.next_id = NULL);
     assert_int_equal(register_as(fx, "second", "s@example.org", NULL), 201);
     json_decref(t);
@@ -991,14 +807,14 @@ static char *big_recipe(void)
  */
 static void test_log_full(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     char path[200], auth[1024], im[32], ra[16], why[512];
-    app_stop(fx);
+    cmd_test_app_stop(fx);
     snprintf(path, sizeof(path), "%s/small-log", fx->dir);
-    cfg_set(fx, "log.dir", path);
-    cfg_set(fx, "log.map_size_mb", "1");
-    cfg_set(fx, "http.max_body_bytes", "131072");
-    app_start(fx);
+    cmd_test_cfg_set(fx, "log.dir", path);
+    cmd_test_cfg_set(fx, "log.map_size_mb", "1");
+    cmd_test_cfg_set(fx, "http.max_body_bytes", "131072");
+    cmd_test_app_start(fx);
     register_user(fx, "filler");
     json_t *t = login(fx, "filler");
     bearer(t, auth, sizeof(auth));
@@ -1012,7 +828,7 @@ static void test_log_full(void **state)
     assert_int_equal(status, 503);
     assert_string_equal(ra, "1");
     assert_true(posts > 1);
-    assert_true(metric(fx, "stockpot_event_append_failures_total", "") >= 1);
+    assert_true(cmd_test_metric(fx, "stockpot_event_append_failures_total", "") >= 1);
     /* a full log is not a broken write model: /readyz stays 200 */
     assert_int_equal(readyz(fx, why, sizeof(why)), 200);
     snprintf(im, sizeof(im), "If-Match: \"1\"");
@@ -1021,9 +837,9 @@ static void test_log_full(void **state)
     assert_int_equal(call_retry(fx, "PUT", recipe, h_im, body, ra, sizeof(ra)), 503);
     assert_string_equal(ra, "1");
     free(body);
-    app_stop(fx);
-    cfg_set(fx, "log.map_size_mb", "64");
-    app_start(fx);
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "log.map_size_mb", "64");
+    cmd_test_app_start(fx);
     json_t *r = NULL;
     assert_int_equal(put_title(fx, auth, recipe, 1, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
@@ -1036,21 +852,22 @@ int main(void)
     evthread_use_pthreads();
     sp_log_setup(SP_LOG_WARN, "test-command-api");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_validation_names_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_auth_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recipe_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_same_username, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_rebuilds_write_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_too_big_fails_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wm_commit_and_catch_up_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_unicode_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_anonymous, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_format_rebuilt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pre_kafka_write_model_kept, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fresh_id_collision, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_log_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation_names_fields, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_flow, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_tokens, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_recipe_lifecycle, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_same_username, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_rebuilds_write_model, setup,
+                                        cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_event_too_big_fails_alone, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_wm_commit_and_catch_up_fail, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_long_unicode_identity, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_anonymous, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_old_format_rebuilt, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pre_kafka_write_model_kept, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_id_collision, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_log_full, setup, cmd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

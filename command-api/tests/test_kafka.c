@@ -7,7 +7,7 @@
  * (rd_kafka_mock_push_request_errors; the 2.0.2 mock does not enforce producer epochs).
  * The log is checked with a read_committed reader over every partition.
  */
-/* nftw() needs X/Open 5. NOLINTNEXTLINE(bugprone-*,cert-*) */
+/* strdup() needs X/Open 7. NOLINTNEXTLINE(bugprone-*,cert-*) */
 #define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +17,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +34,10 @@
 #include "sp/config.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
+#include "cmd_test.h"
 
 #include "sp/banned.h"
 
-#define SECRET     "test-secret-0123456789"
 #define TOPIC      "cmd.events"
 #define PARTS      3
 #define TXN_ID     "cmd-kafka-test"
@@ -50,16 +48,9 @@
 #define API_ADDPARTS 24
 #define API_ENDTXN   26
 
+/* The shared app fixture plus the mock cluster it runs against. */
 struct fx {
-    char dir[128];
-    char wm_dir[160];
-    struct sp_config *cfg;
-    struct event_base *base;
-    struct event *keepalive;
-    struct cmd_app *app;
-    pthread_t thread;
-    bool running;
-    int port;
+    struct cmd_test_fx t; /* the app under test (cmd_test.h) */
     rd_kafka_t *mock_rk;
     rd_kafka_mock_cluster_t *mc;
     char *brokers;
@@ -92,82 +83,19 @@ static void note(const char *what)
                   what);
 }
 
-/* ---- app in a thread (as test_api.c) ---- */
-
-static void *loop_main(void *ud)
-{
-    struct fx *fx = ud;
-    event_base_dispatch(fx->base);
-    return NULL;
-}
-
-static void keepalive_cb(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what, (void)ud;
-}
-
-static void mark_running(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what;
-    __atomic_store_n((int *)ud, 1, __ATOMIC_SEQ_CST);
-}
-
-static void serve_start(struct fx *fx)
-{
-    int started = 0;
-    struct timeval zero = {0, 0};
-    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, mark_running, &started, &zero), 0);
-    assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx), 0);
-    while (!__atomic_load_n(&started, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    fx->running = true;
-}
-
-static void serve_stop(struct fx *fx)
-{
-    if (!fx->running)
-        return;
-    event_base_loopbreak(fx->base);
-    pthread_join(fx->thread, NULL);
-    fx->running = false;
-}
+/* ---- app in a thread (cmd_test.h), with progress lines ---- */
 
 static void app_start(struct fx *fx)
 {
-    struct sp_errbuf eb = {0};
     note("app start");
-    int rc = cmd_app_new(fx->cfg, fx->base, &fx->app, &eb);
-    if (rc != 0)
-        fail_msg("cmd_app_new: %s", eb.msg);
-    fx->port = cmd_app_port(fx->app);
-    serve_start(fx);
+    cmd_test_app_start(&fx->t);
 }
 
 static void app_stop(struct fx *fx)
 {
     note("app stop");
-    serve_stop(fx);
-    cmd_app_free(fx->app);
-    fx->app = NULL;
+    cmd_test_app_stop(&fx->t);
     note("app stopped");
-}
-
-static void cfg_set(struct fx *fx, const char *key, const char *value)
-{
-    struct sp_errbuf eb = {0};
-    if (sp_config_set(fx->cfg, key, value, &eb) != 0)
-        fail_msg("sp_config_set %s: %s", key, eb.msg);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 static int mock_start(struct fx *fx)
@@ -192,33 +120,19 @@ static int mock_start(struct fx *fx)
 static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
-    struct sp_errbuf eb = {0};
-    struct timeval tv = {3600, 0};
     char num[16];
 
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cmd-kafka-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    cmd_test_fx_init(&fx->t, "/tmp/cmd-kafka-XXXXXX");
     assert_int_equal(mock_start(fx), 0);
-    assert_int_equal(sp_config_load(&fx->cfg, NULL, &eb), 0);
-    snprintf(fx->wm_dir, sizeof(fx->wm_dir), "%s/wm", fx->dir);
-    cfg_set(fx, "log.backend", "kafka");
-    cfg_set(fx, "kafka.brokers", fx->brokers);
-    cfg_set(fx, "kafka.topic", TOPIC);
+    cmd_test_cfg_set(&fx->t, "log.backend", "kafka");
+    cmd_test_cfg_set(&fx->t, "kafka.brokers", fx->brokers);
+    cmd_test_cfg_set(&fx->t, "kafka.topic", TOPIC);
     snprintf(num, sizeof(num), "%d", PARTS);
-    cfg_set(fx, "kafka.partitions", num);
-    cfg_set(fx, "kafka.replication_factor", "3");
-    cfg_set(fx, "kafka.transactional_id", TXN_ID);
+    cmd_test_cfg_set(&fx->t, "kafka.partitions", num);
+    cmd_test_cfg_set(&fx->t, "kafka.replication_factor", "3");
+    cmd_test_cfg_set(&fx->t, "kafka.transactional_id", TXN_ID);
     snprintf(num, sizeof(num), "%d", TIMEOUT_MS);
-    cfg_set(fx, "kafka.timeout_ms", num);
-    cfg_set(fx, "writemodel.dir", fx->wm_dir);
-    cfg_set(fx, "writemodel.map_size_mb", "64");
-    cfg_set(fx, "command.port", "0");
-    cfg_set(fx, "argon2.t_cost", "1");
-    cfg_set(fx, "argon2.m_cost_kib", "1024");
-    cfg_set(fx, "jwt.secret", SECRET);
-    fx->base = event_base_new();
-    fx->keepalive = event_new(fx->base, -1, EV_PERSIST, keepalive_cb, NULL);
-    event_add(fx->keepalive, &tv);
+    cmd_test_cfg_set(&fx->t, "kafka.timeout_ms", num);
     app_start(fx);
     *state = fx;
     return 0;
@@ -227,72 +141,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *fx = *state;
-    if (fx->app)
+    if (fx->t.app)
         app_stop(fx);
-    event_free(fx->keepalive);
-    event_base_free(fx->base);
-    sp_config_free(fx->cfg);
+    cmd_test_fx_fini(&fx->t);
     note("mock destroy");
     rd_kafka_mock_cluster_destroy(fx->mc);
     note("mock destroyed");
     rd_kafka_destroy(fx->mock_rk);
     free(fx->brokers);
-    rm_tree(fx->dir);
     free(fx);
     return 0;
 }
 
-/* ---- HTTP helpers ---- */
-
-static double metric(struct fx *fx, const char *name, const char *labels)
-{
-    return sp_metrics_value(cmd_app_metrics(fx->app), name, labels);
-}
-
-/* Request: the status; the parsed body (owned) in *out, Retry-After in @p ra (if given). */
-static int call_full(struct fx *fx,
-                     const char *method,
-                     const char *path,
-                     const char *const *headers,
-                     const char *body,
-                     json_t **out,
-                     char *ra,
-                     size_t ra_size)
-{
-    struct sp_test_resp resp = {0};
-    int status = sp_test_http(fx->port, method, path, headers, body, &resp);
-    if (status <= 0)
-        fail_msg("%s %s: no answer (%d)", method, path, status);
-    if (out) {
-        *out = json_loadb(resp.body, resp.body_len, 0, NULL);
-        if (!*out)
-            fail_msg("%s %s: body is not JSON: %s", method, path, resp.body);
-    }
-    if (ra) {
-        const char *h = sp_test_resp_header(&resp, "Retry-After");
-        snprintf(ra, ra_size, "%s", h ? h : "");
-    }
-    sp_test_resp_release(&resp);
-    return status;
-}
-
-static int call(struct fx *fx,
-                const char *method,
-                const char *path,
-                const char *const *headers,
-                const char *body,
-                json_t **out)
-{
-    return call_full(fx, method, path, headers, body, out, NULL, 0);
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("no string \"%s\" in answer", key);
-    return s;
-}
+/* ---- HTTP helpers (cmd_test.h) ---- */
 
 static void register_user(struct fx *fx, const char *name)
 {
@@ -300,14 +161,14 @@ static void register_user(struct fx *fx, const char *name)
     snprintf(body, sizeof(body),
              "{\"username\":\"%s\",\"email\":\"%s@example.org\",\"password\":\"correct horse\"}",
              name, name);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL, body, NULL), 201);
+    assert_int_equal(cmd_test_call(&fx->t, "POST", "/auth/register", NULL, body, NULL), 201);
 }
 
 static int login_status(struct fx *fx, const char *name, json_t **out)
 {
     char body[256];
     snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"correct horse\"}", name);
-    return call(fx, "POST", "/auth/login", NULL, body, out);
+    return cmd_test_call(&fx->t, "POST", "/auth/login", NULL, body, out);
 }
 
 /* Log in as @p name; "Authorization: Bearer ..." into @p auth. */
@@ -315,7 +176,7 @@ static void login_auth(struct fx *fx, const char *name, char *auth, size_t size)
 {
     json_t *t = NULL;
     assert_int_equal(login_status(fx, name, &t), 200);
-    snprintf(auth, size, "Authorization: Bearer %s", jstr(t, "access_token"));
+    snprintf(auth, size, "Authorization: Bearer %s", cmd_test_jstr(t, "access_token"));
     json_decref(t);
 }
 
@@ -335,11 +196,11 @@ post_recipe(struct fx *fx, const char *auth, const char *title, char *id, char *
     char body[256];
     json_t *r = NULL;
     recipe_body(title, body, sizeof(body));
-    int status = call_full(fx, "POST", "/recipes", h, body, &r, ra, 16);
+    int status = cmd_test_call_full(&fx->t, "POST", "/recipes", h, body, &r, ra, 16);
     id[0] = pos[0] = '\0';
     if (status == 201) {
-        snprintf(id, 32, "%s", jstr(r, "recipe_id"));
-        snprintf(pos, 32, "%s", jstr(r, "position"));
+        snprintf(id, 32, "%s", cmd_test_jstr(r, "recipe_id"));
+        snprintf(pos, 32, "%s", cmd_test_jstr(r, "position"));
     }
     json_decref(r);
     return status;
@@ -351,13 +212,13 @@ static int put_title(struct fx *fx, const char *auth, const char *id, int if_mat
     snprintf(im, sizeof(im), "If-Match: \"%d\"", if_match);
     snprintf(path, sizeof(path), "/recipes/%s", id);
     const char *h[] = {auth, im, NULL};
-    return call(fx, "PUT", path, h, "{\"title\":\"retitled\"}", out);
+    return cmd_test_call(&fx->t, "PUT", path, h, "{\"title\":\"retitled\"}", out);
 }
 
 static int readyz(struct fx *fx, char *out, size_t size)
 {
     struct sp_test_resp resp = {0};
-    int status = sp_test_http(fx->port, "GET", "/readyz", NULL, NULL, &resp);
+    int status = sp_test_http(fx->t.port, "GET", "/readyz", NULL, NULL, &resp);
     snprintf(out, size, "%s", resp.body ? resp.body : "");
     sp_test_resp_release(&resp);
     return status;
@@ -441,7 +302,7 @@ struct capture {
 
 static void capture_start(struct fx *fx, struct capture *c)
 {
-    snprintf(c->path, sizeof(c->path), "%s/stderr.log", fx->dir);
+    snprintf(c->path, sizeof(c->path), "%s/stderr.log", fx->t.dir);
     int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     fflush(stderr);
@@ -510,22 +371,22 @@ static void test_kafka_commands_and_catch_up(void **state)
     /* restart keeping the write model: nothing to catch up */
     app_stop(fx);
     app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 0);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_writemodel_events_caught_up_total", "") == 0);
     /* restart without it: rebuilt from every partition */
     app_stop(fx);
-    rm_tree(fx->wm_dir);
+    cmd_test_rm_tree(fx->t.wm_dir);
     app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == 12);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_writemodel_events_caught_up_total", "") == 12);
     login_auth(fx, "kcook", auth, sizeof(auth));
     assert_int_equal(put_title(fx, auth, id[0], 2, NULL), 412);
     assert_int_equal(put_title(fx, auth, id[0], 3, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 4);
     json_decref(r);
     assert_int_equal(put_title(fx, auth, id[5], 1, NULL), 200);
-    assert_int_equal(call(fx, "POST", "/auth/register", NULL,
-                          "{\"username\":\"KCOOK\",\"email\":\"k2@example.org\","
-                          "\"password\":\"12345678\"}",
-                          NULL),
+    assert_int_equal(cmd_test_call(&fx->t, "POST", "/auth/register", NULL,
+                                   "{\"username\":\"KCOOK\",\"email\":\"k2@example.org\","
+                                   "\"password\":\"12345678\"}",
+                                   NULL),
                      409);
     free(l);
 }
@@ -602,9 +463,10 @@ static void test_kafka_broker_down(void **state)
     assert_true(ok >= 3 && failed >= 4); /* before, and with the coordinator down */
     /* the write model agrees with the log: a rebuild folds exactly the log's events */
     app_stop(fx);
-    rm_tree(fx->wm_dir);
+    cmd_test_rm_tree(fx->t.wm_dir);
     app_start(fx);
-    assert_true(metric(fx, "stockpot_writemodel_events_caught_up_total", "") == (double)l->n);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_writemodel_events_caught_up_total", "") ==
+                (double)l->n);
     free(l);
 }
 
@@ -626,7 +488,7 @@ static void fence_with(struct fx *fx, int16_t api_key, rd_kafka_resp_err_t err)
     assert_int_equal(readyz(fx, why, sizeof(why)), 200);
     read_log(fx, l);
     before = l->n;
-    double appended = metric(fx, "stockpot_events_appended_total", "");
+    double appended = cmd_test_metric(&fx->t, "stockpot_events_appended_total", "");
 
     capture_start(fx, &cap);
     rd_kafka_mock_push_request_errors(fx->mc, api_key, 5, err, err, err, err, err);
@@ -653,19 +515,19 @@ static void fence_with(struct fx *fx, int16_t api_key, rd_kafka_resp_err_t err)
     assert_string_equal(ra, "1");
     json_t *r = NULL;
     assert_int_equal(login_status(fx, "fenced", &r), 503);
-    assert_non_null(strstr(jstr(r, "detail"), "another command-api took over"));
+    assert_non_null(strstr(cmd_test_jstr(r, "detail"), "another command-api took over"));
     json_decref(r);
-    assert_int_equal(call_full(fx, "POST", "/auth/register", NULL,
-                               "{\"username\":\"late\",\"email\":\"late@example.org\","
-                               "\"password\":\"12345678\"}",
-                               NULL, ra, sizeof(ra)),
+    assert_int_equal(cmd_test_call_full(&fx->t, "POST", "/auth/register", NULL,
+                                        "{\"username\":\"late\",\"email\":\"late@example.org\","
+                                        "\"password\":\"12345678\"}",
+                                        NULL, ra, sizeof(ra)),
                      503);
     assert_string_equal(ra, "1");
     assert_int_equal(readyz(fx, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "fenced"));
     assert_non_null(strstr(why, TXN_ID));
-    assert_true(metric(fx, "stockpot_events_appended_total", "") == appended);
-    assert_true(metric(fx, "stockpot_command_fenced", "") == 1);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_events_appended_total", "") == appended);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_command_fenced", "") == 1);
     read_log(fx, l); /* nothing appended after the fence */
     assert_int_equal(l->n, before);
     assert_int_equal(count_title(l, "RecipeCreated", "after-fence"), 0);
@@ -738,7 +600,7 @@ static void test_kafka_broker_errors(void **state)
     assert_int_equal(post_recipe(fx, auth, "rejected", id, pos, ra), 503);
     assert_string_equal(ra, "1");
     rd_kafka_mock_clear_request_errors(fx->mc, API_PRODUCE);
-    assert_true(metric(fx, "stockpot_event_append_failures_total", "") == 1);
+    assert_true(cmd_test_metric(&fx->t, "stockpot_event_append_failures_total", "") == 1);
     assert_int_equal(readyz(fx, why, sizeof(why)), 200);
     assert_int_equal(post_recipe(fx, auth, "accepted", id, pos, ra), 201);
 

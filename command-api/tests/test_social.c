@@ -4,8 +4,6 @@
  * driven by the sp_testsupport client while the app's loop runs in a second thread; the
  * events are read back from the log itself.
  */
-/* nftw() needs X/Open 5. NOLINTNEXTLINE(bugprone-*,cert-*) */
-#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,15 +11,9 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -33,138 +25,24 @@
 #include "sp/config.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
+#include "cmd_test.h"
 
 #include "sp/banned.h"
 
-#define SECRET "test-secret-0123456789"
-
-struct fx {
-    char dir[128];
-    char wm_dir[160];
-    struct sp_config *cfg;
-    struct event_base *base;
-    struct event *keepalive;
-    struct cmd_app *app;
-    pthread_t thread;
-    bool running;
-    int port;
-};
-
-static void *loop_main(void *ud)
-{
-    struct fx *fx = ud;
-    event_base_dispatch(fx->base);
-    return NULL;
-}
-
-static void keepalive_cb(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what, (void)ud;
-}
-
-static void mark_running(evutil_socket_t fd, short what, void *ud)
-{
-    (void)fd, (void)what;
-    __atomic_store_n((int *)ud, 1, __ATOMIC_SEQ_CST);
-}
-
-static void serve_start(struct fx *fx)
-{
-    int started = 0;
-    struct timeval zero = {0, 0};
-    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, mark_running, &started, &zero), 0);
-    assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx), 0);
-    while (!__atomic_load_n(&started, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    fx->running = true;
-}
-
-static void serve_stop(struct fx *fx)
-{
-    if (!fx->running)
-        return;
-    event_base_loopbreak(fx->base);
-    pthread_join(fx->thread, NULL);
-    fx->running = false;
-}
-
-static void app_start(struct fx *fx)
-{
-    struct sp_errbuf eb = {0};
-    if (cmd_app_new(fx->cfg, fx->base, &fx->app, &eb) != 0)
-        fail_msg("cmd_app_new: %s", eb.msg);
-    fx->port = cmd_app_port(fx->app);
-    serve_start(fx);
-}
-
-static void app_stop(struct fx *fx)
-{
-    serve_stop(fx);
-    cmd_app_free(fx->app);
-    fx->app = NULL;
-}
-
-static void cfg_set(struct fx *fx, const char *key, const char *value)
-{
-    struct sp_errbuf eb = {0};
-    if (sp_config_set(fx->cfg, key, value, &eb) != 0)
-        fail_msg("sp_config_set %s: %s", key, eb.msg);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    struct sp_errbuf eb = {0};
-    char path[200];
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cmd-social-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    assert_int_equal(sp_config_load(&fx->cfg, NULL, &eb), 0);
-    snprintf(path, sizeof(path), "%s/log", fx->dir);
-    cfg_set(fx, "log.dir", path);
-    snprintf(fx->wm_dir, sizeof(fx->wm_dir), "%s/wm", fx->dir);
-    cfg_set(fx, "writemodel.dir", fx->wm_dir);
-    cfg_set(fx, "log.map_size_mb", "64");
-    cfg_set(fx, "writemodel.map_size_mb", "64");
-    cfg_set(fx, "command.port", "0");
-    cfg_set(fx, "argon2.t_cost", "1");
-    cfg_set(fx, "argon2.m_cost_kib", "1024");
-    cfg_set(fx, "jwt.secret", SECRET);
-    fx->base = event_base_new();
-    fx->keepalive = event_new(fx->base, -1, EV_PERSIST, keepalive_cb, NULL);
-    struct timeval tv = {3600, 0};
-    event_add(fx->keepalive, &tv);
-    app_start(fx);
+    struct cmd_test_fx *fx = calloc(1, sizeof(*fx));
+    cmd_test_fx_init(fx, "/tmp/cmd-social-XXXXXX");
+    cmd_test_fx_use_lmdb(fx);
+    cmd_test_app_start(fx);
     *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    app_stop(fx);
-    event_free(fx->keepalive);
-    event_base_free(fx->base);
-    sp_config_free(fx->cfg);
-    rm_tree(fx->dir);
-    free(fx);
     return 0;
 }
 
 /* ---- helpers ---- */
 
 /* Request; the status, and the parsed body (owned) in *out if out != NULL. */
-static int call(struct fx *fx,
+static int call(struct cmd_test_fx *fx,
                 const char *method,
                 const char *path,
                 const char *const *headers,
@@ -190,25 +68,6 @@ static int call(struct fx *fx,
     return status;
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    if (!s)
-        fail_msg("no string \"%s\" in answer", key);
-    return s;
-}
-
-static bool names_field(json_t *problem, const char *field)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(problem, "errors"), i, e) {
-        if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* A user with a session: its id and "Authorization: Bearer ..." header. */
 struct user {
     char id[24];
@@ -216,7 +75,7 @@ struct user {
     const char *h[2]; /* {auth, NULL} */
 };
 
-static void user_new(struct fx *fx, const char *name, struct user *u)
+static void user_new(struct cmd_test_fx *fx, const char *name, struct user *u)
 {
     char body[256];
     json_t *r = NULL;
@@ -224,11 +83,12 @@ static void user_new(struct fx *fx, const char *name, struct user *u)
              "{\"username\":\"%s\",\"email\":\"%s@example.org\",\"password\":\"correct horse\"}",
              name, name);
     assert_int_equal(call(fx, "POST", "/auth/register", NULL, body, &r), 201);
-    snprintf(u->id, sizeof(u->id), "%s", jstr(r, "user_id"));
+    snprintf(u->id, sizeof(u->id), "%s", cmd_test_jstr(r, "user_id"));
     json_decref(r);
     snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"correct horse\"}", name);
     assert_int_equal(call(fx, "POST", "/auth/login", NULL, body, &r), 200);
-    snprintf(u->auth, sizeof(u->auth), "Authorization: Bearer %s", jstr(r, "access_token"));
+    snprintf(u->auth, sizeof(u->auth), "Authorization: Bearer %s",
+             cmd_test_jstr(r, "access_token"));
     json_decref(r);
     u->h[0] = u->auth;
     u->h[1] = NULL;
@@ -237,16 +97,16 @@ static void user_new(struct fx *fx, const char *name, struct user *u)
 #define RECIPE "{\"title\":\"soup\",\"ingredients\":[\"water\"],\"steps\":[\"boil\"]}"
 
 /* Create RECIPE as @p u; its id into @p id. */
-static void recipe_new(struct fx *fx, const struct user *u, char *id, size_t size)
+static void recipe_new(struct cmd_test_fx *fx, const struct user *u, char *id, size_t size)
 {
     json_t *r = NULL;
     assert_int_equal(call(fx, "POST", "/recipes", u->h, RECIPE, &r), 201);
-    snprintf(id, size, "%s", jstr(r, "recipe_id"));
+    snprintf(id, size, "%s", cmd_test_jstr(r, "recipe_id"));
     json_decref(r);
 }
 
 /* Status of @p method on "<fmt>"-formatted path as @p u; body answer into *out. */
-static int act(struct fx *fx,
+static int act(struct cmd_test_fx *fx,
                const struct user *u,
                const char *method,
                const char *body,
@@ -254,7 +114,7 @@ static int act(struct fx *fx,
                const char *fmt,
                ...) __attribute__((format(printf, 6, 7)));
 
-static int act(struct fx *fx,
+static int act(struct cmd_test_fx *fx,
                const struct user *u,
                const char *method,
                const char *body,
@@ -296,17 +156,17 @@ static int collect_cb(const struct es_log_record *rec, void *ud)
 }
 
 /* Every event of @p type in the log, in order (owned). Stops the loop meanwhile. */
-static json_t *events(struct fx *fx, const char *type)
+static json_t *events(struct cmd_test_fx *fx, const char *type)
 {
     struct collect col = {.type = type, .events = json_array()};
     int64_t next = 0;
-    serve_stop(fx);
+    cmd_test_serve_stop(fx);
     assert_int_equal(es_log_read(fx->app->log, 0, 0, 1000000, collect_cb, &col, &next, NULL), 0);
-    serve_start(fx);
+    cmd_test_serve_start(fx);
     return col.events;
 }
 
-static size_t count(struct fx *fx, const char *type)
+static size_t count(struct cmd_test_fx *fx, const char *type)
 {
     json_t *evs = events(fx, type);
     size_t n = json_array_size(evs);
@@ -317,12 +177,12 @@ static size_t count(struct fx *fx, const char *type)
 /* Field @p key of the data of the @p i-th event in @p evs. */
 static const char *data_str(json_t *evs, size_t i, const char *key)
 {
-    return jstr(json_object_get(json_array_get(evs, i), "data"), key);
+    return cmd_test_jstr(json_object_get(json_array_get(evs, i), "data"), key);
 }
 
 static const char *ev_str(json_t *evs, size_t i, const char *key)
 {
-    return jstr(json_array_get(evs, i), key);
+    return cmd_test_jstr(json_array_get(evs, i), key);
 }
 
 static void stream_of(char *out, size_t size, const char *category, const char *id)
@@ -334,7 +194,7 @@ static void stream_of(char *out, size_t size, const char *category, const char *
 
 static void test_profile_update(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r = NULL;
     char stream[64], long_name[128];
@@ -343,7 +203,7 @@ static void test_profile_update(void **state)
 
     const char body[] = "{\"full_name\":\"Alice Ä\",\"bio\":null,\"avatar_media_id\":\"42\"}";
     assert_int_equal(act(fx, &a, "PUT", body, &r, "/users/%s", a.id), 200);
-    assert_string_equal(jstr(r, "user_id"), a.id);
+    assert_string_equal(cmd_test_jstr(r, "user_id"), a.id);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
     json_decref(r);
     json_t *evs = events(fx, "ProfileUpdated");
@@ -383,18 +243,18 @@ static void test_profile_update(void **state)
              "{\"full_name\":\"%s\",\"bio\":5,\"avatar_media_id\":\"x1\",\"admin\":true}",
              long_name);
     assert_int_equal(act(fx, &a, "PUT", bad, &r, "/users/%s", a.id), 400);
-    assert_true(names_field(r, "full_name") && names_field(r, "bio") &&
-                names_field(r, "avatar_media_id") && names_field(r, "admin"));
+    assert_true(cmd_test_names_field(r, "full_name") && cmd_test_names_field(r, "bio") &&
+                cmd_test_names_field(r, "avatar_media_id") && cmd_test_names_field(r, "admin"));
     json_decref(r);
     assert_int_equal(act(fx, &a, "PUT", "{}", &r, "/users/%s", a.id), 400);
-    assert_true(names_field(r, "body"));
+    assert_true(cmd_test_names_field(r, "body"));
     json_decref(r);
     assert_int_equal(count(fx, "ProfileUpdated"), 2);
 }
 
 static void test_follow(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r1 = NULL, *r2 = NULL;
     char stream[64];
@@ -406,12 +266,12 @@ static void test_follow(void **state)
     assert_int_equal(act(fx, &a, "POST", NULL, &r2, "/users/%s/follow", b.id), 200);
     assert_true(json_is_true(json_object_get(r2, "following")));
     /* a repeat is a no-op answering the follower stream's last position */
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_t *evs = events(fx, "UserFollowed");
     assert_int_equal(json_array_size(evs), 1);
     stream_of(stream, sizeof(stream), "user", a.id);
     assert_string_equal(ev_str(evs, 0, "stream"), stream);
-    assert_string_equal(ev_str(evs, 0, "position"), jstr(r1, "position"));
+    assert_string_equal(ev_str(evs, 0, "position"), cmd_test_jstr(r1, "position"));
     assert_string_equal(data_str(evs, 0, "user_id"), a.id);
     assert_string_equal(data_str(evs, 0, "followee_id"), b.id);
     json_decref(evs);
@@ -419,7 +279,7 @@ static void test_follow(void **state)
 
     /* self, unknown, malformed, anonymous */
     assert_int_equal(act(fx, &a, "POST", NULL, &r1, "/users/%s/follow", a.id), 400);
-    assert_true(names_field(r1, "id"));
+    assert_true(cmd_test_names_field(r1, "id"));
     json_decref(r1);
     assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", "123"), 404);
     assert_int_equal(act(fx, &a, "POST", NULL, NULL, "/users/%s/follow", "abc"), 404);
@@ -429,7 +289,7 @@ static void test_follow(void **state)
     assert_int_equal(act(fx, &a, "POST", NULL, &r1, "/users/%s/unfollow", b.id), 200);
     assert_true(json_is_false(json_object_get(r1, "following")));
     assert_int_equal(act(fx, &a, "POST", NULL, &r2, "/users/%s/unfollow", b.id), 200);
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     evs = events(fx, "UserUnfollowed");
     assert_int_equal(json_array_size(evs), 1);
     assert_string_equal(ev_str(evs, 0, "stream"), stream);
@@ -443,7 +303,7 @@ static void test_follow(void **state)
 
 static void test_like(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r1 = NULL, *r2 = NULL;
     char rid[24], stream[64];
@@ -454,7 +314,7 @@ static void test_like(void **state)
     assert_int_equal(act(fx, &b, "POST", NULL, &r1, "/recipes/%s/like", rid), 200);
     assert_true(json_is_true(json_object_get(r1, "liked")));
     assert_int_equal(act(fx, &b, "POST", NULL, &r2, "/recipes/%s/like", rid), 200);
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_decref(r1), json_decref(r2);
     json_t *evs = events(fx, "RecipeLiked");
     assert_int_equal(json_array_size(evs), 1);
@@ -475,7 +335,7 @@ static void test_like(void **state)
     assert_int_equal(act(fx, &b, "DELETE", NULL, &r1, "/recipes/%s/like", rid), 200);
     assert_true(json_is_false(json_object_get(r1, "liked")));
     assert_int_equal(act(fx, &b, "DELETE", NULL, &r2, "/recipes/%s/like", rid), 200);
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_decref(r1), json_decref(r2);
     evs = events(fx, "RecipeUnliked");
     assert_int_equal(json_array_size(evs), 1);
@@ -491,7 +351,7 @@ static void test_like(void **state)
 
 static void test_comments(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b, c;
     json_t *r = NULL;
     char rid[24], other_rid[24], cid[24], cid2[24], stream[64];
@@ -504,7 +364,7 @@ static void test_comments(void **state)
     assert_int_equal(act(fx, &b, "POST", "{\"content\":\"too salty\\nbut good\"}", &r,
                          "/recipes/%s/comments", rid),
                      201);
-    snprintf(cid, sizeof(cid), "%s", jstr(r, "comment_id"));
+    snprintf(cid, sizeof(cid), "%s", cmd_test_jstr(r, "comment_id"));
     json_decref(r);
     json_t *evs = events(fx, "RecipeCommented");
     assert_int_equal(json_array_size(evs), 1);
@@ -524,14 +384,14 @@ static void test_comments(void **state)
     memset(body + k, 'x', 2001); /* one code point too many */
     snprintf(body + k + 2001, sizeof(body) - k - 2001, "\"}");
     assert_int_equal(act(fx, &b, "POST", body, &r, "/recipes/%s/comments", rid), 400);
-    assert_true(names_field(r, "content"));
+    assert_true(cmd_test_names_field(r, "content"));
     json_decref(r);
     assert_int_equal(act(fx, &b, "POST", "{\"content\":\"\"}", &r, "/recipes/%s/comments", rid),
                      400);
-    assert_true(names_field(r, "content"));
+    assert_true(cmd_test_names_field(r, "content"));
     json_decref(r);
     assert_int_equal(act(fx, &b, "POST", "{\"text\":\"x\"}", &r, "/recipes/%s/comments", rid), 400);
-    assert_true(names_field(r, "content") && names_field(r, "text"));
+    assert_true(cmd_test_names_field(r, "content") && cmd_test_names_field(r, "text"));
     json_decref(r);
     assert_int_equal(act(fx, &b, "POST", "{\"content\":\"x\"}", NULL, "/recipes/1/comments"), 404);
     assert_int_equal(
@@ -542,7 +402,7 @@ static void test_comments(void **state)
     assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", other_rid, cid),
                      404);
     assert_int_equal(act(fx, &a, "DELETE", NULL, &r, "/recipes/%s/comments/%s", rid, cid), 200);
-    assert_string_equal(jstr(r, "comment_id"), cid);
+    assert_string_equal(cmd_test_jstr(r, "comment_id"), cid);
     json_decref(r);
     assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 404);
     assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, "77"), 404);
@@ -558,7 +418,7 @@ static void test_comments(void **state)
     /* the comment's author may delete it too */
     assert_int_equal(
         act(fx, &b, "POST", "{\"content\":\"again\"}", &r, "/recipes/%s/comments", rid), 201);
-    snprintf(cid2, sizeof(cid2), "%s", jstr(r, "comment_id"));
+    snprintf(cid2, sizeof(cid2), "%s", cmd_test_jstr(r, "comment_id"));
     json_decref(r);
     assert_int_equal(act(fx, &b, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid2), 200);
     assert_int_equal(count(fx, "CommentDeleted"), 2);
@@ -566,7 +426,7 @@ static void test_comments(void **state)
 
 static void test_notifications_read(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a;
     json_t *r1 = NULL, *r2 = NULL;
     char stream[64];
@@ -576,7 +436,7 @@ static void test_notifications_read(void **state)
         200);
     /* an older mark changes nothing */
     assert_int_equal(act(fx, &a, "POST", "{\"up_to_id\":\"5\"}", &r2, "/notifications/read"), 200);
-    assert_string_equal(jstr(r1, "position"), jstr(r2, "position"));
+    assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_decref(r1), json_decref(r2);
     json_t *evs = events(fx, "NotificationsRead");
     assert_int_equal(json_array_size(evs), 1);
@@ -586,10 +446,10 @@ static void test_notifications_read(void **state)
     assert_string_equal(data_str(evs, 0, "up_to_id"), "7300000000000000000");
     json_decref(evs);
     assert_int_equal(act(fx, &a, "POST", "{}", &r1, "/notifications/read"), 400);
-    assert_true(names_field(r1, "up_to_id"));
+    assert_true(cmd_test_names_field(r1, "up_to_id"));
     json_decref(r1);
     assert_int_equal(act(fx, &a, "POST", "{\"up_to_id\":12}", &r1, "/notifications/read"), 400);
-    assert_true(names_field(r1, "up_to_id"));
+    assert_true(cmd_test_names_field(r1, "up_to_id"));
     json_decref(r1);
     assert_int_equal(act(fx, NULL, "POST", "{\"up_to_id\":\"9\"}", NULL, "/notifications/read"),
                      401);
@@ -597,7 +457,7 @@ static void test_notifications_read(void **state)
 
 static void test_revoked_session(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     user_new(fx, "leaver", &a);
     user_new(fx, "stayer", &b);
@@ -611,11 +471,7 @@ static void test_revoked_session(void **state)
 static int raw_send(int port, const char *method, const char *path, const char *auth)
 {
     char req[2048];
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd = cmd_test_raw_connect(port);
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n"
                      "Content-Length: 0\r\n\r\n",
@@ -624,27 +480,10 @@ static int raw_send(int port, const char *method, const char *path, const char *
     return fd;
 }
 
-/* Read what is there on @p fd; the status once the answer is complete (EOF), else 0. */
-static int raw_pump(int fd, char *buf, size_t size, size_t *len)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 0) <= 0)
-        return 0;
-    ssize_t got = read(fd, buf + *len, size - 1 - *len);
-    if (got > 0) {
-        *len += (size_t)got;
-        buf[*len] = '\0';
-        return 0;
-    }
-    if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    return (int)strtol(buf + 9, NULL, 10);
-}
-
 #define N_RAW 4
 
 /* Send N_RAW requests and answer them all in one group-commit batch. */
-static void one_batch(struct fx *fx,
+static void one_batch(struct cmd_test_fx *fx,
                       const char *const *methods,
                       char paths[][96],
                       const char *auth,
@@ -654,7 +493,7 @@ static void one_batch(struct fx *fx,
     int fds[N_RAW];
     size_t lens[N_RAW] = {0};
     int done = 0;
-    serve_stop(fx); /* drive the loop from here so every request lands in one batch */
+    cmd_test_serve_stop(fx); /* drive the loop from here so every request lands in one batch */
     double batches = sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "");
     for (int i = 0; i < N_RAW; i++) {
         fds[i] = raw_send(fx->port, methods[i], paths[i], auth);
@@ -664,7 +503,8 @@ static void one_batch(struct fx *fx,
     for (int k = 0; k < 5000 && done < N_RAW; k++) {
         event_base_loop(fx->base, EVLOOP_NONBLOCK);
         for (int i = 0; i < N_RAW; i++) {
-            if (status[i] == 0 && (status[i] = raw_pump(fds[i], bufs[i], 4096, &lens[i])) != 0)
+            if (status[i] == 0 &&
+                (status[i] = cmd_test_raw_pump(fds[i], bufs[i], 4096, &lens[i])) != 0)
                 done++;
         }
         usleep(1000);
@@ -673,7 +513,7 @@ static void one_batch(struct fx *fx,
         close(fds[i]);
     assert_true(sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "") ==
                 batches + 1);
-    serve_start(fx);
+    cmd_test_serve_start(fx);
 }
 
 /* The "position" of the JSON body of a raw answer (static buffer). */
@@ -693,7 +533,7 @@ static const char *raw_position(const char *buf)
 /* Identical follows and likes in one batch: one event each, all answered with it. */
 static void test_duplicates_in_one_batch(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     char rid[24], paths[N_RAW][96], bufs[N_RAW][4096], first[64];
     int status[N_RAW];
@@ -734,7 +574,7 @@ static void test_duplicates_in_one_batch(void **state)
 /* Deleting the write model: catch-up rebuilds follows, likes, comments and positions. */
 static void test_catch_up_rebuilds_social(void **state)
 {
-    struct fx *fx = *state;
+    struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r = NULL;
     char rid[24], cid[24], last_pos[64];
@@ -744,22 +584,22 @@ static void test_catch_up_rebuilds_social(void **state)
     assert_int_equal(act(fx, &b, "POST", NULL, NULL, "/users/%s/follow", a.id), 200);
     assert_int_equal(act(fx, &b, "POST", "{\"content\":\"yum\"}", &r, "/recipes/%s/comments", rid),
                      201);
-    snprintf(cid, sizeof(cid), "%s", jstr(r, "comment_id"));
+    snprintf(cid, sizeof(cid), "%s", cmd_test_jstr(r, "comment_id"));
     json_decref(r);
     assert_int_equal(act(fx, &b, "POST", NULL, &r, "/recipes/%s/like", rid), 200);
-    snprintf(last_pos, sizeof(last_pos), "%s", jstr(r, "position"));
+    snprintf(last_pos, sizeof(last_pos), "%s", cmd_test_jstr(r, "position"));
     json_decref(r);
     size_t follows = count(fx, "UserFollowed"), likes = count(fx, "RecipeLiked");
 
-    app_stop(fx);
-    rm_tree(fx->wm_dir);
-    app_start(fx);
+    cmd_test_app_stop(fx);
+    cmd_test_rm_tree(fx->wm_dir);
+    cmd_test_app_start(fx);
     /* repeats are still no-ops, answering the rebuilt last position of b's stream */
     assert_int_equal(act(fx, &b, "POST", NULL, &r, "/users/%s/follow", a.id), 200);
-    assert_string_equal(jstr(r, "position"), last_pos);
+    assert_string_equal(cmd_test_jstr(r, "position"), last_pos);
     json_decref(r);
     assert_int_equal(act(fx, &b, "POST", NULL, &r, "/recipes/%s/like", rid), 200);
-    assert_string_equal(jstr(r, "position"), last_pos);
+    assert_string_equal(cmd_test_jstr(r, "position"), last_pos);
     json_decref(r);
     assert_int_equal(count(fx, "UserFollowed"), follows);
     assert_int_equal(count(fx, "RecipeLiked"), likes);
@@ -775,14 +615,14 @@ int main(void)
     evthread_use_pthreads();
     sp_log_setup(SP_LOG_WARN, "test-command-social");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_profile_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_like, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_comments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_notifications_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revoked_session, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicates_in_one_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_catch_up_rebuilds_social, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_update, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_follow, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_like, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_comments, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_notifications_read, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_session, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_in_one_batch, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_rebuilds_social, setup, cmd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
