@@ -177,6 +177,16 @@ int proj__apply_record(const struct es_log_record *rec, void *ud)
     return 0;
 }
 
+int proj__batch_begin(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
+{
+    return proj->batch_begin != NULL ? proj->batch_begin(conn, eb) : 0;
+}
+
+int proj__batch_end(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
+{
+    return proj->batch_end != NULL ? proj->batch_end(conn, eb) : 0;
+}
+
 int proj_apply_batch(PGconn *conn,
                      const struct proj_projection *proj,
                      struct es_log *log,
@@ -192,10 +202,17 @@ int proj_apply_batch(PGconn *conn,
     int rc;
 
     stats->next_offset = from_offset;
+    rc = proj__batch_begin(conn, proj, eb);
+    if (rc != 0)
+        return rc;
     rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
     if (c.fatal != 0)
         return c.fatal;
     if (rc < 0)
+        return rc;
+    /* also when halted: the events before the poison one are committed */
+    rc = proj__batch_end(conn, proj, eb);
+    if (rc != 0)
         return rc;
     /* Kafka: the read may end past offsets that hold no record (transaction markers) */
     if (!stats->halted && next > stats->next_offset)

@@ -56,6 +56,24 @@ int proj__stream_id(const struct es_event *ev,
 /** @return 0 if data.<key> is absent or equals @p id; SP_ESCHEMA otherwise. */
 int proj__id_matches(const json_t *data, const char *key, const char *id, struct sp_errbuf *eb);
 
+/*
+ * Counters (users.follower_count, following_count, recipe_count; recipes.like_count,
+ * comment_count) are not updated by the folds: a fold that changes the rows they count
+ * marks the counted entity in a per-session scratch table, and the projection's
+ * batch_end recounts each marked entity once per batch. Updating one row once per event
+ * inside a long transaction (a rebuild, a daemon batch) keeps row versions that cannot be
+ * pruned, so every update walked a longer chain (quadratic). A marked entity the view
+ * does not hold yet is recounted to nothing; its UserRegistered / RecipeCreated counts
+ * the rows itself. Each SQL_DIRTY_* is a statement to end a data-modifying WITH, @p sel
+ * a SELECT of the ids to mark.
+ */
+#define SQL_DIRTY_USERS(sel)                                                                       \
+    "INSERT INTO pg_temp.proj_dirty_users (id) SELECT DISTINCT x FROM (" sel ") s(x) "             \
+    "ON CONFLICT DO NOTHING"
+#define SQL_DIRTY_RECIPES(sel)                                                                     \
+    "INSERT INTO pg_temp.proj_dirty_recipes (id) SELECT DISTINCT x FROM (" sel ") s(x) "           \
+    "ON CONFLICT DO NOTHING"
+
 /* Folds of pg_social.c, each a proj_apply_fn (see proj/projection.h). */
 int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);

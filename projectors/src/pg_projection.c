@@ -169,14 +169,17 @@ static const char *opt_text(const json_t *data, const char *key)
 }
 
 /* Counters start from the rows folded before their entity (the log is ordered per stream
- * only), so each always equals its count over the rows. $1 is the entity's id. */
-#define SQL_USER_COUNTS                                                                            \
-    "(SELECT count(*) FROM stockpot.follows WHERE followee_id = $1::bigint), "                     \
-    "(SELECT count(*) FROM stockpot.follows WHERE follower_id = $1::bigint), "                     \
-    "(SELECT count(*) FROM stockpot.recipes WHERE author_id = $1::bigint)"
-#define SQL_RECIPE_COUNTS                                                                          \
-    "(SELECT count(*) FROM stockpot.likes WHERE recipe_id = $1::bigint), "                         \
-    "(SELECT count(*) FROM stockpot.comments WHERE recipe_id = $1::bigint)"
+ * only), so each always equals its count over the rows. @p id (SQL_*_COUNTS: $1) is the
+ * entity's id; pg_batch_end recounts with them too. */
+#define SQL_USER_COUNTS_OF(id)                                                                     \
+    "(SELECT count(*) FROM stockpot.follows WHERE followee_id = " id "), "                         \
+    "(SELECT count(*) FROM stockpot.follows WHERE follower_id = " id "), "                         \
+    "(SELECT count(*) FROM stockpot.recipes WHERE author_id = " id ")"
+#define SQL_RECIPE_COUNTS_OF(id)                                                                   \
+    "(SELECT count(*) FROM stockpot.likes WHERE recipe_id = " id "), "                             \
+    "(SELECT count(*) FROM stockpot.comments WHERE recipe_id = " id ")"
+#define SQL_USER_COUNTS   SQL_USER_COUNTS_OF("$1::bigint")
+#define SQL_RECIPE_COUNTS SQL_RECIPE_COUNTS_OF("$1::bigint")
 
 static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
@@ -290,9 +293,8 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
         "description, ingredients, steps, tags, image_media_ids, created_at, "
         "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
         "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", " SQL_ID_ARRAY(
-            "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS ") RETURNING author_id) "
-                         "UPDATE stockpot.users u SET recipe_count = u.recipe_count + 1 FROM r "
-                         "WHERE u.id = r.author_id",
+            "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS
+                         ") RETURNING author_id) " SQL_DIRTY_USERS("SELECT author_id FROM r"),
         10, params, NULL, eb);
     if (rc == 0)
         rc = tags_insert(conn, id, tags, eb);
@@ -371,9 +373,8 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
     if (rc == 0)
         rc = proj_pg_exec(conn,
                           "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
-                          "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING author_id) "
-                          "UPDATE stockpot.users u SET recipe_count = u.recipe_count - 1 FROM r "
-                          "WHERE u.id = r.author_id",
+                          "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING "
+                          "author_id) " SQL_DIRTY_USERS("SELECT author_id FROM r"),
                           1, params, NULL, eb);
     return rc;
 }
@@ -433,6 +434,41 @@ static const struct proj_table pg_tables[] = {
     {"stockpot.sessions", "id"},
 };
 
+/* The per-session scratch tables of the counters to recount (see pg_internal.h). */
+static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
+{
+    return proj_pg_exec_script(conn,
+                               "DO $$ BEGIN IF to_regclass('pg_temp.proj_dirty_users') IS NULL "
+                               "THEN CREATE TEMP TABLE proj_dirty_users (id bigint PRIMARY KEY); "
+                               "CREATE TEMP TABLE proj_dirty_recipes (id bigint PRIMARY KEY); "
+                               "END IF; END $$",
+                               eb);
+}
+
+/* Recount the counters of the rows the batch's folds marked, once per row, writing only
+ * those that changed; then forget the marks. A mark left by a folded event that was rolled
+ * back (poison) only costs a recount: counters always end equal to their counts. */
+static int pg_batch_end(PGconn *conn, struct sp_errbuf *eb)
+{
+    return proj_pg_exec_script(
+        conn,
+        "UPDATE stockpot.users u SET follower_count = c.fr, following_count = c.fg, "
+        "recipe_count = c.rc FROM (SELECT d.id, " SQL_USER_COUNTS_OF(
+            "d.id") " AS rc "
+                    "FROM pg_temp.proj_dirty_users d) c(id, fr, fg, rc) WHERE u.id = c.id AND "
+                    "(u.follower_count, u.following_count, u.recipe_count) IS DISTINCT FROM "
+                    "(c.fr, c.fg, c.rc); "
+                    "UPDATE stockpot.recipes r SET like_count = c.lc, comment_count = c.cc "
+                    "FROM (SELECT d.id, " SQL_RECIPE_COUNTS_OF(
+                        "d.id") " AS cc "
+                                "FROM pg_temp.proj_dirty_recipes d) c(id, lc, cc) WHERE r.id = "
+                                "c.id AND "
+                                "(r.like_count, r.comment_count) IS DISTINCT FROM (c.lc, c.cc); "
+                                "DELETE FROM pg_temp.proj_dirty_users; DELETE FROM "
+                                "pg_temp.proj_dirty_recipes",
+        eb);
+}
+
 static const struct proj_projection pg_projection = {
     .name = "pg",
     .handles = pg_handles,
@@ -442,6 +478,8 @@ static const struct proj_projection pg_projection = {
     .tables = pg_tables,
     .n_tables = PROJ__NFIELDS(pg_tables),
     .apply = pg_apply,
+    .batch_begin = pg_batch_begin,
+    .batch_end = pg_batch_end,
 };
 
 const struct proj_projection *proj_pg_projection(void)

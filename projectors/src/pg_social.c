@@ -2,10 +2,11 @@
  * The social folds of the "pg" projection (issue 4, schemas/sql/002_social.sql): follows,
  * likes, comments with their counters, notifications, read marks and sessions.
  *
- * Every counter equals a count over its rows at all times: a row change and its counter
- * change are one statement (ON CONFLICT DO NOTHING / DELETE ... RETURNING, the counter
- * moved by the rows actually affected), and an entity created later starts its counters
- * from the rows already there (pg_projection.c), as the log is ordered per stream only.
+ * Every counter equals a count over its rows in every committed state: a row change marks
+ * the counted entity in the same statement (ON CONFLICT DO NOTHING / DELETE ... RETURNING,
+ * only when rows were actually affected) and the batch's end recounts each marked entity
+ * once (pg_internal.h); an entity created later starts its counters from the rows already
+ * there (pg_projection.c), as the log is ordered per stream only.
  * Likes and comments are facts of the liker's and commenter's streams: only their own
  * RecipeUnliked / CommentDeleted remove them, never RecipeDeleted (rows of a deleted recipe
  * stay, counted nowhere), so no table depends on how partitions interleave. Notifications
@@ -191,15 +192,13 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {follower, field(ev, "followee_id"), at};
-    /* one UPDATE for both users: a self-follow moves both counters of one row */
+    /* mark both users (one, for a self-follow) */
     rc = exec_count(conn,
                     "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
                     "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
-                    "upd AS (UPDATE stockpot.users SET "
-                    "following_count = following_count + (id = $1)::int, "
-                    "follower_count = follower_count + (id = $2)::int "
-                    "WHERE id IN ($1, $2) AND EXISTS (SELECT 1 FROM ins)) "
-                    "SELECT count(*) FROM ins",
+                    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, (VALUES ($1::bigint), "
+                                               "($2::bigint)) AS w(v)") ") "
+                                                                        "SELECT count(*) FROM ins",
                     3, params, &inserted, eb);
     if (rc != 0 || inserted == 0)
         return rc;
@@ -218,11 +217,9 @@ int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_
     const char *params[] = {follower, field(ev, "followee_id")};
     return proj_pg_exec(conn,
                         "WITH del AS (DELETE FROM stockpot.follows WHERE follower_id = $1 "
-                        "AND followee_id = $2 RETURNING 1) "
-                        "UPDATE stockpot.users SET "
-                        "following_count = following_count - (id = $1)::int, "
-                        "follower_count = follower_count - (id = $2)::int "
-                        "WHERE id IN ($1, $2) AND EXISTS (SELECT 1 FROM del)",
+                        "AND followee_id = $2 RETURNING 1) " SQL_DIRTY_USERS(
+                            "SELECT v FROM del, (VALUES ($1::bigint), "
+                            "($2::bigint)) AS w(v)"),
                         2, params, NULL, eb);
 }
 
@@ -236,13 +233,13 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {field(ev, "recipe_id"), liker, at};
-    rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
-                    "upd AS (UPDATE stockpot.recipes r SET like_count = r.like_count + 1 "
-                    "FROM ins WHERE r.id = ins.recipe_id) "
-                    "SELECT count(*) FROM ins",
-                    3, params, &inserted, eb);
+    rc = exec_count(
+        conn,
+        "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
+        "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                                                                  "SELECT count(*) FROM ins",
+        3, params, &inserted, eb);
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {field(ev, "recipe_author_id"), "like", liker, params[0], NULL};
@@ -257,12 +254,11 @@ int proj__pg_recipe_unliked(PGconn *conn, const struct es_event *ev, struct sp_e
     if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
         return rc;
     const char *params[] = {field(ev, "recipe_id"), liker};
-    return proj_pg_exec(conn,
-                        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
-                        "AND user_id = $2 RETURNING recipe_id) "
-                        "UPDATE stockpot.recipes r SET like_count = r.like_count - 1 "
-                        "FROM del WHERE r.id = del.recipe_id",
-                        2, params, NULL, eb);
+    return proj_pg_exec(
+        conn,
+        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
+        "AND user_id = $2 RETURNING recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del"),
+        2, params, NULL, eb);
 }
 
 int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -277,14 +273,14 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {comment, field(ev, "recipe_id"), field(ev, "user_id"),
                             field(ev, "content"), at};
-    rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
-                    "content, created_at) VALUES ($1, $2, $3, $4, $5) "
-                    "ON CONFLICT DO NOTHING RETURNING recipe_id), "
-                    "upd AS (UPDATE stockpot.recipes r SET comment_count = r.comment_count + 1 "
-                    "FROM ins WHERE r.id = ins.recipe_id) "
-                    "SELECT count(*) FROM ins",
-                    5, params, &inserted, eb);
+    rc = exec_count(
+        conn,
+        "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+        "content, created_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT DO NOTHING RETURNING recipe_id), "
+        "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                                                                  "SELECT count(*) FROM ins",
+        5, params, &inserted, eb);
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {field(ev, "recipe_author_id"), "comment", params[2], params[1],
@@ -303,9 +299,7 @@ int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_
     const char *params[] = {comment};
     return proj_pg_exec(conn,
                         "WITH del AS (DELETE FROM stockpot.comments WHERE id = $1 "
-                        "RETURNING recipe_id) "
-                        "UPDATE stockpot.recipes r SET comment_count = r.comment_count - 1 "
-                        "FROM del WHERE r.id = del.recipe_id",
+                        "RETURNING recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del"),
                         1, params, NULL, eb);
 }
 

@@ -224,19 +224,21 @@ static int
 batch_apply(struct proj_runner *r, struct proj_batch_stats *st, int64_t *next, struct sp_errbuf *eb)
 {
     struct proj__apply c = {r->conn, r->proj, r->policy, st, eb, 0};
+    int rc = proj__batch_begin(r->conn, r->proj, eb);
 
-    for (size_t i = 0; i < r->n_batch; i++) {
+    for (size_t i = 0; rc == 0 && i < r->n_batch; i++) {
         const struct es_log_record *rec = &r->batch[i].rec;
 
         if (proj__apply_record(rec, &c) != 0) {
             if (c.fatal != 0)
                 return c.fatal;
             next[rec->pos.partition] = rec->pos.offset; /* halted before the poison event */
-            return 0;
+            break;
         }
         next[rec->pos.partition] = rec->pos.offset + 1;
     }
-    return 0;
+    /* also when halted: the events before the poison one are committed */
+    return rc == 0 ? proj__batch_end(r->conn, r->proj, eb) : rc;
 }
 
 /* The batch's transaction: lock, check, apply, store the moved checkpoints, commit.

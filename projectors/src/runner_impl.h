@@ -66,6 +66,11 @@ struct proj__apply {
  */
 int proj__apply_record(const struct es_log_record *rec, void *ud);
 
+/** Run the projection's batch_begin / batch_end hook, if any (see proj_batch_fn).
+ * @return 0 or the hook's error. */
+int proj__batch_begin(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb);
+int proj__batch_end(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb);
+
 /** Grow the per-partition arrays to hold partition @p p (new slots: -1 / false). */
 void proj__runner_grow(struct proj_runner *r, int32_t p);
 

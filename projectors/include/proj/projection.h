@@ -37,6 +37,17 @@ struct proj_table {
  */
 typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 
+/**
+ * Optional hook run inside the caller's open transaction around each batch of folds:
+ * batch_begin before the first event (e.g. prepare per-session scratch tables), batch_end
+ * after the last one and before the checkpoint is stored and the batch committed (e.g.
+ * write the counters the folds deferred, once per changed row: updating one row once per
+ * event inside a long transaction makes every update walk a longer chain of row
+ * versions). Both may run more than once per transaction (a rebuild runs many batches).
+ * @return 0; SP_EDB (eb->field holds the SQLSTATE) or SP_EUNAVAIL: the caller rolls back.
+ */
+typedef int (*proj_batch_fn)(PGconn *conn, struct sp_errbuf *eb);
+
 struct proj_projection {
     const char *name;                /* e.g. "pg"; the checkpoint and metrics key */
     const char *const *handles;      /* NULL-terminated event types folded by apply */
@@ -47,6 +58,8 @@ struct proj_projection {
     const struct proj_table *tables; /* the view's tables */
     size_t n_tables;
     proj_apply_fn apply;
+    proj_batch_fn batch_begin; /* NULL: none */
+    proj_batch_fn batch_end;   /* NULL: none */
 };
 
 /** How a projection treats a poison event (projector.poison_policy). */
