@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "consumer_impl.h"
+#include "log_impl.h"
 #include "sp/alloc.h"
 
 #include "sp/banned.h"
@@ -86,46 +87,20 @@ int es__consumer_opts_check(const struct es_consumer_opts *opts, struct sp_errbu
     return 0;
 }
 
-static int open_kafka(const struct sp_config *cfg,
-                      const struct es_consumer_opts *opts,
-                      struct es_consumer **out,
-                      struct sp_errbuf *eb)
-{
-    struct es_kafka_opts kopts = {
-        .brokers = sp_config_str(cfg, "kafka.brokers"),
-        .topic = sp_config_str(cfg, "kafka.topic"),
-        .partitions = (int32_t)sp_config_int(cfg, "kafka.partitions"),
-        .replication_factor = (int16_t)sp_config_int(cfg, "kafka.replication_factor"),
-        .transactional_id = sp_config_str(cfg, "kafka.transactional_id"),
-        .timeout_ms = (int)sp_config_int(cfg, "kafka.timeout_ms"),
-        .max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes"),
-    };
-
-    return es_consumer_open_kafka(&kopts, opts, out, eb);
-}
-
 int es_consumer_open(const struct sp_config *cfg,
                      const struct es_consumer_opts *opts,
                      struct es_consumer **out,
                      struct sp_errbuf *eb)
 {
-    const char *backend = sp_config_str(cfg, "log.backend");
-    int64_t map_size_mb = sp_config_int(cfg, "log.map_size_mb");
-    int64_t max_event_bytes = sp_config_int(cfg, "log.max_event_bytes");
+    struct es__backend_cfg bc;
+    int rc;
 
     *out = NULL;
-    if (backend != NULL && strcmp(backend, "kafka") == 0)
-        return open_kafka(cfg, opts, out, eb);
-    if (backend == NULL || strcmp(backend, "lmdb") != 0)
-        return sp_err_set(eb, SP_EINVAL, "log.backend",
-                          "log backend \"%s\" is not supported (\"lmdb\" or \"kafka\")",
-                          backend ? backend : "");
-    if (map_size_mb < 1 || max_event_bytes < 1)
-        return sp_err_set(eb, SP_EINVAL,
-                          map_size_mb < 1 ? "log.map_size_mb" : "log.max_event_bytes",
-                          "log.map_size_mb and log.max_event_bytes must be positive");
-    return es_consumer_open_lmdb(sp_config_str(cfg, "log.dir"), (size_t)map_size_mb << 20,
-                                 (size_t)max_event_bytes, opts, out, eb);
+    if ((rc = es__backend_cfg_read(cfg, &bc, eb)) != 0)
+        return rc;
+    if (bc.kafka)
+        return es_consumer_open_kafka(&bc.kafka_opts, opts, out, eb);
+    return es_consumer_open_lmdb(bc.dir, bc.map_size_bytes, bc.max_event_bytes, opts, out, eb);
 }
 
 int es_consumer_poll(struct es_consumer *c,

@@ -14,38 +14,16 @@
  * time left can still ask a Kafka broker once */
 #define ES_WAIT_QUERY_MIN_MS 100
 
-/* log.backend = kafka: the kafka.* keys (bounds already checked by the config table). */
-static int open_kafka(const struct sp_config *cfg,
-                      enum es_log_mode mode,
-                      struct es_log **out,
-                      struct sp_errbuf *eb)
-{
-    struct es_kafka_opts opts = {
-        .brokers = sp_config_str(cfg, "kafka.brokers"),
-        .topic = sp_config_str(cfg, "kafka.topic"),
-        .partitions = (int32_t)sp_config_int(cfg, "kafka.partitions"),
-        .replication_factor = (int16_t)sp_config_int(cfg, "kafka.replication_factor"),
-        .transactional_id = sp_config_str(cfg, "kafka.transactional_id"),
-        .timeout_ms = (int)sp_config_int(cfg, "kafka.timeout_ms"),
-        .max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes"),
-    };
-
-    return es_log_open_kafka(&opts, mode, out, eb);
-}
-
-int es_log_open(const struct sp_config *cfg,
-                enum es_log_mode mode,
-                struct es_log **out,
-                struct sp_errbuf *eb)
+int es__backend_cfg_read(const struct sp_config *cfg,
+                         struct es__backend_cfg *out,
+                         struct sp_errbuf *eb)
 {
     const char *backend = sp_config_str(cfg, "log.backend");
     int64_t map_size_mb = sp_config_int(cfg, "log.map_size_mb");
     int64_t max_event_bytes = sp_config_int(cfg, "log.max_event_bytes");
 
-    *out = NULL;
-    if (backend != NULL && strcmp(backend, "kafka") == 0)
-        return open_kafka(cfg, mode, out, eb);
-    if (backend == NULL || strcmp(backend, "lmdb") != 0)
+    *out = (struct es__backend_cfg){.dir = sp_config_str(cfg, "log.dir")};
+    if (backend == NULL || (strcmp(backend, "kafka") != 0 && strcmp(backend, "lmdb") != 0))
         return sp_err_set(eb, SP_EINVAL, "log.backend",
                           "log backend \"%s\" is not supported (\"lmdb\" or \"kafka\")",
                           backend ? backend : "");
@@ -53,8 +31,36 @@ int es_log_open(const struct sp_config *cfg,
         return sp_err_set(eb, SP_EINVAL,
                           map_size_mb < 1 ? "log.map_size_mb" : "log.max_event_bytes",
                           "log.map_size_mb and log.max_event_bytes must be positive");
-    return es_log_open_lmdb(sp_config_str(cfg, "log.dir"), (size_t)map_size_mb << 20,
-                            (size_t)max_event_bytes, mode, out, eb);
+    out->map_size_bytes = (size_t)map_size_mb << 20;
+    out->max_event_bytes = (size_t)max_event_bytes;
+    out->kafka = strcmp(backend, "kafka") == 0;
+    /* the kafka.* keys (bounds already checked by the config table) */
+    out->kafka_opts = (struct es_kafka_opts){
+        .brokers = sp_config_str(cfg, "kafka.brokers"),
+        .topic = sp_config_str(cfg, "kafka.topic"),
+        .partitions = (int32_t)sp_config_int(cfg, "kafka.partitions"),
+        .replication_factor = (int16_t)sp_config_int(cfg, "kafka.replication_factor"),
+        .transactional_id = sp_config_str(cfg, "kafka.transactional_id"),
+        .timeout_ms = (int)sp_config_int(cfg, "kafka.timeout_ms"),
+        .max_event_bytes = (size_t)max_event_bytes,
+    };
+    return 0;
+}
+
+int es_log_open(const struct sp_config *cfg,
+                enum es_log_mode mode,
+                struct es_log **out,
+                struct sp_errbuf *eb)
+{
+    struct es__backend_cfg bc;
+    int rc;
+
+    *out = NULL;
+    if ((rc = es__backend_cfg_read(cfg, &bc, eb)) != 0)
+        return rc;
+    if (bc.kafka)
+        return es_log_open_kafka(&bc.kafka_opts, mode, out, eb);
+    return es_log_open_lmdb(bc.dir, bc.map_size_bytes, bc.max_event_bytes, mode, out, eb);
 }
 
 void es_log_close(struct es_log *log)

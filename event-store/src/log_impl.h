@@ -5,6 +5,8 @@
 #ifndef ES_LOG_IMPL_H
 #define ES_LOG_IMPL_H
 
+#include <stdbool.h>
+
 #include "es/log.h"
 
 struct es__log_ops {
@@ -41,5 +43,22 @@ struct es_log {
     enum es_log_mode mode;
     size_t max_event_bytes; /* cap on one encoded envelope */
 };
+
+/** The backend that config log.backend names, with its options (strings borrowed from cfg). */
+struct es__backend_cfg {
+    bool kafka; /* true: kafka_opts; false: the embedded LMDB log below */
+    struct es_kafka_opts kafka_opts;
+    const char *dir;        /* log.dir */
+    size_t map_size_bytes;  /* log.map_size_mb in bytes */
+    size_t max_event_bytes; /* log.max_event_bytes */
+};
+
+/**
+ * Read log.backend and its keys from @p cfg, for es_log_open and es_consumer_open.
+ * @return 0; SP_EINVAL naming the key for an unknown backend or a non-positive size.
+ */
+int es__backend_cfg_read(const struct sp_config *cfg,
+                         struct es__backend_cfg *out,
+                         struct sp_errbuf *eb);
 
 #endif
