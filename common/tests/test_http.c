@@ -6,6 +6,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -281,6 +286,38 @@ static void test_metrics(void **state)
                                  "route=\"unmatched\",status=\"404\"") >= 1);
 }
 
+/* Accepted connections have Nagle's algorithm off: a response's last partial segment is
+ * not held for the client's delayed ACK (40 ms per keep-alive request). */
+static void test_accepted_nodelay(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[512];
+    int c = socket(AF_INET, SOCK_STREAM, 0), found = 0;
+
+    assert_true(c >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(send(c, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
+    assert_true(recv(c, buf, sizeof(buf), 0) > 0); /* answered: the server accepted it */
+    /* the server's end of this connection is a socket of this process */
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in local, peer;
+        socklen_t ll = sizeof(local), pl = sizeof(peer), ol = sizeof(int);
+        int v = -1;
+        if (fd == c || getsockname(fd, (struct sockaddr *)&local, &ll) != 0 ||
+            local.sin_family != AF_INET || ntohs(local.sin_port) != f->port ||
+            getpeername(fd, (struct sockaddr *)&peer, &pl) != 0)
+            continue;
+        assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &ol), 0);
+        assert_int_not_equal(v, 0);
+        found++;
+    }
+    assert_int_equal(found, 1);
+    close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_not_found_and_method),  cmocka_unit_test(test_json_body),
         cmocka_unit_test(test_body_too_large),        cmocka_unit_test(test_async_reply),
         cmocka_unit_test(test_health_ready),          cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_accepted_nodelay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

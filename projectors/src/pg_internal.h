@@ -74,6 +74,37 @@ int proj__id_matches(const json_t *data, const char *key, const char *id, struct
     "INSERT INTO pg_temp.proj_dirty_recipes (id) SELECT DISTINCT x FROM (" sel ") s(x) "           \
     "ON CONFLICT DO NOTHING"
 
+/*
+ * users.version follows every event of the user's stream, most of which (likes, follows,
+ * read marks) change nothing else of the row. For the same reason as the counters, a fold
+ * does not update the row: SQL_USER_VERSION ($1 user id, $2 stream version) appends to a
+ * per-session scratch table (no key, so no row is updated twice) and the batch's end moves
+ * each user's version to the greatest noted, once.
+ */
+#define SQL_USER_VERSION "INSERT INTO pg_temp.proj_user_versions (id, version) VALUES ($1, $2)"
+
+/*
+ * The home feed (stockpot.feed_entries, schemas/sql/003_feed.sql) holds after every event
+ * exactly {(u, r) : r live AND (u = r.author_id OR u follows r.author_id)}. Each statement
+ * below computes one event's delta from the current rows of the other table, so the rows
+ * do not depend on the order of events of different streams.
+ * SQL_FEED_ADD_RECIPE: a statement adding the recipes @p rel (a WITH name with columns
+ * id, author_id) to their authors' and the authors' followers' feeds.
+ * SQL_FEED_REMOVE_RECIPE: a statement for a data-modifying WITH removing them again (the
+ * same readers: the follows did not change in between, or their own folds moved the rows).
+ */
+#define SQL_FEED_READERS(rel)                                                                      \
+    "SELECT " rel ".author_id AS u, " rel ".id AS r FROM " rel " UNION ALL "                       \
+    "SELECT f.follower_id, " rel ".id FROM " rel " JOIN stockpot.follows f "                       \
+    "ON f.followee_id = " rel ".author_id"
+#define SQL_FEED_ADD_RECIPE(rel)                                                                   \
+    "INSERT INTO stockpot.feed_entries (user_id, recipe_id) " SQL_FEED_READERS(                    \
+        rel) " ON CONFLICT DO NOTHING"
+#define SQL_FEED_REMOVE_RECIPE(rel)                                                                \
+    "DELETE FROM stockpot.feed_entries e USING (" SQL_FEED_READERS(                                \
+        rel) ") x "                                                                                \
+             "WHERE e.user_id = x.u AND e.recipe_id = x.r"
+
 /* Folds of pg_social.c, each a proj_apply_fn (see proj/projection.h). */
 int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);

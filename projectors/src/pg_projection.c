@@ -287,15 +287,15 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                             images,
                             at,
                             version};
-    rc = proj_pg_exec(
-        conn,
-        "WITH r AS (INSERT INTO stockpot.recipes (id, author_id, title, "
-        "description, ingredients, steps, tags, image_media_ids, created_at, "
-        "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
-        "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", " SQL_ID_ARRAY(
-            "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS
-                         ") RETURNING author_id) " SQL_DIRTY_USERS("SELECT author_id FROM r"),
-        10, params, NULL, eb);
+    rc = proj_pg_exec(conn,
+                      "WITH r AS (INSERT INTO stockpot.recipes (id, author_id, title, "
+                      "description, ingredients, steps, tags, image_media_ids, created_at, "
+                      "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
+                      "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", " SQL_ID_ARRAY(
+                          "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS
+                                       ") RETURNING id, author_id), d AS (" SQL_DIRTY_USERS(
+                                           "SELECT author_id FROM r") ") " SQL_FEED_ADD_RECIPE("r"),
+                      10, params, NULL, eb);
     if (rc == 0)
         rc = tags_insert(conn, id, tags, eb);
     free(ingredients);
@@ -374,7 +374,8 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
         rc = proj_pg_exec(conn,
                           "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
                           "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING "
-                          "author_id) " SQL_DIRTY_USERS("SELECT author_id FROM r"),
+                          "id, author_id), f AS (" SQL_FEED_REMOVE_RECIPE("r") ") " SQL_DIRTY_USERS(
+                              "SELECT author_id FROM r"),
                           1, params, NULL, eb);
     return rc;
 }
@@ -432,6 +433,7 @@ static const struct proj_table pg_tables[] = {
     {"stockpot.notifications", "id"},
     {"stockpot.notification_reads", "user_id"},
     {"stockpot.sessions", "id"},
+    {"stockpot.feed_entries", "user_id, recipe_id"},
 };
 
 /* The per-session scratch tables of the counters to recount (see pg_internal.h). */
@@ -441,17 +443,24 @@ static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
                                "DO $$ BEGIN IF to_regclass('pg_temp.proj_dirty_users') IS NULL "
                                "THEN CREATE TEMP TABLE proj_dirty_users (id bigint PRIMARY KEY); "
                                "CREATE TEMP TABLE proj_dirty_recipes (id bigint PRIMARY KEY); "
+                               "CREATE TEMP TABLE proj_user_versions (id bigint NOT NULL, "
+                               "version bigint NOT NULL); "
                                "END IF; END $$",
                                eb);
 }
 
 /* Recount the counters of the rows the batch's folds marked, once per row, writing only
- * those that changed; then forget the marks. A mark left by a folded event that was rolled
- * back (poison) only costs a recount: counters always end equal to their counts. */
+ * those that changed, and move each noted user's version; then forget the marks. A mark
+ * left by a folded event that was rolled back (poison) only costs a recount: counters
+ * always end equal to their counts. (Rolled-back folds leave no version note: their
+ * savepoint takes it back.) */
 static int pg_batch_end(PGconn *conn, struct sp_errbuf *eb)
 {
     return proj_pg_exec_script(
         conn,
+        "UPDATE stockpot.users u SET version = v.version FROM (SELECT id, max(version) AS "
+        "version FROM pg_temp.proj_user_versions GROUP BY id) v WHERE u.id = v.id AND "
+        "u.version < v.version; DELETE FROM pg_temp.proj_user_versions; "
         "UPDATE stockpot.users u SET follower_count = c.fr, following_count = c.fg, "
         "recipe_count = c.rc FROM (SELECT d.id, " SQL_USER_COUNTS_OF(
             "d.id") " AS rc "

@@ -128,7 +128,8 @@ static int exec_count(PGconn *conn,
 }
 
 /* The user-<id> stream moved to the event's version: users.version follows it (the
- * If-Match of PUT /users/{id}), though the profile itself did not change. */
+ * If-Match of PUT /users/{id}), though the profile itself did not change. Noted for the
+ * batch's end, which moves each user's row once (pg_internal.h). */
 static int
 user_version(PGconn *conn, const struct es_event *ev, const char *id, struct sp_errbuf *eb)
 {
@@ -136,9 +137,7 @@ user_version(PGconn *conn, const struct es_event *ev, const char *id, struct sp_
 
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     const char *params[] = {id, version};
-    return proj_pg_exec(conn,
-                        "UPDATE stockpot.users SET version = $2 WHERE id = $1 AND version < $2", 2,
-                        params, NULL, eb);
+    return proj_pg_exec(conn, SQL_USER_VERSION, 2, params, NULL, eb);
 }
 
 /* The Snowflake-layout notification id of the event (see 002_social.sql), as text. */
@@ -192,14 +191,21 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {follower, field(ev, "followee_id"), at};
-    /* mark both users (one, for a self-follow) */
-    rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
-                    "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
-                    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, (VALUES ($1::bigint), "
-                                               "($2::bigint)) AS w(v)") ") "
-                                                                        "SELECT count(*) FROM ins",
-                    3, params, &inserted, eb);
+    /* mark both users (one, for a self-follow); a new follow brings the followee's live
+     * recipes into the follower's feed (pg_internal.h) */
+    rc = exec_count(
+        conn,
+        "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+        "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
+        "upd AS (" SQL_DIRTY_USERS(
+            "SELECT v FROM ins, (VALUES ($1::bigint), "
+            "($2::bigint)) AS w(v)") "), "
+                                     "fe AS (INSERT INTO stockpot.feed_entries (user_id, "
+                                     "recipe_id) "
+                                     "SELECT $1::bigint, r.id FROM ins, stockpot.recipes r "
+                                     "WHERE r.author_id = $2::bigint ON CONFLICT DO NOTHING) "
+                                     "SELECT count(*) FROM ins",
+        3, params, &inserted, eb);
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {params[1], "follow", follower, NULL, NULL};
@@ -215,9 +221,14 @@ int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_
     if (rc != 0 || (rc = user_version(conn, ev, follower, eb)) != 0)
         return rc;
     const char *params[] = {follower, field(ev, "followee_id")};
+    /* the followee's recipes leave the follower's feed, unless they are the follower's
+     * own (a self-follow, which the write model refuses, must not empty one's own feed) */
     return proj_pg_exec(conn,
                         "WITH del AS (DELETE FROM stockpot.follows WHERE follower_id = $1 "
-                        "AND followee_id = $2 RETURNING 1) " SQL_DIRTY_USERS(
+                        "AND followee_id = $2 RETURNING 1), "
+                        "fe AS (DELETE FROM stockpot.feed_entries e USING del, stockpot.recipes r "
+                        "WHERE r.author_id = $2::bigint AND $1::bigint <> $2::bigint "
+                        "AND e.user_id = $1::bigint AND e.recipe_id = r.id) " SQL_DIRTY_USERS(
                             "SELECT v FROM del, (VALUES ($1::bigint), "
                             "($2::bigint)) AS w(v)"),
                         2, params, NULL, eb);

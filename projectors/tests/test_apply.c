@@ -246,9 +246,25 @@ static void test_duplicate_tags(void **state)
     pgtest_teardown(&t);
 }
 
+/* Sessions of proj_pg_connect: UTC times, UTF-8, and never a JIT compilation on a
+ * batch (a misestimated recount once cost ~200 ms of it per batch). */
+static void test_session_settings(void **state)
+{
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup(&t);
+    assert_value(t.conn,
+                 "SELECT current_setting('TimeZone') || ',' || "
+                 "current_setting('client_encoding') || ',' || current_setting('jit')",
+                 "UTC,UTF8,off");
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_session_settings),
         cmocka_unit_test(test_duplicate_tags),
         cmocka_unit_test(test_apply_all),
         cmocka_unit_test(test_restart_exactly_once),

@@ -166,6 +166,15 @@ static void assert_invariants(PGconn *conn)
                  "| ((partition & 1023)::bigint << 12) | (\"offset\" & 4095))",
                  "0");
     assert_value(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+    /* the feed holds exactly each live recipe for its author and the author's followers */
+    assert_value(conn,
+                 "WITH want AS (SELECT author_id AS u, id AS r FROM stockpot.recipes UNION "
+                 "SELECT f.follower_id, r.id FROM stockpot.follows f JOIN stockpot.recipes r "
+                 "ON r.author_id = f.followee_id), "
+                 "got AS (SELECT user_id AS u, recipe_id AS r FROM stockpot.feed_entries) "
+                 "SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT SELECT * FROM got) a) "
+                 "|| '/' || (SELECT count(*) FROM (SELECT * FROM got EXCEPT SELECT * FROM want) b)",
+                 "0/0");
 }
 
 static void test_follows(void **state)
@@ -481,6 +490,7 @@ struct model {
     int64_t user_ver[NU];
     bool user_registered[NU];
     bool recipe_deleted[NR];
+    bool recipe_created[NR];
     int notifications;
 };
 
@@ -551,6 +561,7 @@ static void random_op(struct pgtest *t, struct model *m, int i)
         m->recipe_deleted[NR - 2] = true;
     } else if (i == NOPS * 2 / 3) {
         recipe_created(t, NR - 1, NU - 1); /* its author is not registered yet */
+        m->recipe_created[NR - 1] = true;
     } else if (i == NOPS * 3 / 4) {
         user_registered(t, NU - 1);
         m->user_registered[NU - 1] = true;
@@ -601,6 +612,15 @@ static void assert_model(PGconn *conn, const struct model *m)
     assert_value(conn, "SELECT count(*) FROM stockpot.comments", want);
     snprintf(want, sizeof(want), "%d", m->notifications);
     assert_value(conn, "SELECT count(*) FROM stockpot.notifications", want);
+    /* feed: every live recipe for its author and for whoever follows the author */
+    int feed = 0;
+    for (int r = 0; r < NR; r++) {
+        int a = author_of(r);
+        for (int u = 0; u < NU && m->recipe_created[r] && !m->recipe_deleted[r]; u++)
+            feed += u == a || m->follows[u][a];
+    }
+    snprintf(want, sizeof(want), "%d", feed);
+    assert_value(conn, "SELECT count(*) FROM stockpot.feed_entries", want);
 }
 
 static void test_randomised(void **state)
@@ -621,8 +641,10 @@ static void test_randomised(void **state)
         m->user_registered[u] = true;
         m->user_ver[u] = 1;
     }
-    for (int r = 0; r < NR - 1; r++)
+    for (int r = 0; r < NR - 1; r++) {
         recipe_created(&t, r, author_of(r));
+        m->recipe_created[r] = true;
+    }
     for (int i = 0; i < NOPS; i++) {
         random_op(&t, m, i);
         if (i % 97 == 96)

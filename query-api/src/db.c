@@ -126,10 +126,10 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
                            " ORDER BY c.id DESC LIMIT $4",
                            4},
     [QRY_STMT_FEED] = {"qry_feed",
-                       "SELECT r.id, " DB_RECIPE_JSON " FROM stockpot.recipes r"
-                       " WHERE (r.author_id = $1 OR r.author_id IN (SELECT f.followee_id"
-                       " FROM stockpot.follows f WHERE f.follower_id = $1))"
-                       " AND r.id < $2 AND r.id > $3 ORDER BY r.id DESC LIMIT $4",
+                       "SELECT r.id, " DB_RECIPE_JSON " FROM stockpot.feed_entries e"
+                       " JOIN stockpot.recipes r ON r.id = e.recipe_id WHERE e.user_id = $1"
+                       " AND e.recipe_id < $2 AND e.recipe_id > $3"
+                       " ORDER BY e.recipe_id DESC LIMIT $4",
                        4},
     [QRY_STMT_NOTIFICATIONS] = {"qry_notifications",
                                 "SELECT n.id, " DB_NOTIF_JSON
@@ -420,8 +420,10 @@ static void db_on_notice(void *arg, const PGresult *res)
 
 static void db_conn_start(struct db_conn *c)
 {
-    const char *const keys[] = {"dbname", "client_encoding", "application_name", NULL};
-    const char *const vals[] = {c->db->conninfo, "UTF8", "stockpot-query-api", NULL};
+    /* jit=off: every statement reads a page by key; a misestimate must not buy a JIT
+     * compilation (tens to hundreds of ms) on the request path */
+    const char *const keys[] = {"dbname", "client_encoding", "application_name", "options", NULL};
+    const char *const vals[] = {c->db->conninfo, "UTF8", "stockpot-query-api", "-c jit=off", NULL};
 
     c->conn = PQconnectStartParams(keys, vals, 1);
     if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD) {

@@ -14,7 +14,7 @@
 #include "sp/banned.h"
 
 /* The migrations the query API reads, in order. */
-static const char *const db_migrations[] = {"001_init.sql", "002_social.sql"};
+static const char *const db_migrations[] = {"001_init.sql", "002_social.sql", "003_feed.sql"};
 
 static void db_admin_exec(const char *sql)
 {

@@ -8,7 +8,8 @@
 
 /**
  * Connect with a libpq connection string ("" = libpq defaults and the PG* environment),
- * with client_encoding UTF8, TimeZone UTC and application_name @p app (may be NULL).
+ * with client_encoding UTF8, TimeZone UTC, jit off (folds and recounts touch rows by key;
+ * a misestimate must not buy a JIT compilation) and application_name @p app (may be NULL).
  * @param[out] out  owned; PQfinish() it
  * @return 0; SP_EUNAVAIL if the server cannot be reached (eb says why).
  */
