@@ -8,8 +8,14 @@
 #     API showing it, polling WITHOUT Stockpot-After, p50/p99;
 # then prints the machine. Loopback only; the load clients share the cores with the daemons.
 #
+#  2b. the feed query alone in PostgreSQL (EXPLAIN ANALYZE execution time) for the same
+#     users: the fan-out read model (feed_entries) against the pull query it replaced
+#     (recipes of followees via follows), p50/p99;
+#
 # usage: tests/bench/bench-social.sh [--users N] [--connections N] [--duration-s S]
-#                                    [--samples N] [--build DIR]
+#                                    [--samples N] [--data FILE] [--build DIR]
+# --data: recipes JSONL for the generator (default deploy/data/sample.jsonl); e.g.
+# ../shared/data/recipes.jsonl (16,749 recipes) for a denser feed, read in place.
 # PostgreSQL comes from pg_virtualenv (a throwaway cluster); the daemons from build-release/
 # (SP_BENCH_BUILD or --build), built (Release) if missing.
 set -euo pipefail
@@ -20,14 +26,16 @@ USERS=2000
 CONNECTIONS=16
 DURATION=10
 SAMPLES=200
+DATA=$ROOT/deploy/data/sample.jsonl
 while [ $# -gt 0 ]; do
     case "$1" in
     --users) USERS=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --duration-s) DURATION=$2; shift 2 ;;
     --samples) SAMPLES=$2; shift 2 ;;
+    --data) DATA=$(realpath "$2"); shift 2 ;;
     --build) BUILD=$(realpath -m "$2"); shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-social.sh: unknown argument \"$1\"" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +54,7 @@ if [ -z "${SP_BENCH_IN_PG:-}" ]; then
     fi
     export SP_BENCH_IN_PG=1
     exec pg_virtualenv -t -- "$0" --users "$USERS" --connections "$CONNECTIONS" --duration-s "$DURATION" \
-        --samples "$SAMPLES" --build "$BUILD"
+        --samples "$SAMPLES" --data "$DATA" --build "$BUILD"
 fi
 
 BIN=$BUILD/bin
@@ -114,10 +122,10 @@ start projector
 start query
 
 echo
-echo "== 1. generated graph: $USERS users (deploy/local/gen-social.py --seed 1)"
+echo "== 1. generated graph: $USERS users, recipes of $(basename "$DATA") (deploy/local/gen-social.py --seed 1)"
 t0=$(date +%s.%N)
 python3 "$ROOT/deploy/local/gen-social.py" --command "http://127.0.0.1:$STOCKPOT_COMMAND_PORT" \
-    --query "http://127.0.0.1:$STOCKPOT_QUERY_PORT" --users "$USERS" --seed 1 --connections 8 --json \
+    --query "http://127.0.0.1:$STOCKPOT_QUERY_PORT" --users "$USERS" --seed 1 --connections 8 --data "$DATA" --json \
     >"$TMP/gen.json" 2>"$TMP/gen.log" || { cat "$TMP/gen.log"; exit 1; }
 t1=$(date +%s.%N)
 cat "$TMP/gen.log"
@@ -126,19 +134,21 @@ psql -X -At -d "$DB" -c "SELECT 'rows: users ' || (SELECT count(*) FROM stockpot
   (SELECT count(*) FROM stockpot.recipes) || ', follows ' || (SELECT count(*) FROM stockpot.follows) ||
   ', likes ' || (SELECT count(*) FROM stockpot.likes) || ', comments ' || (SELECT count(*) FROM stockpot.comments) ||
   ', notifications ' || (SELECT count(*) FROM stockpot.notifications) ||
+  ', feed_entries ' || (SELECT count(*) FROM stockpot.feed_entries) ||
   '; max followers ' || (SELECT max(follower_count) FROM stockpot.users)"
 
 # request lists: /feed as 200 generated users (their own tokens), /users/{id} over every user
-python3 - "$STOCKPOT_COMMAND_PORT" "$USERS" "$TMP/feed.txt" <<'EOF'
+python3 - "$STOCKPOT_COMMAND_PORT" "$USERS" "$TMP/feed.txt" "$TMP/feed-users.txt" <<'EOF'
 import http.client, json, sys
-port, users, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, users, out, ids = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-with open(out, "w") as f:
+with open(out, "w") as f, open(ids, "w") as g:
     for i in range(0, users, max(1, users // 200)):
         c.request("POST", "/auth/login", body=json.dumps({"username": "g1_%d" % i, "password": "gen-social password"}),
                   headers={"Content-Type": "application/json"})
         r = c.getresponse(); js = json.loads(r.read())
         f.write("/feed\t%s\n" % js["access_token"])
+        g.write("%s\n" % js["user_id"])
 EOF
 psql -X -At -d "$DB" -c "SELECT '/users/' || id FROM stockpot.users ORDER BY random()" >"$TMP/users.txt"
 
@@ -148,6 +158,26 @@ python3 "$ROOT/tests/bench/bench-get.py" --port "$STOCKPOT_QUERY_PORT" --paths "
     --connections "$CONNECTIONS" --duration-s "$DURATION" --label "GET /feed" || true
 python3 "$ROOT/tests/bench/bench-get.py" --port "$STOCKPOT_QUERY_PORT" --paths "$TMP/users.txt" \
     --connections "$CONNECTIONS" --duration-s "$DURATION" --label "GET /users/{id}" || true
+
+echo
+echo "== 2b. first feed page (20) in PostgreSQL alone, EXPLAIN ANALYZE execution time, same users"
+python3 - "$DB" "$TMP/feed-users.txt" <<'EOF'
+import re, subprocess, sys
+db, ids = sys.argv[1], [l.strip() for l in open(sys.argv[2]) if l.strip()]
+queries = {
+    "fan-out (feed_entries)": "SELECT r.id, r.title FROM stockpot.feed_entries e JOIN stockpot.recipes r "
+                              "ON r.id = e.recipe_id WHERE e.user_id = %s ORDER BY e.recipe_id DESC LIMIT 20",
+    "pull (follows x recipes)": "SELECT r.id, r.title FROM stockpot.recipes r WHERE (r.author_id = %s OR "
+                                "r.author_id IN (SELECT f.followee_id FROM stockpot.follows f WHERE "
+                                "f.follower_id = %s)) ORDER BY r.id DESC LIMIT 20",
+}
+for name, q in queries.items():
+    sql = "SET jit = off;\n" + "".join("EXPLAIN (ANALYZE, TIMING OFF) " + q.replace("%s", u) + ";\n" for u in ids for _ in range(2))
+    out = subprocess.run(["psql", "-X", "-At", "-d", db], input=sql, capture_output=True, text=True, check=True).stdout
+    xs = sorted(float(m) for m in re.findall(r"Execution Time: ([0-9.]+) ms", out)[1::2])  # each one's second run
+    p = lambda f: xs[min(len(xs) - 1, int(f * len(xs)))]
+    print("%-26s n=%d  p50 %.3f ms  p99 %.3f ms  max %.3f ms" % (name, len(xs), p(0.5), p(0.99), xs[-1]))
+EOF
 
 echo
 echo "== 3. freshness: command answered -> visible on the query API (polling, no Stockpot-After)"
