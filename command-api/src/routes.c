@@ -43,6 +43,45 @@ static bool reply_invalid(struct sp_http_req *req, json_t *errors)
     return true;
 }
 
+/* A body check of valid.h: appends one {field, detail} object to errors per bad field. */
+typedef void (*valid_fn)(json_t *body, json_t *errors);
+
+/*
+ * Parse the JSON body and check it with @p valid; on failure answer as read_body() does,
+ * or 400 naming every bad field.
+ * @return the body, owned (json_decref), or NULL when answered.
+ */
+static json_t *valid_body(struct sp_http_req *req, valid_fn valid)
+{
+    json_t *body = read_body(req);
+    if (!body)
+        return NULL;
+    json_t *errors = json_array();
+    valid(body, errors);
+    if (reply_invalid(req, errors)) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+/* Read and validate the body into c->input. 0, or answered (then free c). */
+static int take_body(struct cmd__command *c, valid_fn valid)
+{
+    c->input = valid_body(c->req, valid);
+    return c->input ? 0 : SP_EINVAL;
+}
+
+static void valid_recipe_create(json_t *body, json_t *errors)
+{
+    cmd__valid_recipe(body, false, errors);
+}
+
+static void valid_recipe_update(json_t *body, json_t *errors)
+{
+    cmd__valid_recipe(body, true, errors);
+}
+
 static void reply_unauthorized(struct sp_http_req *req, const char *detail)
 {
     sp_http_add_header(req, "WWW-Authenticate", "Bearer");
@@ -82,6 +121,15 @@ static bool refuse_if_broken(struct cmd_app *app, struct sp_http_req *req)
     sp_http_reply_problem(req, 503, "unavailable",
                           "the write model is catching up with the event log; retry later", NULL);
     return true;
+}
+
+/*
+ * Common start of the commands without a token (register, login, refresh): 503 while
+ * broken, else valid_body(). @return the body, owned, or NULL when answered.
+ */
+static json_t *anon_body(struct cmd_app *app, struct sp_http_req *req, valid_fn valid)
+{
+    return refuse_if_broken(app, req) ? NULL : valid_body(req, valid);
 }
 
 static void hex32(const unsigned char *in, char *out)
@@ -151,17 +199,9 @@ static void h_register(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct sp_errbuf eb = {0};
-    if (refuse_if_broken(app, req))
-        return;
-    json_t *body = read_body(req);
+    json_t *body = anon_body(app, req, cmd__valid_register);
     if (!body)
         return;
-    json_t *errors = json_array();
-    cmd__valid_register(body, errors);
-    if (reply_invalid(req, errors)) {
-        json_decref(body);
-        return;
-    }
     struct cmd__command *c = cmd__command_new(CMD_REGISTER, req);
     c->input = body;
     if (idem_setup(app, c) != 0)
@@ -211,17 +251,9 @@ static void h_login(struct sp_http_req *req, void *ud)
     struct cmd_app *app = ud;
     int64_t uid = 0;
     char uid_s[24];
-    if (refuse_if_broken(app, req))
-        return;
-    json_t *body = read_body(req);
+    json_t *body = anon_body(app, req, cmd__valid_login);
     if (!body)
         return;
-    json_t *errors = json_array();
-    cmd__valid_login(body, errors);
-    if (reply_invalid(req, errors)) {
-        json_decref(body);
-        return;
-    }
     int rc = check_login(app, body, &uid);
     json_decref(body);
     if (rc == SP_EDB) {
@@ -244,17 +276,9 @@ static void h_login(struct sp_http_req *req, void *ud)
 static void h_refresh(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
-    if (refuse_if_broken(app, req))
-        return;
-    json_t *body = read_body(req);
+    json_t *body = anon_body(app, req, cmd__valid_refresh);
     if (!body)
         return;
-    json_t *errors = json_array();
-    cmd__valid_refresh(body, errors);
-    if (reply_invalid(req, errors)) {
-        json_decref(body);
-        return;
-    }
     struct cmd__command *c = cmd__command_new(CMD_REFRESH, req);
     json_t *tok = json_object_get(body, "refresh_token");
     cmd__sha256_hex(json_string_value(tok), json_string_length(tok), c->refresh_hash);
@@ -316,19 +340,11 @@ static void h_recipe_create(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct sp_jwt_claims cl;
-    if (refuse_if_broken(app, req))
+    if (refuse_if_broken(app, req) || authenticate(app, req, &cl) != 0)
         return;
-    if (authenticate(app, req, &cl) != 0)
-        return;
-    json_t *body = read_body(req);
+    json_t *body = valid_body(req, valid_recipe_create);
     if (!body)
         return;
-    json_t *errors = json_array();
-    cmd__valid_recipe(body, false, errors);
-    if (reply_invalid(req, errors)) {
-        json_decref(body);
-        return;
-    }
     struct cmd__command *c = cmd__command_new(CMD_RECIPE_CREATE, req);
     c->input = body;
     c->user_id = cl.user_id;
@@ -407,20 +423,11 @@ static void h_recipe_update(struct sp_http_req *req, void *ud)
     struct cmd__command *c = change_begin(app, req, CMD_RECIPE_UPDATE);
     if (!c)
         return;
-    json_t *body = read_body(req);
-    if (!body)
-        goto out_free;
-    json_t *errors = json_array();
-    cmd__valid_recipe(body, true, errors);
-    if (reply_invalid(req, errors)) {
-        json_decref(body);
-        goto out_free;
+    if (take_body(c, valid_recipe_update) != 0) {
+        cmd__command_free(c);
+        return;
     }
-    c->input = body;
     cmd__enqueue(app, c);
-    return;
-out_free:
-    cmd__command_free(c);
 }
 
 static void h_recipe_delete(struct sp_http_req *req, void *ud)
@@ -453,22 +460,6 @@ static struct cmd__command *social_begin(struct cmd_app *app,
     c->session_id = cl.session_id;
     c->target_id = id;
     return c;
-}
-
-/* Read and validate the body into c->input. 0, or answered (then free c). */
-static int take_body(struct cmd__command *c, void (*valid)(json_t *body, json_t *errors))
-{
-    json_t *body = read_body(c->req);
-    if (!body)
-        return SP_EINVAL;
-    json_t *errors = json_array();
-    valid(body, errors);
-    if (reply_invalid(c->req, errors)) {
-        json_decref(body);
-        return SP_EINVAL;
-    }
-    c->input = body;
-    return 0;
 }
 
 static void h_profile_update(struct sp_http_req *req, void *ud)

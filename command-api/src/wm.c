@@ -97,6 +97,57 @@ static int wm_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const v
     return 0;
 }
 
+/* Value stored under 8-byte id key @p id in @p dbi (borrowed, valid until @p txn ends). */
+static int id_get(MDB_txn *txn, MDB_dbi dbi, int64_t id, MDB_val *v)
+{
+    unsigned char k[8];
+    id_key(id, k);
+    return wm_get(txn, dbi, k, sizeof(k), v);
+}
+
+static int id_put(MDB_txn *txn, MDB_dbi dbi, int64_t id, const void *v, size_t vlen)
+{
+    unsigned char k[8];
+    id_key(id, k);
+    return wm_put(txn, dbi, k, sizeof(k), v, vlen);
+}
+
+/*
+ * Copy the fixed-size record of @p id (@p size bytes) into @p out.
+ * @return 0, SP_ENOTFOUND or SP_EDB (also when the stored record has another size).
+ */
+static int record_get(MDB_txn *txn, MDB_dbi dbi, int64_t id, void *out, size_t size)
+{
+    MDB_val v;
+    int rc = id_get(txn, dbi, id, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != size)
+        return SP_EDB;
+    memcpy(out, v.mv_data, size);
+    return 0;
+}
+
+/* The 8-byte big-endian integer stored under @p k, 0 when there is none. @return 0 or SP_EDB. */
+static int i64_get_or_zero(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, int64_t *out)
+{
+    MDB_val v;
+    int rc = wm_get(txn, dbi, k, klen, &v);
+    *out = 0;
+    if (rc == SP_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        *out = id_from_val(&v);
+    return rc;
+}
+
+static int i64_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, int64_t value)
+{
+    unsigned char v[8];
+    id_key(value, v);
+    return wm_put(txn, dbi, k, klen, v, sizeof(v));
+}
+
 /* Key of a username or email: SHA-256 of its ASCII lower-case form (any length fits). */
 static void digest_key(const char *s, unsigned char out[WM_DIGEST_LEN])
 {
@@ -311,11 +362,9 @@ static size_t checkpoint_key(int32_t partition, char out[32])
 
 int cmd__wm_checkpoint_put(struct cmd__wm *wm, MDB_txn *txn, int32_t partition, int64_t next_offset)
 {
-    unsigned char v[8];
     char key[32];
     size_t klen = checkpoint_key(partition, key);
-    id_key(next_offset, v);
-    return wm_put(txn, wm->dbi[WM_META], key, klen, v, 8);
+    return i64_put(txn, wm->dbi[WM_META], key, klen, next_offset);
 }
 
 int cmd__wm_checkpoint_get(struct cmd__wm *wm,
@@ -323,28 +372,14 @@ int cmd__wm_checkpoint_get(struct cmd__wm *wm,
                            int32_t partition,
                            int64_t *next_offset)
 {
-    MDB_val v;
     char key[32];
     size_t klen = checkpoint_key(partition, key);
-    int rc = wm_get(txn, wm->dbi[WM_META], key, klen, &v);
-    *next_offset = 0;
-    if (rc == SP_ENOTFOUND)
-        return 0;
-    if (rc == 0)
-        *next_offset = id_from_val(&v);
-    return rc;
+    return i64_get_or_zero(txn, wm->dbi[WM_META], key, klen, next_offset);
 }
 
 int cmd__wm_stream_version(struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t *version)
 {
-    MDB_val v;
-    int rc = wm_get(txn, wm->dbi[WM_STREAMS], stream, strlen(stream), &v);
-    *version = 0;
-    if (rc == SP_ENOTFOUND)
-        return 0;
-    if (rc == 0)
-        *version = id_from_val(&v);
-    return rc;
+    return i64_get_or_zero(txn, wm->dbi[WM_STREAMS], stream, strlen(stream), version);
 }
 
 static int lookup_digest(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t *user_id)
@@ -370,10 +405,8 @@ int cmd__wm_user_by_email(struct cmd__wm *wm, MDB_txn *txn, const char *email, i
 
 int cmd__wm_user_hash(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, char *out, size_t out_size)
 {
-    unsigned char k[8];
     MDB_val v;
-    id_key(user_id, k);
-    int rc = wm_get(txn, wm->dbi[WM_USERS], k, 8, &v);
+    int rc = id_get(txn, wm->dbi[WM_USERS], user_id, &v);
     if (rc != 0)
         return rc;
     if (v.mv_size >= out_size)
@@ -388,24 +421,13 @@ int cmd__wm_session_get(struct cmd__wm *wm,
                         int64_t session_id,
                         struct cmd__session *out)
 {
-    unsigned char k[8];
-    MDB_val v;
-    id_key(session_id, k);
-    int rc = wm_get(txn, wm->dbi[WM_SESSIONS], k, 8, &v);
-    if (rc != 0)
-        return rc;
-    if (v.mv_size != sizeof(*out))
-        return SP_EDB;
-    memcpy(out, v.mv_data, sizeof(*out));
-    return 0;
+    return record_get(txn, wm->dbi[WM_SESSIONS], session_id, out, sizeof(*out));
 }
 
 static int
 session_put(struct cmd__wm *wm, MDB_txn *txn, int64_t session_id, const struct cmd__session *s)
 {
-    unsigned char k[8];
-    id_key(session_id, k);
-    return wm_put(txn, wm->dbi[WM_SESSIONS], k, 8, s, sizeof(*s));
+    return id_put(txn, wm->dbi[WM_SESSIONS], session_id, s, sizeof(*s));
 }
 
 int cmd__wm_refresh_session(struct cmd__wm *wm,
@@ -422,24 +444,13 @@ int cmd__wm_refresh_session(struct cmd__wm *wm,
 
 int cmd__wm_recipe_get(struct cmd__wm *wm, MDB_txn *txn, int64_t recipe_id, struct cmd__recipe *out)
 {
-    unsigned char k[8];
-    MDB_val v;
-    id_key(recipe_id, k);
-    int rc = wm_get(txn, wm->dbi[WM_RECIPES], k, 8, &v);
-    if (rc != 0)
-        return rc;
-    if (v.mv_size != sizeof(*out))
-        return SP_EDB;
-    memcpy(out, v.mv_data, sizeof(*out));
-    return 0;
+    return record_get(txn, wm->dbi[WM_RECIPES], recipe_id, out, sizeof(*out));
 }
 
 int cmd__wm_user_exists(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id)
 {
-    unsigned char k[8];
     MDB_val v;
-    id_key(user_id, k);
-    return wm_get(txn, wm->dbi[WM_USERS], k, 8, &v);
+    return id_get(txn, wm->dbi[WM_USERS], user_id, &v);
 }
 
 /* Key of a pair of ids: both 8-byte big-endian. */
@@ -474,30 +485,14 @@ int cmd__wm_comment_get(struct cmd__wm *wm,
                         int64_t comment_id,
                         struct cmd__comment *out)
 {
-    unsigned char k[8];
-    MDB_val v;
-    id_key(comment_id, k);
-    int rc = wm_get(txn, wm->dbi[WM_COMMENTS], k, 8, &v);
-    if (rc != 0)
-        return rc;
-    if (v.mv_size != sizeof(*out))
-        return SP_EDB;
-    memcpy(out, v.mv_data, sizeof(*out));
-    return 0;
+    return record_get(txn, wm->dbi[WM_COMMENTS], comment_id, out, sizeof(*out));
 }
 
 int cmd__wm_read_up_to(struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, int64_t *up_to_id)
 {
     unsigned char k[8];
-    MDB_val v;
     id_key(user_id, k);
-    int rc = wm_get(txn, wm->dbi[WM_READS], k, 8, &v);
-    *up_to_id = 0;
-    if (rc == SP_ENOTFOUND)
-        return 0;
-    if (rc == 0)
-        *up_to_id = id_from_val(&v);
-    return rc;
+    return i64_get_or_zero(txn, wm->dbi[WM_READS], k, sizeof(k), up_to_id);
 }
 
 int cmd__wm_stream_pos(
@@ -587,10 +582,8 @@ static int stream_id(const struct es_event *ev, int64_t *out, struct sp_errbuf *
 static int put_digest(MDB_txn *txn, MDB_dbi dbi, const char *s, int64_t user_id)
 {
     unsigned char key[WM_DIGEST_LEN];
-    unsigned char v[8];
     digest_key(s, key);
-    id_key(user_id, v);
-    return wm_put(txn, dbi, key, sizeof(key), v, 8);
+    return i64_put(txn, dbi, key, sizeof(key), user_id);
 }
 
 static int apply_user_registered(struct cmd__wm *wm,
@@ -599,7 +592,6 @@ static int apply_user_registered(struct cmd__wm *wm,
                                  struct sp_errbuf *eb)
 {
     int64_t uid;
-    unsigned char k[8];
     const char *name = data_str(ev, "username"), *email = data_str(ev, "email");
     const char *hash = data_str(ev, "password_hash");
     int rc = data_id(ev, "user_id", &uid, eb);
@@ -607,10 +599,9 @@ static int apply_user_registered(struct cmd__wm *wm,
         return rc;
     if (!name || !email || !hash)
         return sp_err_set(eb, SP_ESCHEMA, NULL, "UserRegistered %s: missing field", ev->id);
-    id_key(uid, k);
     if ((rc = put_digest(txn, wm->dbi[WM_NAMES], name, uid)) != 0 ||
         (rc = put_digest(txn, wm->dbi[WM_EMAILS], email, uid)) != 0 ||
-        (rc = wm_put(txn, wm->dbi[WM_USERS], k, 8, hash, strlen(hash))) != 0)
+        (rc = id_put(txn, wm->dbi[WM_USERS], uid, hash, strlen(hash))) != 0)
         return rc;
     return 0;
 }
@@ -621,7 +612,6 @@ static int apply_session_hash(
 {
     int64_t sid, exp_us;
     struct cmd__session s;
-    unsigned char v[8];
     const char *hash = data_str(ev, "refresh_hash"), *exp = data_str(ev, "expires_at");
     int rc = data_id(ev, "session_id", &sid, eb);
     if (rc != 0)
@@ -639,10 +629,9 @@ static int apply_session_hash(
     }
     s.expires_at_us = exp_us;
     memcpy(s.refresh_hash, hash, CMD__HASH_HEX_LEN + 1);
-    id_key(sid, v);
     if ((rc = session_put(wm, txn, sid, &s)) != 0)
         return rc;
-    return wm_put(txn, wm->dbi[WM_REFRESH], hash, CMD__HASH_HEX_LEN, v, 8);
+    return i64_put(txn, wm->dbi[WM_REFRESH], hash, CMD__HASH_HEX_LEN, sid);
 }
 
 static int apply_session_revoked(struct cmd__wm *wm,
@@ -667,7 +656,6 @@ static int apply_recipe(
 {
     int64_t rid;
     struct cmd__recipe r;
-    unsigned char k[8];
     int rc = stream_id(ev, &rid, eb);
     if (rc != 0)
         return rc;
@@ -680,8 +668,7 @@ static int apply_recipe(
     } else {
         r.deleted = 1;
     }
-    id_key(rid, k);
-    return wm_put(txn, wm->dbi[WM_RECIPES], k, 8, &r, sizeof(r));
+    return id_put(txn, wm->dbi[WM_RECIPES], rid, &r, sizeof(r));
 }
 
 /* UserFollowed/UserUnfollowed and RecipeLiked/RecipeUnliked: a pair (user_id, @p other). */
@@ -715,7 +702,6 @@ static int apply_comment(
 {
     int64_t cid;
     struct cmd__comment cm;
-    unsigned char k[8];
     int rc = data_id(ev, "comment_id", &cid, eb);
     if (rc != 0)
         return rc;
@@ -730,8 +716,7 @@ static int apply_comment(
     } else {
         cm.deleted = 1;
     }
-    id_key(cid, k);
-    return wm_put(txn, wm->dbi[WM_COMMENTS], k, 8, &cm, sizeof(cm));
+    return id_put(txn, wm->dbi[WM_COMMENTS], cid, &cm, sizeof(cm));
 }
 
 /* NotificationsRead: the user's up_to_id only ever grows. */
@@ -739,7 +724,7 @@ static int
 apply_read(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     int64_t uid, up_to, cur;
-    unsigned char k[8], v[8];
+    unsigned char k[8];
     int rc = data_id(ev, "user_id", &uid, eb);
     if (rc != 0 || (rc = data_id(ev, "up_to_id", &up_to, eb)) != 0 ||
         (rc = cmd__wm_read_up_to(wm, txn, uid, &cur)) != 0)
@@ -747,8 +732,7 @@ apply_read(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct s
     if (up_to <= cur)
         return 0;
     id_key(uid, k);
-    id_key(up_to, v);
-    return wm_put(txn, wm->dbi[WM_READS], k, 8, v, 8);
+    return i64_put(txn, wm->dbi[WM_READS], k, sizeof(k), up_to);
 }
 
 /* The issue 4 event types; others are left alone. */
@@ -773,14 +757,12 @@ apply_social(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct
 
 int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
 {
-    unsigned char v[8];
     const char *t = ev->type;
     int rc;
 
     if (!ev->stream || !t || !ev->data)
         return sp_err_set(eb, SP_ESCHEMA, NULL, "event without stream, type or data");
-    id_key(ev->stream_version, v);
-    rc = wm_put(txn, wm->dbi[WM_STREAMS], ev->stream, strlen(ev->stream), v, 8);
+    rc = i64_put(txn, wm->dbi[WM_STREAMS], ev->stream, strlen(ev->stream), ev->stream_version);
     if (rc == 0 && ev->pos.offset >= 0)
         rc = cmd__wm_stream_pos_put(wm, txn, ev->stream, ev->stream_version, ev->pos);
     if (rc != 0)

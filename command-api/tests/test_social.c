@@ -106,21 +106,13 @@ static void recipe_new(struct cmd_test_fx *fx, const struct user *u, char *id, s
 }
 
 /* Status of @p method on "<fmt>"-formatted path as @p u; body answer into *out. */
-static int act(struct cmd_test_fx *fx,
-               const struct user *u,
-               const char *method,
-               const char *body,
-               json_t **out,
-               const char *fmt,
-               ...) __attribute__((format(printf, 6, 7)));
-
-static int act(struct cmd_test_fx *fx,
-               const struct user *u,
-               const char *method,
-               const char *body,
-               json_t **out,
-               const char *fmt,
-               ...)
+__attribute__((format(printf, 6, 7))) static int act(struct cmd_test_fx *fx,
+                                                     const struct user *u,
+                                                     const char *method,
+                                                     const char *body,
+                                                     json_t **out,
+                                                     const char *fmt,
+                                                     ...)
 {
     char path[256];
     va_list ap;
@@ -185,9 +177,16 @@ static const char *ev_str(json_t *evs, size_t i, const char *key)
     return cmd_test_jstr(json_array_get(evs, i), key);
 }
 
-static void stream_of(char *out, size_t size, const char *category, const char *id)
+/* The events of @p type (owned), asserting there is exactly one, on stream "<category>-<id>". */
+static json_t *
+only_event(struct cmd_test_fx *fx, const char *type, const char *category, const char *id)
 {
-    snprintf(out, size, "%s-%s", category, id);
+    char stream[64];
+    json_t *evs = events(fx, type);
+    assert_int_equal(json_array_size(evs), 1);
+    snprintf(stream, sizeof(stream), "%s-%s", category, id);
+    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    return evs;
 }
 
 /* ---- tests ---- */
@@ -197,7 +196,7 @@ static void test_profile_update(void **state)
     struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r = NULL;
-    char stream[64], long_name[128];
+    char long_name[128];
     user_new(fx, "alice", &a);
     user_new(fx, "bob", &b);
 
@@ -206,10 +205,7 @@ static void test_profile_update(void **state)
     assert_string_equal(cmd_test_jstr(r, "user_id"), a.id);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
     json_decref(r);
-    json_t *evs = events(fx, "ProfileUpdated");
-    assert_int_equal(json_array_size(evs), 1);
-    stream_of(stream, sizeof(stream), "user", a.id);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *evs = only_event(fx, "ProfileUpdated", "user", a.id);
     json_t *data = json_object_get(json_array_get(evs, 0), "data");
     assert_int_equal(json_object_size(data), 3);
     assert_string_equal(data_str(evs, 0, "full_name"), "Alice Ä");
@@ -257,7 +253,6 @@ static void test_follow(void **state)
     struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r1 = NULL, *r2 = NULL;
-    char stream[64];
     user_new(fx, "alice", &a);
     user_new(fx, "bob", &b);
 
@@ -267,10 +262,7 @@ static void test_follow(void **state)
     assert_true(json_is_true(json_object_get(r2, "following")));
     /* a repeat is a no-op answering the follower stream's last position */
     assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
-    json_t *evs = events(fx, "UserFollowed");
-    assert_int_equal(json_array_size(evs), 1);
-    stream_of(stream, sizeof(stream), "user", a.id);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *evs = only_event(fx, "UserFollowed", "user", a.id);
     assert_string_equal(ev_str(evs, 0, "position"), cmd_test_jstr(r1, "position"));
     assert_string_equal(data_str(evs, 0, "user_id"), a.id);
     assert_string_equal(data_str(evs, 0, "followee_id"), b.id);
@@ -290,9 +282,7 @@ static void test_follow(void **state)
     assert_true(json_is_false(json_object_get(r1, "following")));
     assert_int_equal(act(fx, &a, "POST", NULL, &r2, "/users/%s/unfollow", b.id), 200);
     assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
-    evs = events(fx, "UserUnfollowed");
-    assert_int_equal(json_array_size(evs), 1);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    evs = only_event(fx, "UserUnfollowed", "user", a.id);
     assert_string_equal(data_str(evs, 0, "followee_id"), b.id);
     json_decref(evs);
     json_decref(r1), json_decref(r2);
@@ -306,7 +296,7 @@ static void test_like(void **state)
     struct cmd_test_fx *fx = *state;
     struct user a, b;
     json_t *r1 = NULL, *r2 = NULL;
-    char rid[24], stream[64];
+    char rid[24];
     user_new(fx, "author", &a);
     user_new(fx, "fan", &b);
     recipe_new(fx, &a, rid, sizeof(rid));
@@ -316,10 +306,7 @@ static void test_like(void **state)
     assert_int_equal(act(fx, &b, "POST", NULL, &r2, "/recipes/%s/like", rid), 200);
     assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_decref(r1), json_decref(r2);
-    json_t *evs = events(fx, "RecipeLiked");
-    assert_int_equal(json_array_size(evs), 1);
-    stream_of(stream, sizeof(stream), "user", b.id);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *evs = only_event(fx, "RecipeLiked", "user", b.id);
     assert_string_equal(data_str(evs, 0, "user_id"), b.id);
     assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
     assert_string_equal(data_str(evs, 0, "recipe_author_id"), a.id);
@@ -354,7 +341,7 @@ static void test_comments(void **state)
     struct cmd_test_fx *fx = *state;
     struct user a, b, c;
     json_t *r = NULL;
-    char rid[24], other_rid[24], cid[24], cid2[24], stream[64];
+    char rid[24], other_rid[24], cid[24], cid2[24];
     user_new(fx, "author", &a);
     user_new(fx, "critic", &b);
     user_new(fx, "stranger", &c);
@@ -366,10 +353,7 @@ static void test_comments(void **state)
                      201);
     snprintf(cid, sizeof(cid), "%s", cmd_test_jstr(r, "comment_id"));
     json_decref(r);
-    json_t *evs = events(fx, "RecipeCommented");
-    assert_int_equal(json_array_size(evs), 1);
-    stream_of(stream, sizeof(stream), "comment", cid);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *evs = only_event(fx, "RecipeCommented", "comment", cid);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, 0), "version")), 1);
     assert_string_equal(data_str(evs, 0, "comment_id"), cid);
     assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
@@ -406,9 +390,7 @@ static void test_comments(void **state)
     json_decref(r);
     assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, cid), 404);
     assert_int_equal(act(fx, &a, "DELETE", NULL, NULL, "/recipes/%s/comments/%s", rid, "77"), 404);
-    evs = events(fx, "CommentDeleted");
-    assert_int_equal(json_array_size(evs), 1);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    evs = only_event(fx, "CommentDeleted", "comment", cid);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, 0), "version")), 2);
     assert_string_equal(data_str(evs, 0, "comment_id"), cid);
     assert_string_equal(data_str(evs, 0, "recipe_id"), rid);
@@ -429,7 +411,6 @@ static void test_notifications_read(void **state)
     struct cmd_test_fx *fx = *state;
     struct user a;
     json_t *r1 = NULL, *r2 = NULL;
-    char stream[64];
     user_new(fx, "reader", &a);
     assert_int_equal(
         act(fx, &a, "POST", "{\"up_to_id\":\"7300000000000000000\"}", &r1, "/notifications/read"),
@@ -438,10 +419,7 @@ static void test_notifications_read(void **state)
     assert_int_equal(act(fx, &a, "POST", "{\"up_to_id\":\"5\"}", &r2, "/notifications/read"), 200);
     assert_string_equal(cmd_test_jstr(r1, "position"), cmd_test_jstr(r2, "position"));
     json_decref(r1), json_decref(r2);
-    json_t *evs = events(fx, "NotificationsRead");
-    assert_int_equal(json_array_size(evs), 1);
-    stream_of(stream, sizeof(stream), "user", a.id);
-    assert_string_equal(ev_str(evs, 0, "stream"), stream);
+    json_t *evs = only_event(fx, "NotificationsRead", "user", a.id);
     assert_string_equal(data_str(evs, 0, "user_id"), a.id);
     assert_string_equal(data_str(evs, 0, "up_to_id"), "7300000000000000000");
     json_decref(evs);
@@ -482,21 +460,24 @@ static int raw_send(int port, const char *method, const char *path, const char *
 
 #define N_RAW 4
 
-/* Send N_RAW requests and answer them all in one group-commit batch. */
-static void one_batch(struct cmd_test_fx *fx,
-                      const char *const *methods,
-                      char paths[][96],
-                      const char *auth,
-                      int *status,
-                      char bufs[][4096])
+/* A POST to "/<coll>/<id>/<action>". */
+struct raw_post {
+    const char *coll, *id, *action;
+};
+
+/* POST N_RAW requests, answer them all in one group-commit batch, check they are all 200. */
+static void
+one_batch(struct cmd_test_fx *fx, const struct raw_post *posts, const char *auth, char bufs[][4096])
 {
-    int fds[N_RAW];
+    int fds[N_RAW], status[N_RAW];
     size_t lens[N_RAW] = {0};
+    char path[96];
     int done = 0;
     cmd_test_serve_stop(fx); /* drive the loop from here so every request lands in one batch */
     double batches = sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "");
     for (int i = 0; i < N_RAW; i++) {
-        fds[i] = raw_send(fx->port, methods[i], paths[i], auth);
+        snprintf(path, sizeof(path), "/%s/%s/%s", posts[i].coll, posts[i].id, posts[i].action);
+        fds[i] = raw_send(fx->port, "POST", path, auth);
         status[i] = 0;
     }
     usleep(50 * 1000);
@@ -514,6 +495,8 @@ static void one_batch(struct cmd_test_fx *fx,
     assert_true(sp_metrics_value(cmd_app_metrics(fx->app), "stockpot_batches_total", "") ==
                 batches + 1);
     cmd_test_serve_start(fx);
+    for (int i = 0; i < N_RAW; i++)
+        assert_int_equal(status[i], 200);
 }
 
 /* The "position" of the JSON body of a raw answer (static buffer). */
@@ -535,19 +518,17 @@ static void test_duplicates_in_one_batch(void **state)
 {
     struct cmd_test_fx *fx = *state;
     struct user a, b;
-    char rid[24], paths[N_RAW][96], bufs[N_RAW][4096], first[64];
-    int status[N_RAW];
+    char rid[24], bufs[N_RAW][4096], first[64];
     user_new(fx, "eager", &a);
     user_new(fx, "idol", &b);
     recipe_new(fx, &b, rid, sizeof(rid));
-    const char *methods[N_RAW] = {"POST", "POST", "POST", "POST"};
-    snprintf(paths[0], sizeof(paths[0]), "/users/%s/follow", b.id);
-    snprintf(paths[1], sizeof(paths[1]), "/users/%s/follow", b.id);
-    snprintf(paths[2], sizeof(paths[2]), "/recipes/%s/like", rid);
-    snprintf(paths[3], sizeof(paths[3]), "/recipes/%s/like", rid);
-    one_batch(fx, methods, paths, a.auth, status, bufs);
-    for (int i = 0; i < N_RAW; i++)
-        assert_int_equal(status[i], 200);
+    const struct raw_post twice[N_RAW] = {
+        {"users", b.id, "follow"},
+        {"users", b.id, "follow"},
+        {"recipes", rid, "like"},
+        {"recipes", rid, "like"},
+    };
+    one_batch(fx, twice, a.auth, bufs);
     assert_int_equal(count(fx, "UserFollowed"), 1);
     assert_int_equal(count(fx, "RecipeLiked"), 1);
     /* the no-ops answer the position of the follower stream's last event in the batch */
@@ -557,14 +538,13 @@ static void test_duplicates_in_one_batch(void **state)
     assert_string_equal(raw_position(bufs[1]), raw_position(bufs[0]));
 
     /* unfollow, follow, unfollow, unfollow: three events, the last a no-op */
-    const char *m2[N_RAW] = {"POST", "POST", "POST", "POST"};
-    snprintf(paths[0], sizeof(paths[0]), "/users/%s/unfollow", b.id);
-    snprintf(paths[1], sizeof(paths[1]), "/users/%s/follow", b.id);
-    snprintf(paths[2], sizeof(paths[2]), "/users/%s/unfollow", b.id);
-    snprintf(paths[3], sizeof(paths[3]), "/users/%s/unfollow", b.id);
-    one_batch(fx, m2, paths, a.auth, status, bufs);
-    for (int i = 0; i < N_RAW; i++)
-        assert_int_equal(status[i], 200);
+    const struct raw_post toggles[N_RAW] = {
+        {"users", b.id, "unfollow"},
+        {"users", b.id, "follow"},
+        {"users", b.id, "unfollow"},
+        {"users", b.id, "unfollow"},
+    };
+    one_batch(fx, toggles, a.auth, bufs);
     assert_int_equal(count(fx, "UserFollowed"), 2);
     assert_int_equal(count(fx, "UserUnfollowed"), 2);
     snprintf(first, sizeof(first), "%s", raw_position(bufs[2]));
