@@ -1,4 +1,4 @@
-/* Test support: per-test PostgreSQL database and embedded log (see pgtest.h). */
+/* Test support: per-test PostgreSQL database, embedded log and runners (see pgtest.h). */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
@@ -111,6 +111,72 @@ void pgtest_append(
     es_event_release(&ev);
 }
 
+void pgtest_mixed_events(int users, int recipes, pgtest_emit_fn emit, void *arg)
+{
+    char id[32], stream[64], author[32], name[32];
+
+    for (int i = 1; i <= users; i++) {
+        snprintf(id, sizeof(id), "73012345678%05d", i);
+        snprintf(stream, sizeof(stream), "user-%s", id);
+        snprintf(name, sizeof(name), "用户_%d", i);
+        emit(arg, "UserRegistered", stream, 1,
+             json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
+                       "u@example.com", "password_hash", "h"));
+    }
+    for (int i = 1; i <= recipes; i++) {
+        snprintf(id, sizeof(id), "73019999999%05d", i);
+        snprintf(author, sizeof(author), "73012345678%05d", 1 + i % users);
+        snprintf(stream, sizeof(stream), "recipe-%s", id);
+        emit(arg, "RecipeCreated", stream, 1,
+             json_pack("{s:s,s:s,s:s,s:s,s:[s,s],s:[s],s:[s,s],s:[]}", "recipe_id", id, "author_id",
+                       author, "title", "红烧肉", "description", "好吃", "ingredients", "pork",
+                       "糖", "steps", "cook", "tags", "中餐", i % 2 ? "odd" : "even",
+                       "image_media_ids"));
+        if (i % 3 == 0)
+            emit(arg, "RecipeUpdated", stream, 2,
+                 json_pack("{s:s,s:[s]}", "title", "红烧肉 v2", "tags", "new"));
+        if (i % 5 == 0)
+            emit(arg, "RecipeDeleted", stream, i % 3 == 0 ? 3 : 2, json_object());
+    }
+    emit(arg, "NoSuchType", "user-7301234567800001", 2, json_object());
+}
+
+static void
+append_event(void *arg, const char *type, const char *stream, int64_t version, json_t *data)
+{
+    pgtest_append(arg, type, stream, version, data);
+}
+
+void pgtest_append_mixed(struct pgtest *t, int users, int recipes)
+{
+    pgtest_mixed_events(users, recipes, append_event, t);
+}
+
+struct proj_runner *pgtest_runner_new(struct pgtest *t,
+                                      size_t batch_max,
+                                      enum proj_poison_policy policy,
+                                      struct sp_metrics *m)
+{
+    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max, policy, m};
+    struct proj_runner *r = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+
+    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
+    return r;
+}
+
+void pgtest_catch_up(struct pgtest *t, size_t batch_max)
+{
+    struct proj_runner *r = pgtest_runner_new(t, batch_max, PROJ_POISON_DEAD_LETTER, NULL);
+    struct sp_errbuf eb = {{0}, {0}};
+    int rc = proj_runner_catch_up(r, &eb);
+
+    if (rc != 0)
+        fprintf(stderr, "catch up: %s\n", eb.msg);
+    assert_int_equal(rc, 0);
+    proj_runner_free(r);
+}
+
 char *pgtest_value(PGconn *conn, const char *sql)
 {
     struct sp_errbuf eb = {{0}, {0}};
@@ -133,6 +199,16 @@ long long pgtest_count(PGconn *conn, const char *sql)
     long long n = strtoll(v, NULL, 10);
     free(v);
     return n;
+}
+
+void pgtest_check(PGconn *conn, const char *sql, const char *want)
+{
+    char *v = pgtest_value(conn, sql);
+
+    if (strcmp(v, want) != 0)
+        fprintf(stderr, "%s\n  got:  %s\n  want: %s\n", sql, v, want);
+    assert_string_equal(v, want);
+    free(v);
 }
 
 void pgtest_overwrite(struct pgtest *t, int64_t offset, const char *value, int fix_checksum)

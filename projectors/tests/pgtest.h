@@ -1,5 +1,6 @@
 /* Test support for the projector tests: a fresh PostgreSQL database per test (from the PG*
- * environment pg_virtualenv sets), a temporary embedded log, raw record surgery. */
+ * environment pg_virtualenv sets), a temporary embedded log, generated events, runners of
+ * the "pg" projection, raw record surgery. */
 #ifndef PROJ_PGTEST_H
 #define PROJ_PGTEST_H
 
@@ -9,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "es/log.h"
+#include "proj/runner.h"
 
 #define PGTEST_MAP_BYTES (64u << 20)
 #define PGTEST_MAX_EVENT (1u << 20)
@@ -35,10 +37,43 @@ void pgtest_teardown(struct pgtest *t);
 void pgtest_append(
     struct pgtest *t, const char *type, const char *stream, int64_t version, json_t *data);
 
+/** Receives one generated event; takes ownership of @p data. */
+typedef void (*pgtest_emit_fn)(
+    void *arg, const char *type, const char *stream, int64_t version, json_t *data);
+
+/**
+ * Generate a mixed log: @p users users (UserRegistered), then @p recipes recipes by them
+ * (RecipeCreated), every third followed by a RecipeUpdated and every fifth by a
+ * RecipeDeleted, then one event of an unknown type (poison, dead-lettered). Ids are
+ * "73012345678%05d" for users and "73019999999%05d" for recipes; text is partly non-ASCII.
+ * That is users + recipes + recipes / 3 + recipes / 5 + 1 events.
+ *
+ * @param users  at least 1
+ * @param emit   called once per event, in order; @p arg is passed through
+ */
+void pgtest_mixed_events(int users, int recipes, pgtest_emit_fn emit, void *arg);
+/** Append pgtest_mixed_events(@p users, @p recipes) to t->log (asserts success). */
+void pgtest_append_mixed(struct pgtest *t, int users, int recipes);
+
+/**
+ * A runner of the "pg" projection reading t->log and writing t->conninfo (asserts
+ * success). @p m is borrowed (NULL: no metrics). Owned: proj_runner_free().
+ */
+struct proj_runner *pgtest_runner_new(struct pgtest *t,
+                                      size_t batch_max,
+                                      enum proj_poison_policy policy,
+                                      struct sp_metrics *m);
+/** Apply t->log up to its end with a fresh dead-letter runner of batches of @p batch_max
+ *  events, then free it; fails the test (printing why) on error. */
+void pgtest_catch_up(struct pgtest *t, size_t batch_max);
+
 /** Value of the first column of the first row of @p sql, or "" if none. Owned: free(). */
 char *pgtest_value(PGconn *conn, const char *sql);
 /** Integer value of @p sql (first column of first row). */
 long long pgtest_count(PGconn *conn, const char *sql);
+/** Assert that pgtest_value(@p conn, @p sql) is @p want; on a mismatch print the query,
+ *  the value and the wanted value first. */
+void pgtest_check(PGconn *conn, const char *sql, const char *want);
 
 /** Close the writer, replace the stored bytes of @p offset, reopen the writer. If
  *  @p fix_checksum, store the right checksum of @p value; else flip a checksum bit. */

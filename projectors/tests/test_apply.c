@@ -53,56 +53,37 @@ static void build_log(struct pgtest *t)
                   json_pack("{s:s,s:s}", "session_id", "7301234567890201", "reason", "logout"));
 }
 
-static void assert_value(PGconn *conn, const char *sql, const char *want)
-{
-    char *v = pgtest_value(conn, sql);
-    if (strcmp(v, want) != 0)
-        fprintf(stderr, "%s\n  got:  %s\n  want: %s\n", sql, v, want);
-    assert_string_equal(v, want);
-    free(v);
-}
-
 static void assert_view(PGconn *conn)
 {
-    assert_value(conn,
+    pgtest_check(conn,
                  "SELECT string_agg(id || ':' || username || ':' || version, ',' ORDER BY id) "
                  "FROM stockpot.users",
                  USER1 ":lin:1," USER2 ":ana:1");
-    assert_value(conn, "SELECT count(*) FROM stockpot.recipes", "1");
-    assert_value(
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.recipes", "1");
+    pgtest_check(
         conn,
         "SELECT author_id || '|' || title || '|' || description || '|' || "
         "ingredients::text || '|' || steps::text || '|' || tags::text || '|' || "
         "image_media_ids::text || '|' || version FROM stockpot.recipes WHERE id = " RECIPE1,
         USER1 "|麻婆豆腐 (改良版)|四川的经典菜|[\"豆腐 400g\", \"花椒\", \"牛肉末\"]|"
               "[\"炒一下\"]|{川菜,豆腐}|{7301234567890301}|4");
-    assert_value(conn, "SELECT created_at < updated_at FROM stockpot.recipes", "t");
-    assert_value(conn,
+    pgtest_check(conn, "SELECT created_at < updated_at FROM stockpot.recipes", "t");
+    pgtest_check(conn,
                  "SELECT string_agg(tag || ':' || recipe_id, ',' ORDER BY tag) "
                  "FROM stockpot.recipe_tags",
                  "川菜:" RECIPE1 ",豆腐:" RECIPE1);
-    assert_value(conn,
+    pgtest_check(conn,
                  "SELECT next_offset FROM stockpot.checkpoints WHERE projection = 'pg' "
                  "AND partition = 0",
                  "10");
-    assert_value(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
     /* no secret anywhere in the schema's tables */
-    assert_value(conn,
+    pgtest_check(conn,
                  "SELECT count(*) FROM (SELECT t::text AS s FROM stockpot.users t UNION ALL "
                  "SELECT t::text FROM stockpot.recipes t UNION ALL SELECT t::text FROM "
                  "stockpot.recipe_tags t UNION ALL SELECT t::text FROM stockpot.checkpoints t) x "
                  "WHERE s LIKE '%@%' OR s LIKE '%argon2%' OR s LIKE '%example%'",
                  "0");
-}
-
-static struct proj_runner *runner_new(struct pgtest *t, size_t batch_max, struct sp_metrics *m)
-{
-    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max,
-                                    PROJ_POISON_DEAD_LETTER, m};
-    struct proj_runner *r = NULL;
-    struct sp_errbuf eb = {{0}, {0}};
-    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
-    return r;
 }
 
 static void test_apply_all(void **state)
@@ -115,7 +96,7 @@ static void test_apply_all(void **state)
 
     pgtest_setup(&t);
     build_log(&t);
-    r = runner_new(&t, 500, m);
+    r = pgtest_runner_new(&t, 500, PROJ_POISON_DEAD_LETTER, m);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_view(t.conn);
     assert_int_equal(proj_runner_checkpoint(r), 10);
@@ -144,14 +125,14 @@ static void test_restart_exactly_once(void **state)
 
     pgtest_setup(&t);
     build_log(&t);
-    r = runner_new(&t, 4, NULL);
+    r = pgtest_runner_new(&t, 4, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_step(r, &n, &eb), 0);
     assert_int_equal(n, 4);
     assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 4);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipes"), 1);
     proj_runner_free(r); /* "crash": a new runner resumes from the stored checkpoint */
 
-    r = runner_new(&t, 4, m);
+    r = pgtest_runner_new(&t, 4, PROJ_POISON_DEAD_LETTER, m);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     /* a second application of any event would violate a key and be dead-lettered */
     assert_view(t.conn);
@@ -171,12 +152,12 @@ static void test_new_events_after_catch_up(void **state)
 
     pgtest_setup(&t);
     build_log(&t);
-    r = runner_new(&t, 3, NULL);
+    r = pgtest_runner_new(&t, 3, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     pgtest_append(&t, "ProfileUpdated", "user-" USER2, 2,
                   json_pack("{s:s,s:n}", "full_name", "Ana María", "bio"));
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT full_name || '|' || coalesce(bio, 'null') || '|' || version "
                  "FROM stockpot.users WHERE id = " USER2,
                  "Ana María|null|2");
@@ -195,7 +176,7 @@ static void test_reconnect(void **state)
 
     pgtest_setup(&t);
     build_log(&t);
-    r = runner_new(&t, 500, NULL);
+    r = pgtest_runner_new(&t, 500, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_true(proj_runner_connected(r));
     /* PostgreSQL drops the runner's session (as on a server restart); only this test's
@@ -211,8 +192,8 @@ static void test_reconnect(void **state)
     assert_false(proj_runner_connected(r));
     assert_int_equal(proj_runner_step(r, &n, &eb), 0); /* reconnects, resumes at checkpoint */
     assert_int_equal(n, 1);
-    assert_value(t.conn, "SELECT bio || version FROM stockpot.users WHERE id = " USER1, "厨师2");
-    assert_value(t.conn, "SELECT next_offset FROM stockpot.checkpoints", "11");
+    pgtest_check(t.conn, "SELECT bio || version FROM stockpot.users WHERE id = " USER1, "厨师2");
+    pgtest_check(t.conn, "SELECT next_offset FROM stockpot.checkpoints", "11");
     proj_runner_free(r);
     pgtest_teardown(&t);
 }
@@ -230,18 +211,18 @@ static void test_duplicate_tags(void **state)
                   json_pack("{s:s,s:s,s:s,s:[s],s:[s],s:[s,s,s,s,s]}", "recipe_id", RECIPE1,
                             "author_id", USER1, "title", "t", "ingredients", "x", "steps", "y",
                             "tags", "b", "a", "b", "汤", "a"));
-    r = runner_new(&t, 500, NULL);
+    r = pgtest_runner_new(&t, 500, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    assert_value(t.conn, "SELECT tags::text FROM stockpot.recipes", "{b,a,汤}");
-    assert_value(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
+    pgtest_check(t.conn, "SELECT tags::text FROM stockpot.recipes", "{b,a,汤}");
+    pgtest_check(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
                  "a,b,汤");
     pgtest_append(&t, "RecipeUpdated", "recipe-" RECIPE1, 2,
                   json_pack("{s:[s,s,s,s]}", "tags", "z", "z", "y", "z"));
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    assert_value(t.conn, "SELECT tags::text FROM stockpot.recipes", "{z,y}");
-    assert_value(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
+    pgtest_check(t.conn, "SELECT tags::text FROM stockpot.recipes", "{z,y}");
+    pgtest_check(t.conn, "SELECT string_agg(tag, ',' ORDER BY tag) FROM stockpot.recipe_tags",
                  "y,z");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
     proj_runner_free(r);
     pgtest_teardown(&t);
 }
@@ -254,7 +235,7 @@ static void test_session_settings(void **state)
     (void)state;
 
     pgtest_setup(&t);
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT current_setting('TimeZone') || ',' || "
                  "current_setting('client_encoding') || ',' || current_setting('jit')",
                  "UTC,UTF8,off");

@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -25,6 +28,22 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick for port 0).
+ * A port derived from the pid could be one another test's connection or daemon holds. */
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 /* Starts bin/@p name (stockpot-projector or proj_daemon_probe) on @p port. */
@@ -119,7 +138,7 @@ static void stop_daemon(pid_t pid)
 static void test_tail_and_probes(void **state)
 {
     struct pgtest t;
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = free_port();
     char *body = NULL;
     pid_t pid;
     (void)state;
@@ -158,7 +177,7 @@ static void test_tail_and_probes(void **state)
 static void test_halt_keeps_running(void **state)
 {
     struct pgtest t;
-    int port = 20001 + (int)(getpid() % 20000);
+    int port = free_port();
     char *body = NULL;
     pid_t pid;
     (void)state;
@@ -186,7 +205,7 @@ static void test_halt_keeps_running(void **state)
 static void test_every_projection(void **state)
 {
     struct pgtest t;
-    int port = 20002 + (int)(getpid() % 20000);
+    int port = free_port();
     char *body = NULL;
     pid_t pid;
     (void)state;

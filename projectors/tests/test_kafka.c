@@ -60,8 +60,11 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void add(struct events *e, const char *type, const char *stream, int64_t v, json_t *data)
+/* A pgtest_emit_fn: appends to the struct events @p arg. */
+static void add(void *arg, const char *type, const char *stream, int64_t v, json_t *data)
 {
+    struct events *e = arg;
+
     es_event_init(&e->ev[e->n]);
     assert_int_equal(es_event_make(&e->ev[e->n], type, stream, v, NULL, NULL, NULL, data), 0);
     e->n++;
@@ -71,32 +74,9 @@ static void add(struct events *e, const char *type, const char *stream, int64_t 
 static struct events *events_new(void)
 {
     struct events *e = calloc(1, sizeof(*e));
-    char id[32], stream[64], author[32], name[32];
 
     assert_non_null(e);
-    for (int i = 1; i <= USERS; i++) {
-        snprintf(id, sizeof(id), "73012345678%05d", i);
-        snprintf(stream, sizeof(stream), "user-%s", id);
-        snprintf(name, sizeof(name), "厨师_%d", i);
-        add(e, "UserRegistered", stream, 1,
-            json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                      "u@example.com", "password_hash", "h"));
-    }
-    for (int i = 1; i <= RECIPES; i++) {
-        snprintf(id, sizeof(id), "73019999999%05d", i);
-        snprintf(author, sizeof(author), "73012345678%05d", 1 + i % USERS);
-        snprintf(stream, sizeof(stream), "recipe-%s", id);
-        add(e, "RecipeCreated", stream, 1,
-            json_pack("{s:s,s:s,s:s,s:s,s:[s,s],s:[s],s:[s,s],s:[]}", "recipe_id", id, "author_id",
-                      author, "title", "红烧肉", "description", "好吃", "ingredients", "pork", "糖",
-                      "steps", "cook", "tags", "中餐", i % 2 ? "odd" : "even", "image_media_ids"));
-        if (i % 3 == 0)
-            add(e, "RecipeUpdated", stream, 2,
-                json_pack("{s:s,s:[s]}", "title", "红烧肉 v2", "tags", "new"));
-        if (i % 5 == 0)
-            add(e, "RecipeDeleted", stream, i % 3 == 0 ? 3 : 2, json_object());
-    }
-    add(e, "NoSuchType", "user-7301234567800001", 2, json_object());
+    pgtest_mixed_events(USERS, RECIPES, add, e);
     assert_int_equal(e->n, N_EVENTS);
     return e;
 }
@@ -136,16 +116,11 @@ static void append_range(struct es_log *log, const struct events *e, size_t from
 static void reference_checksum(struct fixture *f)
 {
     struct sp_errbuf eb = {{0}, {0}};
-    struct proj_runner_opts opts = {proj_pg_projection(), NULL, 5, PROJ_POISON_DEAD_LETTER, NULL};
-    struct proj_runner *r = NULL;
     struct pgtest t;
 
     pgtest_setup(&t);
     append_range(t.log, f->evs, 0, f->evs->n);
-    opts.conninfo = t.conninfo;
-    assert_int_equal(proj_runner_new(&opts, t.log, &r, &eb), 0);
-    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    proj_runner_free(r);
+    pgtest_catch_up(&t, 5);
     assert_int_equal(
         proj_checksum(t.conn, proj_pg_projection(), f->reference, sizeof(f->reference), &eb), 0);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters"), 1);

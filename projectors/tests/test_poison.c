@@ -47,16 +47,6 @@ static void build_poisoned_log(struct pgtest *t)
     pgtest_overwrite(t, 4, "{\"type\":\"UserRegistered\", not json", 1);
 }
 
-static struct proj_runner *
-runner_new(struct pgtest *t, enum proj_poison_policy policy, struct sp_metrics *m)
-{
-    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, 100, policy, m};
-    struct proj_runner *r = NULL;
-    struct sp_errbuf eb = {{0}, {0}};
-    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
-    return r;
-}
-
 static void test_dead_letter(void **state)
 {
     struct pgtest t;
@@ -68,7 +58,7 @@ static void test_dead_letter(void **state)
 
     pgtest_setup(&t);
     build_poisoned_log(&t);
-    r = runner_new(&t, PROJ_POISON_DEAD_LETTER, m);
+    r = pgtest_runner_new(&t, 100, PROJ_POISON_DEAD_LETTER, m);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_false(proj_runner_halted(r, NULL));
     v = pgtest_value(t.conn, "SELECT string_agg(\"offset\" || ':' || coalesce(event_type, '-'), "
@@ -116,7 +106,7 @@ static void test_halt(void **state)
 
     pgtest_setup(&t);
     build_poisoned_log(&t);
-    r = runner_new(&t, PROJ_POISON_HALT, m);
+    r = pgtest_runner_new(&t, 100, PROJ_POISON_HALT, m);
     assert_int_equal(proj_runner_step(r, &n, &eb), SP_ESTATE);
     assert_int_equal(n, 1); /* offset 0 applied and committed, stopped before offset 1 */
     assert_true(proj_runner_halted(r, &why));
@@ -160,7 +150,7 @@ static void test_transient_is_retried(void **state)
     assert_int_equal(
         proj_pg_exec_script(t.conn, "BEGIN; LOCK TABLE stockpot.recipes IN SHARE MODE", &eb), 0);
     for (int policy = PROJ_POISON_DEAD_LETTER; policy <= PROJ_POISON_HALT; policy++) {
-        r = runner_new(&t, (enum proj_poison_policy)policy, m);
+        r = pgtest_runner_new(&t, 100, (enum proj_poison_policy)policy, m);
         assert_int_equal(proj_runner_step(r, &n, &eb), SP_EUNAVAIL);
         assert_string_equal(eb.field, "55P03"); /* lock_not_available */
         assert_non_null(strstr(eb.msg, "transient"));
@@ -179,7 +169,7 @@ static void test_transient_is_retried(void **state)
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 0);
 
     assert_int_equal(proj_pg_exec_script(t.conn, "ROLLBACK", &eb), 0); /* the lock goes */
-    r = runner_new(&t, PROJ_POISON_DEAD_LETTER, m);
+    r = pgtest_runner_new(&t, 100, PROJ_POISON_DEAD_LETTER, m);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipes"), 1);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 1);

@@ -19,42 +19,10 @@
 
 #include "sp/banned.h"
 
-static void build_log(struct pgtest *t, int users, int recipes)
-{
-    char id[32], stream[64], author[32];
-
-    for (int i = 1; i <= users; i++) {
-        snprintf(id, sizeof(id), "73012345678%05d", i);
-        snprintf(stream, sizeof(stream), "user-%s", id);
-        char name[32];
-        snprintf(name, sizeof(name), "用户_%d", i);
-        pgtest_append(t, "UserRegistered", stream, 1,
-                      json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                                "u@example.com", "password_hash", "h"));
-    }
-    for (int i = 1; i <= recipes; i++) {
-        snprintf(id, sizeof(id), "73019999999%05d", i);
-        snprintf(author, sizeof(author), "73012345678%05d", 1 + i % users);
-        snprintf(stream, sizeof(stream), "recipe-%s", id);
-        pgtest_append(t, "RecipeCreated", stream, 1,
-                      json_pack("{s:s,s:s,s:s,s:s,s:[s,s],s:[s],s:[s,s],s:[]}", "recipe_id", id,
-                                "author_id", author, "title", "红烧肉", "description", "好吃",
-                                "ingredients", "pork", "糖", "steps", "cook", "tags", "中餐",
-                                i % 2 ? "odd" : "even", "image_media_ids"));
-        if (i % 3 == 0)
-            pgtest_append(t, "RecipeUpdated", stream, 2,
-                          json_pack("{s:s,s:[s]}", "title", "红烧肉 v2", "tags", "new"));
-        if (i % 5 == 0)
-            pgtest_append(t, "RecipeDeleted", stream, i % 3 == 0 ? 3 : 2, json_object());
-    }
-    pgtest_append(t, "NoSuchType", "user-7301234567800001", 2, json_object());
-}
-
 static void test_rebuild_equals_incremental(void **state)
 {
     struct pgtest t;
     struct sp_errbuf eb = {{0}, {0}};
-    struct proj_runner_opts opts;
     struct proj_runner *r = NULL;
     struct proj_batch_stats st;
     char live[40], rebuilt[40], empty[40];
@@ -62,10 +30,8 @@ static void test_rebuild_equals_incremental(void **state)
 
     pgtest_setup(&t);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), empty, sizeof(empty), &eb), 0);
-    build_log(&t, 7, 40);
-    opts = (struct proj_runner_opts){proj_pg_projection(), t.conninfo, 7, PROJ_POISON_DEAD_LETTER,
-                                     NULL};
-    assert_int_equal(proj_runner_new(&opts, t.log, &r, &eb), 0);
+    pgtest_append_mixed(&t, 7, 40);
+    r = pgtest_runner_new(&t, 7, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
     assert_int_equal(strlen(live), 32);
@@ -149,8 +115,6 @@ static void test_readers_see_old_view_during_rebuild(void **state)
 {
     struct pgtest t;
     struct sp_errbuf eb = {{0}, {0}};
-    struct proj_runner_opts opts;
-    struct proj_runner *r = NULL;
     struct rebuild_job job;
     PGconn *blocker = NULL;
     PGresult *res = NULL;
@@ -160,12 +124,8 @@ static void test_readers_see_old_view_during_rebuild(void **state)
     (void)state;
 
     pgtest_setup(&t);
-    build_log(&t, 3, 10);
-    opts = (struct proj_runner_opts){proj_pg_projection(), t.conninfo, 7, PROJ_POISON_DEAD_LETTER,
-                                     NULL};
-    assert_int_equal(proj_runner_new(&opts, t.log, &r, &eb), 0);
-    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    proj_runner_free(r);
+    pgtest_append_mixed(&t, 3, 10);
+    pgtest_catch_up(&t, 7);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
     tags = pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipe_tags");
     assert_true(tags > 0);

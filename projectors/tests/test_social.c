@@ -23,6 +23,14 @@
 #define COMMENT_BASE 7301234567892000LL
 #define SESSION_BASE 7301234567893000LL
 
+/* Every recipe's counters, "<recipe>:<likes>/<comments>" by id (recipe = id - RECIPE_BASE). */
+#define SQL_RECIPE_COUNTERS                                                                        \
+    "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || comment_count, ','"    \
+    " ORDER BY id) FROM stockpot.recipes"
+/* Every user's recipe_count, by id. */
+#define SQL_RECIPE_COUNTS                                                                          \
+    "SELECT string_agg(recipe_count::text, ',' ORDER BY id) FROM stockpot.users"
+
 struct id {
     char s[24];
 };
@@ -117,35 +125,10 @@ static void recipe_deleted(struct pgtest *t, int r, int64_t ver)
     append(t, "RecipeDeleted", "recipe", mkid(RECIPE_BASE, r), ver, json_object());
 }
 
-static void catch_up(struct pgtest *t, size_t batch_max)
-{
-    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max,
-                                    PROJ_POISON_DEAD_LETTER, NULL};
-    struct proj_runner *r = NULL;
-    struct sp_errbuf eb = {{0}, {0}};
-    int rc;
-
-    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
-    rc = proj_runner_catch_up(r, &eb);
-    if (rc != 0)
-        fprintf(stderr, "catch up: %s\n", eb.msg);
-    assert_int_equal(rc, 0);
-    proj_runner_free(r);
-}
-
-static void assert_value(PGconn *conn, const char *sql, const char *want)
-{
-    char *v = pgtest_value(conn, sql);
-    if (strcmp(v, want) != 0)
-        fprintf(stderr, "%s\n  got:  %s\n  want: %s\n", sql, v, want);
-    assert_string_equal(v, want);
-    free(v);
-}
-
 /* Every counter equals its count over the rows; no self-notification; ids as specified. */
 static void assert_invariants(PGconn *conn)
 {
-    assert_value(
+    pgtest_check(
         conn,
         "SELECT count(*) FROM stockpot.users u WHERE "
         "follower_count <> (SELECT count(*) FROM stockpot.follows WHERE followee_id = u.id) "
@@ -153,21 +136,21 @@ static void assert_invariants(PGconn *conn)
         "WHERE follower_id = u.id) "
         "OR recipe_count <> (SELECT count(*) FROM stockpot.recipes WHERE author_id = u.id)",
         "0");
-    assert_value(conn,
+    pgtest_check(conn,
                  "SELECT count(*) FROM stockpot.recipes r WHERE "
                  "like_count <> (SELECT count(*) FROM stockpot.likes WHERE recipe_id = r.id) "
                  "OR comment_count <> (SELECT count(*) FROM stockpot.comments "
                  "WHERE recipe_id = r.id)",
                  "0");
-    assert_value(conn, "SELECT count(*) FROM stockpot.notifications WHERE user_id = actor_id", "0");
-    assert_value(conn,
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.notifications WHERE user_id = actor_id", "0");
+    pgtest_check(conn,
                  "SELECT count(*) FROM stockpot.notifications WHERE id <> "
                  "(((floor(extract(epoch FROM created_at) * 1000)::bigint - 1704067200000) << 22) "
                  "| ((partition & 1023)::bigint << 12) | (\"offset\" & 4095))",
                  "0");
-    assert_value(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.dead_letters", "0");
     /* the feed holds exactly each live recipe for its author and the author's followers */
-    assert_value(conn,
+    pgtest_check(conn,
                  "WITH want AS (SELECT author_id AS u, id AS r FROM stockpot.recipes UNION "
                  "SELECT f.follower_id, r.id FROM stockpot.follows f JOIN stockpot.recipes r "
                  "ON r.author_id = f.followee_id), "
@@ -192,25 +175,25 @@ static void test_follows(void **state)
     follow(&t, "UserFollowed", 1, 4, 4);   /* 7: user 4 is not registered yet */
     follow(&t, "UserUnfollowed", 1, 2, 5); /* 8 */
     follow(&t, "UserUnfollowed", 1, 3, 6); /* 9: not a follow, no change */
-    catch_up(&t, 3);
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 3);
+    pgtest_check(t.conn,
                  "SELECT string_agg(follower_id - 7301234567890000 || '>' || "
                  "(followee_id - 7301234567890000), ',' ORDER BY follower_id, followee_id) "
                  "FROM stockpot.follows",
                  "1>4,2>1,3>2");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT string_agg(id - 7301234567890000 || ':' || follower_count || '/' || "
                  "following_count || 'v' || version, ',' ORDER BY id) FROM stockpot.users",
                  "1:1/1v6,2:1/1v2,3:0/1v2");
     /* the followee registered after being followed starts with the follow counted */
     user_registered(&t, 4);
-    catch_up(&t, 100);
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn,
                  "SELECT follower_count || '/' || following_count FROM stockpot.users "
                  "WHERE id = 7301234567890004",
                  "1/0");
     /* unfollow leaves the notifications; the repeat made none */
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT string_agg(user_id - 7301234567890000 || ':' || kind || ':' || "
                  "(actor_id - 7301234567890000) || ':' || coalesce(recipe_id::text, '-') || ':' "
                  "|| coalesce(comment_id::text, '-') || '@' || partition || '/' || \"offset\", ',' "
@@ -238,20 +221,20 @@ static void test_likes_comments(void **state)
     comment(&t, 2, 1, 1, 1);               /* own recipe: none */
     comment_deleted(&t, 1, 1, 1);
     comment_deleted(&t, 1, 1, 1); /* repeat: nothing */
-    catch_up(&t, 2);
-    assert_value(t.conn, "SELECT like_count || '/' || comment_count FROM stockpot.recipes", "1/1");
-    assert_value(t.conn, "SELECT user_id - 7301234567890000 FROM stockpot.likes", "1");
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 2);
+    pgtest_check(t.conn, "SELECT like_count || '/' || comment_count FROM stockpot.recipes", "1/1");
+    pgtest_check(t.conn, "SELECT user_id - 7301234567890000 FROM stockpot.likes", "1");
+    pgtest_check(t.conn,
                  "SELECT id - 7301234567892000 || ':' || (user_id - 7301234567890000) || ':' || "
                  "content FROM stockpot.comments",
                  "2:1:好吃! tasty");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT string_agg(kind || ':' || (actor_id - 7301234567890000) || ':' || "
                  "(recipe_id - 7301234567891000) || ':' || "
                  "coalesce((comment_id - 7301234567892000)::text, '-'), ',' ORDER BY id) "
                  "FROM stockpot.notifications WHERE user_id = 7301234567890001",
                  "like:2:1:-,comment:2:1:1");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.notifications", "2");
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.notifications", "2");
 
     /* likes and comments before their recipe is created are counted; a deleted recipe's
      * likes and comments stay (facts of the likers' and commenters' streams, removed only
@@ -262,41 +245,31 @@ static void test_likes_comments(void **state)
     like(&t, "RecipeLiked", 1, 3, 2, 3);
     comment(&t, 3, 3, 1, 2);
     comment(&t, 4, 3, 2, 2);
-    catch_up(&t, 100);
-    assert_value(t.conn,
-                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
-                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes",
-                 "1:1/1,2:1/0,3:1/2");
-    assert_value(t.conn,
-                 "SELECT string_agg(recipe_count::text, ',' ORDER BY id) FROM stockpot.users",
-                 "2,1");
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn, SQL_RECIPE_COUNTERS, "1:1/1,2:1/0,3:1/2");
+    pgtest_check(t.conn, SQL_RECIPE_COUNTS, "2,1");
     recipe_deleted(&t, 3, 2);
-    catch_up(&t, 100);
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.recipes WHERE id = 7301234567891003", "0");
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.recipes WHERE id = 7301234567891003", "0");
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM stockpot.recipe_tags "
                  "WHERE recipe_id = 7301234567891003",
                  "0");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.likes WHERE recipe_id = 7301234567891003",
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.likes WHERE recipe_id = 7301234567891003",
                  "1");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM stockpot.comments WHERE recipe_id = 7301234567891003", "2");
-    assert_value(t.conn,
-                 "SELECT string_agg(recipe_count::text, ',' ORDER BY id) FROM stockpot.users",
-                 "2,0");
+    pgtest_check(t.conn, SQL_RECIPE_COUNTS, "2,0");
     /* notifications are kept: like of 1 and comment of 1 on recipe 3 */
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM stockpot.notifications WHERE recipe_id = 7301234567891003",
                  "2");
     /* a like and a comment deletion applied after the recipe row is gone touch no counter */
     like(&t, "RecipeLiked", 2, 3, 2, 7);
     comment_deleted(&t, 4, 3, 2);
-    catch_up(&t, 100);
-    assert_value(t.conn,
-                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
-                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes",
-                 "1:1/1,2:1/0");
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn, SQL_RECIPE_COUNTERS, "1:1/1,2:1/0");
+    pgtest_check(t.conn,
                  "SELECT (SELECT count(*) FROM stockpot.likes WHERE recipe_id = 7301234567891003) "
                  "|| '/' || (SELECT count(*) FROM stockpot.comments "
                  "WHERE recipe_id = 7301234567891003)",
@@ -320,15 +293,15 @@ static void test_notifications_read(void **state)
     pgtest_setup(&t);
     user_registered(&t, 1);
     notifications_read(&t, 1, "7345678901234567", 2);
-    catch_up(&t, 100);
-    assert_value(t.conn, "SELECT user_id || ':' || up_to_id FROM stockpot.notification_reads",
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn, "SELECT user_id || ':' || up_to_id FROM stockpot.notification_reads",
                  "7301234567890001:7345678901234567");
     notifications_read(&t, 1, "1000", 3); /* an older mark never moves it back */
-    catch_up(&t, 100);
-    assert_value(t.conn, "SELECT up_to_id FROM stockpot.notification_reads", "7345678901234567");
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn, "SELECT up_to_id FROM stockpot.notification_reads", "7345678901234567");
     notifications_read(&t, 1, "7345678901234999", 4);
-    catch_up(&t, 100);
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn,
                  "SELECT up_to_id || 'v' || (SELECT version FROM stockpot.users) "
                  "FROM stockpot.notification_reads",
                  "7345678901234999v4");
@@ -361,17 +334,17 @@ static void test_sessions(void **state)
     /* an unknown session (its start not in this view) changes nothing */
     append(&t, "SessionRevoked", "session", s9, 2,
            json_pack("{s:s,s:s}", "session_id", s9.s, "reason", "refresh_token_reuse"));
-    catch_up(&t, 2);
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 2);
+    pgtest_check(t.conn,
                  "SELECT string_agg(id - 7301234567893000 || ':' || (user_id - 7301234567890000) "
                  "|| ':' || to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS.US') || ':' || revoked, "
                  "',' ORDER BY id) FROM stockpot.sessions",
                  "1:1:2030-02-01 12:30:00.250000:false,2:1:2030-01-02 00:00:00.000000:true");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM stockpot.sessions t WHERE t::text LIKE '%" HASH1 "%' "
                  "OR t::text LIKE '%" HASH2 "%'",
                  "0");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'stockpot' "
                  "AND column_name LIKE '%hash%'",
                  "0");
@@ -402,20 +375,30 @@ static void test_bad_shapes(void **state)
     append(&t, "NotificationsRead", "user", u1, 2,
            json_pack("{s:s,s:i}", "user_id", u1.s, "up_to_id", 12));
     follow(&t, "UserFollowed", 1, 2, 2);
-    catch_up(&t, 100);
-    assert_value(t.conn,
+    pgtest_catch_up(&t, 100);
+    pgtest_check(t.conn,
                  "SELECT string_agg(\"offset\" || ':' || event_type, ',' ORDER BY \"offset\") "
                  "FROM stockpot.dead_letters",
                  "1:UserFollowed,2:RecipeLiked,3:RecipeCommented,4:SessionStarted,"
                  "5:NotificationsRead");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT count(*) FROM stockpot.dead_letters WHERE error LIKE '%followee_id%' "
                  "OR error LIKE '%\"user_id\" does not match%' OR error LIKE '%content%' "
                  "OR error LIKE '%expires_at%' OR error LIKE '%up_to_id%'",
                  "5");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.follows", "1");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.sessions", "0");
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.follows", "1");
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.sessions", "0");
     pgtest_teardown(&t);
+}
+
+/* What test_batched_counters wants, after its catch-up and after its rebuild alike. */
+static void assert_batched_counters(PGconn *conn)
+{
+    pgtest_check(conn,
+                 "SELECT string_agg(follower_count || '/' || following_count || '/' || "
+                 "recipe_count, ',' ORDER BY id) FROM stockpot.users",
+                 "0/1/0,1/0/29,0/0/3");
+    pgtest_check(conn, SQL_RECIPE_COUNTERS " WHERE like_count > 0 OR comment_count > 0", "11:1/1");
 }
 
 /*
@@ -448,29 +431,13 @@ static void test_batched_counters(void **state)
     like(&t, "RecipeLiked", 3, 11, 2, 3); /* repeat */
     comment(&t, 1, 11, 1, 2);
     recipe_deleted(&t, 39, 2);
-    catch_up(&t, 500);
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "1");
-    assert_value(t.conn,
-                 "SELECT string_agg(follower_count || '/' || following_count || '/' || "
-                 "recipe_count, ',' ORDER BY id) FROM stockpot.users",
-                 "0/1/0,1/0/29,0/0/3");
-    assert_value(t.conn,
-                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
-                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes WHERE like_count > 0 "
-                 "OR comment_count > 0",
-                 "11:1/1");
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.likes", "1");
+    pgtest_catch_up(&t, 500);
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "1");
+    assert_batched_counters(t.conn);
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.likes", "1");
     assert_int_equal(
         proj_rebuild(t.conn, proj_pg_projection(), t.log, 7, PROJ_POISON_DEAD_LETTER, &st, &eb), 0);
-    assert_value(t.conn,
-                 "SELECT string_agg(follower_count || '/' || following_count || '/' || "
-                 "recipe_count, ',' ORDER BY id) FROM stockpot.users",
-                 "0/1/0,1/0/29,0/0/3");
-    assert_value(t.conn,
-                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
-                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes WHERE like_count > 0 "
-                 "OR comment_count > 0",
-                 "11:1/1");
+    assert_batched_counters(t.conn);
     pgtest_teardown(&t);
 }
 
@@ -605,13 +572,13 @@ static void assert_model(PGconn *conn, const struct model *m)
     for (int c = 0; c < m->n_comments; c++)
         alive += m->comment_recipe[c] >= 0;
     snprintf(want, sizeof(want), "%d", model_count(&m->follows[0][0], (size_t)NU * NU));
-    assert_value(conn, "SELECT count(*) FROM stockpot.follows", want);
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.follows", want);
     snprintf(want, sizeof(want), "%d", model_count(&m->likes[0][0], (size_t)NR * NU));
-    assert_value(conn, "SELECT count(*) FROM stockpot.likes", want);
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.likes", want);
     snprintf(want, sizeof(want), "%d", alive);
-    assert_value(conn, "SELECT count(*) FROM stockpot.comments", want);
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.comments", want);
     snprintf(want, sizeof(want), "%d", m->notifications);
-    assert_value(conn, "SELECT count(*) FROM stockpot.notifications", want);
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.notifications", want);
     /* feed: every live recipe for its author and for whoever follows the author */
     int feed = 0;
     for (int r = 0; r < NR; r++) {
@@ -620,7 +587,7 @@ static void assert_model(PGconn *conn, const struct model *m)
             feed += u == a || m->follows[u][a];
     }
     snprintf(want, sizeof(want), "%d", feed);
-    assert_value(conn, "SELECT count(*) FROM stockpot.feed_entries", want);
+    pgtest_check(conn, "SELECT count(*) FROM stockpot.feed_entries", want);
 }
 
 static void test_randomised(void **state)
@@ -648,18 +615,18 @@ static void test_randomised(void **state)
     for (int i = 0; i < NOPS; i++) {
         random_op(&t, m, i);
         if (i % 97 == 96)
-            catch_up(&t, 7); /* incremental, in small batches */
+            pgtest_catch_up(&t, 7); /* incremental, in small batches */
     }
-    catch_up(&t, 7);
+    pgtest_catch_up(&t, 7);
     assert_invariants(t.conn);
     assert_model(t.conn, m);
-    assert_value(t.conn, "SELECT count(*) FROM stockpot.users", "8");
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.users", "8");
     /* the late recipe of the late user: counters include what was folded before them */
     want = pgtest_value(t.conn, "SELECT '1/' || (SELECT count(*) FROM stockpot.likes "
                                 "WHERE recipe_id = 7301234567891005) || '/' || "
                                 "(SELECT count(*) FROM stockpot.comments "
                                 "WHERE recipe_id = 7301234567891005)");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT recipe_count || '/' || like_count || '/' || comment_count "
                  "FROM stockpot.users u JOIN stockpot.recipes r ON r.author_id = u.id "
                  "WHERE u.id = 7301234567890007",
@@ -742,22 +709,19 @@ static void fold_order(const enum step *order, char *sum, size_t sum_size)
     pgtest_setup(&t);
     for (int i = 0; i < S_COUNT; i++)
         step_append(&t, order[i]);
-    catch_up(&t, 1);
+    pgtest_catch_up(&t, 1);
     assert_invariants(t.conn);
-    assert_value(t.conn,
-                 "SELECT string_agg(id - 7301234567891000 || ':' || like_count || '/' || "
-                 "comment_count, ',' ORDER BY id) FROM stockpot.recipes",
-                 "2:1/1");
-    assert_value(t.conn,
+    pgtest_check(t.conn, SQL_RECIPE_COUNTERS, "2:1/1");
+    pgtest_check(t.conn,
                  "SELECT string_agg((recipe_id - 7301234567891000) || '<' || "
                  "(user_id - 7301234567890000), ',' ORDER BY recipe_id, user_id) "
                  "FROM stockpot.likes",
                  "1<1,1<2,2<2");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT string_agg((id - 7301234567892000)::text, ',') "
                  "FROM stockpot.comments",
                  "2");
-    assert_value(t.conn,
+    pgtest_check(t.conn,
                  "SELECT string_agg(kind || '@' || \"offset\", ',' ORDER BY id) "
                  "FROM stockpot.notifications",
                  "like@5,comment@6,like@8");

@@ -16,7 +16,7 @@
 /* The migrations the query API reads, in order. */
 static const char *const db_migrations[] = {"001_init.sql", "002_social.sql", "003_feed.sql"};
 
-static void db_admin_exec(const char *sql)
+void qry_test_db_admin_exec(const char *sql)
 {
     PGconn *admin = PQconnectdb(""); /* PGDATABASE etc. from the environment */
     PGresult *res;
@@ -59,9 +59,9 @@ void qry_test_db_create(struct qry_test_db *db, const char *prefix)
     snprintf(db->name, sizeof(db->name), "%s_%d", prefix, (int)getpid());
     snprintf(db->conninfo, sizeof(db->conninfo), "dbname=%s", db->name);
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
-    db_admin_exec(sql);
+    qry_test_db_admin_exec(sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0", db->name);
-    db_admin_exec(sql);
+    qry_test_db_admin_exec(sql);
     db->conn = PQconnectdb(db->conninfo);
     if (PQstatus(db->conn) != CONNECTION_OK)
         fail_msg("cannot connect to %s: %s", db->name, PQerrorMessage(db->conn));
@@ -81,7 +81,7 @@ void qry_test_db_drop(struct qry_test_db *db)
     PQfinish(db->conn);
     db->conn = NULL;
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
-    db_admin_exec(sql);
+    qry_test_db_admin_exec(sql);
 }
 
 void qry_test_db_exec(struct qry_test_db *db, const char *sql)

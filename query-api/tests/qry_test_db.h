@@ -24,6 +24,12 @@ struct qry_test_db {
  */
 void qry_test_db_create(struct qry_test_db *db, const char *prefix);
 
+/**
+ * Run @p sql (one statement, no rows) on a new connection to the server's default database
+ * (from PG*), to create, drop or alter databases; fails the test on error.
+ */
+void qry_test_db_admin_exec(const char *sql);
+
 /** Close the connection and drop the database. */
 void qry_test_db_drop(struct qry_test_db *db);
 

@@ -1,8 +1,9 @@
-/* An in-process query API server on its own event loop thread, for integration tests. */
+/* An in-process query API server on its own event loop thread, and the fixture around it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -69,4 +70,50 @@ char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t sessio
                                  NULL, now_s, ttl_s < 0 ? 3600 + ttl_s : ttl_s, &tok),
                      0);
     return tok;
+}
+
+json_t *qry_test_srv_get_json(const struct qry_test_srv *t,
+                              const char *path,
+                              const char *const *headers,
+                              struct sp_test_resp *resp,
+                              int want_status)
+{
+    json_error_t jerr;
+    json_t *body = NULL;
+    int status = sp_test_http(t->port, "GET", path, headers, NULL, resp);
+
+    if (status != want_status)
+        fail_msg("GET %s: status %d, want %d; body %s", path, status, want_status,
+                 resp->body != NULL ? resp->body : "");
+    if (resp->body_len > 0) {
+        body = json_loadb(resp->body, resp->body_len, 0, &jerr);
+        if (body == NULL)
+            fail_msg("GET %s: bad JSON: %s", path, jerr.text);
+    }
+    return body;
+}
+
+int qry_test_fx_setup(void **state,
+                      struct qry_test_fx *fx,
+                      const char *prefix,
+                      void (*seed)(struct qry_test_db *db),
+                      int after_timeout_ms)
+{
+    qry_test_db_create(&fx->db, prefix);
+    if (seed != NULL)
+        seed(&fx->db);
+    qry_test_srv_start(&fx->srv, fx->db.conninfo, after_timeout_ms);
+    *state = fx;
+    return 0;
+}
+
+int qry_test_fx_teardown(void **state)
+{
+    struct qry_test_fx *fx = *state;
+
+    free(fx->token);
+    fx->token = NULL;
+    qry_test_srv_stop(&fx->srv);
+    qry_test_db_drop(&fx->db);
+    return 0;
 }

@@ -24,30 +24,18 @@
 
 #define TIMEOUT_MS 1000
 
-struct fixture {
-    struct qry_test_db db;
-    struct qry_test_srv srv;
-};
+static struct qry_test_fx fx;
 
-static struct fixture fx;
+static void seed(struct qry_test_db *db)
+{
+    qry_test_db_user(db, 1001, "alice", 1);
+    qry_test_db_recipe(db, 2001, 1001, "Soup", "soup", 1);
+    qry_test_db_checkpoint(db, 10); /* events 0..9 applied */
+}
 
 static int setup(void **state)
 {
-    (void)state;
-    qry_test_db_create(&fx.db, "qry_after");
-    qry_test_db_user(&fx.db, 1001, "alice", 1);
-    qry_test_db_recipe(&fx.db, 2001, 1001, "Soup", "soup", 1);
-    qry_test_db_checkpoint(&fx.db, 10); /* events 0..9 applied */
-    qry_test_srv_start(&fx.srv, fx.db.conninfo, TIMEOUT_MS);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    qry_test_srv_stop(&fx.srv);
-    qry_test_db_drop(&fx.db);
-    return 0;
+    return qry_test_fx_setup(state, &fx, "qry_after", seed, TIMEOUT_MS);
 }
 
 static int get_after(const char *path, const char *token, struct sp_test_resp *resp)
@@ -192,5 +180,5 @@ int main(void)
         cmocka_unit_test(test_db_unavailable),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);
 }

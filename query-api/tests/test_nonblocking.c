@@ -29,35 +29,23 @@
 #define N_RECIPES 10
 #define N_CLIENTS 50
 
-struct fixture {
-    struct qry_test_db db;
-    struct qry_test_srv srv;
-};
+static struct qry_test_fx fx;
 
-static struct fixture fx;
-
-static int setup(void **state)
+static void seed(struct qry_test_db *db)
 {
-    (void)state;
-    qry_test_db_create(&fx.db, "qry_nonblocking");
-    qry_test_db_user(&fx.db, ALICE, "alice", 2);
+    qry_test_db_user(db, ALICE, "alice", 2);
     for (int i = 0; i < N_RECIPES; i++) {
         char title[32];
 
         snprintf(title, sizeof(title), "Recipe %d", FIRST_ID + i);
-        qry_test_db_recipe(&fx.db, FIRST_ID + i, ALICE, title, "soup", 1);
+        qry_test_db_recipe(db, FIRST_ID + i, ALICE, title, "soup", 1);
     }
-    qry_test_db_checkpoint(&fx.db, 10);
-    qry_test_srv_start(&fx.srv, fx.db.conninfo, 1000);
-    return 0;
+    qry_test_db_checkpoint(db, 10);
 }
 
-static int teardown(void **state)
+static int setup(void **state)
 {
-    (void)state;
-    qry_test_srv_stop(&fx.srv);
-    qry_test_db_drop(&fx.db);
-    return 0;
+    return qry_test_fx_setup(state, &fx, "qry_nonblocking", seed, 1000);
 }
 
 static void sleep_ms(long ms)
@@ -189,27 +177,13 @@ static void test_parallel(void **state)
     }
 }
 
-static void admin_exec(const char *sql)
-{
-    PGconn *admin = PQconnectdb(""); /* PGDATABASE etc. from the environment */
-    PGresult *res;
-
-    if (PQstatus(admin) != CONNECTION_OK)
-        fail_msg("cannot connect to postgresql: %s", PQerrorMessage(admin));
-    res = PQexec(admin, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(admin));
-    PQclear(res);
-    PQfinish(admin);
-}
-
 static void allow_connections(bool allow)
 {
     char sql[160];
 
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", fx.db.name,
              allow ? "true" : "false");
-    admin_exec(sql);
+    qry_test_db_admin_exec(sql);
 }
 
 /* Refuse new connections and end the existing ones: an outage, then its end. */
@@ -275,5 +249,5 @@ int main(void)
         cmocka_unit_test(test_unreachable),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);
 }

@@ -29,57 +29,32 @@
 #define UNICODE_TAG   "デザート"
 #define UNICODE_TAG_Q "%E3%83%87%E3%82%B6%E3%83%BC%E3%83%88"
 
-struct fixture {
-    struct qry_test_db db;
-    struct qry_test_srv srv;
-};
+static struct qry_test_fx fx;
 
-static struct fixture fx;
-
-static int setup(void **state)
+static void seed(struct qry_test_db *db)
 {
-    (void)state;
-    qry_test_db_create(&fx.db, "qry_server");
-    qry_test_db_user(&fx.db, ALICE, "alice", 3);
-    qry_test_db_user(&fx.db, BOB, "bob", 1);
+    qry_test_db_user(db, ALICE, "alice", 3);
+    qry_test_db_user(db, BOB, "bob", 1);
     for (int id = FIRST_ID; id <= LAST_ID; id++) {
         char title[32];
         const char *tags = id % 5 == 0 ? (id % 2 ? "soup,quick" : "quick") : (id % 2 ? "soup" : "");
 
         snprintf(title, sizeof(title), "Recipe %d", id);
-        qry_test_db_recipe(&fx.db, id, ALICE, title, tags, 1);
+        qry_test_db_recipe(db, id, ALICE, title, tags, 1);
     }
-    qry_test_db_recipe(&fx.db, UNICODE_ID, BOB, UNICODE_TITLE, UNICODE_TAG, 4);
-    qry_test_srv_start(&fx.srv, fx.db.conninfo, 1000);
-    return 0;
+    qry_test_db_recipe(db, UNICODE_ID, BOB, UNICODE_TITLE, UNICODE_TAG, 4);
 }
 
-static int teardown(void **state)
+static int setup(void **state)
 {
-    (void)state;
-    qry_test_srv_stop(&fx.srv);
-    qry_test_db_drop(&fx.db);
-    return 0;
+    return qry_test_fx_setup(state, &fx, "qry_server", seed, 1000);
 }
 
 /* GET @p path; returns the parsed JSON body (owned) and fills @p resp. */
 static json_t *
 get(const char *path, const char *const *headers, struct sp_test_resp *resp, int want_status)
 {
-    json_error_t jerr;
-    json_t *body = NULL;
-    int status;
-
-    status = sp_test_http(fx.srv.port, "GET", path, headers, NULL, resp);
-    if (status != want_status)
-        fail_msg("GET %s: status %d, want %d; body %s", path, status, want_status,
-                 resp->body != NULL ? resp->body : "");
-    if (resp->body_len > 0) {
-        body = json_loadb(resp->body, resp->body_len, 0, &jerr);
-        if (body == NULL)
-            fail_msg("GET %s: bad JSON: %s", path, jerr.text);
-    }
-    return body;
+    return qry_test_srv_get_json(&fx.srv, path, headers, resp, want_status);
 }
 
 static const char *str_field(json_t *obj, const char *key)
@@ -376,5 +351,5 @@ int main(void)
         cmocka_unit_test(test_health),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);
 }

@@ -32,14 +32,8 @@
 #define SESSION_EXPIRED 9003
 #define SESSION_UNKNOWN 9999 /* not projected (yet): accepted */
 
-struct fixture {
-    struct qry_test_db db;
-    struct qry_test_srv srv;
-    char *alice; /* token of SESSION_OK */
-    char auth[4200];
-};
-
-static struct fixture fx;
+static struct qry_test_fx fx; /* fx.token: alice's, of SESSION_OK */
+static char alice_auth[4200]; /* "Authorization: Bearer <fx.token>" */
 
 static void seed_recipe(int64_t id, int64_t author, int likes, int comments)
 {
@@ -63,13 +57,13 @@ static void feed_derive(void)
                              " ON r.author_id = f.followee_id;");
 }
 
-static void seed(void)
+static void seed(struct qry_test_db *db)
 {
-    qry_test_db_user(&fx.db, ALICE, "alice", 3);
-    qry_test_db_user(&fx.db, BOB, "bob", 1);
-    qry_test_db_user(&fx.db, CAROL, "carol", 1);
-    qry_test_db_user(&fx.db, DAVE, "dave", 1);
-    qry_test_db_exec(&fx.db,
+    qry_test_db_user(db, ALICE, "alice", 3);
+    qry_test_db_user(db, BOB, "bob", 1);
+    qry_test_db_user(db, CAROL, "carol", 1);
+    qry_test_db_user(db, DAVE, "dave", 1);
+    qry_test_db_exec(db,
                      "INSERT INTO stockpot.follows VALUES (1001, 1002, now()), (1001, 1003, now()),"
                      " (1002, 1001, now()), (1003, 1001, now()), (1004, 1001, now());"
                      "UPDATE stockpot.users SET follower_count = 3, following_count = 2,"
@@ -81,43 +75,30 @@ static void seed(void)
     seed_recipe(2006, ALICE, 0, 0);
     seed_recipe(2007, DAVE, 0, 0);
     qry_test_db_exec(
-        &fx.db,
-        "INSERT INTO stockpot.likes VALUES (2001, 1001, now());"
-        "INSERT INTO stockpot.comments VALUES"
-        " (5001, 2001, 1002, 'first', '2026-02-01 10:00:00+00'),"
-        " (5002, 2001, 1003, 'second ✓', '2026-02-01 11:00:00+00'),"
-        " (5003, 2001, 1001, 'third', '2026-02-01 12:00:00+00');"
-        "INSERT INTO stockpot.sessions VALUES (9001, 1001, now() + interval '1 day', false),"
-        " (9002, 1001, now() + interval '1 day', true),"
-        " (9003, 1001, now() - interval '1 second', false);"
-        "INSERT INTO stockpot.notifications VALUES"
-        " (7001, 1001, 'follow', 1002, NULL, NULL, 0, 11, '2026-02-01 10:00:00+00'),"
-        " (7002, 1001, 'follow', 1003, NULL, NULL, 0, 12, '2026-02-01 10:00:01+00'),"
-        " (7003, 1001, 'like', 1002, 2006, NULL, 0, 13, '2026-02-01 10:00:02+00'),"
-        " (7004, 1001, 'comment', 1003, 2006, 5004, 0, 14, '2026-02-01 10:00:03+00'),"
-        " (7005, 1001, 'follow', 1004, NULL, NULL, 0, 15, '2026-02-01 10:00:04+00'),"
-        " (7006, 1002, 'follow', 1001, NULL, NULL, 0, 16, '2026-02-01 10:00:05+00');"
-        "INSERT INTO stockpot.notification_reads VALUES (1001, 7002);");
+        db, "INSERT INTO stockpot.likes VALUES (2001, 1001, now());"
+            "INSERT INTO stockpot.comments VALUES"
+            " (5001, 2001, 1002, 'first', '2026-02-01 10:00:00+00'),"
+            " (5002, 2001, 1003, 'second ✓', '2026-02-01 11:00:00+00'),"
+            " (5003, 2001, 1001, 'third', '2026-02-01 12:00:00+00');"
+            "INSERT INTO stockpot.sessions VALUES (9001, 1001, now() + interval '1 day', false),"
+            " (9002, 1001, now() + interval '1 day', true),"
+            " (9003, 1001, now() - interval '1 second', false);"
+            "INSERT INTO stockpot.notifications VALUES"
+            " (7001, 1001, 'follow', 1002, NULL, NULL, 0, 11, '2026-02-01 10:00:00+00'),"
+            " (7002, 1001, 'follow', 1003, NULL, NULL, 0, 12, '2026-02-01 10:00:01+00'),"
+            " (7003, 1001, 'like', 1002, 2006, NULL, 0, 13, '2026-02-01 10:00:02+00'),"
+            " (7004, 1001, 'comment', 1003, 2006, 5004, 0, 14, '2026-02-01 10:00:03+00'),"
+            " (7005, 1001, 'follow', 1004, NULL, NULL, 0, 15, '2026-02-01 10:00:04+00'),"
+            " (7006, 1002, 'follow', 1001, NULL, NULL, 0, 16, '2026-02-01 10:00:05+00');"
+            "INSERT INTO stockpot.notification_reads VALUES (1001, 7002);");
     feed_derive();
 }
 
 static int setup(void **state)
 {
-    (void)state;
-    qry_test_db_create(&fx.db, "qry_social");
-    seed();
-    qry_test_srv_start(&fx.srv, fx.db.conninfo, 1000);
-    fx.alice = qry_test_srv_token(&fx.srv, ALICE, SESSION_OK, 900);
-    snprintf(fx.auth, sizeof(fx.auth), "Authorization: Bearer %s", fx.alice);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    free(fx.alice);
-    qry_test_srv_stop(&fx.srv);
-    qry_test_db_drop(&fx.db);
+    qry_test_fx_setup(state, &fx, "qry_social", seed, 1000);
+    fx.token = qry_test_srv_token(&fx.srv, ALICE, SESSION_OK, 900);
+    snprintf(alice_auth, sizeof(alice_auth), "Authorization: Bearer %s", fx.token);
     return 0;
 }
 
@@ -125,19 +106,8 @@ static int teardown(void **state)
 static json_t *get(const char *path, const char *auth, struct sp_test_resp *resp, int want)
 {
     const char *const headers[] = {auth, NULL};
-    json_error_t jerr;
-    json_t *body = NULL;
-    int status = sp_test_http(fx.srv.port, "GET", path, auth != NULL ? headers : NULL, NULL, resp);
 
-    if (status != want)
-        fail_msg("GET %s: status %d, want %d; body %s", path, status, want,
-                 resp->body != NULL ? resp->body : "");
-    if (resp->body_len > 0) {
-        body = json_loadb(resp->body, resp->body_len, 0, &jerr);
-        if (body == NULL)
-            fail_msg("GET %s: bad JSON: %s", path, jerr.text);
-    }
-    return body;
+    return qry_test_srv_get_json(&fx.srv, path, auth != NULL ? headers : NULL, resp, want);
 }
 
 static const char *str_field(json_t *obj, const char *key)
@@ -281,8 +251,8 @@ static void test_recipe_counts_and_liked(void **state)
     assert_string_equal(sp_test_resp_header(&resp, "ETag"), "\"1\"");
     json_decref(r);
     sp_test_resp_release(&resp);
-    check_liked(fx.auth, 2001, 1);
-    check_liked(fx.auth, 2002, 0);
+    check_liked(alice_auth, 2001, 1);
+    check_liked(alice_auth, 2002, 0);
     check_liked("Authorization: Bearer not.a.token", 2001, -1);
     tok = qry_test_srv_token(&fx.srv, ALICE, SESSION_REVOKED, 900);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
@@ -398,7 +368,7 @@ static void test_feed(void **state)
 
     (void)state;
     /* followees bob and carol plus alice herself; never dave */
-    expect_page("/feed", fx.auth, "2006,2005,2004,2003,2002,2001", NULL);
+    expect_page("/feed", alice_auth, "2006,2005,2004,2003,2002,2001", NULL);
     /* an unknown session (projection lagging) is accepted */
     tok = qry_test_srv_token(&fx.srv, DAVE, SESSION_UNKNOWN, 900);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
@@ -414,23 +384,23 @@ static void test_feed_pagination(void **state)
 {
     (void)state;
     /* exact page size: a Link, then an empty last page */
-    expect_page("/feed?limit=3", fx.auth, "2006,2005,2004", "</feed?max_id=2004&limit=3>");
-    expect_page("/feed?limit=3&max_id=2004", fx.auth, "2003,2002,2001",
+    expect_page("/feed?limit=3", alice_auth, "2006,2005,2004", "</feed?max_id=2004&limit=3>");
+    expect_page("/feed?limit=3&max_id=2004", alice_auth, "2003,2002,2001",
                 "</feed?max_id=2001&limit=3>");
-    expect_page("/feed?limit=3&max_id=2001", fx.auth, "", NULL);
-    expect_page("/feed?max_id=1", fx.auth, "", NULL);
+    expect_page("/feed?limit=3&max_id=2001", alice_auth, "", NULL);
+    expect_page("/feed?max_id=1", alice_auth, "", NULL);
     /* since_id catches items written after the first page, and keeps paging down */
     qry_test_db_recipe(&fx.db, 2010, BOB, "new", "", 1);
     qry_test_db_recipe(&fx.db, 2011, DAVE, "not followed", "", 1);
     qry_test_db_recipe(&fx.db, 2012, CAROL, "new too", "", 1);
     feed_derive();
-    expect_page("/feed?since_id=2006", fx.auth, "2012,2010", NULL);
-    expect_page("/feed?since_id=2006&limit=1", fx.auth, "2012",
+    expect_page("/feed?since_id=2006", alice_auth, "2012,2010", NULL);
+    expect_page("/feed?since_id=2006&limit=1", alice_auth, "2012",
                 "</feed?since_id=2006&max_id=2012&limit=1>");
-    expect_page("/feed?since_id=2006&limit=1&max_id=2012", fx.auth, "2010",
+    expect_page("/feed?since_id=2006&limit=1&max_id=2012", alice_auth, "2010",
                 "</feed?since_id=2006&max_id=2010&limit=1>");
-    expect_page("/feed?since_id=2006&limit=1&max_id=2010", fx.auth, "", NULL);
-    expect_page("/feed?since_id=2012", fx.auth, "", NULL);
+    expect_page("/feed?since_id=2006&limit=1&max_id=2010", alice_auth, "", NULL);
+    expect_page("/feed?since_id=2012", alice_auth, "", NULL);
     qry_test_db_exec(&fx.db, "DELETE FROM stockpot.recipes WHERE id IN (2010, 2011, 2012)");
     feed_derive();
 }
@@ -443,7 +413,7 @@ static void test_notifications(void **state)
     json_t *n;
 
     (void)state;
-    body = get("/notifications", fx.auth, &resp, 200);
+    body = get("/notifications", alice_auth, &resp, 200);
     items = json_object_get(body, "items");
     assert_int_equal(json_array_size(items), 5);
     assert_int_equal(int_field(body, "unread_count"), 3);
@@ -463,18 +433,18 @@ static void test_notifications(void **state)
     assert_true(json_is_true(json_object_get(n, "read")));
     json_decref(body);
     sp_test_resp_release(&resp);
-    expect_page("/notifications", fx.auth, "7005,7004,7003,7002,7001", NULL);
-    expect_page("/notifications?limit=2&max_id=7003", fx.auth, "7002,7001",
+    expect_page("/notifications", alice_auth, "7005,7004,7003,7002,7001", NULL);
+    expect_page("/notifications?limit=2&max_id=7003", alice_auth, "7002,7001",
                 "</notifications?max_id=7001&limit=2>");
-    expect_page("/notifications?limit=2&max_id=7001", fx.auth, "", NULL);
+    expect_page("/notifications?limit=2&max_id=7001", alice_auth, "", NULL);
     /* marking read moves unread_count; with no marker everything is unread */
     qry_test_db_exec(&fx.db, "UPDATE stockpot.notification_reads SET up_to_id = 7005");
-    body = get("/notifications?limit=1", fx.auth, &resp, 200);
+    body = get("/notifications?limit=1", alice_auth, &resp, 200);
     assert_int_equal(int_field(body, "unread_count"), 0);
     json_decref(body);
     sp_test_resp_release(&resp);
     qry_test_db_exec(&fx.db, "DELETE FROM stockpot.notification_reads");
-    body = get("/notifications?max_id=1", fx.auth, &resp, 200);
+    body = get("/notifications?max_id=1", alice_auth, &resp, 200);
     assert_int_equal(json_array_size(json_object_get(body, "items")), 0);
     assert_int_equal(int_field(body, "unread_count"), 5);
     json_decref(body);
@@ -495,5 +465,5 @@ int main(void)
         cmocka_unit_test(test_notifications),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);
 }

@@ -32,13 +32,7 @@
 
 #define SESSION_OK 9001
 
-struct fixture {
-    struct qry_test_db db;
-    struct qry_test_srv srv;
-    char *alice;
-};
-
-static struct fixture fx;
+static struct qry_test_fx fx; /* fx.token: alice's, of SESSION_OK */
 
 /* An SSE connection read by hand: HTTP/1.0, so the body is the raw event stream. */
 struct sse {
@@ -48,30 +42,23 @@ struct sse {
     size_t off; /* start of the first unparsed event block */
 };
 
-static int setup(void **state)
+static void seed(struct qry_test_db *db)
 {
-    (void)state;
-    /* keep-alives every timeout_s / 2 = 1 s, and streams must outlive the 2 s timeout */
-    assert_int_equal(setenv("STOCKPOT_HTTP_TIMEOUT_S", "2", 1), 0);
-    qry_test_db_create(&fx.db, "qry_stream");
-    qry_test_db_user(&fx.db, ALICE, "alice", 1);
-    qry_test_db_user(&fx.db, BOB, "bob", 1);
-    qry_test_db_exec(&fx.db,
+    qry_test_db_user(db, ALICE, "alice", 1);
+    qry_test_db_user(db, BOB, "bob", 1);
+    qry_test_db_exec(db,
                      "INSERT INTO stockpot.sessions VALUES (9001, 1001, now() + interval '1 day',"
                      " false);"
                      "INSERT INTO stockpot.notifications VALUES"
                      " (100, 1001, 'follow', 1002, NULL, NULL, 0, 1, now());");
-    qry_test_srv_start(&fx.srv, fx.db.conninfo, 1000);
-    fx.alice = qry_test_srv_token(&fx.srv, ALICE, SESSION_OK, 900);
-    return 0;
 }
 
-static int teardown(void **state)
+static int setup(void **state)
 {
-    (void)state;
-    free(fx.alice);
-    qry_test_srv_stop(&fx.srv);
-    qry_test_db_drop(&fx.db);
+    /* keep-alives every timeout_s / 2 = 1 s, and streams must outlive the 2 s timeout */
+    assert_int_equal(setenv("STOCKPOT_HTTP_TIMEOUT_S", "2", 1), 0);
+    qry_test_fx_setup(state, &fx, "qry_stream", seed, 1000);
+    fx.token = qry_test_srv_token(&fx.srv, ALICE, SESSION_OK, 900);
     return 0;
 }
 
@@ -206,7 +193,7 @@ static void test_live_and_resume(void **state)
     struct sse s;
 
     (void)state;
-    sse_open(&s, fx.alice, NULL, 3000);
+    sse_open(&s, fx.token, NULL, 3000);
     sse_start(&s);
     notify(BOB, 150, 5); /* someone else's */
     notify(ALICE, 200, 10);
@@ -215,14 +202,14 @@ static void test_live_and_resume(void **state)
     notify(ALICE, 300, 11);
     notify(BOB, 350, 12);
     notify(ALICE, 400, 13);
-    sse_open(&s, fx.alice, "0:10", 600);
+    sse_open(&s, fx.token, "0:10", 600);
     sse_start(&s);
     expect_event(&s, "0:11", "300");
     expect_event(&s, "0:13", "400");
     expect_quiet(&s); /* nothing twice, nothing else */
     close(s.fd);
     /* without Last-Event-ID only what comes after the connect */
-    sse_open(&s, fx.alice, NULL, 600);
+    sse_open(&s, fx.token, NULL, 600);
     sse_start(&s);
     expect_quiet(&s);
     notify(ALICE, 500, 14);
@@ -239,7 +226,7 @@ static void test_keepalive(void **state)
     int64_t start_us = sp_time_mono_us();
 
     (void)state;
-    sse_open(&s, fx.alice, NULL, 5000);
+    sse_open(&s, fx.token, NULL, 5000);
     sse_start(&s);
     /* 3.5 s: beyond the 2 s connection timeout, kept open by comments every 1 s */
     while (sp_time_mono_us() - start_us < 3500000 && comments < 3)
@@ -259,7 +246,7 @@ static void test_bad_last_event_id(void **state)
     char last[64];
 
     (void)state;
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", fx.alice);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", fx.token);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(last, sizeof(last), "Last-Event-ID: %s", bad[i]);
         headers[1] = last;
@@ -292,7 +279,7 @@ static void test_many_streams_responsive(void **state)
     assert_non_null(s);
     wait_no_streams(); /* the earlier tests' streams */
     for (int i = 0; i < 20; i++) {
-        sse_open(&s[i], fx.alice, NULL, 3000);
+        sse_open(&s[i], fx.token, NULL, 3000);
         sse_start(&s[i]);
     }
     assert_true(streams_gauge() == 20.0);
@@ -322,5 +309,5 @@ int main(void)
         cmocka_unit_test(test_many_streams_responsive),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);
 }

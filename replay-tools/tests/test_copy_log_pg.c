@@ -11,14 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include "pgtest.h"
+#include "replay_test_run.h"
 
 #include "sp/banned.h"
 
@@ -27,58 +26,14 @@
 #define N_USERS   3
 #define N_RECIPES 8
 
-/* Reads all of @p fd into an owned NUL-terminated string. */
-static char *read_all(int fd)
-{
-    char chunk[4096], *buf = calloc(1, 1);
-    size_t len = 0;
-    ssize_t n;
-
-    assert_non_null(buf);
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-        buf = realloc(buf, len + (size_t)n + 1);
-        assert_non_null(buf);
-        memcpy(buf + len, chunk, (size_t)n);
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return buf;
-}
-
-/* Runs `stockpot-replay <args...>` (NULL-terminated) with stderr merged into stdout;
- * returns its exit status, output in @p out (owned). */
+/* Runs `stockpot-replay <args...>` (see replay_test_run), echoing the command and its
+ * output into the test log. */
 static int run(char **out, const char *const *args)
 {
-    const char *bin = getenv("SP_BINARY_DIR");
-    char path[512];
-    char *argv[16];
-    int argc = 0, fds[2], status = 0;
-    pid_t pid;
+    int status = replay_test_run(out, args);
 
-    snprintf(path, sizeof(path), "%s/bin/stockpot-replay", bin ? bin : "..");
-    argv[argc++] = path;
-    for (size_t i = 0; args[i] != NULL && argc < 15; i++)
-        argv[argc++] = strdup(args[i]); /* execv's argv is not const; no malloc after fork */
-    argv[argc] = NULL;
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    *out = read_all(fds[0]);
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    for (int i = 1; i < argc; i++)
-        free(argv[i]);
     print_message("$ stockpot-replay %s ...\n%s", args[0], *out);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return status;
 }
 
 /* Users, recipes created, updated and deleted, interleaved; non-ASCII text. */

@@ -9,66 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "pgtest.h"
 #include "proj/runner.h"
+#include "replay_test_run.h"
 
 #include "sp/banned.h"
-
-/* Reads all of @p fd into an owned NUL-terminated string. */
-static char *read_all(int fd)
-{
-    char chunk[4096], *buf = calloc(1, 1);
-    size_t len = 0;
-    ssize_t n;
-
-    assert_non_null(buf);
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-        buf = realloc(buf, len + (size_t)n + 1);
-        assert_non_null(buf);
-        memcpy(buf + len, chunk, (size_t)n);
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return buf;
-}
-
-/* Runs `stockpot-replay <args...>` (NULL-terminated) with stderr merged into stdout;
- * returns its exit status, output in @p out (owned). */
-static int run(char **out, const char *const *args)
-{
-    const char *bin = getenv("SP_BINARY_DIR");
-    char path[512];
-    char *argv[16];
-    int argc = 0, fds[2], status = 0;
-    pid_t pid;
-
-    snprintf(path, sizeof(path), "%s/bin/stockpot-replay", bin ? bin : "..");
-    argv[argc++] = path;
-    for (size_t i = 0; args[i] != NULL && argc < 15; i++)
-        argv[argc++] = (char *)(uintptr_t)args[i]; /* execv's argv is not const */
-    argv[argc] = NULL;
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    *out = read_all(fds[0]);
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static int lines(const char *s)
 {
@@ -102,23 +50,25 @@ static void test_usage(void **state)
 {
     char *out;
     (void)state;
-    assert_int_equal(run(&out, (const char *[]){"--help", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"--help", NULL}), 0);
     assert_non_null(strstr(out, "rebuild"));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"dump", "--help", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", "--help", NULL}), 0);
     assert_non_null(strstr(out, "--stream"));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"frobnicate", NULL}), 2);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"frobnicate", NULL}), 2);
     assert_non_null(strstr(out, "unknown command \"frobnicate\""));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"rebuild", "nope", NULL}), 2);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"rebuild", "nope", NULL}), 2);
     assert_non_null(strstr(out, "unknown projection \"nope\""));
     assert_non_null(strstr(out, "projections: pg"));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"dump", "--limit", "ten", NULL}), 2);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", "--limit", "ten", NULL}), 2);
     free(out);
     assert_int_equal(
-        run(&out, (const char *[]){"--config", "/nonexistent/stockpot.conf", "verify", NULL}), 2);
+        replay_test_run(&out,
+                        (const char *[]){"--config", "/nonexistent/stockpot.conf", "verify", NULL}),
+        2);
     assert_non_null(strstr(out, "bad configuration"));
     free(out);
 }
@@ -127,8 +77,6 @@ static void test_commands(void **state)
 {
     struct pgtest t;
     struct sp_errbuf eb = {{0}, {0}};
-    struct proj_runner_opts opts;
-    struct proj_runner *r = NULL;
     char live[40], *out;
     (void)state;
 
@@ -136,52 +84,50 @@ static void test_commands(void **state)
     build_log(&t);
     setenv("STOCKPOT_LOG_DIR", t.dir, 1);
     setenv("STOCKPOT_PG_CONNINFO", t.conninfo, 1);
-    assert_int_equal(run(&out, (const char *[]){"migrate", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"migrate", NULL}), 0);
     assert_non_null(strstr(out, "0 applied"));
     free(out);
 
-    assert_int_equal(run(&out, (const char *[]){"dump", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", NULL}), 0);
     assert_int_equal(lines(out), 8);
     assert_non_null(strstr(out, "\"type\":\"RecipeCreated\""));
     free(out);
-    assert_int_equal(
-        run(&out, (const char *[]){"dump", "--type", "RecipeCreated", "--limit", "3", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", "--type", "RecipeCreated",
+                                                            "--limit", "3", NULL}),
+                     0);
     assert_int_equal(lines(out), 3);
     free(out);
-    assert_int_equal(
-        run(&out, (const char *[]){"dump", "--stream", "recipe-7301234567890102", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", "--stream",
+                                                            "recipe-7301234567890102", NULL}),
+                     0);
     assert_int_equal(lines(out), 2);
     assert_non_null(strstr(out, "猪肉饺子"));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"dump", "--from", "6", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"dump", "--from", "6", NULL}), 0);
     assert_int_equal(lines(out), 2);
     free(out);
 
-    assert_int_equal(run(&out, (const char *[]){"verify", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"verify", NULL}), 0);
     assert_non_null(strstr(out, "verified 8 records in 6 streams: 0 faults"));
     free(out);
 
-    opts = (struct proj_runner_opts){proj_pg_projection(), t.conninfo, 3, PROJ_POISON_DEAD_LETTER,
-                                     NULL};
-    assert_int_equal(proj_runner_new(&opts, t.log, &r, &eb), 0);
-    assert_int_equal(proj_runner_catch_up(r, &eb), 0);
-    proj_runner_free(r);
+    pgtest_catch_up(&t, 3);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
-    assert_int_equal(run(&out, (const char *[]){"checksum", "pg", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"checksum", "pg", NULL}), 0);
     assert_non_null(strstr(out, live));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"rebuild", "pg", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"rebuild", "pg", NULL}), 0);
     assert_non_null(strstr(out, "8 events applied, 0 dead-lettered, checkpoint 0:8"));
     assert_non_null(strstr(out, "events/s"));
     free(out);
-    assert_int_equal(run(&out, (const char *[]){"checksum", "pg", NULL}), 0);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"checksum", "pg", NULL}), 0);
     assert_non_null(strstr(out, live));
     free(out);
 
     /* faults: a version gap and a bad checksum */
     pgtest_append(&t, "RecipeDeleted", "recipe-7301234567890101", 3, json_object());
     pgtest_overwrite(&t, 2, "{\"garbage\":true}", 0);
-    assert_int_equal(run(&out, (const char *[]){"verify", NULL}), 1);
+    assert_int_equal(replay_test_run(&out, (const char *[]){"verify", NULL}), 1);
     assert_non_null(
         strstr(out, "offset 0:8 stream recipe-7301234567890101: version 3, expected 2"));
     assert_non_null(strstr(out, "offset 0:2 stream ?: checksum"));
