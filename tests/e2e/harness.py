@@ -560,6 +560,16 @@ class Cluster:
 # Domain helpers
 
 
+def assert_clean_shutdown(tc, cluster):
+    """SIGTERM every daemon of @cluster: each exits 0, and no sanitizer reported anything."""
+    codes = cluster.stop_all()
+    tc.assertEqual(codes, {"query": 0, "projector": 0, "command": 0})
+    for d in ("command", "projector", "query"):
+        text = cluster[d].log_text()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            tc.assertNotIn(bad, text, "%s log: %s" % (d, cluster[d].log_tail(60)))
+
+
 def register_and_login(port, username, password="correct horse battery", email=None):
     """Register a user and log in; returns the login JSON (plus 'register' = register JSON)."""
     email = email or (username + "@example.com")

@@ -385,12 +385,7 @@ class Social(unittest.TestCase):
         self.cmd("POST", "/users/%s/unfollow" % self.uid("carol"), "bob")
 
     def test_99_clean_shutdown(self):
-        codes = self.c.stop_all()
-        self.assertEqual(codes, {"query": 0, "projector": 0, "command": 0})
-        for d in ("command", "projector", "query"):
-            text = self.c[d].log_text()
-            for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-                self.assertNotIn(bad, text, "%s log: %s" % (d, self.c[d].log_tail(60)))
+        h.assert_clean_shutdown(self, self.c)
 
 
 if __name__ == "__main__":
