@@ -76,6 +76,9 @@ static const struct sp__cfg_key sp__keys[] = {
      "most commands in one group-commit batch"},
     {"query.after_timeout_ms", SP__CFG_INT, "5000", 0, 600000, NULL,
      "longest wait for Stockpot-After, milliseconds"},
+    {"query.sse_poll_ms", SP__CFG_INT, "1000", 100, 3600000, NULL,
+     "while PostgreSQL NOTIFY is heard, longest time between polls of the notification "
+     "streams, milliseconds (without it they poll every 100 ms)"},
     {"projector.batch_max", SP__CFG_INT, "500", 1, 1000000, NULL,
      "most events applied in one PostgreSQL transaction"},
     {"projector.poison_policy", SP__CFG_ENUM, "dead-letter", 0, 0, "dead-letter|halt",

@@ -19,6 +19,7 @@
 
 #include "pg_internal.h"
 #include "proj/pg.h"
+#include "sp/pg_channels.h"
 #include "sp/time.h"
 
 #include "sp/banned.h"
@@ -173,10 +174,13 @@ notify(PGconn *conn, const struct es_event *ev, const struct notification *n, st
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {id,        n->recipient, n->kind, n->actor, n->recipe_id, n->comment_id,
                             partition, offset,       at};
+    /* the query API's notification streams LISTEN: told at commit (sp/pg_channels.h) */
     return proj_pg_exec(conn,
-                        "INSERT INTO stockpot.notifications (id, user_id, kind, actor_id, "
-                        "recipe_id, comment_id, partition, \"offset\", created_at) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        "WITH ins AS (INSERT INTO stockpot.notifications (id, user_id, kind, "
+                        "actor_id, recipe_id, comment_id, partition, \"offset\", created_at) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING "
+                        "RETURNING 1) SELECT pg_notify('" SP_PG_CHANNEL_NOTIFICATIONS "', '') "
+                        "FROM ins",
                         9, params, NULL, eb);
 }
 

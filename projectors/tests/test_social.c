@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 
 #include <cmocka.h>
 
 #include "pgtest.h"
+#include "sp/pg_channels.h"
 #include "proj/runner.h"
 
 #include "sp/banned.h"
@@ -283,6 +285,53 @@ static void notifications_read(struct pgtest *t, int u, const char *up_to, int64
     struct id id = mkid(USER_BASE, u);
     append(t, "NotificationsRead", "user", id, ver,
            json_pack("{s:s,s:s}", "user_id", id.s, "up_to_id", up_to));
+}
+
+/* NOTIFYs of SP_PG_CHANNEL_NOTIFICATIONS that @p conn (LISTENing) receives: waits up to
+ * @p first_ms for the first one (they arrive asynchronously after the commit), then
+ * 200 ms for more. */
+static int notifies_heard(PGconn *conn, int first_ms)
+{
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    int count = 0, left_ms = first_ms;
+    PGnotify *n;
+
+    for (;;) {
+        assert_int_equal(PQconsumeInput(conn), 1);
+        while ((n = PQnotifies(conn)) != NULL) {
+            assert_string_equal(n->relname, SP_PG_CHANNEL_NOTIFICATIONS);
+            PQfreemem(n);
+            if (count++ == 0)
+                left_ms = 200;
+        }
+        if (left_ms <= 0)
+            return count;
+        assert_true(poll(&pfd, 1, 50) >= 0);
+        left_ms -= 50;
+    }
+}
+
+/* A batch that adds notifications NOTIFYs the query API's streams once, at commit; one
+ * that adds none (a like of one's own recipe) does not. */
+static void test_notify_on_commit(void **state)
+{
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup(&t);
+    free(pgtest_value(t.conn, "LISTEN " SP_PG_CHANNEL_NOTIFICATIONS));
+    user_registered(&t, 1);
+    user_registered(&t, 2);
+    recipe_created(&t, 1, 1);
+    like(&t, "RecipeLiked", 1, 1, 1, 2); /* own recipe: no notification */
+    pgtest_catch_up(&t, 100);
+    assert_int_equal(notifies_heard(t.conn, 300), 0);
+    like(&t, "RecipeLiked", 2, 1, 1, 2);
+    follow(&t, "UserFollowed", 2, 1, 3);
+    pgtest_catch_up(&t, 100); /* one batch, two notifications: one NOTIFY */
+    assert_int_equal(notifies_heard(t.conn, 5000), 1);
+    pgtest_check(t.conn, "SELECT count(*) FROM stockpot.notifications", "2");
+    pgtest_teardown(&t);
 }
 
 static void test_notifications_read(void **state)
@@ -758,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_follows),
         cmocka_unit_test(test_likes_comments),
         cmocka_unit_test(test_notifications_read),
+        cmocka_unit_test(test_notify_on_commit),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_batched_counters),

@@ -196,6 +196,7 @@ struct db_conn {
     struct db_query *q; /* owned while DB_BUSY */
     PGresult *res;      /* owned; first result (or first error) of the command in flight */
     int backoff_ms;     /* delay before the next attempt if this one fails */
+    bool listener;      /* the LISTEN connection of qry_db_listen: never runs queries */
 };
 
 struct qry_db {
@@ -205,6 +206,10 @@ struct qry_db {
     size_t queue_max;
     int nconns;
     struct db_conn *conns;      /* owned array of nconns */
+    struct db_conn *listener;   /* owned; NULL until qry_db_listen */
+    char *channel;              /* owned; the channel listened on */
+    qry_db_notify_fn notify_fn; /* called on each notification and after each connect */
+    void *notify_ud;
     struct db_query_list queue; /* waiting for a connection, oldest (earliest deadline) first */
     size_t queued;
     struct event *queue_timer; /* fires at the deadline of the queue's head */
@@ -317,6 +322,14 @@ static void db_conn_failed(struct db_conn *c, const char *why)
 {
     struct qry_db *db = c->db;
 
+    if (c->listener) { /* the pool's own connections report outages */
+        sp_log(SP_LOG_DEBUG, "listener could not connect to postgresql: %s", why);
+        db_conn_close(c);
+        db_arm_ms(c->timer, c->backoff_ms);
+        c->backoff_ms =
+            c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
+        return;
+    }
     sp_log(db->outage ? SP_LOG_DEBUG : SP_LOG_WARN, "could not connect to postgresql: %s", why);
     db_conn_close(c);
     db->outage = true;
@@ -340,13 +353,16 @@ static bool db_conn_flush(struct db_conn *c)
     return true;
 }
 
-/* Connected: make the session read-only with a statement timeout. */
+/* Connected: make the session read-only with a statement timeout (the listener LISTENs
+ * first). */
 static void db_conn_setup(struct db_conn *c)
 {
-    char sql[128];
+    char sql[192];
 
-    snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET default_transaction_read_only = on",
-             c->db->timeout_ms);
+    snprintf(sql, sizeof(sql),
+             "SET statement_timeout = %d; %s%s%sSET default_transaction_read_only = on",
+             c->db->timeout_ms, c->listener ? "LISTEN " : "", c->listener ? c->db->channel : "",
+             c->listener ? "; " : "");
     if (PQsetnonblocking(c->conn, 1) != 0 || !PQsendQuery(c->conn, sql)) {
         db_conn_failed(c, PQerrorMessage(c->conn));
         return;
@@ -372,6 +388,19 @@ static void db_check_schema(struct qry_db *db)
     qry_db_query(db, QRY_STMT_SCHEMA, NULL, db_on_schema, db);
 }
 
+/* Drop the notifications libpq holds; @return how many there were. */
+static int db_conn_drain_notifies(struct db_conn *c)
+{
+    PGnotify *n;
+    int count = 0;
+
+    while ((n = PQnotifies(c->conn)) != NULL) {
+        PQfreemem(n);
+        count++;
+    }
+    return count;
+}
+
 static void db_conn_setup_done(struct db_conn *c, PGresult *res)
 {
     struct qry_db *db = c->db;
@@ -383,6 +412,14 @@ static void db_conn_setup_done(struct db_conn *c, PGresult *res)
     }
     PQclear(res);
     evtimer_del(c->timer);
+    if (c->listener) {
+        sp_log(SP_LOG_INFO, "listening for postgresql notifications on %s", db->channel);
+        c->state = DB_IDLE;
+        c->backoff_ms = DB_BACKOFF_MIN_MS;
+        (void)db_conn_drain_notifies(c);
+        db->notify_fn(db->notify_ud); /* whatever was sent while not listening */
+        return;
+    }
     if (!db_any_up(db))
         sp_log(SP_LOG_INFO, "connected to postgresql");
     c->state = DB_IDLE;
@@ -423,7 +460,9 @@ static void db_conn_start(struct db_conn *c)
     /* jit=off: every statement reads a page by key; a misestimate must not buy a JIT
      * compilation (tens to hundreds of ms) on the request path */
     const char *const keys[] = {"dbname", "client_encoding", "application_name", "options", NULL};
-    const char *const vals[] = {c->db->conninfo, "UTF8", "stockpot-query-api", "-c jit=off", NULL};
+    const char *const vals[] = {c->db->conninfo, "UTF8",
+                                c->listener ? "stockpot-query-api-listener" : "stockpot-query-api",
+                                "-c jit=off", NULL};
 
     c->conn = PQconnectStartParams(keys, vals, 1);
     if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD) {
@@ -553,6 +592,8 @@ static void db_conn_io(struct db_conn *c, short what)
     if (c->state == DB_IDLE) {
         PQclear(c->res); /* nothing is expected: drop strays */
         c->res = NULL;
+        if (c->listener && db_conn_drain_notifies(c) > 0)
+            c->db->notify_fn(c->db->notify_ud);
         return;
     }
     if (rc == 0)
@@ -589,7 +630,13 @@ static void db_conn_broken(struct db_conn *c, const char *why)
         db_conn_failed(c, why);
         return;
     }
-    sp_log(SP_LOG_WARN, "postgresql connection lost: %s", why);
+    sp_log(SP_LOG_WARN, "postgresql %sconnection lost: %s", c->listener ? "listener " : "", why);
+    if (c->listener) {
+        db_conn_close(c);
+        c->backoff_ms = DB_BACKOFF_MIN_MS;
+        db_arm_ms(c->timer, 0);
+        return;
+    }
     c->q = NULL;
     db_conn_close(c);
     c->backoff_ms = DB_BACKOFF_MIN_MS;
@@ -715,6 +762,12 @@ void qry_db_free(struct qry_db *db)
         event_free(db->conns[i].timer);
     }
     free(db->conns);
+    if (db->listener != NULL) {
+        db_conn_close(db->listener);
+        event_free(db->listener->timer);
+        free(db->listener);
+    }
+    free(db->channel);
     event_free(db->queue_timer);
     event_free(db->done_ev);
     free(db->conninfo);
@@ -772,4 +825,29 @@ bool qry_db_ready(struct qry_db *db, struct sp_buf *why)
 size_t qry_db_queued(const struct qry_db *db)
 {
     return db->queued;
+}
+
+void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, void *ud)
+{
+    struct db_conn *c;
+
+    SP_ASSERT(db->listener == NULL && fn != NULL && channel[0] != '\0');
+    for (const char *p = channel; *p != '\0'; p++)
+        SP_ASSERT((*p >= 'a' && *p <= 'z') || *p == '_');
+    db->channel = sp_xstrdup(channel);
+    db->notify_fn = fn;
+    db->notify_ud = ud;
+    c = sp_xcalloc(1, sizeof(*c));
+    c->db = db;
+    c->listener = true;
+    c->backoff_ms = DB_BACKOFF_MIN_MS;
+    c->timer = evtimer_new(db->base, db_conn_on_timer, c);
+    SP_ASSERT(c->timer != NULL);
+    db->listener = c;
+    db_conn_start(c);
+}
+
+bool qry_db_listening(const struct qry_db *db)
+{
+    return db->listener != NULL && db->listener->state == DB_IDLE;
 }

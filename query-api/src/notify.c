@@ -1,4 +1,5 @@
-/* GET /notifications/stream: Server-Sent Events of new notifications, found by polling. */
+/* GET /notifications/stream: Server-Sent Events of new notifications, found when
+ * PostgreSQL NOTIFYs them (and by a slower safety-net poll). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include "sp/alloc.h"
 #include "sp/buf.h"
 #include "sp/log.h"
+#include "sp/pg_channels.h"
 #include "sp/time.h"
 #include "qry/notify.h"
 
@@ -44,6 +46,8 @@ struct qry_notify {
     uint64_t next_key;
     struct event *tick;       /* persistent, every poll_ms while nstreams > 0 */
     bool polling;             /* a poll query is in flight */
+    bool again;               /* notified since the last poll was sent: poll (again) */
+    int64_t polled_us;        /* monotonic time the last poll was sent */
     int64_t keepalive_due_us; /* monotonic */
 };
 
@@ -122,6 +126,8 @@ static struct nt_stream *nt_find(struct qry_notify *nt, uint64_t key)
     return NULL;
 }
 
+static void nt_poll(struct qry_notify *nt);
+
 /* Rows (key, id, partition, offset, json) in key, id order. */
 static void nt_on_poll(void *ud, const PGresult *res, int err)
 {
@@ -130,7 +136,7 @@ static void nt_on_poll(void *ud, const PGresult *res, int err)
 
     nt->polling = false;
     if (err != 0)
-        return; /* logged by qry_db; the next tick tries again */
+        return; /* logged by qry_db; the next tick tries again (nt->again stays) */
     sp_buf_init(&ev, 0);
     for (int i = 0; i < PQntuples(res); i++) {
         struct nt_stream *s = nt_find(nt, strtoull(PQgetvalue(res, i, 0), NULL, 10));
@@ -148,6 +154,8 @@ static void nt_on_poll(void *ud, const PGresult *res, int err)
     }
     sp_buf_release(&ev);
     nt_reap(nt);
+    if (nt->again)
+        nt_poll(nt); /* notified while this poll ran: it may have missed that */
 }
 
 /* Array literals {k1,k2,..}, {u1,u2,..}, {a1,a2,..} of the live streams. */
@@ -184,6 +192,8 @@ static void nt_poll(struct qry_notify *nt)
 {
     struct sp_buf keys, users, afters;
 
+    nt->again = false;
+    nt->polled_us = sp_time_mono_us();
     sp_buf_init(&keys, 0);
     sp_buf_init(&users, 0);
     sp_buf_init(&afters, 0);
@@ -223,13 +233,26 @@ static void nt_housekeep(struct qry_notify *nt)
 static void nt_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct qry_notify *nt = arg;
+    int interval_ms = qry_db_listening(nt->db) ? nt->opts.listen_poll_ms : nt->opts.poll_ms;
 
     (void)fd;
     (void)what;
     nt_housekeep(nt);
-    if (!nt->polling)
+    if (!nt->polling &&
+        (nt->again || sp_time_mono_us() - nt->polled_us >= (int64_t)interval_ms * 1000 - 1000))
         nt_poll(nt);
     nt_reap(nt);
+}
+
+/* PostgreSQL notified new notifications (or listening restarted): poll now, or right
+ * after the poll in flight. */
+static void nt_on_notify(void *ud)
+{
+    struct qry_notify *nt = ud;
+
+    nt->again = true;
+    if (!nt->polling && nt->nstreams > 0)
+        nt_poll(nt);
 }
 
 /* The start query answered: (id at Last-Event-ID or NULL, newest id or 0). */
@@ -258,7 +281,13 @@ static void nt_on_start(void *ud, const PGresult *res, int err)
         return;
     }
     s->state = NT_LIVE;
-    (void)nt_send(s, hello, sizeof(hello) - 1);
+    if (nt_send(s, hello, sizeof(hello) - 1) != 0)
+        return;
+    /* what came after the start query (or after Last-Event-ID) was perhaps notified before
+     * this stream could take it: poll now */
+    s->nt->again = true;
+    if (!s->nt->polling)
+        nt_poll(s->nt);
 }
 
 static void nt_on_session(void *ud, int err)
@@ -373,13 +402,15 @@ struct qry_notify *qry_notify_new(struct event_base *base,
 {
     struct qry_notify *nt = sp_xcalloc(1, sizeof(*nt));
 
-    SP_ASSERT(opts->poll_ms >= 1 && opts->keepalive_ms >= 1 && opts->max_streams >= 1);
+    SP_ASSERT(opts->poll_ms >= 1 && opts->listen_poll_ms >= opts->poll_ms &&
+              opts->keepalive_ms >= 1 && opts->max_streams >= 1);
     nt->base = base;
     nt->db = db;
     nt->auth = auth;
     nt->opts = *opts;
     nt->tick = event_new(base, -1, EV_PERSIST, nt_on_tick, nt);
     SP_ASSERT(nt->tick != NULL);
+    qry_db_listen(db, SP_PG_CHANNEL_NOTIFICATIONS, nt_on_notify, nt);
     if (opts->metrics != NULL) {
         sp_metrics_describe(opts->metrics, NT_METRIC, SP_METRIC_GAUGE,
                             "open Server-Sent Events streams of GET /notifications/stream");

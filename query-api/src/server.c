@@ -463,6 +463,7 @@ static void srv_add_routes(struct qry_server *srv,
     int64_t timeout_s = sp_config_int(cfg, "http.timeout_s");
     struct qry_notify_opts nopts = {
         .poll_ms = QRY_NOTIFY_POLL_MS,
+        .listen_poll_ms = (int)sp_config_int(cfg, "query.sse_poll_ms"),
         /* a stream's connection times out after http.timeout_s without traffic */
         .keepalive_ms = timeout_s * 500 < QRY_NOTIFY_KEEPALIVE_MS ? (int)(timeout_s * 500)
                                                                   : QRY_NOTIFY_KEEPALIVE_MS,

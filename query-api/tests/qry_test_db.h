@@ -1,7 +1,7 @@
 /*
  * Test helpers for the query API's integration tests: a fresh PostgreSQL database per
- * test file (from the PG* environment that pg_virtualenv sets) with
- * schemas/sql/001_init.sql and 002_social.sql applied, and row inserts.
+ * test file (from the PG* environment that pg_virtualenv sets) with the migrations of
+ * schemas/sql applied, and row inserts.
  */
 #ifndef QRY_TEST_DB_H
 #define QRY_TEST_DB_H
@@ -18,9 +18,9 @@ struct qry_test_db {
 };
 
 /**
- * Create database "<prefix>_<pid>" (dropping a leftover of that name), apply
- * 001_init.sql and 002_social.sql (found under $SP_SOURCE_DIR) and connect to it. Aborts the test
- * on failure.
+ * Create database "<prefix>_<pid>" (dropping a leftover of that name), apply the
+ * migrations (001_init.sql, 002_social.sql, 003_feed.sql, found under $SP_SOURCE_DIR) and
+ * connect to it. Aborts the test on failure.
  */
 void qry_test_db_create(struct qry_test_db *db, const char *prefix);
 

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "sp/pg_channels.h"
 #include "sp/time.h"
 #include "qry_test_db.h"
 #include "qry_test_srv.h"
@@ -57,18 +58,45 @@ static int setup(void **state)
 {
     /* keep-alives every timeout_s / 2 = 1 s, and streams must outlive the 2 s timeout */
     assert_int_equal(setenv("STOCKPOT_HTTP_TIMEOUT_S", "2", 1), 0);
+    /* while NOTIFY is heard, no safety-net poll within a test: only NOTIFY delivers */
+    assert_int_equal(setenv("STOCKPOT_QUERY_SSE_POLL_MS", "3600000", 1), 0);
     qry_test_fx_setup(state, &fx, "qry_stream", seed, 1000);
     fx.token = qry_test_srv_token(&fx.srv, ALICE, SESSION_OK, 900);
     return 0;
 }
 
-/* A notification for @p user with id @p id at log position 0:@p offset. */
-static void notify(int64_t user, int64_t id, int64_t offset)
+/* A notification row for @p user with id @p id at log position 0:@p offset, without the
+ * NOTIFY the projector sends with it. */
+static void notification_row(int64_t user, int64_t id, int64_t offset)
 {
     qry_test_db_execf(&fx.db,
                       "INSERT INTO stockpot.notifications VALUES (%lld, %lld, 'like', 1002,"
                       " 2001, NULL, 0, %lld, now())",
                       (long long)id, (long long)user, (long long)offset);
+}
+
+/* A notification as the projector writes it: the row, then NOTIFY at commit. */
+static void notify(int64_t user, int64_t id, int64_t offset)
+{
+    notification_row(user, id, offset);
+    qry_test_db_exec(&fx.db, "NOTIFY " SP_PG_CHANNEL_NOTIFICATIONS);
+}
+
+/* Wait until the query API's LISTEN connection is up (idle after its LISTEN). */
+static void wait_listening(void)
+{
+    for (int i = 0; i < 100; i++) {
+        PGresult *res = PQexec(fx.db.conn, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                           "application_name = 'stockpot-query-api-listener' "
+                                           "AND state = 'idle' AND query LIKE '%LISTEN%'");
+        bool up = PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+
+        PQclear(res);
+        if (up)
+            return;
+        usleep(50000);
+    }
+    fail_msg("the query API does not LISTEN");
 }
 
 /* Read more into s->buf, waiting up to the socket timeout. @return bytes read (0 = EOF). */
@@ -257,6 +285,30 @@ static void test_bad_last_event_id(void **state)
     }
 }
 
+/* Streams learn of new notifications from NOTIFY, not from polling; when the LISTEN
+ * connection is lost, what was sent meanwhile still arrives. */
+static void test_notify_wakes_streams(void **state)
+{
+    struct sse s;
+
+    (void)state;
+    wait_listening();
+    sse_open(&s, fx.token, NULL, 600);
+    sse_start(&s);
+    notification_row(ALICE, 800, 17);
+    expect_quiet(&s); /* no NOTIFY, and the safety-net poll is an hour away */
+    qry_test_db_exec(&fx.db, "NOTIFY " SP_PG_CHANNEL_NOTIFICATIONS);
+    expect_event(&s, "0:17", "800");
+    /* the listener's backend goes away; a notification sent then is not heard, but the
+     * streams catch up (polling while it is down, and once it is back) */
+    qry_test_db_exec(&fx.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE application_name = 'stockpot-query-api-listener'");
+    notification_row(ALICE, 900, 18);
+    expect_event(&s, "0:18", "900");
+    wait_listening();
+    close(s.fd);
+}
+
 static double streams_gauge(void)
 {
     return sp_metrics_value(fx.srv.metrics, "stockpot_query_sse_streams", NULL);
@@ -303,10 +355,9 @@ static void test_many_streams_responsive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_and_resume),
-        cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_bad_last_event_id),
-        cmocka_unit_test(test_many_streams_responsive),
+        cmocka_unit_test(test_live_and_resume),      cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_bad_last_event_id),    cmocka_unit_test(test_many_streams_responsive),
+        cmocka_unit_test(test_notify_wakes_streams),
     };
 
     return cmocka_run_group_tests(tests, setup, qry_test_fx_teardown);

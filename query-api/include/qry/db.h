@@ -134,4 +134,23 @@ bool qry_db_ready(struct qry_db *db, struct sp_buf *why);
 /** Queries waiting for a connection now (not counting those running); for tests. */
 size_t qry_db_queued(const struct qry_db *db);
 
+/** A notification arrived on the channel of qry_db_listen, or listening (re)started. */
+typedef void (*qry_db_notify_fn)(void *ud);
+
+/**
+ * Listen on @p channel (PostgreSQL LISTEN/NOTIFY; letters a-z and '_' only) on one more
+ * connection, application_name "stockpot-query-api-listener", that never runs queries
+ * and is kept up like the pool's (reconnected at once when lost, with the same backoff
+ * while attempts fail; its failures do not make the pool unavailable).
+ * @p fn(@p ud) is called from the event loop after each burst of notifications read from
+ * the socket (payloads are ignored) and once after every successful (re)connection, since
+ * notifications sent while not listening are lost: the callee catches up then.
+ * Call at most once per pool; @p fn must stay callable until qry_db_free. The channel is
+ * copied.
+ */
+void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, void *ud);
+
+/** True while the connection of qry_db_listen is up and listening. */
+bool qry_db_listening(const struct qry_db *db);
+
 #endif

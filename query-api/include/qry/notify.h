@@ -13,11 +13,15 @@
  * gets exactly what it missed. A position the read model does not hold (yet) for the
  * caller (e.g. during a rebuild) starts as without the header. A malformed header is 400.
  *
- * Discovery is a poll, as for Stockpot-After (the projector does not NOTIFY): while a
- * stream is open, a timer ticks every poll_ms and, unless a poll is already in flight,
- * one query through the asynchronous pool fetches, for every open stream at once, up to
- * 50 notifications past its cursor (a LATERAL join over the (user_id, id DESC) index).
- * The event loop never waits for PostgreSQL; with no stream open nothing runs.
+ * Discovery: one query through the asynchronous pool fetches, for every open stream at
+ * once, up to 50 notifications past its cursor (a LATERAL join over the (user_id, id DESC)
+ * index). It runs when PostgreSQL notifies SP_PG_CHANNEL_NOTIFICATIONS (the projector
+ * NOTIFYs in every transaction that adds notifications: sp/pg_channels.h), heard on the
+ * pool's LISTEN connection (qry_db_listen) — one query per notification burst, whatever
+ * the number of streams; a burst arriving while a query is in flight runs one more after
+ * it. As a safety net it also runs every listen_poll_ms, and every poll_ms while the
+ * LISTEN connection is down (notifications sent meanwhile are lost: reconnecting polls
+ * at once). The event loop never waits for PostgreSQL; with no stream open nothing runs.
  *
  * The stream also sends `: keep-alive` every keepalive_ms, ends itself when the access
  * token expires (the client reconnects with a fresh one) or when the client reads too
@@ -45,15 +49,17 @@
 #include "qry/auth.h"
 #include "qry/db.h"
 
-#define QRY_NOTIFY_POLL_MS      100   /* poll interval while streams are open, milliseconds */
-#define QRY_NOTIFY_KEEPALIVE_MS 15000 /* keep-alive comment interval, milliseconds */
-#define QRY_NOTIFY_MAX_STREAMS  1000  /* open streams (and streams being set up) at most */
-#define QRY_NOTIFY_BATCH        50    /* notifications per stream and poll at most */
+#define QRY_NOTIFY_POLL_MS        100   /* poll interval while streams are open, milliseconds */
+#define QRY_NOTIFY_LISTEN_POLL_MS 1000  /* the same while NOTIFY is heard (a safety net) */
+#define QRY_NOTIFY_KEEPALIVE_MS   15000 /* keep-alive comment interval, milliseconds */
+#define QRY_NOTIFY_MAX_STREAMS    1000  /* open streams (and streams being set up) at most */
+#define QRY_NOTIFY_BATCH          50    /* notifications per stream and poll at most */
 
 struct qry_notify;
 
 struct qry_notify_opts {
-    int poll_ms;                /* >= 1 */
+    int poll_ms;                /* >= 1; also the resolution of keep-alives and expiry */
+    int listen_poll_ms;         /* >= poll_ms: poll interval while NOTIFY is heard */
     int keepalive_ms;           /* >= 1 */
     size_t max_streams;         /* >= 1 */
     struct sp_metrics *metrics; /* borrowed, may be NULL */

@@ -1,0 +1,13 @@
+/*
+ * PostgreSQL LISTEN/NOTIFY channels between the projector and the query API: part of the
+ * read model's contract, like its tables. A NOTIFY is delivered when its transaction
+ * commits, once per transaction for identical payloads; payloads are empty.
+ */
+#ifndef SP_PG_CHANNELS_H
+#define SP_PG_CHANNELS_H
+
+/* NOTIFYed by the "pg" projection in every transaction that adds rows to
+ * stockpot.notifications; the query API's notification streams LISTEN to it. */
+#define SP_PG_CHANNEL_NOTIFICATIONS "stockpot_notifications"
+
+#endif
