@@ -19,14 +19,13 @@
 # PostgreSQL comes from pg_virtualenv (a throwaway cluster); the daemons from build-release/
 # (SP_BENCH_BUILD or --build), built (Release) if missing.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${SP_BENCH_BUILD:-$ROOT/build-release}
 USERS=2000
 CONNECTIONS=16
 DURATION=10
 SAMPLES=200
-DATA=$ROOT/deploy/data/sample.jsonl
 while [ $# -gt 0 ]; do
     case "$1" in
     --users) USERS=$2; shift 2 ;;
@@ -42,79 +41,16 @@ done
 export SP_BENCH_BUILD=$BUILD
 
 if [ -z "${SP_BENCH_IN_PG:-}" ]; then
-    need=0
-    for b in stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay; do
-        [ -x "$BUILD/bin/$b" ] || need=1
-    done
-    if [ $need = 1 ]; then
-        echo "== building Release in $BUILD"
-        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        cmake --build "$BUILD" -j"$(nproc)" --target stockpot-command-api stockpot-projector \
-            stockpot-query-api stockpot-replay >/dev/null
-    fi
-    export SP_BENCH_IN_PG=1
-    exec pg_virtualenv -t -- "$0" --users "$USERS" --connections "$CONNECTIONS" --duration-s "$DURATION" \
+    bench_build_missing stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay
+    bench_reexec_in_pg --users "$USERS" --connections "$CONNECTIONS" --duration-s "$DURATION" \
         --samples "$SAMPLES" --data "$DATA" --build "$BUILD"
 fi
 
-BIN=$BUILD/bin
-TMP=$(mktemp -d /tmp/sp-bench-social.XXXXXX)
-declare -A PIDS=()
-
-cleanup() {
-    for n in "${!PIDS[@]}"; do
-        kill -TERM "${PIDS[$n]}" 2>/dev/null || true
-    done
-    for n in "${!PIDS[@]}"; do
-        wait "${PIDS[$n]}" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-DB=bench_social_$$
-psql -X -q -c "CREATE DATABASE $DB"
-export STOCKPOT_LOG_DIR=$TMP/log STOCKPOT_WRITEMODEL_DIR=$TMP/writemodel
-export STOCKPOT_PG_CONNINFO="dbname=$DB"
-export STOCKPOT_COMMAND_HOST=127.0.0.1 STOCKPOT_QUERY_HOST=127.0.0.1 STOCKPOT_PROJECTOR_HOST=127.0.0.1
-export STOCKPOT_COMMAND_PORT=$(free_port) STOCKPOT_QUERY_PORT=$(free_port) STOCKPOT_PROJECTOR_PORT=$(free_port)
-export STOCKPOT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+bench_stack_init bench-social
 # a big load registers and logs in thousands of users: cheap argon2 is the daemon's config
 export STOCKPOT_ARGON2_T_COST=1 STOCKPOT_ARGON2_M_COST_KIB=1024
-mkdir -p "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
 
-declare -A PORT=([command]=$STOCKPOT_COMMAND_PORT [query]=$STOCKPOT_QUERY_PORT [projector]=$STOCKPOT_PROJECTOR_PORT)
-declare -A EXE=([command]=stockpot-command-api [query]=stockpot-query-api [projector]=stockpot-projector)
-
-wait_ready() { # name
-    for _ in $(seq 1 600); do
-        if python3 - "${PORT[$1]}" <<'EOF' 2>/dev/null; then return 0; fi
-import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=2)
-c.request("GET", "/readyz")
-sys.exit(0 if c.getresponse().status == 200 else 1)
-EOF
-        kill -0 "${PIDS[$1]}" 2>/dev/null || { echo "$1 died:"; tail -20 "$TMP/$1.log"; exit 1; }
-        sleep 0.1
-    done
-    echo "$1 not ready" >&2
-    exit 1
-}
-start() { # name
-    "$BIN/${EXE[$1]}" 2>>"$TMP/$1.log" &
-    PIDS[$1]=$!
-    wait_ready "$1"
-}
-
-echo "== machine"
-echo "cpus:   $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-echo "kernel: $(uname -r); PostgreSQL: $(psql -X -At -c 'SHOW server_version')"
-echo "build:  $BUILD ($(grep -m1 CMAKE_BUILD_TYPE "$BUILD/CMakeCache.txt" | cut -d= -f2))"
+bench_print_machine
 
 "$BIN/stockpot-replay" migrate >/dev/null 2>>"$TMP/replay.log"
 start command
@@ -180,9 +116,10 @@ for name, q in queries.items():
 EOF
 
 echo
-echo "== 3. freshness: command answered -> visible on the query API (polling, no Stockpot-After)"
+echo "== 3. freshness: command answered -> visible on the query API (polling, no Stockpot-After),"
+echo "   and -> the recipe author's notification on an open GET /notifications/stream (SSE)"
 python3 - "$STOCKPOT_COMMAND_PORT" "$STOCKPOT_QUERY_PORT" "$SAMPLES" "$DB" <<'EOF'
-import http.client, json, subprocess, sys, time
+import http.client, json, queue, socket, subprocess, sys, threading, time
 cport, qport, samples, db = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cc = http.client.HTTPConnection("127.0.0.1", cport, timeout=60)
 qc = http.client.HTTPConnection("127.0.0.1", qport, timeout=60)
@@ -194,9 +131,29 @@ def call(conn, method, path, body=None, tok=None):
     r = conn.getresponse(); data = r.read()
     return r.status, (json.loads(data) if data else None)
 st, js = call(cc, "POST", "/auth/login", {"username": "g1_1", "password": "gen-social password"})
-tok = js["access_token"]
-rid = subprocess.run(["psql", "-X", "-At", "-d", db, "-c", "SELECT id FROM stockpot.recipes ORDER BY id LIMIT 1"],
-                     capture_output=True, text=True, check=True).stdout.strip()
+tok, me = js["access_token"], js["user_id"]
+rid, author = subprocess.run(["psql", "-X", "-At", "-F", " ", "-d", db, "-c",
+                              "SELECT r.id, u.username FROM stockpot.recipes r JOIN stockpot.users u "
+                              "ON u.id = r.author_id WHERE r.author_id <> %s ORDER BY r.id LIMIT 1" % me],
+                             capture_output=True, text=True, check=True).stdout.split()
+st, js = call(cc, "POST", "/auth/login", {"username": author, "password": "gen-social password"})
+events = queue.Queue()  # (arrival time, notification) of the author's stream
+def sse_reader(token):
+    s = socket.create_connection(("127.0.0.1", qport))
+    s.sendall(("GET /notifications/stream HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n" % token).encode())
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n\n" in buf:
+            block, buf = buf.split(b"\n\n", 1)
+            for line in block.split(b"\n"):
+                if line.startswith(b"data: "):
+                    events.put((time.perf_counter(), json.loads(line[6:])))
+threading.Thread(target=sse_reader, args=(js["access_token"],), daemon=True).start()
+time.sleep(0.5)  # the stream is open
 def poll(path, ok, deadline_s=30):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -208,14 +165,21 @@ def pcts(name, xs):
     xs.sort()
     p = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3
     print("%-26s n=%d  p50 %.2f ms  p99 %.2f ms  max %.2f ms" % (name, len(xs), p(0.5), p(0.99), xs[-1] * 1e3))
+def sse_event(t0, ok, deadline_s=30):
+    while True:
+        t, n = events.get(timeout=deadline_s)
+        if ok(n):
+            return t - t0
 call(cc, "DELETE", "/recipes/%s/like" % rid, tok=tok)
-likes, comments = [], []
+likes, comments, sse = [], [], []
 for i in range(samples):
     want = i % 2 == 0
     st, js = call(cc, "POST" if want else "DELETE", "/recipes/%s/like" % rid, tok=tok)
     t0 = time.perf_counter()
     assert st == 200, (st, js)
     likes.append(poll("/recipes/%s" % rid, lambda r: r.get("liked_by_me") is want) - t0)
+    if want:  # each new like notifies the author
+        sse.append(sse_event(t0, lambda n: n["kind"] == "like" and n["actor_id"] == me))
 for i in range(max(1, samples // 2)):
     st, js = call(cc, "POST", "/recipes/%s/comments" % rid, {"content": "fresh %d" % i}, tok=tok)
     t0 = time.perf_counter()
@@ -223,6 +187,8 @@ for i in range(max(1, samples // 2)):
     cid = js["comment_id"]
     comments.append(poll("/recipes/%s/comments?limit=1" % rid,
                          lambda r: r["items"] and r["items"][0]["id"] == cid) - t0)
+    sse.append(sse_event(t0, lambda n: n["kind"] == "comment" and n.get("comment_id") == cid))
 pcts("like/unlike -> GET recipe", likes)
 pcts("comment -> GET comments", comments)
+pcts("like, comment -> SSE event", sse)
 EOF

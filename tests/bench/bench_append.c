@@ -1,7 +1,6 @@
 /* Event log append benchmark: appends N RecipeCreated-shaped events in batches of B
  * through es_log_append on the LMDB or the Kafka backend and prints appends/s, events/s
  * and the p50/p99/max latency of one batch, stating batch size, acks and durability. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "bench_util.h"
 #include "es/event.h"
 #include "es/id.h"
 #include "es/log.h"
@@ -41,8 +41,8 @@ struct bench_opts {
 
 struct bench {
     struct bench_opts opt;
-    json_t **recipes; /* owned, n_recipes JSONL records (objects) */
-    size_t n_recipes;
+    /* JSONL records, each an owned json_t object */
+    struct bench_records recipes;
     size_t next_recipe;
     struct es_snowflake ids;
     struct es_log *log;
@@ -55,31 +55,23 @@ struct bench {
     size_t value_bytes; /* encoded envelope bytes of the counted events */
 };
 
-/* Load every JSON object line of @p path. @return 0, -errno, or -ENODATA if none. */
-static int bench_load(struct bench *b, const char *path)
+/* bench_record_fn: the JSON object on @p line if it has a string title (owned json_t,
+ * free with bench_recipe_free), else NULL. */
+static void *bench_recipe_of(const char *line)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, alloc = 1024;
-    if (f == NULL)
-        return -errno;
-    b->recipes = sp_xmalloc(alloc * sizeof(json_t *));
-    while (getline(&line, &cap, f) > 0) {
-        json_error_t jerr;
-        json_t *rec = json_loads(line, 0, &jerr);
-        if (!json_is_object(rec) || !json_is_string(json_object_get(rec, "title"))) {
-            json_decref(rec);
-            continue;
-        }
-        if (b->n_recipes == alloc) {
-            alloc *= 2;
-            b->recipes = sp_xrealloc(b->recipes, alloc * sizeof(json_t *));
-        }
-        b->recipes[b->n_recipes++] = rec;
+    json_error_t jerr;
+    json_t *rec = json_loads(line, 0, &jerr);
+    if (!json_is_object(rec) || !json_is_string(json_object_get(rec, "title"))) {
+        json_decref(rec);
+        return NULL;
     }
-    free(line);
-    fclose(f);
-    return b->n_recipes > 0 ? 0 : -ENODATA;
+    return rec;
+}
+
+/* bench_record_free_fn of bench_recipe_of's records. */
+static void bench_recipe_free(void *rec)
+{
+    json_decref(rec);
 }
 
 /* Copy @p key of @p rec into @p data, or @p fallback (stolen) if absent. */
@@ -97,7 +89,7 @@ static void bench_copy(json_t *data, const json_t *rec, const char *key, json_t 
 /* Make event @p i of the next batch: a RecipeCreated of the next recipe. @return 0 or error. */
 static int bench_make_event(struct bench *b, struct es_event *ev)
 {
-    const json_t *rec = b->recipes[b->next_recipe++ % b->n_recipes];
+    const json_t *rec = b->recipes.items[b->next_recipe++ % b->recipes.n];
     int64_t id = es_snowflake_next(&b->ids);
     char id_s[24], stream[32];
     json_t *data = json_object();
@@ -176,23 +168,6 @@ static int bench_append_one(struct bench *b, int warm, struct sp_errbuf *eb)
     return 0;
 }
 
-static int bench_cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, c = *(const int64_t *)pb;
-    return (a > c) - (a < c);
-}
-
-/* Nearest-rank percentile of @p n sorted latencies, in ms. */
-static double bench_pct_ms(const int64_t *sorted, long n, double pct)
-{
-    long k = (long)((pct / 100.0) * (double)n + 0.999999);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return (double)sorted[k - 1] / 1000.0;
-}
-
 static void bench_print_setup(const struct bench *b)
 {
     const struct bench_opts *o = &b->opt;
@@ -215,25 +190,25 @@ static void bench_print_setup(const struct bench *b)
     }
     printf("batch size:  %ld event%s per es_log_append\n", o->batch, o->batch == 1 ? "" : "s");
     printf("events:      RecipeCreated envelopes built from %s (%zu records, cycled)\n", o->data,
-           b->n_recipes);
+           b->recipes.n);
 }
 
 static void bench_report(const struct bench *b, int64_t elapsed_us)
 {
     double s = (double)elapsed_us / 1e6;
     long n = b->batches;
+    struct bench_latency lat;
     if (n == 0) {
         printf("no batch appended\n");
         return;
     }
-    qsort(b->lat_us, (size_t)n, sizeof(int64_t), bench_cmp_i64);
+    bench_latency_summarize(b->lat_us, n, &lat);
     printf("appended:    %ld events in %ld batches in %.2f s (after %ld warm-up batches)\n",
            b->events_done, n, s, b->opt.warmup);
     printf("throughput:  %.1f appends/s, %.0f events/s, %.1f MB/s of envelopes\n", (double)n / s,
            (double)b->events_done / s, (double)b->value_bytes / s / 1e6);
-    printf("latency:     per batch p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-           bench_pct_ms(b->lat_us, n, 50), bench_pct_ms(b->lat_us, n, 99),
-           (double)b->lat_us[n - 1] / 1000.0);
+    printf("latency:     per batch p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", lat.p50_ms, lat.p99_ms,
+           lat.max_ms);
 }
 
 static void bench_usage(FILE *out)
@@ -256,17 +231,6 @@ static void bench_usage(FILE *out)
                  "  --mock               the brokers are librdkafka's mock cluster (says so)\n");
 }
 
-static long bench_num(const char *s, long min, long max)
-{
-    char *end = NULL;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    return v;
-}
-
 /* Store numeric option @p ch into @p o. @return 0 or -1 if out of range. */
 static int bench_parse_num(struct bench_opts *o, int ch, const char *arg)
 {
@@ -283,11 +247,7 @@ static int bench_parse_num(struct bench_opts *o, int ch, const char *arg)
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         if (nums[i].ch != ch)
             continue;
-        long v = bench_num(arg, nums[i].min, nums[i].max);
-        if (v < 0)
-            return -1;
-        *nums[i].dst = v;
-        return 0;
+        return bench_parse_long(arg, nums[i].min, nums[i].max, nums[i].dst) == 0 ? 0 : -1;
     }
     return -1;
 }
@@ -392,7 +352,7 @@ int main(int argc, char **argv)
     if (bench_parse(&b.opt, argc, argv) != 0)
         return 2;
     sp_log_setup(SP_LOG_WARN, "bench-append");
-    if ((rc = bench_load(&b, b.opt.data)) != 0) {
+    if ((rc = bench_records_load(b.opt.data, bench_recipe_of, &b.recipes)) != 0) {
         fprintf(stderr, "bench_append: could not load \"%s\": %s\n", b.opt.data, sp_strerror(rc));
         goto out_free_recipes;
     }
@@ -422,8 +382,6 @@ out_free_events:
     free((void *)b.evp);
     free(b.lat_us);
 out_free_recipes:
-    for (size_t i = 0; i < b.n_recipes; i++)
-        json_decref(b.recipes[i]);
-    free(b.recipes);
+    bench_records_release(&b.recipes, bench_recipe_free);
     return status;
 }

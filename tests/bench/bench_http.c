@@ -1,6 +1,5 @@
 /* HTTP write benchmark: POST /recipes over N concurrent keep-alive connections (libevent
  * evhttp client), bodies from a recipes JSONL file; prints commands/s and latency. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "bench_util.h"
 #include "sp/alloc.h"
 #include "sp/time.h"
 #include "sp/banned.h"
@@ -32,8 +32,8 @@ struct bench_opts {
 struct bench {
     struct bench_opts opt;
     struct event_base *base;
-    char **bodies; /* owned, n_bodies request bodies (compact JSON) */
-    size_t n_bodies;
+    /* request bodies, each an owned char * (compact JSON) */
+    struct bench_records bodies;
     long sent;        /* requests issued */
     long done;        /* responses (or failures) received */
     long ok;          /* 2xx */
@@ -53,8 +53,9 @@ struct bench_conn {
 
 static void bench_send(struct bench_conn *c);
 
-/* Build the create-recipe body (only the API's fields) of one JSONL record; owned. */
-static char *bench_body_of(const char *line)
+/* bench_record_fn: the create-recipe body (only the API's fields) of one JSONL record, an
+ * owned string (free with free()), or NULL if the line is not a JSON object. */
+static void *bench_body_of(const char *line)
 {
     static const char *const fields[] = {"title", "description", "ingredients", "steps", "tags"};
     json_error_t jerr;
@@ -75,30 +76,6 @@ static char *bench_body_of(const char *line)
 out_free_rec:
     json_decref(rec);
     return out;
-}
-
-/* Load every record of the JSONL file at @p path as a request body. @return 0 or -errno. */
-static int bench_load(struct bench *b, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, alloc = 1024;
-    if (f == NULL)
-        return -errno;
-    b->bodies = sp_xmalloc(alloc * sizeof(char *));
-    while (getline(&line, &cap, f) > 0) {
-        char *body = bench_body_of(line);
-        if (body == NULL)
-            continue;
-        if (b->n_bodies == alloc) {
-            alloc *= 2;
-            b->bodies = sp_xrealloc(b->bodies, alloc * sizeof(char *));
-        }
-        b->bodies[b->n_bodies++] = body;
-    }
-    free(line);
-    fclose(f);
-    return b->n_bodies > 0 ? 0 : -ENODATA;
 }
 
 static void bench_record(struct bench *b, struct evhttp_request *req, int64_t lat_us)
@@ -138,7 +115,7 @@ static void bench_send(struct bench_conn *c)
 {
     struct bench *b = c->b;
     struct evhttp_request *req = evhttp_request_new(bench_on_response, c);
-    const char *body = b->bodies[(size_t)b->sent % b->n_bodies];
+    const char *body = b->bodies.items[(size_t)b->sent % b->bodies.n];
     struct evkeyvalq *hdrs = evhttp_request_get_output_headers(req);
     char auth[4096];
     evhttp_add_header(hdrs, "Host", b->opt.host);
@@ -158,41 +135,21 @@ static void bench_send(struct bench_conn *c)
     }
 }
 
-static int bench_cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, x = *(const int64_t *)pb;
-    return (a > x) - (a < x);
-}
-
-static double bench_pct_ms(const int64_t *sorted, long n, double pct)
-{
-    long i;
-    if (n <= 0)
-        return 0.0;
-    i = (long)(pct / 100.0 * (double)n + 0.5) - 1;
-    if (i < 0)
-        i = 0;
-    if (i >= n)
-        i = n - 1;
-    return (double)sorted[i] / 1000.0;
-}
-
 static void bench_report(struct bench *b, int64_t elapsed_us)
 {
     long answered = b->done - b->failed;
     double secs = (double)elapsed_us / 1e6;
-    qsort(b->lat_us, (size_t)answered, sizeof(int64_t), bench_cmp_i64);
+    struct bench_latency lat;
+    bench_latency_summarize(b->lat_us, answered, &lat);
     printf(
         "bench_http: POST %s on %s:%d, %ld keep-alive connections, %zu distinct bodies from %s\n",
-        b->opt.path, b->opt.host, b->opt.port, b->opt.connections, b->n_bodies, b->opt.data);
+        b->opt.path, b->opt.host, b->opt.port, b->opt.connections, b->bodies.n, b->opt.data);
     printf("requests:     %ld sent, %ld answered (2xx %ld, 4xx %ld, 5xx %ld), %ld failed\n",
            b->sent, answered, b->ok, b->by_class[4], b->by_class[5], b->failed);
     printf("elapsed:      %.3f s\n", secs);
     printf("commands/s:   %.1f (2xx answers per second)\n", secs > 0 ? (double)b->ok / secs : 0.0);
-    printf("latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
-           bench_pct_ms(b->lat_us, answered, 50), bench_pct_ms(b->lat_us, answered, 90),
-           bench_pct_ms(b->lat_us, answered, 99),
-           answered > 0 ? (double)b->lat_us[answered - 1] / 1000.0 : 0.0);
+    printf("latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", lat.p50_ms, lat.p90_ms,
+           lat.p99_ms, lat.max_ms);
     printf("last_position: %s\n", b->last_position[0] ? b->last_position : "-");
 }
 
@@ -212,13 +169,11 @@ static void bench_usage(FILE *out)
                  "  --timeout-s S     per-request timeout, default 30\n");
 }
 
+/* Numeric option value in [@p min, @p max]; exits with status 2 if it is not one. */
 static long bench_num(const char *s, long min, long max)
 {
-    char *end = NULL;
     long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+    if (bench_parse_long(s, min, max, &v) != 0) {
         fprintf(stderr, "bench_http: bad number \"%s\" (%ld..%ld)\n", s, min, max);
         exit(2);
     }
@@ -309,7 +264,7 @@ int main(int argc, char **argv)
     int rc;
     if (bench_parse(&b.opt, argc, argv) != 0)
         return 2;
-    rc = bench_load(&b, b.opt.data);
+    rc = bench_records_load(b.opt.data, bench_body_of, &b.bodies);
     if (rc != 0) {
         fprintf(stderr, "bench_http: could not load recipes \"%s\": %s\n", b.opt.data,
                 strerror(-rc));
@@ -322,9 +277,7 @@ int main(int argc, char **argv)
     }
     rc = bench_run(&b);
     event_base_free(b.base);
-    for (size_t i = 0; i < b.n_bodies; i++)
-        free(b.bodies[i]);
-    free(b.bodies);
+    bench_records_release(&b.bodies, free);
     free(b.lat_us);
     return rc;
 }

@@ -14,10 +14,9 @@
 #                                        [--kafka BROKERS] [--backends "lmdb kafka"]
 # Binaries come from build-release/ (or SP_BENCH_BUILD / --build), built (Release) if missing.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${SP_BENCH_BUILD:-$ROOT/build-release}
-DATA=$ROOT/deploy/data/sample.jsonl
 BATCHES="1 16 256"
 BACKENDS="lmdb kafka"
 KAFKA=""
@@ -76,13 +75,13 @@ batches_for() { # batch size -> number of timed batches (same work on both backe
 }
 
 echo "== machine"
-echo "cpus:       $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "memory:     $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "cpus:       $(bench_cpus)"
+echo "memory:     $(bench_memory)"
 echo "kernel:     $(uname -r)"
 echo "disk:       $(df -T "$TMP" | awk 'NR == 2 {print $2 " on " $1}') (the LMDB log directory)"
 echo "libraries:  librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo ?)," \
     "LMDB $(pkg-config --modversion lmdb 2>/dev/null || echo ?)"
-echo "build:      $BUILD ($(grep -m1 CMAKE_BUILD_TYPE "$BUILD/CMakeCache.txt" | cut -d= -f2))"
+echo "build:      $BUILD ($(bench_build_type))"
 echo "data:       $DATA ($(wc -l <"$DATA") recipes, cycled)"
 
 run=0

@@ -11,10 +11,9 @@
 # PostgreSQL comes from pg_virtualenv (a throwaway cluster); the daemons from build-release/,
 # built (Release) if missing.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${SP_BENCH_BUILD:-$ROOT/build-release}
-DATA=$ROOT/deploy/data/sample.jsonl
 CONNECTIONS=16
 REQUESTS=20000
 while [ $# -gt 0 ]; do
@@ -30,69 +29,12 @@ done
 export SP_BENCH_BUILD=$BUILD
 
 if [ -z "${SP_BENCH_IN_PG:-}" ]; then
-    need=0
-    for b in stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay bench_http; do
-        [ -x "$BUILD/bin/$b" ] || need=1
-    done
-    if [ $need = 1 ]; then
-        echo "== building Release in $BUILD"
-        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        cmake --build "$BUILD" -j"$(nproc)" >/dev/null
-    fi
-    export SP_BENCH_IN_PG=1
-    exec pg_virtualenv -t -- "$0" --data "$DATA" --connections "$CONNECTIONS" --requests "$REQUESTS" --build "$BUILD"
+    bench_build_missing --all stockpot-command-api stockpot-projector stockpot-query-api stockpot-replay bench_http
+    bench_reexec_in_pg --data "$DATA" --connections "$CONNECTIONS" --requests "$REQUESTS" --build "$BUILD"
 fi
 
-BIN=$BUILD/bin
-TMP=$(mktemp -d /tmp/sp-bench.XXXXXX)
-declare -A PIDS=()
+bench_stack_init bench
 
-cleanup() {
-    for n in "${!PIDS[@]}"; do
-        kill -TERM "${PIDS[$n]}" 2>/dev/null || true
-    done
-    for n in "${!PIDS[@]}"; do
-        wait "${PIDS[$n]}" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-DB=bench_$$
-psql -X -q -c "CREATE DATABASE $DB"
-export STOCKPOT_LOG_DIR=$TMP/log STOCKPOT_WRITEMODEL_DIR=$TMP/writemodel
-export STOCKPOT_PG_CONNINFO="dbname=$DB"
-export STOCKPOT_COMMAND_HOST=127.0.0.1 STOCKPOT_QUERY_HOST=127.0.0.1 STOCKPOT_PROJECTOR_HOST=127.0.0.1
-export STOCKPOT_COMMAND_PORT=$(free_port) STOCKPOT_QUERY_PORT=$(free_port) STOCKPOT_PROJECTOR_PORT=$(free_port)
-export STOCKPOT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-mkdir -p "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
-
-declare -A PORT=([command]=$STOCKPOT_COMMAND_PORT [query]=$STOCKPOT_QUERY_PORT [projector]=$STOCKPOT_PROJECTOR_PORT)
-declare -A EXE=([command]=stockpot-command-api [query]=stockpot-query-api [projector]=stockpot-projector)
-
-wait_ready() { # name
-    for _ in $(seq 1 600); do
-        if python3 - "${PORT[$1]}" <<'EOF' 2>/dev/null; then return 0; fi
-import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=2)
-c.request("GET", "/readyz")
-sys.exit(0 if c.getresponse().status == 200 else 1)
-EOF
-        kill -0 "${PIDS[$1]}" 2>/dev/null || { echo "$1 died:"; tail -20 "$TMP/$1.log"; exit 1; }
-        sleep 0.1
-    done
-    echo "$1 not ready" >&2
-    exit 1
-}
-start() { # name
-    "$BIN/${EXE[$1]}" 2>>"$TMP/$1.log" &
-    PIDS[$1]=$!
-    wait_ready "$1"
-}
 stop() { # name
     kill -TERM "${PIDS[$1]}"
     wait "${PIDS[$1]}" || true
@@ -138,11 +80,7 @@ EOF
 }
 now_s() { date +%s.%N; }
 
-echo "== machine"
-echo "cpus:   $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-echo "kernel: $(uname -r); PostgreSQL: $(psql -X -At -c 'SHOW server_version')"
-echo "build:  $BUILD ($(grep -m1 CMAKE_BUILD_TYPE "$BUILD/CMakeCache.txt" | cut -d= -f2))"
+bench_print_machine
 echo "data:   $DATA ($(wc -l <"$DATA") recipes)"
 
 "$BIN/stockpot-replay" migrate >/dev/null 2>>"$TMP/replay.log"
