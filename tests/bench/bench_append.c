@@ -20,7 +20,7 @@
 #include "sp/time.h"
 #include "sp/banned.h"
 
-#define BENCH_MAX_EVENT_BYTES (1024 * 1024)
+#define BENCH_MAX_EVENT_BYTES ((size_t)1024 * 1024)
 
 struct bench_opts {
     const char *backend; /* "lmdb" | "kafka" */
@@ -363,7 +363,7 @@ int main(int argc, char **argv)
         es_event_init(&b.evs[i]);
         b.evp[i] = &b.evs[i];
     }
-    if ((rc = bench_open(&b, &eb)) != 0) {
+    if (bench_open(&b, &eb) != 0) {
         fprintf(stderr, "bench_append: could not open the %s log: %s\n", b.opt.backend, eb.msg);
         goto out_free_events;
     }
