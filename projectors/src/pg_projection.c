@@ -287,15 +287,18 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                             images,
                             at,
                             version};
+    /* clang-format off */
     rc = proj_pg_exec(conn,
                       "WITH r AS (INSERT INTO stockpot.recipes (id, author_id, title, "
                       "description, ingredients, steps, tags, image_media_ids, created_at, "
                       "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
-                      "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", " SQL_ID_ARRAY(
-                          "$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS
-                                       ") RETURNING id, author_id), d AS (" SQL_DIRTY_USERS(
-                                           "SELECT author_id FROM r") ") " SQL_FEED_ADD_RECIPE("r"),
+                      "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", "
+                      SQL_ID_ARRAY("$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS ") "
+                      "RETURNING id, author_id), "
+                      "d AS (" SQL_DIRTY_USERS("SELECT author_id FROM r") ") "
+                      SQL_FEED_ADD_RECIPE("r"),
                       10, params, NULL, eb);
+    /* clang-format on */
     if (rc == 0)
         rc = tags_insert(conn, id, tags, eb);
     free(ingredients);
@@ -330,6 +333,7 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     data = json_dumps(ev->data, JSON_COMPACT);
     const char *params[] = {id, data, at, version};
+    /* clang-format off */
     rc = expect_one_row(
         conn,
         "UPDATE stockpot.recipes SET "
@@ -339,14 +343,13 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
         "ingredients = CASE WHEN $2::jsonb ? 'ingredients' THEN $2::jsonb->'ingredients' "
         "ELSE ingredients END, "
         "steps = CASE WHEN $2::jsonb ? 'steps' THEN $2::jsonb->'steps' ELSE steps END, "
-        "tags = CASE WHEN $2::jsonb ? 'tags' THEN " SQL_TEXT_SET(
-            "$2::jsonb->'tags'") " ELSE tags END, "
-                                 "image_media_ids = CASE WHEN $2::jsonb ? 'image_media_ids' "
-                                 "THEN " SQL_ID_ARRAY(
-                                     "$2::jsonb->'image_media_ids'") " ELSE image_media_ids END, "
-                                                                     "updated_at = $3, version = "
-                                                                     "$4 WHERE id = $1",
+        "tags = CASE WHEN $2::jsonb ? 'tags' THEN " SQL_TEXT_SET("$2::jsonb->'tags'") " "
+        "ELSE tags END, "
+        "image_media_ids = CASE WHEN $2::jsonb ? 'image_media_ids' "
+        "THEN " SQL_ID_ARRAY("$2::jsonb->'image_media_ids'") " ELSE image_media_ids END, "
+        "updated_at = $3, version = $4 WHERE id = $1",
         4, params, "recipe", eb);
+    /* clang-format on */
     if (rc == 0 && json_object_get(ev->data, "tags") != NULL) {
         const char *del[] = {id};
         char *tags = array_text(ev->data, "tags");
@@ -370,14 +373,17 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
      * stay: they are facts of the likers' and commenters' streams, which on a partitioned
      * log may be applied before or after this event, and only their own RecipeUnliked /
      * CommentDeleted remove them, so the tables do not depend on partition interleaving. */
-    if (rc == 0)
-        rc = proj_pg_exec(conn,
-                          "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
-                          "r AS (DELETE FROM stockpot.recipes WHERE id = $1 RETURNING "
-                          "id, author_id), f AS (" SQL_FEED_REMOVE_RECIPE("r") ") " SQL_DIRTY_USERS(
-                              "SELECT author_id FROM r"),
-                          1, params, NULL, eb);
-    return rc;
+    if (rc != 0)
+        return rc;
+    /* clang-format off */
+    return proj_pg_exec(conn,
+                        "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
+                        "r AS (DELETE FROM stockpot.recipes WHERE id = $1 "
+                        "RETURNING id, author_id), "
+                        "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
+                        SQL_DIRTY_USERS("SELECT author_id FROM r"),
+                        1, params, NULL, eb);
+    /* clang-format on */
 }
 
 static const struct {

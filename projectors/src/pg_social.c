@@ -197,19 +197,18 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
     const char *params[] = {follower, field(ev, "followee_id"), at};
     /* mark both users (one, for a self-follow); a new follow brings the followee's live
      * recipes into the follower's feed (pg_internal.h) */
-    rc = exec_count(
-        conn,
-        "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
-        "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
-        "upd AS (" SQL_DIRTY_USERS(
-            "SELECT v FROM ins, (VALUES ($1::bigint), "
-            "($2::bigint)) AS w(v)") "), "
-                                     "fe AS (INSERT INTO stockpot.feed_entries (user_id, "
-                                     "recipe_id) "
-                                     "SELECT $1::bigint, r.id FROM ins, stockpot.recipes r "
-                                     "WHERE r.author_id = $2::bigint ON CONFLICT DO NOTHING) "
-                                     "SELECT count(*) FROM ins",
-        3, params, &inserted, eb);
+    /* clang-format off */
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+                    "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
+                    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, "
+                                               "(VALUES ($1::bigint), ($2::bigint)) AS w(v)") "), "
+                    "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
+                    "SELECT $1::bigint, r.id FROM ins, stockpot.recipes r "
+                    "WHERE r.author_id = $2::bigint ON CONFLICT DO NOTHING) "
+                    "SELECT count(*) FROM ins",
+                    3, params, &inserted, eb);
+    /* clang-format on */
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {params[1], "follow", follower, NULL, NULL};
@@ -227,15 +226,17 @@ int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_
     const char *params[] = {follower, field(ev, "followee_id")};
     /* the followee's recipes leave the follower's feed, unless they are the follower's
      * own (a self-follow, which the write model refuses, must not empty one's own feed) */
+    /* clang-format off */
     return proj_pg_exec(conn,
                         "WITH del AS (DELETE FROM stockpot.follows WHERE follower_id = $1 "
                         "AND followee_id = $2 RETURNING 1), "
                         "fe AS (DELETE FROM stockpot.feed_entries e USING del, stockpot.recipes r "
                         "WHERE r.author_id = $2::bigint AND $1::bigint <> $2::bigint "
-                        "AND e.user_id = $1::bigint AND e.recipe_id = r.id) " SQL_DIRTY_USERS(
-                            "SELECT v FROM del, (VALUES ($1::bigint), "
-                            "($2::bigint)) AS w(v)"),
+                        "AND e.user_id = $1::bigint AND e.recipe_id = r.id) "
+                        SQL_DIRTY_USERS("SELECT v FROM del, "
+                                        "(VALUES ($1::bigint), ($2::bigint)) AS w(v)"),
                         2, params, NULL, eb);
+    /* clang-format on */
 }
 
 int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -248,13 +249,14 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {field(ev, "recipe_id"), liker, at};
-    rc = exec_count(
-        conn,
-        "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
-        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
-        "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
-                                                                  "SELECT count(*) FROM ins",
-        3, params, &inserted, eb);
+    /* clang-format off */
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
+                    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                    "SELECT count(*) FROM ins",
+                    3, params, &inserted, eb);
+    /* clang-format on */
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {field(ev, "recipe_author_id"), "like", liker, params[0], NULL};
@@ -288,14 +290,15 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {comment, field(ev, "recipe_id"), field(ev, "user_id"),
                             field(ev, "content"), at};
-    rc = exec_count(
-        conn,
-        "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
-        "content, created_at) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT DO NOTHING RETURNING recipe_id), "
-        "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
-                                                                  "SELECT count(*) FROM ins",
-        5, params, &inserted, eb);
+    /* clang-format off */
+    rc = exec_count(conn,
+                    "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+                    "content, created_at) VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT DO NOTHING RETURNING recipe_id), "
+                    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                    "SELECT count(*) FROM ins",
+                    5, params, &inserted, eb);
+    /* clang-format on */
     if (rc != 0 || inserted == 0)
         return rc;
     struct notification n = {field(ev, "recipe_author_id"), "comment", params[2], params[1],

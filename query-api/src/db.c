@@ -19,21 +19,20 @@
 /* RFC 3339 UTC with microseconds, as DESIGN.md writes every timestamp. */
 #define DB_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+/* clang-format off */
 /* The recipe in row r as one JSON object; row_to_json keeps the column order. */
 #define DB_RECIPE_JSON                                                                             \
     "(SELECT row_to_json(x)::text FROM (SELECT r.id::text AS id, r.author_id::text AS "            \
     "author_id, r.title, r.description, r.ingredients, r.steps, r.tags, "                          \
-    "r.image_media_ids::text[] AS image_media_ids, " DB_TS(                                        \
-        "r.created_at") " AS created_at, " DB_TS("r.updated_at") " AS updated_at, r.version, "     \
-                                                                 "r.like_count, r.comment_count) " \
-                                                                 "x)"
+    "r.image_media_ids::text[] AS image_media_ids, "                                               \
+    DB_TS("r.created_at") " AS created_at, " DB_TS("r.updated_at") " AS updated_at, "              \
+    "r.version, r.like_count, r.comment_count) x)"
 
 #define DB_USER_JSON                                                                               \
     "(SELECT row_to_json(x)::text FROM (SELECT u.id::text AS id, u.username, u.full_name, "        \
-    "u.bio, u.avatar_media_id::text AS avatar_media_id, " DB_TS(                                   \
-        "u.created_at") " AS "                                                                     \
-                        "created_at, u.version, u.follower_count, u.following_count, "             \
-                        "u.recipe_count) x)"
+    "u.bio, u.avatar_media_id::text AS avatar_media_id, "                                          \
+    DB_TS("u.created_at") " AS created_at, u.version, u.follower_count, u.following_count, "       \
+    "u.recipe_count) x)"
 
 /* A user in a follower/following list; u may be NULL-extended (not projected yet). */
 #define DB_PERSON_JSON(idcol)                                                                      \
@@ -42,19 +41,22 @@
 
 #define DB_COMMENT_JSON                                                                            \
     "(SELECT row_to_json(x)::text FROM (SELECT c.id::text AS id, c.recipe_id::text AS recipe_id, " \
-    "c.user_id::text AS user_id, u.username, c.content, " DB_TS("c.created_at") " AS created_at) " \
-                                                                                "x)"
+    "c.user_id::text AS user_id, u.username, c.content, "                                          \
+    DB_TS("c.created_at") " AS created_at) x)"
+/* clang-format on */
 
 /*
  * A notification n of recipient with read marker rd (both may be NULL-extended) and actor
  * u; recipe_id and comment_id only when set.
  */
+/* clang-format off */
 #define DB_NOTIF_JSON                                                                              \
     "(jsonb_build_object('id', n.id::text, 'kind', n.kind, 'actor_id', n.actor_id::text, "         \
-    "'actor_username', u.username, 'created_at', " DB_TS(                                          \
-        "n.created_at") ", 'read', n.id <= coalesce(rd.up_to_id, 0)) || "                          \
-                        "jsonb_strip_nulls(jsonb_build_object('recipe_id', n.recipe_id::text, "    \
-                        "'comment_id', n.comment_id::text)))::text"
+    "'actor_username', u.username, 'created_at', " DB_TS("n.created_at") ", "                      \
+    "'read', n.id <= coalesce(rd.up_to_id, 0)) || "                                                \
+    "jsonb_strip_nulls(jsonb_build_object('recipe_id', n.recipe_id::text, "                        \
+    "'comment_id', n.comment_id::text)))::text"
+/* clang-format on */
 
 #define DB_NOTIF_JOINS                                                                             \
     " LEFT JOIN stockpot.users u ON u.id = n.actor_id"                                             \
