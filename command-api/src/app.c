@@ -82,6 +82,16 @@ static int load_auth(struct cmd_app *app, struct sp_errbuf *eb)
     app->argon2.t_cost = (uint32_t)sp_config_int(cfg, "argon2.t_cost");
     app->argon2.m_cost_kib = (uint32_t)sp_config_int(cfg, "argon2.m_cost_kib");
     app->argon2.lanes = (uint32_t)sp_config_int(cfg, "argon2.parallelism");
+    int64_t per_minute = sp_config_int(cfg, "auth.rate_limit_per_minute");
+    if (per_minute > 0) {
+        struct sp_ratelimit_opts rl = {per_minute, INT64_C(60000000), per_minute,
+                                       CMD__RATELIMIT_KEYS};
+        int rc = sp_ratelimit_new(&rl, &app->rl_login, eb);
+        if (rc == 0)
+            rc = sp_ratelimit_new(&rl, &app->rl_register, eb);
+        if (rc != 0)
+            return rc;
+    }
     return cmd__password_hash(&app->argon2, "stockpot-dummy-password", app->dummy_hash, eb);
 }
 
@@ -217,6 +227,8 @@ void cmd_app_free(struct cmd_app *app)
     if (app->recover_ev)
         event_free(app->recover_ev);
     sp_metrics_free(app->metrics);
+    sp_ratelimit_free(app->rl_login);
+    sp_ratelimit_free(app->rl_register);
     free(app->batch);
     free(app->positions);
     free(app->ev_ptrs);

@@ -20,10 +20,12 @@
 #include "es/event.h"
 #include "es/id.h"
 #include "es/log.h"
+#include "sp/ratelimit.h"
 #include "sp/http.h"
 
-#define CMD__MAX_EVENTS   2   /* most events one command appends */
-#define CMD__IDEM_KEY_MAX 128 /* Idempotency-Key length cap, bytes (README) */
+#define CMD__MAX_EVENTS     2     /* most events one command appends */
+#define CMD__RATELIMIT_KEYS 65536 /* client addresses each rate limiter remembers at most */
+#define CMD__IDEM_KEY_MAX   128   /* Idempotency-Key length cap, bytes (README) */
 
 enum cmd__kind {
     CMD_REGISTER,
@@ -141,6 +143,8 @@ struct cmd_app {
     size_t max_event_bytes; /* log.max_event_bytes */
     struct cmd__argon2 argon2;
     char dummy_hash[CMD__PHC_MAX]; /* verified against on unknown logins, for even timing */
+    /* per client address (auth.rate_limit_per_minute); owned, NULL = no limit */
+    struct sp_ratelimit *rl_login, *rl_register;
 };
 
 /** New command of @p kind for @p req (request id copied); owned, free with cmd__command_free. */

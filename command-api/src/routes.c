@@ -4,6 +4,7 @@
  * requests are answered here and never reach the write model or the log.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
@@ -195,10 +196,43 @@ static int idem_setup(struct cmd_app *app, struct cmd__command *c)
     return 0;
 }
 
+/*
+ * Count the request against @p rl (NULL: no limit) by client address and add the
+ * RateLimit-Limit, -Remaining and -Reset fields (draft-ietf-httpapi-ratelimit-headers);
+ * over the limit, answer 429 problem+json with Retry-After (RFC 6585 §4, RFC 9110
+ * §10.2.3). @return true if answered.
+ */
+static bool rate_limited(struct sp_ratelimit *rl, struct sp_http_req *req, const char *what)
+{
+    struct sp_ratelimit_verdict v;
+    char n[24], detail[128];
+
+    if (rl == NULL)
+        return false;
+    sp_ratelimit_take(rl, sp_http_req_peer(req), sp_time_mono_us(), &v);
+    snprintf(n, sizeof(n), "%" PRId64, v.limit);
+    sp_http_add_header(req, "RateLimit-Limit", n);
+    snprintf(n, sizeof(n), "%" PRId64, v.remaining);
+    sp_http_add_header(req, "RateLimit-Remaining", n);
+    snprintf(n, sizeof(n), "%" PRId64, v.reset_s);
+    sp_http_add_header(req, "RateLimit-Reset", n);
+    if (v.allowed)
+        return false;
+    snprintf(n, sizeof(n), "%" PRId64, v.retry_after_s);
+    sp_http_add_header(req, "Retry-After", n);
+    snprintf(detail, sizeof(detail),
+             "too many %s requests from this address; retry in %" PRId64 " s", what,
+             v.retry_after_s);
+    sp_http_reply_problem(req, 429, "rate-limited", detail, NULL);
+    return true;
+}
+
 static void h_register(struct sp_http_req *req, void *ud)
 {
     struct cmd_app *app = ud;
     struct sp_errbuf eb = {0};
+    if (rate_limited(app->rl_register, req, "registration"))
+        return;
     json_t *body = anon_body(app, req, cmd__valid_register);
     if (!body)
         return;
@@ -251,6 +285,8 @@ static void h_login(struct sp_http_req *req, void *ud)
     struct cmd_app *app = ud;
     int64_t uid = 0;
     char uid_s[24];
+    if (rate_limited(app->rl_login, req, "login"))
+        return;
     json_t *body = anon_body(app, req, cmd__valid_login);
     if (!body)
         return;

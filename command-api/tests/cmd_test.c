@@ -114,6 +114,8 @@ void cmd_test_fx_init(struct cmd_test_fx *fx, const char *dir_template)
     cmd_test_cfg_set(fx, "argon2.t_cost", "1");
     cmd_test_cfg_set(fx, "argon2.m_cost_kib", "1024");
     cmd_test_cfg_set(fx, "jwt.secret", CMD_TEST_SECRET);
+    /* tests log in and register many times from one address; test_rate_limits sets it */
+    cmd_test_cfg_set(fx, "auth.rate_limit_per_minute", "0");
     fx->base = event_base_new();
     assert_non_null(fx->base);
     fx->keepalive = event_new(fx->base, -1, EV_PERSIST, keepalive_cb, NULL);

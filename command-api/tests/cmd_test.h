@@ -38,7 +38,7 @@ struct cmd_test_fx {
 /*
  * Create the scratch directory from @p dir_template (mkdtemp pattern, "...XXXXXX"),
  * load the default config and set the keys every test shares (writemodel dir and map
- * size, port 0, cheap argon2, CMD_TEST_SECRET), and create the event base with its
+ * size, port 0, cheap argon2, CMD_TEST_SECRET, no rate limit), and create the event base with its
  * keepalive event. Does not start the app.
  */
 void cmd_test_fx_init(struct cmd_test_fx *fx, const char *dir_template);

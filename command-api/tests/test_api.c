@@ -847,6 +847,83 @@ static void test_log_full(void **state)
     json_decref(t);
 }
 
+/* POST @p path with @p body; the status, with the RateLimit and Retry-After fields as
+ * "limit/remaining/reset/retry-after" ("-" for an absent one) in @p fields. */
+static int
+limited_call(struct cmd_test_fx *fx, const char *path, const char *body, char *fields, size_t size)
+{
+    static const char *const names[] = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                                        "Retry-After"};
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    struct sp_test_resp resp = {0};
+    int status = sp_test_http(fx->port, "POST", path, headers, body, &resp);
+    size_t len = 0;
+
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = sp_test_resp_header(&resp, names[i]);
+        len += (size_t)snprintf(fields + len, size - len, "%s%s", i ? "/" : "", v ? v : "-");
+    }
+    if (status == 429) {
+        json_t *p = json_loads(resp.body, 0, NULL);
+        assert_non_null(p);
+        assert_string_equal(sp_test_resp_header(&resp, "Content-Type"), "application/problem+json");
+        assert_string_equal(cmd_test_jstr(p, "type"), "https://stockpot.dev/problems/rate-limited");
+        assert_non_null(strstr(cmd_test_jstr(p, "detail"), "retry in"));
+        json_decref(p);
+    }
+    sp_test_resp_release(&resp);
+    return status;
+}
+
+/* Login and registration are limited per client address, each counted apart; the
+ * answers carry the RateLimit fields, a refused one 429 with Retry-After, and a refused
+ * registration registers nobody. */
+static void test_rate_limits(void **state)
+{
+    struct cmd_test_fx *fx = *state;
+    char fields[128], body[256];
+
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "auth.rate_limit_per_minute", "3");
+    cmd_test_app_start(fx);
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"username\":\"rl%d\",\"email\":\"rl%d@example.org\","
+                 "\"password\":\"12345678\"}",
+                 i, i);
+        assert_int_equal(limited_call(fx, "/auth/register", body, fields, sizeof(fields)), 201);
+        snprintf(body, sizeof(body), "3/%d/%d/-", 2 - i, 20 * (i + 1));
+        assert_string_equal(fields, body);
+    }
+    assert_int_equal(limited_call(fx, "/auth/register",
+                                  "{\"username\":\"rl9\",\"email\":\"rl9@example.org\","
+                                  "\"password\":\"12345678\"}",
+                                  fields, sizeof(fields)),
+                     429);
+    assert_string_equal(fields, "3/0/60/20");
+    /* login has its own budget, bad credentials count too */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(limited_call(fx, "/auth/login",
+                                      i == 0 ? "{\"username\":\"rl0\",\"password\":\"12345678\"}"
+                                             : "{\"username\":\"rl0\",\"password\":\"wrong\"}",
+                                      fields, sizeof(fields)),
+                         i == 0 ? 200 : 401);
+    assert_int_equal(limited_call(fx, "/auth/login",
+                                  "{\"username\":\"rl0\",\"password\":\"12345678\"}", fields,
+                                  sizeof(fields)),
+                     429);
+    /* the refused registration registered nobody */
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/login", NULL,
+                                   "{\"username\":\"rl9\",\"password\":\"12345678\"}", NULL),
+                     429);
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "auth.rate_limit_per_minute", "0");
+    cmd_test_app_start(fx);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/login", NULL,
+                                   "{\"username\":\"rl9\",\"password\":\"12345678\"}", NULL),
+                     401);
+}
+
 int main(void)
 {
     evthread_use_pthreads();
@@ -868,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pre_kafka_write_model_kept, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_fresh_id_collision, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_log_full, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limits, setup, cmd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

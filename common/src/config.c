@@ -62,6 +62,9 @@ static const struct sp__cfg_key sp__keys[] = {
     {"jwt.secret", SP__CFG_STR, "", 0, 0, NULL,
      "HS256 key for access tokens (required in production)"},
     {"jwt.ttl_s", SP__CFG_INT, "900", 1, 86400, NULL, "access token lifetime, seconds"},
+    {"auth.rate_limit_per_minute", SP__CFG_INT, "30", 0, 1000000, NULL,
+     "login and registration requests per minute per client address, each counted apart "
+     "(a whole minute's worth may come at once; 0 = no limit)"},
     {"refresh.ttl_s", SP__CFG_INT, "2592000", 60, 31622400, NULL,
      "refresh token lifetime, seconds"},
     {"argon2.t_cost", SP__CFG_INT, "2", 1, 64, NULL, "argon2id iterations (RFC 9106 §4)"},

@@ -446,6 +446,8 @@ class Cluster:
                 "STOCKPOT_QUERY_PORT": str(self.ports["query"]),
                 "STOCKPOT_PROJECTOR_PORT": str(self.ports["projector"]),
                 "STOCKPOT_ARGON2_T_COST": "1",
+                # every test client is 127.0.0.1: no login/registration rate limit
+                "STOCKPOT_AUTH_RATE_LIMIT_PER_MINUTE": "0",
                 "STOCKPOT_ARGON2_M_COST_KIB": "1024",
                 "STOCKPOT_JWT_SECRET": JWT_SECRET,
                 # ASan: keep leak reports in the captured stderr, fail on them
