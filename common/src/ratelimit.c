@@ -9,24 +9,32 @@
 #include "sp/banned.h"
 
 #define RL_KEY_BYTES 64
-#define RL_NONE      UINT32_MAX
+#define RL_NONE      0 /* links are entry index + 1, so zeroed memory holds no links */
 
 struct rl_entry {
-    char key[RL_KEY_BYTES]; /* NUL-terminated; "" = free */
+    char key[RL_KEY_BYTES]; /* NUL-terminated */
     int64_t tat_us;         /* theoretical arrival time */
-    uint32_t next;          /* next entry of the bucket chain or of the free list */
+    uint32_t next;          /* link: next entry of the bucket chain or of the free list */
 };
 
+/* Entries and buckets come zeroed from calloc and are touched only as keys arrive, so a
+ * limiter costs resident memory for the keys it has seen, not for max_keys. */
 struct sp_ratelimit {
     struct sp_ratelimit_opts opts;
     int64_t t_us;             /* emission interval: period / limit */
     int64_t tau_us;           /* burst tolerance: (burst - 1) * T */
     struct rl_entry *entries; /* max_keys */
-    uint32_t *buckets;        /* nbuckets heads, RL_NONE = empty */
+    uint32_t *buckets;        /* nbuckets links */
     size_t nbuckets;          /* a power of two >= 2 * max_keys */
-    uint32_t free_head;
+    uint32_t free_head;       /* link: entries of forgotten keys */
+    size_t fresh;             /* entries [fresh, max_keys) were never used */
     size_t used;
 };
+
+static struct rl_entry *rl_at(struct sp_ratelimit *rl, uint32_t link)
+{
+    return &rl->entries[link - 1];
+}
 
 /* FNV-1a, 64 bits (Fowler, Noll, Vo; draft-eastlake-fnv): keys are short addresses. */
 static uint64_t rl_hash(const char *key)
@@ -45,33 +53,30 @@ static uint32_t *rl_head(struct sp_ratelimit *rl, const char *key)
     return &rl->buckets[rl_hash(key) & (rl->nbuckets - 1)];
 }
 
-/* Unlink entry @p i from its bucket and put it on the free list. */
-static void rl_forget(struct sp_ratelimit *rl, uint32_t i)
+/* Unlink the entry of link @p l from its bucket and put it on the free list. */
+static void rl_forget(struct sp_ratelimit *rl, uint32_t l)
 {
-    uint32_t *p = rl_head(rl, rl->entries[i].key);
+    uint32_t *p = rl_head(rl, rl_at(rl, l)->key);
 
-    while (*p != i)
-        p = &rl->entries[*p].next;
-    *p = rl->entries[i].next;
-    rl->entries[i].key[0] = '\0';
-    rl->entries[i].next = rl->free_head;
-    rl->free_head = i;
+    while (*p != l)
+        p = &rl_at(rl, *p)->next;
+    *p = rl_at(rl, l)->next;
+    rl_at(rl, l)->next = rl->free_head;
+    rl->free_head = l;
     rl->used--;
 }
 
-/* Make room in a full table: forget every idle key (TAT passed: nothing to remember), or
- * else the key closest to idle. */
+/* Make room in a full table (every entry holds a key): forget every idle key (TAT
+ * passed: nothing to remember), or else the key closest to idle. */
 static void rl_make_room(struct sp_ratelimit *rl, int64_t now_us)
 {
     uint32_t oldest = RL_NONE;
 
-    for (uint32_t i = 0; i < rl->opts.max_keys; i++) {
-        if (rl->entries[i].key[0] == '\0')
-            continue;
-        if (rl->entries[i].tat_us <= now_us)
-            rl_forget(rl, i);
-        else if (oldest == RL_NONE || rl->entries[i].tat_us < rl->entries[oldest].tat_us)
-            oldest = i;
+    for (uint32_t l = 1; l <= rl->opts.max_keys; l++) {
+        if (rl_at(rl, l)->tat_us <= now_us)
+            rl_forget(rl, l);
+        else if (oldest == RL_NONE || rl_at(rl, l)->tat_us < rl_at(rl, oldest)->tat_us)
+            oldest = l;
     }
     if (rl->free_head == RL_NONE)
         rl_forget(rl, oldest);
@@ -81,24 +86,28 @@ static void rl_make_room(struct sp_ratelimit *rl, int64_t now_us)
 static struct rl_entry *rl_entry(struct sp_ratelimit *rl, const char *key, int64_t now_us)
 {
     uint32_t *head = rl_head(rl, key);
-    uint32_t i;
+    struct rl_entry *e;
+    uint32_t l;
 
-    for (i = *head; i != RL_NONE; i = rl->entries[i].next) {
-        if (strncmp(rl->entries[i].key, key, RL_KEY_BYTES - 1) == 0)
-            return &rl->entries[i];
+    for (l = *head; l != RL_NONE; l = rl_at(rl, l)->next) {
+        if (strncmp(rl_at(rl, l)->key, key, RL_KEY_BYTES - 1) == 0)
+            return rl_at(rl, l);
     }
-    if (rl->free_head == RL_NONE) {
-        rl_make_room(rl, now_us);
-        head = rl_head(rl, key);
+    if (rl->fresh < rl->opts.max_keys) {
+        l = (uint32_t)++rl->fresh;
+    } else {
+        if (rl->free_head == RL_NONE)
+            rl_make_room(rl, now_us);
+        l = rl->free_head;
+        rl->free_head = rl_at(rl, l)->next;
     }
-    i = rl->free_head;
-    rl->free_head = rl->entries[i].next;
-    snprintf(rl->entries[i].key, RL_KEY_BYTES, "%s", key);
-    rl->entries[i].tat_us = now_us;
-    rl->entries[i].next = *head;
-    *head = i;
+    e = rl_at(rl, l);
+    snprintf(e->key, RL_KEY_BYTES, "%s", key);
+    e->tat_us = now_us;
+    e->next = *head;
+    *head = l;
     rl->used++;
-    return &rl->entries[i];
+    return e;
 }
 
 static int64_t rl_ceil_s(int64_t us)
@@ -144,7 +153,7 @@ int sp_ratelimit_new(const struct sp_ratelimit_opts *opts,
         return sp_err_set(eb, SP_EINVAL, "period_us", "period must be at least limit µs");
     if (opts->burst < 1 || opts->burst > opts->limit)
         return sp_err_set(eb, SP_EINVAL, "burst", "burst must be within 1..limit");
-    if (opts->max_keys < 1 || opts->max_keys >= RL_NONE / 2)
+    if (opts->max_keys < 1 || opts->max_keys >= UINT32_MAX / 2)
         return sp_err_set(eb, SP_EINVAL, "max_keys", "max_keys must be within 1..2^31");
     rl = sp_xcalloc(1, sizeof(*rl));
     rl->opts = *opts;
@@ -154,11 +163,7 @@ int sp_ratelimit_new(const struct sp_ratelimit_opts *opts,
     while (rl->nbuckets < 2 * opts->max_keys)
         rl->nbuckets *= 2;
     rl->buckets = sp_xcalloc(rl->nbuckets, sizeof(*rl->buckets));
-    memset(rl->buckets, 0xFF, rl->nbuckets * sizeof(*rl->buckets)); /* all RL_NONE */
     rl->entries = sp_xcalloc(opts->max_keys, sizeof(*rl->entries));
-    for (size_t i = 0; i < opts->max_keys; i++)
-        rl->entries[i].next = i + 1 < opts->max_keys ? (uint32_t)(i + 1) : RL_NONE;
-    rl->free_head = 0;
     *out = rl;
     return 0;
 }
