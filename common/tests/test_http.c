@@ -291,14 +291,11 @@ static void test_metrics(void **state)
 static void test_accepted_nodelay(void **state)
 {
     struct fixture *f = *state;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     char buf[512];
-    int c = socket(AF_INET, SOCK_STREAM, 0), found = 0;
+    int c = sp_test_connect(f->port), found = 0;
 
     assert_true(c >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(send(c, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
     assert_true(recv(c, buf, sizeof(buf), 0) > 0); /* answered: the server accepted it */
     /* the server's end of this connection is a socket of this process */

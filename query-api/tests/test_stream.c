@@ -4,8 +4,6 @@
  * keep-alive comments, 400 on a bad Last-Event-ID, and a responsive loop with 20 open
  * streams. Needs the PG* environment.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,17 +114,14 @@ static ssize_t sse_read(struct sse *s)
 /* Connect and send the request; @p last_id NULL = no Last-Event-ID. */
 static void sse_open(struct sse *s, const char *token, const char *last_id, int timeout_ms)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.srv.port)};
     struct timeval tv = {timeout_ms / 1000, (suseconds_t)(timeout_ms % 1000) * 1000};
     char req[8192];
     int n;
 
     memset(s, 0, sizeof(*s));
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    s->fd = sp_test_connect(fx.srv.port);
     assert_true(s->fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    assert_int_equal(connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     n = snprintf(req, sizeof(req),
                  "GET /notifications/stream HTTP/1.0\r\nHost: test\r\n"
                  "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n",

@@ -34,7 +34,7 @@ static void sp__raw_add(struct sp__raw *r, const void *p, size_t n)
     r->data[r->len] = '\0';
 }
 
-static int sp__connect(int port)
+int sp_test_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -214,7 +214,7 @@ int sp_test_http_n(int port,
 {
     struct sp__raw req = {0}, in = {0};
     memset(resp, 0, sizeof(*resp));
-    int fd = sp__connect(port);
+    int fd = sp_test_connect(port);
     if (fd < 0)
         return fd;
     sp__build_request(&req, port, method, path, headers, body != NULL, body_len);

@@ -53,6 +53,13 @@ int sp_test_http_n(int port,
                    size_t body_len,
                    struct sp_test_resp *resp);
 
+/**
+ * A blocking TCP connection to 127.0.0.1:@p port with 10 s send and receive timeouts
+ * (SO_SNDTIMEO, SO_RCVTIMEO), for tests that speak raw HTTP.
+ * @return the socket (the caller closes it), or -errno
+ */
+int sp_test_connect(int port);
+
 /** Response header by case-insensitive name (first occurrence), or NULL. Borrowed. */
 const char *sp_test_resp_header(const struct sp_test_resp *resp, const char *name);
 
