@@ -34,6 +34,7 @@
 #include "sp/config.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
+#include "sp_test_kafka.h"
 #include "cmd_test.h"
 
 #include "sp/banned.h"
@@ -44,16 +45,10 @@
 #define TIMEOUT_MS 2000 /* kafka.timeout_ms: an append fails within a few of these */
 #define MAX_SEEN   512
 
-#define API_PRODUCE  0 /* Kafka protocol ApiKeys (not exported by librdkafka) */
-#define API_ADDPARTS 24
-#define API_ENDTXN   26
-
 /* The shared app fixture plus the mock cluster it runs against. */
 struct fx {
     struct cmd_test_fx t; /* the app under test (cmd_test.h) */
-    rd_kafka_t *mock_rk;
-    rd_kafka_mock_cluster_t *mc;
-    char *brokers;
+    struct sp_test_kafka mock;
 };
 
 /* One committed event as a read_committed reader sees it. */
@@ -98,34 +93,15 @@ static void app_stop(struct fx *fx)
     note("app stopped");
 }
 
-static int mock_start(struct fx *fx)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        return -1;
-    fx->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (fx->mock_rk == NULL)
-        return -1;
-    fx->mc = rd_kafka_mock_cluster_new(fx->mock_rk, 3);
-    if (fx->mc == NULL)
-        return -1;
-    /* the 2.0.2 mock has no CreateTopics: create the topic as an operator would */
-    if (rd_kafka_mock_topic_create(fx->mc, TOPIC, PARTS, 3) != 0)
-        return -1;
-    fx->brokers = strdup(rd_kafka_mock_cluster_bootstraps(fx->mc));
-    return fx->brokers != NULL ? 0 : -1;
-}
-
 static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     char num[16];
 
     cmd_test_fx_init(&fx->t, "/tmp/cmd-kafka-XXXXXX");
-    assert_int_equal(mock_start(fx), 0);
+    assert_int_equal(sp_test_kafka_start(&fx->mock, 3, TOPIC, PARTS), 0);
     cmd_test_cfg_set(&fx->t, "log.backend", "kafka");
-    cmd_test_cfg_set(&fx->t, "kafka.brokers", fx->brokers);
+    cmd_test_cfg_set(&fx->t, "kafka.brokers", fx->mock.brokers);
     cmd_test_cfg_set(&fx->t, "kafka.topic", TOPIC);
     snprintf(num, sizeof(num), "%d", PARTS);
     cmd_test_cfg_set(&fx->t, "kafka.partitions", num);
@@ -145,10 +121,8 @@ static int teardown(void **state)
         app_stop(fx);
     cmd_test_fx_fini(&fx->t);
     note("mock destroy");
-    rd_kafka_mock_cluster_destroy(fx->mc);
+    sp_test_kafka_stop(&fx->mock);
     note("mock destroyed");
-    rd_kafka_destroy(fx->mock_rk);
-    free(fx->brokers);
     free(fx);
     return 0;
 }
@@ -252,7 +226,7 @@ static int collect(const struct es_log_record *rec, void *ud)
 /* Every committed event of every partition, read with a separate reader handle. */
 static void read_log(struct fx *fx, struct seen_list *l)
 {
-    struct es_kafka_opts opts = {.brokers = fx->brokers,
+    struct es_kafka_opts opts = {.brokers = fx->mock.brokers,
                                  .topic = TOPIC,
                                  .partitions = PARTS,
                                  .replication_factor = 3,
@@ -396,9 +370,9 @@ static void test_kafka_commands_and_catch_up(void **state)
 /* Pin the transaction coordinator to broker 3 and partition p's leader to broker p + 1. */
 static void pin_brokers(struct fx *fx)
 {
-    assert_int_equal(rd_kafka_mock_coordinator_set(fx->mc, "transaction", TXN_ID, 3), 0);
+    assert_int_equal(rd_kafka_mock_coordinator_set(fx->mock.mc, "transaction", TXN_ID, 3), 0);
     for (int32_t p = 0; p < PARTS; p++)
-        assert_int_equal(rd_kafka_mock_partition_set_leader(fx->mc, TOPIC, p, p + 1), 0);
+        assert_int_equal(rd_kafka_mock_partition_set_leader(fx->mock.mc, TOPIC, p, p + 1), 0);
 }
 
 /*
@@ -422,13 +396,13 @@ static void test_kafka_broker_down(void **state)
     login_auth(fx, "downcook", auth, sizeof(auth));
     for (int i = 0; i < DOWN_CMDS; i++) {
         if (i == 3)
-            assert_int_equal(rd_kafka_mock_broker_set_down(fx->mc, 1), 0);
+            assert_int_equal(rd_kafka_mock_broker_set_down(fx->mock.mc, 1), 0);
         if (i == 9) {
-            assert_int_equal(rd_kafka_mock_broker_set_up(fx->mc, 1), 0);
-            assert_int_equal(rd_kafka_mock_broker_set_down(fx->mc, 3), 0);
+            assert_int_equal(rd_kafka_mock_broker_set_up(fx->mock.mc, 1), 0);
+            assert_int_equal(rd_kafka_mock_broker_set_down(fx->mock.mc, 3), 0);
         }
         if (i == 13)
-            assert_int_equal(rd_kafka_mock_broker_set_up(fx->mc, 3), 0);
+            assert_int_equal(rd_kafka_mock_broker_set_up(fx->mock.mc, 3), 0);
         snprintf(title, sizeof(title), "down-%d", i);
         status[i] = post_recipe(fx, auth, title, id[i], pos[i], ra);
         if (status[i] == 503)
@@ -491,10 +465,10 @@ static void fence_with(struct fx *fx, int16_t api_key, rd_kafka_resp_err_t err)
     double appended = cmd_test_metric(&fx->t, "stockpot_events_appended_total", "");
 
     capture_start(fx, &cap);
-    rd_kafka_mock_push_request_errors(fx->mc, api_key, 5, err, err, err, err, err);
+    rd_kafka_mock_push_request_errors(fx->mock.mc, api_key, 5, err, err, err, err, err);
     assert_int_equal(post_recipe(fx, auth, "in-flight", id, pos, ra), 503);
     assert_string_equal(ra, "1");
-    rd_kafka_mock_clear_request_errors(fx->mc, api_key);
+    rd_kafka_mock_clear_request_errors(fx->mock.mc, api_key);
     char *text = capture_stop(&cap);
     assert_non_null(strstr(text, "command-api is fenced: another command-api with "
                                  "transactional.id \\\"" TXN_ID "\\\" took over"));
@@ -506,7 +480,7 @@ static void fence_with(struct fx *fx, int16_t api_key, rd_kafka_resp_err_t err)
      * it), but the 2.0.2 mock writes no transaction markers and shows them.
      */
     read_log(fx, l);
-    if (api_key != API_ENDTXN)
+    if (api_key != SP_TEST_KAFKA_API_ENDTXN)
         assert_int_equal(l->n, before);
     before = l->n;
 
@@ -543,22 +517,22 @@ static void fence_with(struct fx *fx, int16_t api_key, rd_kafka_resp_err_t err)
 
 static void test_kafka_fenced_on_endtxn(void **state)
 {
-    fence_with(*state, API_ENDTXN, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    fence_with(*state, SP_TEST_KAFKA_API_ENDTXN, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
 }
 
 static void test_kafka_fenced_on_addpartitions(void **state)
 {
-    fence_with(*state, API_ADDPARTS, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    fence_with(*state, SP_TEST_KAFKA_API_ADDPARTS, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
 }
 
 static void test_kafka_fenced_on_produce(void **state)
 {
-    fence_with(*state, API_PRODUCE, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+    fence_with(*state, SP_TEST_KAFKA_API_PRODUCE, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
 }
 
 static void test_kafka_invalid_epoch_on_endtxn(void **state)
 {
-    fence_with(*state, API_ENDTXN, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+    fence_with(*state, SP_TEST_KAFKA_API_ENDTXN, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
 }
 
 /*
@@ -573,11 +547,12 @@ static void test_kafka_broker_errors(void **state)
         int16_t api;
         rd_kafka_resp_err_t err;
     } retriable[] = {
-        {API_PRODUCE, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}, /* NOT_LEADER_OR_FOLLOWER */
-        {API_PRODUCE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT},
-        {API_PRODUCE, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS},
-        {API_ENDTXN, RD_KAFKA_RESP_ERR_NOT_COORDINATOR},
-        {API_ADDPARTS, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
+        {SP_TEST_KAFKA_API_PRODUCE,
+         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}, /* NOT_LEADER_OR_FOLLOWER */
+        {SP_TEST_KAFKA_API_PRODUCE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT},
+        {SP_TEST_KAFKA_API_PRODUCE, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS},
+        {SP_TEST_KAFKA_API_ENDTXN, RD_KAFKA_RESP_ERR_NOT_COORDINATOR},
+        {SP_TEST_KAFKA_API_ADDPARTS, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
     };
     size_t n = sizeof(retriable) / sizeof(retriable[0]);
     struct seen_list *l = calloc(1, sizeof(*l));
@@ -588,18 +563,18 @@ static void test_kafka_broker_errors(void **state)
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = retriable[i].err;
         snprintf(title, sizeof(title), "retried-%zu", i);
-        rd_kafka_mock_push_request_errors(fx->mc, retriable[i].api, 2, e, e);
+        rd_kafka_mock_push_request_errors(fx->mock.mc, retriable[i].api, 2, e, e);
         int st = post_recipe(fx, auth, title, id, pos, ra);
-        rd_kafka_mock_clear_request_errors(fx->mc, retriable[i].api);
+        rd_kafka_mock_clear_request_errors(fx->mock.mc, retriable[i].api);
         if (st != 201)
             fail_msg("%s: expected 201 after retries, got %d", rd_kafka_err2name(e), st);
     }
-    rd_kafka_mock_push_request_errors(fx->mc, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                                      RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                                      RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    rd_kafka_mock_push_request_errors(
+        fx->mock.mc, SP_TEST_KAFKA_API_PRODUCE, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+        RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_RECORD);
     assert_int_equal(post_recipe(fx, auth, "rejected", id, pos, ra), 503);
     assert_string_equal(ra, "1");
-    rd_kafka_mock_clear_request_errors(fx->mc, API_PRODUCE);
+    rd_kafka_mock_clear_request_errors(fx->mock.mc, SP_TEST_KAFKA_API_PRODUCE);
     assert_true(cmd_test_metric(&fx->t, "stockpot_event_append_failures_total", "") == 1);
     assert_int_equal(readyz(fx, why, sizeof(why)), 200);
     assert_int_equal(post_recipe(fx, auth, "accepted", id, pos, ra), 201);

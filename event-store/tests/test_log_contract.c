@@ -34,6 +34,7 @@
 #include "es/log.h"
 #include "sp/config.h"
 #include "sp/time.h"
+#include "sp_test_kafka.h"
 
 #include "sp/banned.h"
 
@@ -43,9 +44,6 @@
 #define KAFKA_TOPIC   "contract.events"
 #define KAFKA_TIMEOUT 8000
 #define MAX_SEEN      256
-#define API_PRODUCE   0 /* Kafka protocol ApiKeys (not exported by librdkafka) */
-#define API_ADDPARTS  24
-#define API_ENDTXN    26
 
 struct fixture;
 
@@ -68,10 +66,8 @@ struct backend {
 
 struct fixture {
     const struct backend *be;
-    char *dir;                   /* lmdb: log directory */
-    rd_kafka_t *mock_rk;         /* kafka: handle hosting the mock cluster */
-    rd_kafka_mock_cluster_t *mc; /* kafka */
-    char *brokers;               /* kafka: bootstrap servers, owned */
+    char *dir;                 /* lmdb: log directory */
+    struct sp_test_kafka mock; /* kafka: the mock cluster */
 };
 
 /* One record as a reader saw it. */
@@ -323,31 +319,12 @@ static void lmdb_corrupt(struct fixture *f)
 
 static int kafka_setup(struct fixture *f)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-    if (rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        return -1;
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (f->mock_rk == NULL)
-        return -1;
-    f->mc = rd_kafka_mock_cluster_new(f->mock_rk, 3);
-    if (f->mc == NULL)
-        return -1;
-    /* the 2.0.2 mock has no CreateTopics: create the topic as an operator would */
-    if (rd_kafka_mock_topic_create(f->mc, KAFKA_TOPIC, KAFKA_PARTS, 3) != 0)
-        return -1;
-    f->brokers = strdup(rd_kafka_mock_cluster_bootstraps(f->mc));
-    return f->brokers != NULL ? 0 : -1;
+    return sp_test_kafka_start(&f->mock, 3, KAFKA_TOPIC, KAFKA_PARTS);
 }
 
 static void kafka_teardown(struct fixture *f)
 {
-    if (f->mc != NULL)
-        rd_kafka_mock_cluster_destroy(f->mc);
-    if (f->mock_rk != NULL)
-        rd_kafka_destroy(f->mock_rk);
-    free(f->brokers);
+    sp_test_kafka_stop(&f->mock);
 }
 
 static int kafka_open_id(struct fixture *f,
@@ -358,7 +335,7 @@ static int kafka_open_id(struct fixture *f,
                          struct sp_errbuf *eb)
 {
     struct es_kafka_opts opts = {
-        .brokers = f->brokers,
+        .brokers = f->mock.brokers,
         .topic = topic,
         .partitions = KAFKA_PARTS,
         .replication_factor = 3,
@@ -382,7 +359,7 @@ static int kafka_consumer_open(struct fixture *f,
                                struct sp_errbuf *eb)
 {
     struct es_kafka_opts kopts = {
-        .brokers = f->brokers,
+        .brokers = f->mock.brokers,
         .topic = KAFKA_TOPIC,
         .partitions = KAFKA_PARTS,
         .replication_factor = 3,
@@ -405,7 +382,7 @@ static void kafka_corrupt(struct fixture *f)
     struct sp_buf val;
 
     assert_int_equal(
-        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)),
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->mock.brokers, errstr, sizeof(errstr)),
         RD_KAFKA_CONF_OK);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     assert_non_null(rk);
@@ -558,12 +535,12 @@ static void test_batch_all_or_nothing(void **state)
     assert_string_equal(eb.field, "log.max_event_bytes");
     if (is_kafka(f)) {
         /* the broker rejects the batch: the transaction is aborted */
-        rd_kafka_mock_push_request_errors(f->mc, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                                          RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                                          RD_KAFKA_RESP_ERR_INVALID_RECORD);
+        rd_kafka_mock_push_request_errors(
+            f->mock.mc, SP_TEST_KAFKA_API_PRODUCE, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_RECORD);
         assert_int_equal(append_stream(log, "recipe-1", 3, 3, NULL, ids_c, &eb), SP_EUNAVAIL);
         assert_non_null(strstr(eb.msg, "aborted"));
-        rd_kafka_mock_clear_request_errors(f->mc, API_PRODUCE);
+        rd_kafka_mock_clear_request_errors(f->mock.mc, SP_TEST_KAFKA_API_PRODUCE);
     }
     assert_int_equal(append_stream(log, "recipe-1", 3, 2, NULL, ids_d, &eb), 0);
     read_from(log, NULL, SIZE_MAX, l, NULL);
@@ -676,11 +653,11 @@ static void fence_with(struct fixture *f, int16_t api_key, rd_kafka_resp_err_t e
     struct es_log *log = open_ok(f, ES_LOG_WRITER);
 
     assert_int_equal(append_stream(log, "recipe-1", 1, 1, NULL, NULL, &eb), 0);
-    rd_kafka_mock_push_request_errors(f->mc, api_key, 5, err, err, err, err, err);
+    rd_kafka_mock_push_request_errors(f->mock.mc, api_key, 5, err, err, err, err, err);
     assert_int_equal(append_stream(log, "recipe-1", 2, 2, &pos, NULL, &eb), SP_EFENCED);
     assert_non_null(strstr(eb.msg, "fenced"));
     assert_int_equal(pos.offset, -1); /* no position was reported */
-    rd_kafka_mock_clear_request_errors(f->mc, api_key);
+    rd_kafka_mock_clear_request_errors(f->mock.mc, api_key);
     memset(&eb, 0, sizeof(eb));
     assert_int_equal(append_stream(log, "recipe-1", 2, 1, NULL, NULL, &eb), SP_EFENCED);
     assert_non_null(strstr(eb.msg, "appends are refused"));
@@ -693,17 +670,17 @@ static void fence_with(struct fixture *f, int16_t api_key, rd_kafka_resp_err_t e
 
 static void test_kafka_fenced_on_endtxn(void **state)
 {
-    fence_with(*state, API_ENDTXN, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    fence_with(*state, SP_TEST_KAFKA_API_ENDTXN, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
 }
 
 static void test_kafka_fenced_on_addpartitions(void **state)
 {
-    fence_with(*state, API_ADDPARTS, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    fence_with(*state, SP_TEST_KAFKA_API_ADDPARTS, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
 }
 
 static void test_kafka_fenced_on_produce(void **state)
 {
-    fence_with(*state, API_PRODUCE, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+    fence_with(*state, SP_TEST_KAFKA_API_PRODUCE, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
 }
 
 /* A retriable broker error is retried by librdkafka: success, each record once. */
@@ -716,7 +693,8 @@ static void test_kafka_retriable(void **state)
     struct es_log *log = open_ok(f, ES_LOG_WRITER);
 
     assert_non_null(l);
-    rd_kafka_mock_push_request_errors(f->mc, API_PRODUCE, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+    rd_kafka_mock_push_request_errors(f->mock.mc, SP_TEST_KAFKA_API_PRODUCE, 2,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
                                       RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
     assert_int_equal(append_stream(log, "recipe-1", 1, 3, NULL, ids, &eb), 0);
     read_from(log, NULL, SIZE_MAX, l, NULL);
@@ -740,7 +718,7 @@ static void test_kafka_missing_header(void **state)
 
     assert_non_null(l);
     assert_int_equal(
-        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)),
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->mock.brokers, errstr, sizeof(errstr)),
         RD_KAFKA_CONF_OK);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     assert_non_null(rk);
@@ -766,7 +744,7 @@ static void test_kafka_topic_and_brokers(void **state)
     struct fixture *f = *state;
     struct es_log *log = NULL;
     struct sp_errbuf eb = {{0}, {0}};
-    char *saved = f->brokers;
+    char *saved = f->mock.brokers;
     char unreachable[] = "127.0.0.1:1";
     int rc;
 
@@ -782,9 +760,9 @@ static void test_kafka_topic_and_brokers(void **state)
         assert_int_equal(rc, SP_EUNAVAIL);
         assert_non_null(strstr(eb.msg, "could not create kafka topic \"absent.topic\""));
     }
-    f->brokers = unreachable;
+    f->mock.brokers = unreachable;
     assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, 1000, ES_LOG_READER, &log, &eb), SP_EUNAVAIL);
-    f->brokers = saved;
+    f->mock.brokers = saved;
 }
 
 /* es_log_open with log.backend = kafka and the kafka.* keys. */
@@ -801,7 +779,7 @@ static void test_kafka_from_config(void **state)
     assert_int_equal(sp_config_int(cfg, "kafka.replication_factor"), 3);
     assert_int_equal(sp_config_set(cfg, "kafka.replication_factor", "0", &eb), SP_EINVAL);
     assert_int_equal(sp_config_set(cfg, "log.backend", "kafka", &eb), 0);
-    assert_int_equal(sp_config_set(cfg, "kafka.brokers", f->brokers, &eb), 0);
+    assert_int_equal(sp_config_set(cfg, "kafka.brokers", f->mock.brokers, &eb), 0);
     assert_int_equal(sp_config_set(cfg, "kafka.topic", KAFKA_TOPIC, &eb), 0);
     assert_int_equal(es_log_open(cfg, ES_LOG_WRITER, &log, &eb), 0);
     assert_int_equal(es_log_partitions(log), KAFKA_PARTS);
@@ -1054,7 +1032,7 @@ static void assert_nothing_committed(struct fixture *f)
     rd_kafka_t *rk;
 
     assert_int_equal(
-        rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errstr, sizeof(errstr)), 0);
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->mock.brokers, errstr, sizeof(errstr)), 0);
     assert_int_equal(
         rd_kafka_conf_set(conf, "group.id", "stockpot-projection-contract", errstr, sizeof(errstr)),
         0);
@@ -1266,7 +1244,7 @@ static void test_kafka_consumer_open_errors(void **state)
     struct fixture *f = *state;
     struct es_consumer_opts opts = {.group_id = ""};
     struct es_kafka_opts kopts = {
-        .brokers = f->brokers, .topic = "absent.topic", .timeout_ms = 3000};
+        .brokers = f->mock.brokers, .topic = "absent.topic", .timeout_ms = 3000};
     struct es_consumer *c = NULL;
     struct sp_errbuf eb = {{0}, {0}};
 
@@ -1330,11 +1308,12 @@ static int64_t ms_since(int64_t start_us)
 static void pin_leaders(struct fixture *f)
 {
     for (int32_t p = 0; p < KAFKA_PARTS; p++)
-        assert_int_equal(rd_kafka_mock_partition_set_leader(f->mc, KAFKA_TOPIC, p, p == 0 ? 1 : 2),
-                         0);
+        assert_int_equal(
+            rd_kafka_mock_partition_set_leader(f->mock.mc, KAFKA_TOPIC, p, p == 0 ? 1 : 2), 0);
     assert_int_equal(
-        rd_kafka_mock_coordinator_set(f->mc, "group", "stockpot-projection-contract", 3), 0);
-    assert_int_equal(rd_kafka_mock_coordinator_set(f->mc, "transaction", "contract-writer", 3), 0);
+        rd_kafka_mock_coordinator_set(f->mock.mc, "group", "stockpot-projection-contract", 3), 0);
+    assert_int_equal(rd_kafka_mock_coordinator_set(f->mock.mc, "transaction", "contract-writer", 3),
+                     0);
 }
 
 /* es_log_end, es_log_read and es_log_wait give up within about kafka.timeout_ms when the
@@ -1357,7 +1336,7 @@ static void test_kafka_leader_down(void **state)
     es_log_close(log);
     assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, DOWN_TIMEOUT_MS, ES_LOG_READER, &log, &eb), 0);
     assert_int_equal(es_log_end(log, 0, &end0, &eb), 0);
-    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, 1), 0);
 
     t0 = sp_time_mono_us();
     assert_int_equal(es_log_end(log, 0, &end, &eb), SP_EUNAVAIL);
@@ -1379,7 +1358,7 @@ static void test_kafka_leader_down(void **state)
     assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
     assert_int_equal(es_log_end(log, 1, &end, &eb), 0); /* its leader is up */
 
-    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, 1), 0);
     deadline_us = sp_time_mono_us() + (int64_t)CONSUME_WAIT_MS * 1000;
     while ((rc = es_log_end(log, 0, &end, &eb)) != 0 && sp_time_mono_us() < deadline_us)
         ;
@@ -1407,7 +1386,7 @@ static void test_kafka_all_brokers_down(void **state)
     pin_leaders(f);
     assert_int_equal(kafka_open_id(f, KAFKA_TOPIC, DOWN_TIMEOUT_MS, ES_LOG_READER, &log, &eb), 0);
     for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, b), 0);
+        assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, b), 0);
     for (int32_t p = 0; p < KAFKA_PARTS; p++) {
         t0 = sp_time_mono_us();
         assert_int_equal(es_log_end(log, p, &end, &eb), SP_EUNAVAIL);
@@ -1426,7 +1405,7 @@ static void test_kafka_all_brokers_down(void **state)
     es_log_close(log);
     assert_true(ms_since(t0) < DOWN_TIMEOUT_MS + DOWN_SLACK_MS);
     for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, b), 0);
+        assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, b), 0);
     free(l);
 }
 
@@ -1452,8 +1431,8 @@ static void test_kafka_consumer_brokers_down(void **state)
     append_round(f, 1, NULL, NULL);
     c = consumer_ok(f, &p);
     poll_until(c, &p, NULL, NULL, CONSUME_STREAMS, all_assigned, c);
-    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 3), 0); /* the coordinator */
-    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0); /* partition 0's leader */
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, 3), 0); /* the coordinator */
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, 1), 0); /* partition 0's leader */
     for (int i = 0; i < 3; i++) {
         t0 = sp_time_mono_us();
         assert_int_equal(es_consumer_poll(c, 5, 300, proj_apply, &p, &eb), 0);
@@ -1463,15 +1442,15 @@ static void test_kafka_consumer_brokers_down(void **state)
     es_consumer_close(c); /* no coordinator: the group is not left (its session expires) */
     assert_true(ms_since(t0) < DOWN_SLACK_MS);
     assert_int_equal(p.revokes, 1);
-    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
-    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 3), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, 3), 0);
     proj_free(&p);
 
     /* a coordinator that accepts requests but never answers (a hung broker) */
     proj_init(&p, &store);
     c = consumer_ok(f, &p);
     poll_until(c, &p, NULL, NULL, SIZE_MAX, all_assigned, c);
-    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mc, 3, 120000), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mock.mc, 3, 120000), 0);
     t0 = sp_time_mono_us();
     assert_int_equal(es_consumer_poll(c, 5, 300, proj_apply, &p, &eb), 0);
     assert_true(ms_since(t0) < 300 + DOWN_SLACK_MS);
@@ -1490,7 +1469,7 @@ static void test_kafka_consumer_brokers_down(void **state)
     es_consumer_close(c);
     assert_true(ms_since(t0) < DOWN_SLACK_MS);
     assert_int_equal(p.revokes, 0);
-    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mc, 3, 0), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mock.mc, 3, 0), 0);
     proj_free(&p);
 }
 
@@ -1499,7 +1478,7 @@ static void test_kafka_reader_without_transactional_id(void **state)
 {
     struct fixture *f = *state;
     struct es_kafka_opts opts = {
-        .brokers = f->brokers,
+        .brokers = f->mock.brokers,
         .topic = KAFKA_TOPIC,
         .partitions = KAFKA_PARTS,
         .replication_factor = 3,

@@ -28,6 +28,7 @@
 #include "sp/config.h"
 #include "sp/time.h"
 #include "sp_test_http.h"
+#include "sp_test_kafka.h"
 
 #include "sp/banned.h"
 
@@ -45,9 +46,7 @@ struct events {
 };
 
 struct fixture {
-    rd_kafka_t *mock_rk;
-    rd_kafka_mock_cluster_t *mc;
-    char *brokers;         /* owned */
+    struct sp_test_kafka mock;
     struct es_log *kafka;  /* writer on the topic */
     struct sp_config *cfg; /* log.backend = kafka on the mock */
     struct events *evs;    /* owned; appended to the topic */
@@ -131,25 +130,15 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct sp_errbuf eb = {{0}, {0}};
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
     struct es_kafka_opts ko = {NULL, TOPIC, PARTS, 3, "proj-test-writer", TIMEOUT_MS, 1u << 20};
 
     assert_non_null(f);
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)), 0);
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(f->mock_rk);
-    f->mc = rd_kafka_mock_cluster_new(f->mock_rk, 3);
-    assert_non_null(f->mc);
-    /* the 2.0.2 mock has no CreateTopics: create the topic as an operator would */
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, TOPIC, PARTS, 3), 0);
-    f->brokers = strdup(rd_kafka_mock_cluster_bootstraps(f->mc));
-    assert_non_null(f->brokers);
-    ko.brokers = f->brokers;
+    assert_int_equal(sp_test_kafka_start(&f->mock, 3, TOPIC, PARTS), 0);
+    ko.brokers = f->mock.brokers;
     if (es_log_open_kafka(&ko, ES_LOG_WRITER, &f->kafka, &eb) != 0)
         fail_msg("kafka writer: %s", eb.msg);
     setenv("STOCKPOT_LOG_BACKEND", "kafka", 1);
-    setenv("STOCKPOT_KAFKA_BROKERS", f->brokers, 1);
+    setenv("STOCKPOT_KAFKA_BROKERS", f->mock.brokers, 1);
     setenv("STOCKPOT_KAFKA_TOPIC", TOPIC, 1);
     setenv("STOCKPOT_KAFKA_TIMEOUT_MS", "5000", 1);
     assert_int_equal(sp_config_load(&f->cfg, NULL, &eb), 0);
@@ -166,9 +155,7 @@ static int teardown(void **state)
     sp_config_free(f->cfg);
     es_log_close(f->kafka);
     events_free(f->evs);
-    rd_kafka_mock_cluster_destroy(f->mc);
-    rd_kafka_destroy(f->mock_rk);
-    free(f->brokers);
+    sp_test_kafka_stop(&f->mock);
     free(f);
     return 0;
 }
@@ -362,7 +349,7 @@ static void test_group_split_and_takeover(void **state)
  * while the cluster settles (a rebuild that fails rolls back whole). */
 static void rebuild_fresh(struct fixture *f, struct pgtest *t, struct proj_batch_stats *st)
 {
-    struct es_kafka_opts ko = {f->brokers, TOPIC, PARTS, 3, "unused", TIMEOUT_MS, 1u << 20};
+    struct es_kafka_opts ko = {f->mock.brokers, TOPIC, PARTS, 3, "unused", TIMEOUT_MS, 1u << 20};
     struct sp_errbuf eb = {{0}, {0}};
     struct es_log *log = NULL;
     int rc = -1;
@@ -401,7 +388,7 @@ static void test_broker_restart_and_leader_change(void **state)
     append_range(f->kafka, f->evs, 0, third);
     step_until(&r, 1, &total, 5);
 
-    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, 1), 0);
     until_us = sp_time_mono_us() + 2000 * 1000;
     while (sp_time_mono_us() < until_us) { /* keeps going on what it can reach */
         if (proj_runner_step(r, &k, &eb) == 0)
@@ -409,12 +396,13 @@ static void test_broker_restart_and_leader_change(void **state)
         else
             assert_int_not_equal(proj_runner_halted(r, NULL), true);
     }
-    assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, 1), 0);
     append_range(f->kafka, f->evs, third, 2 * third);
     step_until(&r, 1, &total, (int64_t)third + 3);
 
     for (int32_t p = 0; p < PARTS; p++) /* every leader moves */
-        assert_int_equal(rd_kafka_mock_partition_set_leader(f->mc, TOPIC, p, 1 + (p + 1) % 3), 0);
+        assert_int_equal(rd_kafka_mock_partition_set_leader(f->mock.mc, TOPIC, p, 1 + (p + 1) % 3),
+                         0);
     append_range(f->kafka, f->evs, 2 * third, f->evs->n);
     step_until(&r, 1, &total, N_EVENTS);
     assert_int_equal(total, N_EVENTS);
@@ -479,7 +467,7 @@ static void test_daemon_sigterm_brokers_down(void **state)
     }
     assert_true(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users") > 0);
     for (int b = 1; b <= 3; b++)
-        assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, b), 0);
+        assert_int_equal(rd_kafka_mock_broker_set_down(f->mock.mc, b), 0);
     sleep_ms(1500); /* let the daemon notice: its calls now time out */
     t0_us = sp_time_mono_us();
     assert_int_equal(kill(pid, SIGTERM), 0);
@@ -496,7 +484,7 @@ static void test_daemon_sigterm_brokers_down(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     for (int b = 1; b <= 3; b++)
-        assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, b), 0);
+        assert_int_equal(rd_kafka_mock_broker_set_up(f->mock.mc, b), 0);
     pgtest_teardown(&t);
 }
 

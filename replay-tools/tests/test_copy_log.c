@@ -20,6 +20,7 @@
 #include "es/log.h"
 #include "replay/replay.h"
 #include "sp/config.h"
+#include "sp_test_kafka.h"
 
 #include "sp/banned.h"
 
@@ -37,9 +38,7 @@
 struct fixture {
     char root[64];
     char dir[80];
-    rd_kafka_t *mock_rk;
-    rd_kafka_mock_cluster_t *mc;
-    const char *brokers; /* borrowed from the mock cluster */
+    struct sp_test_kafka mock;
     struct sp_config *cfg;
     json_t *values; /* event id -> stored envelope (string), from the embedded log */
 };
@@ -121,22 +120,14 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct sp_errbuf eb = {{0}, {0}};
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-
     assert_non_null(f);
     snprintf(f->root, sizeof(f->root), "/tmp/sp-copy-XXXXXX");
     assert_non_null(mkdtemp(f->root));
     snprintf(f->dir, sizeof(f->dir), "%s/log", f->root);
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)), 0);
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(f->mock_rk);
-    f->mc = rd_kafka_mock_cluster_new(f->mock_rk, 3);
-    assert_non_null(f->mc);
-    f->brokers = rd_kafka_mock_cluster_bootstraps(f->mc);
+    assert_int_equal(sp_test_kafka_start(&f->mock, 3, NULL, 0), 0);
     assert_int_equal(sp_config_load(&f->cfg, NULL, &eb), 0);
     config_set(f->cfg, "log.dir", f->dir);
-    config_set(f->cfg, "kafka.brokers", f->brokers);
+    config_set(f->cfg, "kafka.brokers", f->mock.brokers);
     config_set(f->cfg, "kafka.partitions", "3");
     config_set(f->cfg, "kafka.replication_factor", "3");
     config_set(f->cfg, "kafka.timeout_ms", TIMEOUT_MS);
@@ -155,8 +146,7 @@ static int teardown(void **state)
 
     sp_config_free(f->cfg);
     json_decref(f->values);
-    rd_kafka_mock_cluster_destroy(f->mc);
-    rd_kafka_destroy(f->mock_rk);
+    sp_test_kafka_stop(&f->mock);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
         assert_int_equal(unlink(path), 0);
@@ -170,7 +160,7 @@ static int teardown(void **state)
 /* The 2.0.2 mock has no CreateTopics: create each test's topic as an operator would. */
 static void use_topic(struct fixture *f, const char *topic)
 {
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, topic, PARTS, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock.mc, topic, PARTS, 3), 0);
     config_set(f->cfg, "kafka.topic", topic);
 }
 
@@ -231,7 +221,7 @@ static int64_t check_topic(struct fixture *f, int *streams_out)
     struct topic_scan s = {f, json_object(), json_object(), 0};
     struct sp_errbuf eb = {{0}, {0}};
     struct es_kafka_opts ko = {
-        f->brokers, sp_config_str(f->cfg, "kafka.topic"), PARTS, 3, "copy-log-check", 8000,
+        f->mock.brokers, sp_config_str(f->cfg, "kafka.topic"), PARTS, 3, "copy-log-check", 8000,
         MAX_EVENT};
     struct es_log *log = NULL;
     int used = 0;
@@ -315,8 +305,8 @@ static void test_foreign_event(void **state)
 {
     struct fixture *f = *state;
     struct sp_errbuf eb = {{0}, {0}};
-    struct es_kafka_opts ko = {f->brokers, FOREIGN_TOPIC, PARTS, 3, "stockpot-command-api",
-                               8000,       MAX_EVENT};
+    struct es_kafka_opts ko = {f->mock.brokers,        FOREIGN_TOPIC, PARTS,    3,
+                               "stockpot-command-api", 8000,          MAX_EVENT};
     struct replay__copy_stats st;
     struct es_log *log = NULL;
     struct es_event ev;
@@ -370,7 +360,7 @@ static void test_errors(void **state)
     config_set(f->cfg, "kafka.timeout_ms", "1000");
     assert_int_equal(replay__copy_log(f->cfg, &opts, &st, &eb), SP_EUNAVAIL);
     assert_int_equal(st.copied, 0);
-    config_set(f->cfg, "kafka.brokers", f->brokers);
+    config_set(f->cfg, "kafka.brokers", f->mock.brokers);
     config_set(f->cfg, "kafka.timeout_ms", TIMEOUT_MS);
     assert_int_equal(check_topic(f, NULL), 0);
 }

@@ -13,11 +13,10 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 
 #include "pgtest.h"
 #include "replay_test_run.h"
+#include "sp_test_kafka.h"
 
 #include "sp/banned.h"
 
@@ -69,19 +68,10 @@ static void build_log(struct pgtest *t)
     }
 }
 
-static void start_mock(rd_kafka_t **rk, rd_kafka_mock_cluster_t **mc)
+static void start_mock(struct sp_test_kafka *mock)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr)), 0);
-    *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(*rk);
-    *mc = rd_kafka_mock_cluster_new(*rk, 3);
-    assert_non_null(*mc);
-    /* the 2.0.2 mock has no CreateTopics: create the topic as an operator would */
-    assert_int_equal(rd_kafka_mock_topic_create(*mc, TOPIC, PARTS, 3), 0);
-    setenv("STOCKPOT_KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(*mc), 1);
+    assert_int_equal(sp_test_kafka_start(mock, 3, TOPIC, PARTS), 0);
+    setenv("STOCKPOT_KAFKA_BROKERS", mock->brokers, 1);
     setenv("STOCKPOT_KAFKA_TOPIC", TOPIC, 1);
     setenv("STOCKPOT_KAFKA_PARTITIONS", "3", 1);
     setenv("STOCKPOT_KAFKA_REPLICATION_FACTOR", "3", 1);
@@ -109,8 +99,7 @@ static char *rebuild_checksum(const char *backend, const struct pgtest *t, int n
 static void test_copy_then_rebuild(void **state)
 {
     struct pgtest lmdb_db, kafka_db;
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *rk = NULL;
+    struct sp_test_kafka mock;
     char *out, *sum_lmdb, *sum_kafka, want[128];
     const int n = N_USERS + 2 * N_RECIPES + N_RECIPES / 3;
     (void)state;
@@ -118,7 +107,7 @@ static void test_copy_then_rebuild(void **state)
     pgtest_setup(&lmdb_db);
     pgtest_setup_db(&kafka_db);
     build_log(&lmdb_db);
-    start_mock(&rk, &mc);
+    start_mock(&mock);
     setenv("STOCKPOT_LOG_DIR", lmdb_db.dir, 1);
     setenv("STOCKPOT_LOG_BACKEND", "lmdb", 1);
 
@@ -155,8 +144,7 @@ static void test_copy_then_rebuild(void **state)
                      pgtest_count(lmdb_db.conn, "SELECT count(*) FROM stockpot.recipes"));
     free(sum_lmdb);
     free(sum_kafka);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(rk);
+    sp_test_kafka_stop(&mock);
     pgtest_teardown(&kafka_db);
     pgtest_teardown(&lmdb_db);
 }
