@@ -324,19 +324,14 @@ static void db_conn_failed(struct db_conn *c, const char *why)
 {
     struct qry_db *db = c->db;
 
-    if (c->listener) { /* the pool's own connections report outages */
-        sp_log(SP_LOG_DEBUG, "listener could not connect to postgresql: %s", why);
-        db_conn_close(c);
-        db_arm_ms(c->timer, c->backoff_ms);
-        c->backoff_ms =
-            c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
-        return;
-    }
-    sp_log(db->outage ? SP_LOG_DEBUG : SP_LOG_WARN, "could not connect to postgresql: %s", why);
+    sp_log(db->outage || c->listener ? SP_LOG_DEBUG : SP_LOG_WARN,
+           "%scould not connect to postgresql: %s", c->listener ? "listener " : "", why);
     db_conn_close(c);
-    db->outage = true;
     db_arm_ms(c->timer, c->backoff_ms);
     c->backoff_ms = c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (c->listener)
+        return; /* the pool's own connections report outages */
+    db->outage = true;
     if (!db_any_up(db))
         db_fail_queue(db, SP_EUNAVAIL);
 }
@@ -633,16 +628,12 @@ static void db_conn_broken(struct db_conn *c, const char *why)
         return;
     }
     sp_log(SP_LOG_WARN, "postgresql %sconnection lost: %s", c->listener ? "listener " : "", why);
-    if (c->listener) {
-        db_conn_close(c);
-        c->backoff_ms = DB_BACKOFF_MIN_MS;
-        db_arm_ms(c->timer, 0);
-        return;
-    }
     c->q = NULL;
     db_conn_close(c);
     c->backoff_ms = DB_BACKOFF_MIN_MS;
     db_arm_ms(c->timer, 0);
+    if (c->listener)
+        return; /* it has no query and no part in the queue */
     if (q != NULL && !q->retried && !db->closing) {
         q->retried = true;
         TAILQ_INSERT_HEAD(&db->queue, q, link);
