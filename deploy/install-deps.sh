@@ -13,7 +13,7 @@ PACKAGES=(
   librdkafka-dev libpq-dev liblmdb-dev libjansson-dev libevent-dev libjwt-dev
   libargon2-dev libxxhash-dev libssl-dev
   # tests: cmocka, sanitizers and fuzzing (clang), formatting
-  libcmocka-dev clang libclang-rt-14-dev clang-format
+  libcmocka-dev clang libclang-rt-14-dev clang-format python3-jsonschema
   # run: PostgreSQL server + pg_virtualenv, LMDB tools, importer, health checks
   postgresql postgresql-common lmdb-utils python3 curl procps
 )

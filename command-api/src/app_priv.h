@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "wm.h"
 
+#include "es/catalogue.h"
 #include "es/event.h"
 #include "es/id.h"
 #include "es/log.h"
@@ -172,13 +173,15 @@ SP_MUST_CHECK int cmd__decide_social(struct cmd_app *app, MDB_txn *txn, struct c
 /**
  * Make event @p type on @p stream at its next version and fold it into @p txn; a
  * @p fresh stream (new entity) must be empty. @p data is stolen.
+ * The event is checked against the catalogue (es_event_check) before it is kept.
  * @return 0; SP_ECONFLICT (c failed 503) if a fresh stream exists; SP_ETOOBIG (c failed
- *         413); SP_EDB or another internal error.
+ *         413); SP_ESCHEMA if the event violates its schema (a bug of the decider: logged,
+ *         500); SP_EDB or another internal error.
  */
 SP_MUST_CHECK int cmd__emit(struct cmd_app *app,
                             MDB_txn *txn,
                             struct cmd__command *c,
-                            const char *type,
+                            enum es_type type,
                             const char *stream,
                             bool fresh,
                             json_t *data);

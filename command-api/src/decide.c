@@ -86,13 +86,14 @@ static int check_fresh(struct cmd__command *c, const char *stream, int64_t ver)
 static int emit(struct cmd_app *app,
                 MDB_txn *txn,
                 struct cmd__command *c,
-                const char *type,
+                enum es_type type,
                 const char *stream,
                 bool fresh,
                 int64_t actor,
                 json_t *data)
 {
     struct sp_errbuf eb = {0};
+    const char *name = es_type_name(type);
     char actor_s[ID_STR];
     int64_t ver;
     int rc;
@@ -107,24 +108,31 @@ static int emit(struct cmd_app *app,
     }
     id_str(actor, actor_s);
     struct es_event *ev = &c->evs[c->n_evs];
-    rc = es_event_make(ev, type, stream, ver + 1, actor_s, c->request_id, NULL, data);
+    rc = es_event_make(ev, name, stream, ver + 1, actor_s, c->request_id, NULL, data);
     if (rc != 0) {
-        sp_log(SP_LOG_ERROR, "could not make %s event: %s", type, sp_strerror(rc));
+        sp_log(SP_LOG_ERROR, "could not make %s event: %s", name, sp_strerror(rc));
         return rc;
     }
     c->n_evs++;
+    /* Validation let the request through, so its event must match the schema: if not,
+     * that is our bug, and the event is never appended (500). */
+    if ((rc = es_event_check(ev, NULL, &eb)) != 0) {
+        sp_logf(SP_LOG_ERROR, (const char *[]){"event_type", name, "field", eb.field, NULL},
+                "refusing to append an event that violates its schema: %s", eb.msg);
+        return rc;
+    }
     if ((rc = check_size(app, c, ev)) != 0)
         return rc;
     rc = cmd__wm_apply(app->wm, txn, ev, &eb);
     if (rc != 0)
-        sp_log(SP_LOG_ERROR, "could not fold own %s event: %s", type, eb.msg);
+        sp_log(SP_LOG_ERROR, "could not fold own %s event: %s", name, eb.msg);
     return rc;
 }
 
 int cmd__emit(struct cmd_app *app,
               MDB_txn *txn,
               struct cmd__command *c,
-              const char *type,
+              enum es_type type,
               const char *stream,
               bool fresh,
               json_t *data)
@@ -159,7 +167,7 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
     uid = cmd__next_id(app);
     id_str(uid, uid_s);
     snprintf(stream, sizeof(stream), "user-%s", uid_s);
-    rc = emit(app, txn, c, "UserRegistered", stream, true, uid,
+    rc = emit(app, txn, c, ES_TYPE_USER_REGISTERED, stream, true, uid,
               json_pack("{s:s, s:s, s:s, s:s}", "user_id", uid_s, "username", name, "email", email,
                         "password_hash", c->password_hash));
     if (rc != 0)
@@ -209,8 +217,8 @@ new_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t s
         json_pack("{s:s, s:s, s:s}", "session_id", sid_s, "refresh_hash", hash, "expires_at", exp);
     if (start)
         json_object_set_new(data, "user_id", json_string(uid_s));
-    rc = emit(app, txn, c, start ? "SessionStarted" : "SessionRefreshed", stream, start, c->user_id,
-              data);
+    rc = emit(app, txn, c, start ? ES_TYPE_SESSION_STARTED : ES_TYPE_SESSION_REFRESHED, stream,
+              start, c->user_id, data);
     if (rc != 0)
         return rc;
     return token_response(app, c, sid, tok);
@@ -236,7 +244,7 @@ revoke(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t sid, c
     char sid_s[ID_STR], stream[ID_STR + 8];
     id_str(sid, sid_s);
     snprintf(stream, sizeof(stream), "session-%s", sid_s);
-    return emit(app, txn, c, "SessionRevoked", stream, false, c->user_id,
+    return emit(app, txn, c, ES_TYPE_SESSION_REVOKED, stream, false, c->user_id,
                 json_pack("{s:s, s:s}", "session_id", sid_s, "reason", reason));
 }
 
@@ -299,8 +307,28 @@ static int decide_logout(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     return 0;
 }
 
-static const char *const recipe_fields[] = {"title", "description", "ingredients",
-                                            "steps", "tags",        "image_media_ids"};
+/*
+ * RecipeCreated's payload: the ids, then every other field of its schema from the request
+ * (validated by cmd__valid_recipe); a required field the request may omit gets its empty
+ * value ("" or []), an optional one stays absent.
+ */
+static json_t *recipe_created_data(const json_t *input, const char *rid_s, const char *uid_s)
+{
+    const struct es_event_type *t = es_catalogue_get(ES_TYPE_RECIPE_CREATED);
+    json_t *data = json_pack("{s:s, s:s}", "recipe_id", rid_s, "author_id", uid_s), *v;
+
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct es_field *f = &t->fields[i];
+        if (json_object_get(data, f->name) != NULL)
+            continue;
+        if ((v = json_object_get(input, f->name)) != NULL)
+            json_object_set(data, f->name, v);
+        else if (f->required)
+            json_object_set_new(
+                data, f->name, (f->schema->types & ES_JSON_ARRAY) ? json_array() : json_string(""));
+    }
+    return data;
+}
 
 static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
 {
@@ -312,16 +340,8 @@ static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     id_str(rid, rid_s);
     id_str(c->user_id, uid_s);
     snprintf(stream, sizeof(stream), "recipe-%s", rid_s);
-    json_t *data = json_pack("{s:s, s:s}", "recipe_id", rid_s, "author_id", uid_s);
-    for (size_t i = 0; i < sizeof(recipe_fields) / sizeof(recipe_fields[0]); i++) {
-        json_t *v = json_object_get(c->input, recipe_fields[i]);
-        if (!v)
-            v = strcmp(recipe_fields[i], "description") == 0 ? json_string("") : json_array();
-        else
-            json_incref(v);
-        json_object_set_new(data, recipe_fields[i], v);
-    }
-    if ((rc = emit(app, txn, c, "RecipeCreated", stream, true, c->user_id, data)) != 0)
+    json_t *data = recipe_created_data(c->input, rid_s, uid_s);
+    if ((rc = emit(app, txn, c, ES_TYPE_RECIPE_CREATED, stream, true, c->user_id, data)) != 0)
         return rc;
     c->target_id = rid;
     c->status = 201;
@@ -367,14 +387,15 @@ static int decide_change(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     int rc = recipe_editable(app, txn, c, stream, &version);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
+    const struct es_event_type *t = es_catalogue_get(ES_TYPE_RECIPE_UPDATED);
     json_t *data = json_object();
-    for (size_t i = 0; !del && i < sizeof(recipe_fields) / sizeof(recipe_fields[0]); i++) {
-        json_t *v = json_object_get(c->input, recipe_fields[i]);
+    for (size_t i = 0; !del && i < t->n_fields; i++) {
+        json_t *v = json_object_get(c->input, t->fields[i].name);
         if (v)
-            json_object_set(data, recipe_fields[i], v);
+            json_object_set(data, t->fields[i].name, v);
     }
-    rc =
-        emit(app, txn, c, del ? "RecipeDeleted" : "RecipeUpdated", stream, false, c->user_id, data);
+    rc = emit(app, txn, c, del ? ES_TYPE_RECIPE_DELETED : ES_TYPE_RECIPE_UPDATED, stream, false,
+              c->user_id, data);
     if (rc != 0)
         return rc;
     c->status = 200;

@@ -79,7 +79,7 @@ static int decide_profile(struct cmd_app *app, MDB_txn *txn, struct cmd__command
         if (v)
             json_object_set(data, fields[i], v);
     }
-    if ((rc = cmd__emit(app, txn, c, "ProfileUpdated", stream, false, data)) != 0)
+    if ((rc = cmd__emit(app, txn, c, ES_TYPE_PROFILE_UPDATED, stream, false, data)) != 0)
         return rc;
     c->status = 200;
     c->resp = json_pack("{s:s, s:I}", "user_id", uid_s, "version", (json_int_t)version + 1);
@@ -105,8 +105,8 @@ static int decide_follow(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
         return noop(app, txn, c, stream, json_pack("{s:b}", "following", follow));
     id_str(c->user_id, uid_s);
     id_str(c->target_id, other_s);
-    rc = cmd__emit(app, txn, c, follow ? "UserFollowed" : "UserUnfollowed", stream, false,
-                   json_pack("{s:s, s:s}", "user_id", uid_s, "followee_id", other_s));
+    rc = cmd__emit(app, txn, c, follow ? ES_TYPE_USER_FOLLOWED : ES_TYPE_USER_UNFOLLOWED, stream,
+                   false, json_pack("{s:s, s:s}", "user_id", uid_s, "followee_id", other_s));
     if (rc != 0)
         return rc;
     c->status = 200;
@@ -146,7 +146,7 @@ static int decide_like(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c
     id_str(c->user_id, uid_s);
     id_str(c->target_id, rid_s);
     id_str(r.author_id, author_s);
-    rc = cmd__emit(app, txn, c, like ? "RecipeLiked" : "RecipeUnliked", stream, false,
+    rc = cmd__emit(app, txn, c, like ? ES_TYPE_RECIPE_LIKED : ES_TYPE_RECIPE_UNLIKED, stream, false,
                    json_pack("{s:s, s:s, s:s}", "user_id", uid_s, "recipe_id", rid_s,
                              "recipe_author_id", author_s));
     if (rc != 0)
@@ -172,7 +172,7 @@ static int decide_comment(struct cmd_app *app, MDB_txn *txn, struct cmd__command
     id_str(r.author_id, author_s);
     snprintf(stream, sizeof(stream), "comment-%s", cid_s);
     json_t *content = json_object_get(c->input, "content");
-    rc = cmd__emit(app, txn, c, "RecipeCommented", stream, true,
+    rc = cmd__emit(app, txn, c, ES_TYPE_RECIPE_COMMENTED, stream, true,
                    json_pack("{s:s, s:s, s:s, s:O, s:s}", "comment_id", cid_s, "recipe_id", rid_s,
                              "user_id", uid_s, "content", content, "recipe_author_id", author_s));
     if (rc != 0)
@@ -207,7 +207,7 @@ static int decide_comment_delete(struct cmd_app *app, MDB_txn *txn, struct cmd__
     id_str(c->target_id, rid_s);
     id_str(cm.recipe_author_id, author_s);
     snprintf(stream, sizeof(stream), "comment-%s", cid_s);
-    rc = cmd__emit(app, txn, c, "CommentDeleted", stream, false,
+    rc = cmd__emit(app, txn, c, ES_TYPE_COMMENT_DELETED, stream, false,
                    json_pack("{s:s, s:s, s:s}", "comment_id", cid_s, "recipe_id", rid_s,
                              "recipe_author_id", author_s));
     if (rc != 0)
@@ -231,7 +231,7 @@ static int decide_read(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c
         return noop(app, txn, c, stream, json_object());
     id_str(c->user_id, uid_s);
     id_str(c->arg_id, up_s);
-    rc = cmd__emit(app, txn, c, "NotificationsRead", stream, false,
+    rc = cmd__emit(app, txn, c, ES_TYPE_NOTIFICATIONS_READ, stream, false,
                    json_pack("{s:s, s:s}", "user_id", uid_s, "up_to_id", up_s));
     if (rc != 0)
         return rc;

@@ -6,6 +6,7 @@
 
 #include "valid.h"
 
+#include "es/catalogue.h"
 #include "es/id.h"
 
 #include "sp/banned.h"
@@ -15,11 +16,6 @@ struct text_rule {
     bool multiline;
 };
 
-static const struct text_rule RULE_TITLE = {1, 200, false};
-static const struct text_rule RULE_DESCRIPTION = {0, 10000, true};
-static const struct text_rule RULE_INGREDIENT = {1, 1000, false};
-static const struct text_rule RULE_STEP = {1, 10000, true};
-static const struct text_rule RULE_TAG = {1, 64, false};
 static const struct text_rule RULE_FULL_NAME = {0, 100, false};
 static const struct text_rule RULE_BIO = {0, 1000, true};
 static const struct text_rule RULE_COMMENT = {1, 2000, true};
@@ -103,53 +99,6 @@ static void check_text(json_t *errors, const char *field, json_t *v, const struc
     else if (n_cp < rule->min_cp || n_cp > rule->max_cp)
         cmd__verr(errors, field, "must be %zu to %zu characters long (is %zu)", rule->min_cp,
                   rule->max_cp, n_cp);
-}
-
-static void check_text_array(json_t *errors,
-                             const char *field,
-                             json_t *v,
-                             size_t min_items,
-                             size_t max_items,
-                             const struct text_rule *rule)
-{
-    char item[64];
-    size_t i;
-    json_t *e;
-    if (!json_is_array(v)) {
-        cmd__verr(errors, field, "must be an array of strings");
-        return;
-    }
-    if (json_array_size(v) < min_items || json_array_size(v) > max_items) {
-        cmd__verr(errors, field, "must have %zu to %zu items (has %zu)", min_items, max_items,
-                  json_array_size(v));
-        return;
-    }
-    json_array_foreach(v, i, e) {
-        snprintf(item, sizeof(item), "%s/%zu", field, i);
-        check_text(errors, item, e, rule);
-    }
-}
-
-static void check_ids(json_t *errors, const char *field, json_t *v, size_t max_items)
-{
-    char item[64];
-    size_t i;
-    json_t *e;
-    int64_t id;
-    if (!json_is_array(v)) {
-        cmd__verr(errors, field, "must be an array of id strings");
-        return;
-    }
-    if (json_array_size(v) > max_items) {
-        cmd__verr(errors, field, "must have at most %zu items (has %zu)", max_items,
-                  json_array_size(v));
-        return;
-    }
-    json_array_foreach(v, i, e) {
-        snprintf(item, sizeof(item), "%s/%zu", field, i);
-        if (!json_is_string(e) || es_id_parse(json_string_value(e), &id) != 0)
-            cmd__verr(errors, item, "must be a decimal id string");
-    }
 }
 
 /* Name every key of @p body not in the NULL-terminated @p known list. */
@@ -248,32 +197,64 @@ void cmd__valid_refresh(json_t *body, json_t *errors)
         check_text(errors, "refresh_token", v, &rule);
 }
 
+/* The command side's character rules for a string or each string of an array (the schema
+ * rules are checked already): no control characters, but newline and tab when @p multiline. */
+static void check_chars(json_t *errors, const char *field, json_t *v, bool multiline)
+{
+    char item[64];
+    size_t i, n_cp;
+    json_t *e;
+    const char *fault;
+
+    if (json_is_string(v)) {
+        fault = cmd__text_fault(json_string_value(v), json_string_length(v), multiline, &n_cp);
+        if (fault != NULL)
+            cmd__verr(errors, field, "%s", fault);
+        return;
+    }
+    json_array_foreach(v, i, e) {
+        snprintf(item, sizeof(item), "%s/%zu", field, i);
+        check_chars(errors, item, e, multiline);
+    }
+}
+
+/*
+ * Recipe bodies carry the content fields of a recipe: those of the RecipeUpdated schema
+ * (es/catalogue.h), each checked against its schema node (type, lengths, items, pattern)
+ * and the character rules (description and steps may hold newlines and tabs). A create
+ * must give every field RecipeCreated requires whose empty value ("" or []) the schema
+ * refuses (title, ingredients, steps); the decider fills the others with that empty value.
+ */
 void cmd__valid_recipe(json_t *body, bool update, json_t *errors)
 {
-    static const char *const known[] = {"title", "description",     "ingredients", "steps",
-                                        "tags",  "image_media_ids", NULL};
+    const struct es_event_type *upd = es_catalogue_get(ES_TYPE_RECIPE_UPDATED);
+    const struct es_event_type *cre = es_catalogue_get(ES_TYPE_RECIPE_CREATED);
+    struct sp_errbuf eb;
+    const char *key;
     json_t *v;
-    check_unknown(body, known, errors);
+
+    json_object_foreach(body, key, v) {
+        if (es_event_type_field(upd, key) == NULL)
+            cmd__verr(errors, key, "is not a known field");
+    }
     if (update && json_object_size(body) == 0)
         cmd__verr(errors, "body", "must contain at least one recipe field");
-    if ((v = json_object_get(body, "title")))
-        check_text(errors, "title", v, &RULE_TITLE);
-    else if (!update)
-        cmd__verr(errors, "title", "is required");
-    if ((v = json_object_get(body, "description")))
-        check_text(errors, "description", v, &RULE_DESCRIPTION);
-    if ((v = json_object_get(body, "ingredients")))
-        check_text_array(errors, "ingredients", v, 1, 200, &RULE_INGREDIENT);
-    else if (!update)
-        cmd__verr(errors, "ingredients", "is required");
-    if ((v = json_object_get(body, "steps")))
-        check_text_array(errors, "steps", v, 1, 200, &RULE_STEP);
-    else if (!update)
-        cmd__verr(errors, "steps", "is required");
-    if ((v = json_object_get(body, "tags")))
-        check_text_array(errors, "tags", v, 0, 30, &RULE_TAG);
-    if ((v = json_object_get(body, "image_media_ids")))
-        check_ids(errors, "image_media_ids", v, 20);
+    for (size_t i = 0; i < upd->n_fields; i++) {
+        const struct es_field *f = &upd->fields[i], *fc = es_event_type_field(cre, f->name);
+        const struct es_schema_node *s = f->schema;
+
+        if ((v = json_object_get(body, f->name)) == NULL) {
+            if (!update && fc != NULL && fc->required && (s->min_length > 0 || s->min_items > 0))
+                cmd__verr(errors, f->name, "is required");
+            continue;
+        }
+        sp_err_clear(&eb);
+        if (es_value_check(s, v, f->name, &eb) != 0)
+            cmd__verr(errors, eb.field, "%s", eb.msg);
+        else
+            check_chars(errors, f->name, v,
+                        strcmp(f->name, "description") == 0 || strcmp(f->name, "steps") == 0);
+    }
 }
 
 static void check_id(json_t *errors, const char *field, json_t *v)

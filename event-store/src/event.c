@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/catalogue.h"
 #include "es/event.h"
 #include "sp/alloc.h"
 #include "sp/time.h"
@@ -112,6 +113,7 @@ int es_event_make(struct es_event *ev,
     ev->time_us = sp_time_now_us();
     ev->source = sp_xstrdup(source ? source : ES_SOURCE_COMMAND_API);
     ev->type = sp_xstrdup(type);
+    ev->type_id = es_type_of(type);
     ev->stream = sp_xstrdup(stream);
     ev->subject = sp_xstrdup(stream);
     ev->subject[cat_len] = '/';
@@ -314,6 +316,7 @@ static int decode_attrs(json_t *root, struct es_event *ev, struct sp_errbuf *eb)
         return sp_err_set(eb, SP_ESCHEMA, "streamversion",
                           "event streamversion must be an integer >= 1");
     ev->stream_version = json_integer_value(js);
+    ev->type_id = es_type_of(ev->type);
     if (json_object_get(root, "data_base64") != NULL)
         return sp_err_set(eb, SP_ESCHEMA, "data_base64", "event data must be JSON, not base64");
     js = json_object_get(root, "data");

@@ -93,7 +93,7 @@ static int apply_one(struct proj__apply *c,
 
     if (rc != 0)
         return rc;
-    rc = c->proj->apply(c->conn, ev, perr);
+    rc = c->proj->folds[ev->type_id](c->conn, ev, perr);
     if (rc == 0)
         return proj_pg_exec_script(c->conn, "RELEASE SAVEPOINT proj_event", c->eb);
     if (!apply_error_is_poison(rc, perr) || PQstatus(c->conn) != CONNECTION_OK) {
@@ -126,12 +126,13 @@ static int process(struct proj__apply *c,
         *poison = true;
         return sp_err_set(perr, 0, field[0] ? field : NULL, "undecodable event: %s", why);
     }
-    if (proj_projection_handles(c->proj, ev->type))
+    if (es_event_check(ev, NULL, perr) != 0) {
+        *poison = true;
+        return 0; /* perr: unknown type, or which field breaks the schema */
+    }
+    if (proj_projection_handles(c->proj, ev->type_id))
         return apply_one(c, rec, ev, poison, perr);
-    if (proj_projection_ignores(c->proj, ev->type))
-        return 0;
-    *poison = true;
-    return sp_err_set(perr, 0, "type", "unknown event type \"%s\"", ev->type);
+    return 0;
 }
 
 static void halt(struct proj__apply *c, const struct es_log_record *rec, const char *error)

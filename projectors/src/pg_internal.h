@@ -14,47 +14,13 @@
 #include "es/event.h"
 #include "sp/err.h"
 
-enum proj__field_kind {
-    PROJ__F_ID,           /* decimal id string */
-    PROJ__F_ID_OR_NULL,   /* decimal id string or null */
-    PROJ__F_TEXT,         /* string */
-    PROJ__F_TEXT_OR_NULL, /* string or null */
-    PROJ__F_TEXT_ARRAY,   /* array of strings */
-    PROJ__F_ID_ARRAY,     /* array of decimal id strings */
-    PROJ__F_TIME,         /* RFC 3339 UTC time string */
-};
-
-struct proj__field_spec {
-    const char *name;
-    enum proj__field_kind kind;
-    bool required;
-};
-
-#define PROJ__NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
-
 /**
- * Check @p data against @p specs (@p n of them): every required field present, every
- * present field of its kind. Other keys are allowed.
- * @return 0; SP_ESCHEMA naming the field in eb->field.
- */
-int proj__fields_check(const json_t *data,
-                       const struct proj__field_spec *specs,
-                       size_t n,
-                       struct sp_errbuf *eb);
-
-/**
- * The entity id of the event's stream "<category>-<id>", as canonical decimal text.
+ * The event's stream id as decimal text. Every fold runs after the runner checked the event
+ * against the catalogue (es_event_check): the stream is "<category>-<id>" of the type's
+ * category, the payload's own id field equals it, and every field has its schema's shape.
  * @param out  ≥ 21 bytes
- * @return 0; SP_ESCHEMA if the stream is not "<category>-<id>" with a valid id.
  */
-int proj__stream_id(const struct es_event *ev,
-                    const char *category,
-                    char *out,
-                    size_t out_size,
-                    struct sp_errbuf *eb);
-
-/** @return 0 if data.<key> is absent or equals @p id; SP_ESCHEMA otherwise. */
-int proj__id_matches(const json_t *data, const char *key, const char *id, struct sp_errbuf *eb);
+void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
 
 /*
  * Counters (users.follower_count, following_count, recipe_count; recipes.like_count,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/catalogue.h"
 #include "es/id.h"
 #include "pg_internal.h"
 #include "proj/pg.h"
@@ -17,141 +18,9 @@
 
 #include "sp/banned.h"
 
-static const struct proj__field_spec user_registered_fields[] = {
-    {"user_id", PROJ__F_ID, true},
-    {"username", PROJ__F_TEXT, true},
-};
-
-static const struct proj__field_spec profile_updated_fields[] = {
-    {"full_name", PROJ__F_TEXT_OR_NULL, false},
-    {"bio", PROJ__F_TEXT_OR_NULL, false},
-    {"avatar_media_id", PROJ__F_ID_OR_NULL, false},
-};
-
-static const struct proj__field_spec recipe_created_fields[] = {
-    {"recipe_id", PROJ__F_ID, false},
-    {"author_id", PROJ__F_ID, true},
-    {"title", PROJ__F_TEXT, true},
-    {"description", PROJ__F_TEXT_OR_NULL, false},
-    {"ingredients", PROJ__F_TEXT_ARRAY, true},
-    {"steps", PROJ__F_TEXT_ARRAY, true},
-    {"tags", PROJ__F_TEXT_ARRAY, false},
-    {"image_media_ids", PROJ__F_ID_ARRAY, false},
-};
-
-static const struct proj__field_spec recipe_updated_fields[] = {
-    {"title", PROJ__F_TEXT, false},
-    {"description", PROJ__F_TEXT_OR_NULL, false},
-    {"ingredients", PROJ__F_TEXT_ARRAY, false},
-    {"steps", PROJ__F_TEXT_ARRAY, false},
-    {"tags", PROJ__F_TEXT_ARRAY, false},
-    {"image_media_ids", PROJ__F_ID_ARRAY, false},
-};
-
-static bool text_ok(const json_t *v)
+void proj__stream_id(const struct es_event *ev, char *out, size_t out_size)
 {
-    /* PostgreSQL text cannot hold NUL: reject "\u0000" here with a clear error. */
-    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
-static bool id_ok(const json_t *v)
-{
-    int64_t id;
-    return json_is_string(v) && es_id_parse(json_string_value(v), &id) == 0;
-}
-
-static bool array_ok(const json_t *v, bool ids)
-{
-    size_t i;
-    json_t *e;
-
-    if (!json_is_array(v))
-        return false;
-    json_array_foreach(v, i, e) {
-        if (ids ? !id_ok(e) : !text_ok(e))
-            return false;
-    }
-    return true;
-}
-
-static bool time_ok(const json_t *v)
-{
-    int64_t ts_us;
-    return text_ok(v) && sp_time_parse_rfc3339(json_string_value(v), &ts_us) == 0;
-}
-
-static bool field_ok(const json_t *v, enum proj__field_kind kind)
-{
-    switch (kind) {
-    case PROJ__F_ID:
-        return id_ok(v);
-    case PROJ__F_ID_OR_NULL:
-        return json_is_null(v) || id_ok(v);
-    case PROJ__F_TEXT:
-        return text_ok(v);
-    case PROJ__F_TEXT_OR_NULL:
-        return json_is_null(v) || text_ok(v);
-    case PROJ__F_TEXT_ARRAY:
-        return array_ok(v, false);
-    case PROJ__F_ID_ARRAY:
-        return array_ok(v, true);
-    case PROJ__F_TIME:
-        return time_ok(v);
-    }
-    return false;
-}
-
-static const char *kind_name(enum proj__field_kind kind)
-{
-    static const char *const names[] = {
-        "an id string",        "an id string or null",   "a string",        "a string or null",
-        "an array of strings", "an array of id strings", "an RFC 3339 time"};
-    return names[kind];
-}
-
-int proj__fields_check(const json_t *data,
-                       const struct proj__field_spec *specs,
-                       size_t n,
-                       struct sp_errbuf *eb)
-{
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_object_get(data, specs[i].name);
-        if (v == NULL) {
-            if (specs[i].required)
-                return sp_err_set(eb, SP_ESCHEMA, specs[i].name, "missing field \"%s\"",
-                                  specs[i].name);
-            continue;
-        }
-        if (!field_ok(v, specs[i].kind))
-            return sp_err_set(eb, SP_ESCHEMA, specs[i].name, "field \"%s\" must be %s",
-                              specs[i].name, kind_name(specs[i].kind));
-    }
-    return 0;
-}
-
-int proj__stream_id(const struct es_event *ev,
-                    const char *category,
-                    char *out,
-                    size_t out_size,
-                    struct sp_errbuf *eb)
-{
-    size_t n = strlen(category);
-    int64_t id;
-
-    if (ev->stream == NULL || strncmp(ev->stream, category, n) != 0 || ev->stream[n] != '-' ||
-        es_id_parse(ev->stream + n + 1, &id) != 0)
-        return sp_err_set(eb, SP_ESCHEMA, "stream", "stream \"%s\" is not \"%s-<id>\"",
-                          ev->stream ? ev->stream : "", category);
-    snprintf(out, out_size, "%lld", (long long)id);
-    return 0;
-}
-
-int proj__id_matches(const json_t *data, const char *key, const char *id, struct sp_errbuf *eb)
-{
-    const json_t *v = json_object_get(data, key);
-    if (v != NULL && strcmp(json_string_value(v), id) != 0)
-        return sp_err_set(eb, SP_ESCHEMA, key, "field \"%s\" does not match the stream", key);
-    return 0;
+    snprintf(out, out_size, "%lld", (long long)es_event_stream_id(ev));
 }
 
 /* JSON text of data.<key>, or "[]" when absent. Owned: free(). */
@@ -185,14 +54,8 @@ static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_er
 {
     char at[32], version[32], sid[32];
     const char *id = json_string_value(json_object_get(ev->data, "user_id"));
-    int rc = proj__fields_check(ev->data, user_registered_fields,
-                                PROJ__NFIELDS(user_registered_fields), eb);
 
-    if (rc != 0)
-        return rc;
-    if ((rc = proj__stream_id(ev, "user", sid, sizeof(sid), eb)) != 0 ||
-        (rc = proj__id_matches(ev->data, "user_id", sid, eb)) != 0)
-        return rc;
+    proj__stream_id(ev, sid, sizeof(sid));
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     const char *params[] = {id, json_string_value(json_object_get(ev->data, "username")), at,
@@ -225,11 +88,9 @@ static int profile_updated(PGconn *conn, const struct es_event *ev, struct sp_er
 {
     char at[32], version[32], id[32];
     char *data;
-    int rc = proj__fields_check(ev->data, profile_updated_fields,
-                                PROJ__NFIELDS(profile_updated_fields), eb);
+    int rc;
 
-    if (rc != 0 || (rc = proj__stream_id(ev, "user", id, sizeof(id), eb)) != 0)
-        return rc;
+    proj__stream_id(ev, id, sizeof(id));
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     data = json_dumps(ev->data, JSON_COMPACT);
@@ -311,12 +172,8 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
 static int recipe_created(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char id[32];
-    int rc = proj__fields_check(ev->data, recipe_created_fields,
-                                PROJ__NFIELDS(recipe_created_fields), eb);
 
-    if (rc != 0 || (rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb)) != 0 ||
-        (rc = proj__id_matches(ev->data, "recipe_id", id, eb)) != 0)
-        return rc;
+    proj__stream_id(ev, id, sizeof(id));
     return recipe_insert(conn, ev, id, eb);
 }
 
@@ -324,11 +181,9 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
 {
     char at[32], version[32], id[32];
     char *data;
-    int rc = proj__fields_check(ev->data, recipe_updated_fields,
-                                PROJ__NFIELDS(recipe_updated_fields), eb);
+    int rc;
 
-    if (rc != 0 || (rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb)) != 0)
-        return rc;
+    proj__stream_id(ev, id, sizeof(id));
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     data = json_dumps(ev->data, JSON_COMPACT);
@@ -367,14 +222,12 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
 {
     char id[32];
     const char *params[] = {id};
-    int rc = proj__stream_id(ev, "recipe", id, sizeof(id), eb);
 
     /* the recipe's tags go with it; its author's count follows. Its likes and comments
      * stay: they are facts of the likers' and commenters' streams, which on a partitioned
      * log may be applied before or after this event, and only their own RecipeUnliked /
      * CommentDeleted remove them, so the tables do not depend on partition interleaving. */
-    if (rc != 0)
-        return rc;
+    proj__stream_id(ev, id, sizeof(id));
     /* clang-format off */
     return proj_pg_exec(conn,
                         "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
@@ -386,47 +239,24 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
     /* clang-format on */
 }
 
-static const struct {
-    const char *type;
-    proj_apply_fn fn;
-} pg_handlers[] = {
-    {"UserRegistered", user_registered},
-    {"ProfileUpdated", profile_updated},
-    {"RecipeCreated", recipe_created},
-    {"RecipeUpdated", recipe_updated},
-    {"RecipeDeleted", recipe_deleted},
-    {"UserFollowed", proj__pg_user_followed},
-    {"UserUnfollowed", proj__pg_user_unfollowed},
-    {"RecipeLiked", proj__pg_recipe_liked},
-    {"RecipeUnliked", proj__pg_recipe_unliked},
-    {"RecipeCommented", proj__pg_recipe_commented},
-    {"CommentDeleted", proj__pg_comment_deleted},
-    {"NotificationsRead", proj__pg_notifications_read},
-    {"SessionStarted", proj__pg_session_started},
-    {"SessionRefreshed", proj__pg_session_refreshed},
-    {"SessionRevoked", proj__pg_session_revoked},
+/* The folds by event type; every other type of the catalogue only advances the view. */
+static const proj_apply_fn pg_folds[ES_TYPE__COUNT] = {
+    [ES_TYPE_USER_REGISTERED] = user_registered,
+    [ES_TYPE_PROFILE_UPDATED] = profile_updated,
+    [ES_TYPE_RECIPE_CREATED] = recipe_created,
+    [ES_TYPE_RECIPE_UPDATED] = recipe_updated,
+    [ES_TYPE_RECIPE_DELETED] = recipe_deleted,
+    [ES_TYPE_USER_FOLLOWED] = proj__pg_user_followed,
+    [ES_TYPE_USER_UNFOLLOWED] = proj__pg_user_unfollowed,
+    [ES_TYPE_RECIPE_LIKED] = proj__pg_recipe_liked,
+    [ES_TYPE_RECIPE_UNLIKED] = proj__pg_recipe_unliked,
+    [ES_TYPE_RECIPE_COMMENTED] = proj__pg_recipe_commented,
+    [ES_TYPE_COMMENT_DELETED] = proj__pg_comment_deleted,
+    [ES_TYPE_NOTIFICATIONS_READ] = proj__pg_notifications_read,
+    [ES_TYPE_SESSION_STARTED] = proj__pg_session_started,
+    [ES_TYPE_SESSION_REFRESHED] = proj__pg_session_refreshed,
+    [ES_TYPE_SESSION_REVOKED] = proj__pg_session_revoked,
 };
-
-static int pg_apply(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
-{
-    for (size_t i = 0; i < PROJ__NFIELDS(pg_handlers); i++) {
-        if (strcmp(ev->type, pg_handlers[i].type) == 0)
-            return pg_handlers[i].fn(conn, ev, eb);
-    }
-    return sp_err_set(eb, SP_ESCHEMA, "type", "unknown event type \"%s\"", ev->type);
-}
-
-/* Must list exactly the types of pg_handlers. */
-static const char *const pg_handles[] = {
-    "UserRegistered", "ProfileUpdated",   "RecipeCreated",  "RecipeUpdated",
-    "RecipeDeleted",  "UserFollowed",     "UserUnfollowed", "RecipeLiked",
-    "RecipeUnliked",  "RecipeCommented",  "CommentDeleted", "NotificationsRead",
-    "SessionStarted", "SessionRefreshed", "SessionRevoked", NULL};
-
-/* v1 catalogue types (DESIGN.md) this view does not fold: they only advance it. */
-static const char *const pg_ignores[] = {"PasswordChanged", "ConversationCreated", "MemberAdded",
-                                         "MemberRemoved",   "MessageSent",         "MediaUploaded",
-                                         "MediaDeleted",    "DeviceSubscribed",    NULL};
 
 /* Everything the view holds: a rebuild empties these and the checksum covers them. */
 static const struct proj_table pg_tables[] = {
@@ -492,13 +322,11 @@ static int pg_batch_end(PGconn *conn, struct sp_errbuf *eb)
 
 static const struct proj_projection pg_projection = {
     .name = "pg",
-    .handles = pg_handles,
-    .ignores = pg_ignores,
     .store = PROJ_STORE_PG,
+    .folds = pg_folds,
     .migrations = ".",
     .tables = pg_tables,
-    .n_tables = PROJ__NFIELDS(pg_tables),
-    .apply = pg_apply,
+    .n_tables = sizeof(pg_tables) / sizeof(pg_tables[0]),
     .batch_begin = pg_batch_begin,
     .batch_end = pg_batch_end,
 };

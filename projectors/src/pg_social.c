@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/catalogue.h"
 #include "pg_internal.h"
 #include "proj/pg.h"
 #include "sp/pg_channels.h"
@@ -28,52 +29,6 @@
 #define NOTIF_EPOCH_MS 1704067200000LL
 /* Notification ids hold 41 bits of milliseconds (until 2093). */
 #define NOTIF_MAX_MS (1LL << 41)
-
-static const struct proj__field_spec follow_fields[] = {
-    {"user_id", PROJ__F_ID, true},
-    {"followee_id", PROJ__F_ID, true},
-};
-
-static const struct proj__field_spec like_fields[] = {
-    {"user_id", PROJ__F_ID, true},
-    {"recipe_id", PROJ__F_ID, true},
-    {"recipe_author_id", PROJ__F_ID, true},
-};
-
-static const struct proj__field_spec commented_fields[] = {
-    {"comment_id", PROJ__F_ID, true},       {"recipe_id", PROJ__F_ID, true},
-    {"user_id", PROJ__F_ID, true},          {"content", PROJ__F_TEXT, true},
-    {"recipe_author_id", PROJ__F_ID, true},
-};
-
-static const struct proj__field_spec comment_deleted_fields[] = {
-    {"comment_id", PROJ__F_ID, true},
-    {"recipe_id", PROJ__F_ID, true},
-    {"recipe_author_id", PROJ__F_ID, true},
-};
-
-static const struct proj__field_spec notifications_read_fields[] = {
-    {"user_id", PROJ__F_ID, true},
-    {"up_to_id", PROJ__F_ID, true},
-};
-
-static const struct proj__field_spec session_started_fields[] = {
-    {"session_id", PROJ__F_ID, true},
-    {"user_id", PROJ__F_ID, true},
-    {"refresh_hash", PROJ__F_TEXT, true},
-    {"expires_at", PROJ__F_TIME, true},
-};
-
-static const struct proj__field_spec session_refreshed_fields[] = {
-    {"session_id", PROJ__F_ID, true},
-    {"refresh_hash", PROJ__F_TEXT, true},
-    {"expires_at", PROJ__F_TIME, true},
-};
-
-static const struct proj__field_spec session_revoked_fields[] = {
-    {"session_id", PROJ__F_ID, true},
-    {"reason", PROJ__F_TEXT, true},
-};
 
 /* A notification to write; ids are decimal text, recipe_id and comment_id may be NULL. */
 struct notification {
@@ -87,27 +42,6 @@ struct notification {
 static const char *field(const struct es_event *ev, const char *key)
 {
     return json_string_value(json_object_get(ev->data, key));
-}
-
-/*
- * Check the payload against @p specs and that the stream is "<category>-<data.key>".
- * @param id  receives the stream's id (≥ 32 bytes)
- */
-static int event_check(const struct es_event *ev,
-                       const struct proj__field_spec *specs,
-                       size_t n,
-                       const char *category,
-                       const char *key,
-                       char *id,
-                       struct sp_errbuf *eb)
-{
-    int rc = proj__fields_check(ev->data, specs, n, eb);
-
-    if (rc == 0)
-        rc = proj__stream_id(ev, category, id, 32, eb);
-    if (rc == 0)
-        rc = proj__id_matches(ev->data, key, id, eb);
-    return rc;
 }
 
 /* Run @p sql whose result is one count(*); @p count receives it. */
@@ -188,8 +122,9 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
 {
     char follower[32], at[32];
     long long inserted = 0;
-    int rc = event_check(ev, follow_fields, PROJ__NFIELDS(follow_fields), "user", "user_id",
-                         follower, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, follower, sizeof(follower));
 
     if (rc != 0 || (rc = user_version(conn, ev, follower, eb)) != 0)
         return rc;
@@ -218,8 +153,9 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
 int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char follower[32];
-    int rc = event_check(ev, follow_fields, PROJ__NFIELDS(follow_fields), "user", "user_id",
-                         follower, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, follower, sizeof(follower));
 
     if (rc != 0 || (rc = user_version(conn, ev, follower, eb)) != 0)
         return rc;
@@ -243,7 +179,9 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
 {
     char liker[32], at[32];
     long long inserted = 0;
-    int rc = event_check(ev, like_fields, PROJ__NFIELDS(like_fields), "user", "user_id", liker, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, liker, sizeof(liker));
 
     if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
         return rc;
@@ -266,7 +204,9 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
 int proj__pg_recipe_unliked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char liker[32];
-    int rc = event_check(ev, like_fields, PROJ__NFIELDS(like_fields), "user", "user_id", liker, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, liker, sizeof(liker));
 
     if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
         return rc;
@@ -282,8 +222,9 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
 {
     char comment[32], at[32];
     long long inserted = 0;
-    int rc = event_check(ev, commented_fields, PROJ__NFIELDS(commented_fields), "comment",
-                         "comment_id", comment, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, comment, sizeof(comment));
 
     if (rc != 0)
         return rc;
@@ -309,8 +250,9 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
 int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char comment[32];
-    int rc = event_check(ev, comment_deleted_fields, PROJ__NFIELDS(comment_deleted_fields),
-                         "comment", "comment_id", comment, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, comment, sizeof(comment));
 
     if (rc != 0)
         return rc;
@@ -324,8 +266,9 @@ int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_
 int proj__pg_notifications_read(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char user[32];
-    int rc = event_check(ev, notifications_read_fields, PROJ__NFIELDS(notifications_read_fields),
-                         "user", "user_id", user, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, user, sizeof(user));
 
     if (rc != 0 || (rc = user_version(conn, ev, user, eb)) != 0)
         return rc;
@@ -341,8 +284,9 @@ int proj__pg_notifications_read(PGconn *conn, const struct es_event *ev, struct 
 int proj__pg_session_started(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char session[32];
-    int rc = event_check(ev, session_started_fields, PROJ__NFIELDS(session_started_fields),
-                         "session", "session_id", session, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, session, sizeof(session));
 
     if (rc != 0)
         return rc;
@@ -359,8 +303,9 @@ int proj__pg_session_started(PGconn *conn, const struct es_event *ev, struct sp_
 int proj__pg_session_refreshed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char session[32];
-    int rc = event_check(ev, session_refreshed_fields, PROJ__NFIELDS(session_refreshed_fields),
-                         "session", "session_id", session, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, session, sizeof(session));
 
     if (rc != 0)
         return rc;
@@ -372,8 +317,9 @@ int proj__pg_session_refreshed(PGconn *conn, const struct es_event *ev, struct s
 int proj__pg_session_revoked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     char session[32];
-    int rc = event_check(ev, session_revoked_fields, PROJ__NFIELDS(session_revoked_fields),
-                         "session", "session_id", session, eb);
+    int rc = 0;
+
+    proj__stream_id(ev, session, sizeof(session));
 
     if (rc != 0)
         return rc;

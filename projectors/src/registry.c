@@ -31,23 +31,9 @@ const struct proj_projection *proj_registry_find(const char *name)
     return NULL;
 }
 
-static bool in_list(const char *const *list, const char *type)
+bool proj_projection_handles(const struct proj_projection *proj, enum es_type type)
 {
-    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
-        if (strcmp(list[i], type) == 0)
-            return true;
-    }
-    return false;
-}
-
-bool proj_projection_handles(const struct proj_projection *proj, const char *type)
-{
-    return in_list(proj->handles, type);
-}
-
-bool proj_projection_ignores(const struct proj_projection *proj, const char *type)
-{
-    return in_list(proj->ignores, type);
+    return type > ES_TYPE_UNKNOWN && type < ES_TYPE__COUNT && proj->folds[type] != NULL;
 }
 
 int proj_poison_policy_parse(const char *s, enum proj_poison_policy *out)

@@ -1,7 +1,8 @@
 /*
  * Test helper (not a test): the projector daemon running projection "pg" plus "probe", a
- * projection that folds UserRegistered into nothing, so test_daemon can check that every
- * projection the daemon is given runs with its own checkpoint. Configured like
+ * projection that folds UserRegistered into nothing and refuses every RecipeDeleted (a
+ * poison event to it alone), so test_daemon can check that every projection the daemon is
+ * given runs with its own checkpoint and that one halting does not stop the others. Configured like
  * stockpot-projector (STOCKPOT_* environment).
  */
 #include <stdio.h>
@@ -16,22 +17,23 @@
 static int probe_apply(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
 {
     (void)conn;
-    (void)ev;
-    (void)eb;
+    if (ev->type_id == ES_TYPE_RECIPE_DELETED)
+        return sp_err_set(eb, SP_ENOTFOUND, NULL, "probe refuses RecipeDeleted");
     return 0;
 }
 
-static const char *const probe_handles[] = {"UserRegistered", NULL};
+static const proj_apply_fn probe_folds[ES_TYPE__COUNT] = {
+    [ES_TYPE_USER_REGISTERED] = probe_apply,
+    [ES_TYPE_RECIPE_DELETED] = probe_apply,
+};
 
 static const struct proj_projection probe = {
     .name = "probe",
-    .handles = probe_handles,
-    .ignores = NULL,
     .store = PROJ_STORE_PG,
+    .folds = probe_folds,
     .migrations = ".",
     .tables = NULL,
     .n_tables = 0,
-    .apply = probe_apply,
 };
 
 int main(void)

@@ -118,10 +118,10 @@ void pgtest_mixed_events(int users, int recipes, pgtest_emit_fn emit, void *arg)
     for (int i = 1; i <= users; i++) {
         snprintf(id, sizeof(id), "73012345678%05d", i);
         snprintf(stream, sizeof(stream), "user-%s", id);
-        snprintf(name, sizeof(name), "用户_%d", i);
+        snprintf(name, sizeof(name), "user_%d", i);
         emit(arg, "UserRegistered", stream, 1,
              json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                       "u@example.com", "password_hash", "h"));
+                       "u@example.com", "password_hash", "$argon2id$v=19$h"));
     }
     for (int i = 1; i <= recipes; i++) {
         snprintf(id, sizeof(id), "73019999999%05d", i);

@@ -32,7 +32,9 @@ static void build_log(struct pgtest *t)
                             "ana@example.org", "password_hash", "$argon2id$v=19$y"));
     pgtest_append(t, "SessionStarted", "session-7301234567890201", 1,
                   json_pack("{s:s,s:s,s:s,s:s}", "session_id", "7301234567890201", "user_id", USER1,
-                            "refresh_hash", "ab", "expires_at", "2030-01-01T00:00:00.000000Z"));
+                            "refresh_hash",
+                            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                            "expires_at", "2030-01-01T00:00:00.000000Z"));
     pgtest_append(t, "RecipeCreated", "recipe-" RECIPE1, 1,
                   json_pack("{s:s,s:s,s:s,s:s,s:[s,s],s:[s],s:[s,s],s:[s]}", "recipe_id", RECIPE1,
                             "author_id", USER1, "title", "麻婆豆腐", "description", "四川的经典菜",
@@ -208,9 +210,10 @@ static void test_duplicate_tags(void **state)
 
     pgtest_setup(&t);
     pgtest_append(&t, "RecipeCreated", "recipe-" RECIPE1, 1,
-                  json_pack("{s:s,s:s,s:s,s:[s],s:[s],s:[s,s,s,s,s]}", "recipe_id", RECIPE1,
-                            "author_id", USER1, "title", "t", "ingredients", "x", "steps", "y",
-                            "tags", "b", "a", "b", "汤", "a"));
+                  json_pack("{s:s,s:s,s:s,s:s,s:[s],s:[s],s:[s,s,s,s,s],s:[]}", "recipe_id",
+                            RECIPE1, "author_id", USER1, "title", "t", "description", "",
+                            "ingredients", "x", "steps", "y", "tags", "b", "a", "b", "汤", "a",
+                            "image_media_ids"));
     r = pgtest_runner_new(&t, 500, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     pgtest_check(t.conn, "SELECT tags::text FROM stockpot.recipes", "{b,a,汤}");

@@ -123,7 +123,7 @@ static void user(struct pgtest *t, int i, const char *name)
     snprintf(stream, sizeof(stream), "user-%s", id);
     pgtest_append(t, "UserRegistered", stream, 1,
                   json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                            "a@example.com", "password_hash", "h"));
+                            "a@example.com", "password_hash", "$argon2id$v=19$h"));
 }
 
 static void stop_daemon(pid_t pid)
@@ -151,7 +151,7 @@ static void test_tail_and_probes(void **state)
     pgtest_open_log(&t);
     for (int i = 1; i <= 5; i++) {
         char name[16];
-        snprintf(name, sizeof(name), "名字%d", i);
+        snprintf(name, sizeof(name), "name_%d", i);
         user(&t, i, name);
     }
     wait_checkpoint(&t, 5);
@@ -183,9 +183,9 @@ static void test_halt_keeps_running(void **state)
     (void)state;
 
     pgtest_setup(&t);
-    user(&t, 1, "a");
+    user(&t, 1, "ann");
     pgtest_append(&t, "NoSuchEvent", "user-7301234567890001", 2, json_object());
-    user(&t, 3, "c");
+    user(&t, 3, "cat");
     pid = start_daemon(&t, port, "halt");
     wait_checkpoint(&t, 1);
     assert_int_equal(get_until(port, "/readyz", 503, &body), 503);
@@ -212,7 +212,7 @@ static void test_every_projection(void **state)
 
     pgtest_setup(&t);
     for (int i = 1; i <= 3; i++)
-        user(&t, i, i == 1 ? "a" : i == 2 ? "b" : "c");
+        user(&t, i, i == 1 ? "ann" : i == 2 ? "bob" : "cat");
     pid = start_binary(&t, "proj_daemon_probe", port, "halt");
     wait_projection(&t, "pg", 3);
     wait_projection(&t, "probe", 3);
@@ -222,9 +222,9 @@ static void test_every_projection(void **state)
     assert_non_null(
         strstr(body, "stockpot_projection_events_applied_total{projection=\"probe\"} 3"));
     free(body);
-    /* "probe" does not know RecipeDeleted and halts; "pg" carries on */
+    /* "probe" refuses RecipeDeleted and halts; "pg" carries on */
     pgtest_append(&t, "RecipeDeleted", "recipe-7301234567890101", 1, json_object());
-    user(&t, 4, "d");
+    user(&t, 4, "dan");
     wait_projection(&t, "pg", 5);
     assert_int_equal(get_until(port, "/readyz", 503, &body), 503);
     assert_non_null(strstr(body, "probe"));

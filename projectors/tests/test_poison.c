@@ -25,7 +25,7 @@ static void user(struct pgtest *t, const char *id, const char *name)
     snprintf(stream, sizeof(stream), "user-%s", id);
     pgtest_append(t, "UserRegistered", stream, 1,
                   json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                            "x@example.com", "password_hash", "h"));
+                            "x@example.com", "password_hash", "$argon2id$v=19$h"));
 }
 
 /* offsets: 0 ok, 1 bad checksum, 2 unknown type, 3 missing title, 4 undecodable,
@@ -142,8 +142,9 @@ static void test_transient_is_retried(void **state)
     pgtest_setup(&t);
     user(&t, USER1, "lin");
     pgtest_append(&t, "RecipeCreated", "recipe-7301234567890101", 1,
-                  json_pack("{s:s,s:s,s:s,s:[s],s:[s]}", "recipe_id", "7301234567890101",
-                            "author_id", USER1, "title", "t", "ingredients", "x", "steps", "y"));
+                  json_pack("{s:s,s:s,s:s,s:s,s:[s],s:[s],s:[],s:[]}", "recipe_id",
+                            "7301234567890101", "author_id", USER1, "title", "t", "description", "",
+                            "ingredients", "x", "steps", "y", "tags", "image_media_ids"));
     /* every new session of this database (the runner's) gives up on a lock after 100 ms */
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET lock_timeout = '100ms'", t.db);
     assert_int_equal(proj_pg_exec_script(t.conn, sql, &eb), 0);

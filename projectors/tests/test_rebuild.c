@@ -51,7 +51,8 @@ static void test_rebuild_equals_incremental(void **state)
 
     /* the runner carries on after a rebuild from the rebuilt checkpoint */
     pgtest_append(&t, "UserRegistered", "user-7301234567800099", 1,
-                  json_pack("{s:s,s:s}", "user_id", "7301234567800099", "username", "late"));
+                  json_pack("{s:s,s:s,s:s,s:s}", "user_id", "7301234567800099", "username", "late",
+                            "email", "late@example.com", "password_hash", "$argon2id$v=19$h"));
     assert_int_equal(proj_runner_catch_up(r, &eb), 0);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 8);
     assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.dead_letters"), 1);

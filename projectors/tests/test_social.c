@@ -118,8 +118,9 @@ static void recipe_created(struct pgtest *t, int r, int author)
 {
     struct id idr = mkid(RECIPE_BASE, r), ida = mkid(USER_BASE, author);
     append(t, "RecipeCreated", "recipe", idr, 1,
-           json_pack("{s:s,s:s,s:s,s:[s],s:[s],s:[s]}", "recipe_id", idr.s, "author_id", ida.s,
-                     "title", "soup", "ingredients", "water", "steps", "boil", "tags", "汤"));
+           json_pack("{s:s,s:s,s:s,s:s,s:[s],s:[s],s:[s],s:[]}", "recipe_id", idr.s, "author_id",
+                     ida.s, "title", "soup", "description", "", "ingredients", "water", "steps",
+                     "boil", "tags", "汤", "image_media_ids"));
 }
 
 static void recipe_deleted(struct pgtest *t, int r, int64_t ver)

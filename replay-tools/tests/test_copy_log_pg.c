@@ -43,10 +43,10 @@ static void build_log(struct pgtest *t)
     for (int u = 1; u <= N_USERS; u++) {
         snprintf(id, sizeof(id), "73012345678900%02d", u);
         snprintf(stream, sizeof(stream), "user-%s", id);
-        snprintf(name, sizeof(name), "zoë_%d", u);
+        snprintf(name, sizeof(name), "zoe_%d", u);
         pgtest_append(t, "UserRegistered", stream, 1,
                       json_pack("{s:s,s:s,s:s,s:s}", "user_id", id, "username", name, "email",
-                                "zoe@example.com", "password_hash", "h"));
+                                "zoe@example.com", "password_hash", "$argon2id$v=19$h"));
     }
     for (int r = 1; r <= N_RECIPES; r++) {
         snprintf(id, sizeof(id), "73012345678901%02d", r);

@@ -30,7 +30,7 @@ static void build_log(struct pgtest *t)
 {
     pgtest_append(t, "UserRegistered", "user-7301234567890001", 1,
                   json_pack("{s:s,s:s,s:s,s:s}", "user_id", "7301234567890001", "username", "lin",
-                            "email", "lin@example.com", "password_hash", "h"));
+                            "email", "lin@example.com", "password_hash", "$argon2id$v=19$h"));
     for (int i = 1; i <= 5; i++) {
         char id[32], stream[48];
         snprintf(id, sizeof(id), "730123456789010%d", i);

@@ -13,6 +13,7 @@
 
 #include "sp/buf.h"
 #include "sp/err.h"
+#include "es/event_types.h" /* generated from schemas/events: enum es_type */
 #include "es/id.h"
 
 #define ES_SOURCE_COMMAND_API "/stockpot/command-api"
@@ -31,6 +32,9 @@ struct es_event {
     char id[ES_UUID_STR_LEN + 1]; /* UUIDv7 */
     char *source;                 /* e.g. "/stockpot/command-api" */
     char *type;                   /* catalogue name, e.g. "RecipeCreated" */
+    enum es_type type_id;         /* the catalogue's type (es/catalogue.h) of @type, set by
+                                   * es_event_make and es_event_decode; ES_TYPE_UNKNOWN if
+                                   * the catalogue has no such type */
     char *subject;                /* aggregate, e.g. "recipe/7301234567890" */
     int64_t time_us;              /* µs since the epoch; RFC 3339 UTC µs on the wire */
     char *dataschema;             /* "schemas/events/<type>.v<N>.json" */

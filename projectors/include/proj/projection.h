@@ -2,6 +2,11 @@
  * The projection registry (DESIGN.md "Projections"): a projection is a name, the event
  * types it folds, its store, its migrations and an apply function. Each projection has
  * its own checkpoint rows (stockpot.checkpoints) and can be rebuilt alone.
+ *
+ * Event types come from the catalogue (es/catalogue.h, generated from schemas/events).
+ * Before any fold the runner checks the event against it (es_event_check): a type the
+ * catalogue does not know, or a payload that breaks its schema, is a poison event; a known
+ * type the projection has no fold for only advances the checkpoint.
  */
 #ifndef PROJ_PROJECTION_H
 #define PROJ_PROJECTION_H
@@ -11,6 +16,7 @@
 
 #include <libpq-fe.h>
 
+#include "es/catalogue.h"
 #include "es/event.h"
 #include "sp/err.h"
 
@@ -25,15 +31,15 @@ struct proj_table {
 };
 
 /**
- * Fold one event into the store, inside the caller's open transaction.
- * @return 0; SP_ESCHEMA (or SP_EINVAL, SP_ETOOBIG) if the payload violates the event's
- *         shape (eb->field names the field); SP_ENOTFOUND if the event refers to an
- *         entity the view does not hold; SP_EDB if a statement failed (eb->field holds
- *         the SQLSTATE); SP_EUNAVAIL if the connection is lost. The runner treats
- *         SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG, SP_ENOTFOUND and SP_EDB of SQLSTATE class 22
- *         (data exception) or 23 (integrity constraint violation) as a poison event;
- *         anything else as transient (the batch is rolled back and retried). Any non-zero
- *         return leaves the transaction in an unknown state: the caller rolls back.
+ * Fold one event into the store, inside the caller's open transaction. The event passed
+ * es_event_check, so its payload has its schema's shape.
+ * @return 0; SP_ESCHEMA (or SP_EINVAL, SP_ETOOBIG) if the payload violates a rule of the
+ *         view beyond the schema (eb->field names the field); SP_ENOTFOUND if the event refers to
+ * an entity the view does not hold; SP_EDB if a statement failed (eb->field holds the SQLSTATE);
+ * SP_EUNAVAIL if the connection is lost. The runner treats SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG,
+ * SP_ENOTFOUND and SP_EDB of SQLSTATE class 22 (data exception) or 23 (integrity constraint
+ * violation) as a poison event; anything else as transient (the batch is rolled back and retried).
+ * Any non-zero return leaves the transaction in an unknown state: the caller rolls back.
  */
 typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 
@@ -50,14 +56,12 @@ typedef int (*proj_batch_fn)(PGconn *conn, struct sp_errbuf *eb);
 
 struct proj_projection {
     const char *name;                /* e.g. "pg"; the checkpoint and metrics key */
-    const char *const *handles;      /* NULL-terminated event types folded by apply */
-    const char *const *ignores;      /* NULL-terminated known types that only advance the
-                                        checkpoint; any other type is a poison event */
     enum proj_store store;           /* where the view lives */
+    const proj_apply_fn *folds;      /* ES_TYPE__COUNT entries indexed by enum es_type: the fold
+                                      * of each type; NULL = the type only advances the view */
     const char *migrations;          /* migration set, relative to the SQL dir ("." = all) */
     const struct proj_table *tables; /* the view's tables */
     size_t n_tables;
-    proj_apply_fn apply;
     proj_batch_fn batch_begin; /* NULL: none */
     proj_batch_fn batch_end;   /* NULL: none */
 };
@@ -77,8 +81,8 @@ SP_MUST_CHECK int proj_poison_policy_parse(const char *s, enum proj_poison_polic
  * and stockpot.recipe_tags; UserFollowed/Unfollowed, RecipeLiked/Unliked,
  * RecipeCommented/CommentDeleted into follows, likes, comments and their counters (each
  * always equal to its count over the rows) and notifications; NotificationsRead into
- * notification_reads; Session* into sessions (never a hash). PasswordChanged and the
- * other v1 catalogue types are ignored (they still advance the checkpoint).
+ * notification_reads; Session* into sessions (never a hash). Other catalogue types only
+ * advance the checkpoint.
  * @return borrowed, static.
  */
 const struct proj_projection *proj_pg_projection(void);
@@ -92,10 +96,7 @@ const struct proj_projection *proj_registry_at(size_t i);
 /** Registered projection by name. @return borrowed, static; NULL if unknown. */
 const struct proj_projection *proj_registry_find(const char *name);
 
-/** Whether @p type is in @p proj's handles list. */
-bool proj_projection_handles(const struct proj_projection *proj, const char *type);
-
-/** Whether @p type is in @p proj's ignores list. */
-bool proj_projection_ignores(const struct proj_projection *proj, const char *type);
+/** Whether @p proj folds events of @p type (false for ES_TYPE_UNKNOWN). */
+bool proj_projection_handles(const struct proj_projection *proj, enum es_type type);
 
 #endif
