@@ -23,6 +23,14 @@ sp_require(ARGON2 libargon2 libargon2-dev)
 sp_require(XXHASH libxxhash libxxhash-dev)
 sp_require(OPENSSL libcrypto libssl-dev)
 sp_require(CMOCKA cmocka libcmocka-dev)
+sp_require(UTF8PROC libutf8proc libutf8proc-dev)
+
+# libstemmer (Snowball) ships no pkg-config file: find its header and library directly.
+find_path(STEMMER_INCLUDE libstemmer.h)
+find_library(STEMMER_LIB stemmer)
+if(NOT STEMMER_INCLUDE OR NOT STEMMER_LIB)
+  message(FATAL_ERROR "libstemmer not found: apt-get install libstemmer-dev (or run deploy/install-deps.sh)")
+endif()
 
 # sp_add_test(NAME <name> SOURCES <files...> LIBS <targets...> LABEL unit|integration [TIMEOUT s])
 function(sp_add_test)

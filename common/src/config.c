@@ -88,6 +88,15 @@ static const struct sp__cfg_key sp__keys[] = {
      "what a projector does with an event it cannot apply"},
     {"projector.poll_ms", SP__CFG_INT, "5", 1, 60000, NULL,
      "longest sleep between polls of the log tail, milliseconds"},
+    {"projector.projections", SP__CFG_STR, "pg", 0, 0, NULL,
+     "comma-separated projections this projector runs (pg, search), each with its own "
+     "consumer and checkpoint"},
+    {"views.dir", SP__CFG_STR, "var/views", 0, 0, NULL,
+     "directory of the LMDB views; view <name> lives in <views.dir>/<name>"},
+    {"views.map_size_mb", SP__CFG_INT, "4096", 16, INT64_C(1024) * 1024, NULL,
+     "LMDB map size of each view, MiB (sparse: only used pages take disk)"},
+    {"views.batch_max", SP__CFG_INT, "4096", 1, 1000000, NULL,
+     "most events folded in one LMDB view write transaction"},
 };
 
 #define SP__NKEYS (sizeof(sp__keys) / sizeof(sp__keys[0]))

@@ -130,7 +130,14 @@ static int daemon_migrate(struct daemon *d)
     char dir[4096];
     PGconn *conn = NULL;
     int rc, applied = 0, wait_ms = BACKOFF_MIN_MS;
+    bool pg = false;
 
+    for (size_t i = 0; i < d->n_projs; i++)
+        pg = pg || d->projs[i].proj->store == PROJ_STORE_PG;
+    if (!pg) { /* only LMDB views: this projector never needs PostgreSQL */
+        daemon_set(d, &d->migrated, true, "log not open yet");
+        return 0;
+    }
     rc = proj_migrate_sql_dir(dir, sizeof(dir), &eb);
     if (rc != 0)
         goto out_fatal;
@@ -201,12 +208,19 @@ static int daemon_runners(struct daemon *d)
     if (proj_poison_policy_parse(sp_config_str(d->cfg, "projector.poison_policy"), &policy) != 0)
         policy = PROJ_POISON_DEAD_LETTER;
     opts.conninfo = sp_config_str(d->cfg, "pg.conninfo");
-    opts.batch_max = (size_t)sp_config_int(d->cfg, "projector.batch_max");
     opts.policy = policy;
     opts.metrics = d->metrics;
     for (size_t i = 0; i < d->n_projs; i++) {
+        char view_dir[4096];
         int rc;
         opts.proj = d->projs[i].proj;
+        snprintf(view_dir, sizeof(view_dir), "%s/%s", sp_config_str(d->cfg, "views.dir"),
+                 opts.proj->name);
+        opts.view_dir = view_dir;
+        opts.view_map_size_bytes = (size_t)sp_config_int(d->cfg, "views.map_size_mb") << 20;
+        opts.batch_max = (size_t)sp_config_int(d->cfg, opts.proj->store == PROJ_STORE_LMDB
+                                                           ? "views.batch_max"
+                                                           : "projector.batch_max");
         rc = d->kafka ? proj_runner_new_consumer(&opts, &copts, d->cfg, &d->projs[i].r, &eb)
                       : proj_runner_new(&opts, d->log, &d->projs[i].r, &eb);
         if (rc != 0) {
@@ -538,6 +552,8 @@ int proj_daemon_run(const struct sp_config *cfg,
                     const struct proj_projection *const *projs,
                     size_t n_projs)
 {
+    const struct proj_projection *selected[16];
+    struct sp_errbuf eb = {{0}, {0}};
     struct daemon d;
     int status;
 
@@ -547,11 +563,20 @@ int proj_daemon_run(const struct sp_config *cfg,
     atomic_init(&d.stop, false);
     pthread_mutex_init(&d.mu, NULL);
     snprintf(d.why, sizeof(d.why), "starting");
-    d.n_projs = projs != NULL ? n_projs : proj_registry_count();
+    if (projs == NULL) {
+        if (proj_registry_select(sp_config_str(cfg, "projector.projections"), selected,
+                                 sizeof(selected) / sizeof(selected[0]), &n_projs, &eb) != 0) {
+            sp_log(SP_LOG_ERROR, "bad configuration: %s", eb.msg);
+            pthread_mutex_destroy(&d.mu);
+            return 1;
+        }
+        projs = selected;
+    }
+    d.n_projs = n_projs;
     d.projs = sp_xcalloc(d.n_projs > 0 ? d.n_projs : 1, sizeof(*d.projs));
     for (size_t i = 0; i < d.n_projs; i++) {
         d.projs[i].d = &d;
-        d.projs[i].proj = projs != NULL ? projs[i] : proj_registry_at(i);
+        d.projs[i].proj = projs[i];
         snprintf(d.projs[i].why, sizeof(d.projs[i].why), "projection \"%s\": starting",
                  d.projs[i].proj->name);
     }

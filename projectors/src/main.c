@@ -1,4 +1,4 @@
-/* stockpot-projector: folds the event log into every registered projection. */
+/* stockpot-projector: folds the event log into the projections of projector.projections. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +13,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: stockpot-projector [--config FILE]\n\n"
                "Applies the SQL migrations, then folds the event log (opened as a reader)\n"
-               "into every registered projection (\"pg\": the PostgreSQL read models), each\n"
+               "into the projections named in projector.projections (\"pg\": the PostgreSQL\n"
+               "read models; \"search\": the LMDB search view in views.dir/search), each\n"
                "on its own thread, one transaction per batch with its checkpoint. Serves GET "
                "/healthz, /readyz and /metrics on projector.host:port.\n"
                "On Kafka (log.backend = kafka) each projection consumes in consumer group\n"

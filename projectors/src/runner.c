@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
 
 #include "proj/pg.h"
 #include "proj/runner.h"
@@ -35,13 +38,20 @@ static void runner_describe(struct sp_metrics *m)
                         "1 if the projection stopped on a poison event (halt policy)");
 }
 
-/* The fields both modes share; @p nparts ≥ 0 partitions known up front. */
-static struct proj_runner *runner_alloc(const struct proj_runner_opts *opts, int32_t nparts)
+struct proj_runner *proj__runner_alloc(const struct proj_runner_opts *opts, int32_t nparts)
 {
     struct proj_runner *r = sp_xcalloc(1, sizeof(*r));
 
     r->proj = opts->proj;
+    r->ops = r->proj->store == PROJ_STORE_LMDB ? &proj__store_view : &proj__store_pg;
     r->conninfo = sp_xstrdup(opts->conninfo ? opts->conninfo : "");
+    if (r->proj->store == PROJ_STORE_LMDB) {
+        r->vs.dir = sp_xstrdup(opts->view_dir != NULL ? opts->view_dir : "");
+        r->vs.opts.dir = r->vs.dir;
+        r->vs.opts.format = r->proj->view->format;
+        r->vs.opts.max_dbs = r->proj->view->max_dbs;
+        r->vs.opts.map_size_bytes = opts->view_map_size_bytes;
+    }
     r->batch_max = opts->batch_max;
     r->policy = opts->policy;
     r->metrics = opts->metrics;
@@ -67,9 +77,30 @@ int proj_runner_new(const struct proj_runner_opts *opts,
     *out = NULL;
     if (opts->proj == NULL || opts->batch_max < 1 || log == NULL)
         return sp_err_set(eb, SP_EINVAL, NULL, "runner needs a projection, a log and batch_max");
-    *out = runner_alloc(opts, es_log_partitions(log));
+    if (opts->proj->store == PROJ_STORE_LMDB && (opts->view_dir == NULL || !opts->view_dir[0]))
+        return sp_err_set(eb, SP_EINVAL, NULL, "an LMDB view runner needs a view directory");
+    *out = proj__runner_alloc(opts, es_log_partitions(log));
     (*out)->log = log;
     return 0;
+}
+
+/*
+ * An LMDB view holds every partition (DESIGN.md "Scale-out path": every query node keeps
+ * its own views by consuming all partitions), so its consumer group is its own: named
+ * after the projection, the host and the view's absolute directory, so it is the group's
+ * only member and is assigned every partition, across restarts.
+ */
+static void view_group_id(struct proj_runner *r, const char *view_dir)
+{
+    char host[64] = "", cwd[2048] = "", path[4096];
+
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "unknown");
+    if (view_dir[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL)
+        cwd[0] = '\0';
+    snprintf(path, sizeof(path), "%s%s%s", cwd, cwd[0] ? "/" : "", view_dir);
+    snprintf(r->group_id, sizeof(r->group_id), "stockpot-view-%s-%.40s-%08x", r->proj->name, host,
+             (unsigned)XXH32(path, strlen(path), 0));
 }
 
 int proj_runner_new_consumer(const struct proj_runner_opts *opts,
@@ -89,13 +120,18 @@ int proj_runner_new_consumer(const struct proj_runner_opts *opts,
         copts = &defaults;
     if (copts->poll_ms < 0 || copts->session_timeout_ms < 0 || copts->heartbeat_interval_ms < 0)
         return sp_err_set(eb, SP_EINVAL, NULL, "runner timeouts must not be negative");
-    r = runner_alloc(opts, 0);
+    if (opts->proj->store == PROJ_STORE_LMDB && (opts->view_dir == NULL || !opts->view_dir[0]))
+        return sp_err_set(eb, SP_EINVAL, NULL, "an LMDB view runner needs a view directory");
+    r = proj__runner_alloc(opts, 0);
     r->cfg = cfg;
     r->batch = sp_xcalloc(r->batch_max, sizeof(*r->batch));
     r->poll_ms = copts->poll_ms > 0 ? copts->poll_ms : 200;
     r->session_timeout_ms = copts->session_timeout_ms;
     r->heartbeat_interval_ms = copts->heartbeat_interval_ms;
-    snprintf(r->group_id, sizeof(r->group_id), "stockpot-projection-%s", r->proj->name);
+    if (r->proj->store == PROJ_STORE_LMDB)
+        view_group_id(r, opts->view_dir);
+    else
+        snprintf(r->group_id, sizeof(r->group_id), "stockpot-projection-%s", r->proj->name);
     *out = r;
     return 0;
 }
@@ -121,36 +157,14 @@ void proj_runner_free(struct proj_runner *r)
     if (r == NULL)
         return;
     proj__runner_consumer_close(r);
-    if (r->conn != NULL)
-        PQfinish(r->conn);
+    r->ops->close(r);
     free(r->conninfo);
+    free(r->vs.dir);
     free(r->checkpoint);
     free(r->end);
     free(r->assigned);
     free(r->batch);
     free(r);
-}
-
-int proj__runner_connect(struct proj_runner *r, struct sp_errbuf *eb)
-{
-    char app[96];
-
-    if (r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK)
-        return 0;
-    if (r->conn != NULL) {
-        PQfinish(r->conn);
-        r->conn = NULL;
-    }
-    snprintf(app, sizeof(app), "stockpot-projector/%s", r->proj->name);
-    return proj_pg_connect(r->conninfo, app, &r->conn, eb);
-}
-
-void proj__runner_check_conn(struct proj_runner *r)
-{
-    if (r->conn != NULL && PQstatus(r->conn) != CONNECTION_OK) {
-        PQfinish(r->conn);
-        r->conn = NULL;
-    }
 }
 
 void proj__runner_gauges(struct proj_runner *r, int32_t p)
@@ -220,19 +234,19 @@ static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, s
     int rc;
 
     memset(&st, 0, sizeof(st));
-    rc = proj_pg_exec_script(r->conn, "BEGIN", eb);
+    rc = r->ops->begin(r, eb);
     if (rc == 0)
-        rc = proj_lock_xact(r->conn, r->proj->name, eb);
+        rc = r->ops->checkpoint_load(r, p, &from, eb);
     if (rc == 0)
-        rc = proj_checkpoint_load(r->conn, r->proj->name, p, &from, eb);
-    if (rc == 0)
-        rc = proj_apply_batch(r->conn, r->proj, r->log, p, from, r->batch_max, r->policy, &st, eb);
+        rc = proj__apply_batch(r, r->log, p, from, r->batch_max, &st, eb);
     if (rc == 0 && st.next_offset != from)
-        rc = proj_checkpoint_store(r->conn, r->proj->name, p, st.next_offset, eb);
-    if (rc == 0)
-        rc = proj_pg_exec_script(r->conn, st.next_offset != from ? "COMMIT" : "ROLLBACK", eb);
+        rc = r->ops->checkpoint_store(r, p, st.next_offset, eb);
+    if (rc == 0 && st.next_offset != from)
+        rc = r->ops->commit(r, eb);
+    else if (rc == 0)
+        r->ops->rollback(r); /* nothing to keep */
     if (rc != 0) {
-        proj_pg_rollback(r->conn);
+        r->ops->rollback(r);
         proj__runner_retry(r, p, from, eb);
         return rc;
     }
@@ -257,7 +271,7 @@ int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
                           r->halt_why);
     if (r->cfg != NULL)
         return proj__runner_consumer_step(r, applied, eb);
-    rc = proj__runner_connect(r, eb);
+    rc = r->ops->connect(r, eb);
     for (int32_t p = 0; rc == 0 && p < r->nparts; p++) {
         n = 0;
         rc = step_partition(r, p, &n, eb);
@@ -267,7 +281,7 @@ int proj_runner_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
         proj__runner_gauges(r, p);
     }
     /* A transient error leaves a working session: keep it; a broken one is reopened. */
-    proj__runner_check_conn(r);
+    r->ops->check(r);
     if (applied != NULL)
         *applied = total;
     return rc;
@@ -306,7 +320,7 @@ bool proj_runner_halted(const struct proj_runner *r, const char **why)
 
 bool proj_runner_connected(const struct proj_runner *r)
 {
-    return r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK;
+    return r->ops->connected(r);
 }
 
 int64_t proj_runner_checkpoint(const struct proj_runner *r)

@@ -1,6 +1,6 @@
 /*
  * The projection runner in consumer mode (es/consumer.h): partitions come and go with the
- * consumer group's rebalances; each batch of polled records is applied in one PostgreSQL
+ * consumer group's rebalances; each batch of polled records is applied in one store
  * transaction with the checkpoints of the partitions it touches, after a check that those
  * checkpoints are still the ones the batch starts from (compare-and-set under the
  * projection lock), so each event is applied exactly once in effect.
@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proj/pg.h"
 #include "runner_impl.h"
 #include "sp/alloc.h"
 #include "sp/log.h"
@@ -73,14 +72,14 @@ static int on_assign(void *ud, const int32_t *parts, size_t n, int64_t *start)
 {
     struct proj_runner *r = ud;
     struct sp_errbuf eb = {{0}, {0}};
-    int rc = r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK ? 0 : SP_EUNAVAIL;
+    int rc = r->ops->connected(r) ? 0 : SP_EUNAVAIL;
 
     for (size_t i = 0; i < n; i++) {
         proj__runner_grow(r, parts[i]);
         r->assigned[parts[i]] = true;
         r->checkpoint[parts[i]] = -1;
         if (rc == 0)
-            rc = proj_checkpoint_load(r->conn, r->proj->name, parts[i], &start[i], &eb);
+            rc = r->ops->checkpoint_load(r, parts[i], &start[i], &eb);
         if (rc == 0)
             r->checkpoint[parts[i]] = start[i];
         else
@@ -187,25 +186,13 @@ static void rewind_batch(struct proj_runner *r, const bool *touched)
 static int
 checkpoints_check(struct proj_runner *r, const bool *touched, bool *moved, struct sp_errbuf *eb)
 {
-    const char *params[] = {r->proj->name};
-    PGresult *res;
     int64_t stored;
-    int rc = proj_pg_exec(r->conn,
-                          "SELECT partition, next_offset FROM stockpot.checkpoints "
-                          "WHERE projection = $1",
-                          1, params, &res, eb);
+    int rc = 0;
 
     *moved = false;
-    if (rc != 0)
-        return rc;
-    for (int32_t p = 0; p < r->nparts; p++) {
-        if (!touched[p])
-            continue;
-        stored = 0;
-        for (int i = 0; i < PQntuples(res); i++)
-            if (strtol(PQgetvalue(res, i, 0), NULL, 10) == p)
-                stored = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        if (stored == r->checkpoint[p])
+    for (int32_t p = 0; rc == 0 && p < r->nparts; p++) {
+        if (!touched[p] || (rc = r->ops->checkpoint_load(r, p, &stored, eb)) != 0 ||
+            stored == r->checkpoint[p])
             continue;
         if (r->checkpoint[p] >= 0)
             sp_logf(SP_LOG_INFO, (const char *[]){"projection", r->proj->name, NULL},
@@ -215,16 +202,15 @@ checkpoints_check(struct proj_runner *r, const bool *touched, bool *moved, struc
         r->checkpoint[p] = stored;
         *moved = true;
     }
-    PQclear(res);
-    return 0;
+    return rc;
 }
 
 /* Apply the pending records in order; next[p] = the new checkpoint of each partition. */
 static int
 batch_apply(struct proj_runner *r, struct proj_batch_stats *st, int64_t *next, struct sp_errbuf *eb)
 {
-    struct proj__apply c = {r->conn, r->proj, r->policy, st, eb, 0};
-    int rc = proj__batch_begin(r->conn, r->proj, eb);
+    struct proj__apply c = {r, r->policy, st, eb, 0};
+    int rc = r->ops->batch_begin(r, eb);
 
     for (size_t i = 0; rc == 0 && i < r->n_batch; i++) {
         const struct es_log_record *rec = &r->batch[i].rec;
@@ -238,7 +224,7 @@ batch_apply(struct proj_runner *r, struct proj_batch_stats *st, int64_t *next, s
         next[rec->pos.partition] = rec->pos.offset + 1;
     }
     /* also when halted: the events before the poison one are committed */
-    return rc == 0 ? proj__batch_end(r->conn, r->proj, eb) : rc;
+    return rc == 0 ? r->ops->batch_end(r, eb) : rc;
 }
 
 /* The batch's transaction: lock, check, apply, store the moved checkpoints, commit.
@@ -250,25 +236,25 @@ static int batch_txn(struct proj_runner *r,
                      bool *moved,
                      struct sp_errbuf *eb)
 {
-    int rc = proj_pg_exec_script(r->conn, "BEGIN", eb);
+    int rc = r->ops->begin(r, eb);
 
     *moved = false;
     if (rc == 0)
-        rc = proj_lock_xact(r->conn, r->proj->name, eb);
-    if (rc == 0)
         rc = checkpoints_check(r, touched, moved, eb);
-    if (rc == 0 && *moved)
-        return proj_pg_exec_script(r->conn, "ROLLBACK", eb);
+    if (rc == 0 && *moved) {
+        r->ops->rollback(r);
+        return 0;
+    }
     for (int32_t p = 0; p < r->nparts; p++)
         next[p] = r->checkpoint[p];
     if (rc == 0)
         rc = batch_apply(r, st, next, eb);
     for (int32_t p = 0; rc == 0 && p < r->nparts; p++) {
         if (touched[p] && next[p] != r->checkpoint[p])
-            rc = proj_checkpoint_store(r->conn, r->proj->name, p, next[p], eb);
+            rc = r->ops->checkpoint_store(r, p, next[p], eb);
     }
     if (rc == 0)
-        rc = proj_pg_exec_script(r->conn, "COMMIT", eb);
+        rc = r->ops->commit(r, eb);
     return rc;
 }
 
@@ -288,7 +274,7 @@ static int batch_run(struct proj_runner *r, int64_t *applied, struct sp_errbuf *
         touched[r->batch[i].rec.pos.partition] = true;
     rc = batch_txn(r, touched, &st, next, &moved, eb);
     if (rc != 0) {
-        proj_pg_rollback(r->conn);
+        r->ops->rollback(r);
         proj__runner_retry(r, first, r->batch[0].rec.pos.offset, eb);
     }
     if (rc != 0 || moved) {
@@ -316,7 +302,7 @@ out_free:
 int proj__runner_consumer_step(struct proj_runner *r, int64_t *applied, struct sp_errbuf *eb)
 {
     int64_t n = 0;
-    int rc = proj__runner_connect(r, eb);
+    int rc = r->ops->connect(r, eb);
 
     if (rc == 0 && r->consumer == NULL)
         rc = consumer_open(r, eb);
@@ -331,7 +317,7 @@ int proj__runner_consumer_step(struct proj_runner *r, int64_t *applied, struct s
     }
     if (rc == 0 && r->n_batch > 0)
         rc = batch_run(r, &n, eb);
-    proj__runner_check_conn(r);
+    r->ops->check(r);
     if (applied != NULL)
         *applied = n;
     return rc;

@@ -1,7 +1,9 @@
 /*
  * Private parts of the projection runner shared by runner.c (log mode: es_log_read over
  * every partition from the stored checkpoints), runner_consumer.c (consumer mode:
- * es_consumer in a consumer group) and apply.c (one record into the view).
+ * es_consumer in a consumer group), apply.c (one record into the view), rebuild.c, and
+ * the store kinds behind struct proj__store_ops: store_pg.c (PostgreSQL read models) and
+ * store_view.c (LMDB views).
  */
 #ifndef PROJ_RUNNER_IMPL_H
 #define PROJ_RUNNER_IMPL_H
@@ -11,7 +13,73 @@
 
 #include "es/consumer.h"
 #include "proj/runner.h"
+#include "proj/view.h"
 #include "sp/config.h"
+
+struct proj_runner;
+
+/**
+ * What the runner needs of a projection's store, one implementation per store kind. All
+ * run on the runner's thread. "The batch" is the one open store transaction: begin opens
+ * it (exclusive against any other writer of the view: PostgreSQL's projection advisory
+ * lock; LMDB's single writer), commit or rollback ends it.
+ */
+struct proj__store_ops {
+    /** (Re)open the store if needed. @return 0 or SP_EUNAVAIL / SP_ESTATE / SP_EDB. */
+    int (*connect)(struct proj_runner *r, struct sp_errbuf *eb);
+    bool (*connected)(const struct proj_runner *r);
+    /** Drop a handle that broke (a transient error keeps a working one). */
+    void (*check)(struct proj_runner *r);
+    /** Close the store handle (proj_runner_free). */
+    void (*close)(struct proj_runner *r);
+    int (*begin)(struct proj_runner *r, struct sp_errbuf *eb);
+    int (*commit)(struct proj_runner *r, struct sp_errbuf *eb);
+    /** Roll the batch back (also when it is not open, or the handle broke). */
+    void (*rollback)(struct proj_runner *r);
+    /** Read @p p's checkpoint: in the batch if one is open, else on its own. */
+    int (*checkpoint_load)(struct proj_runner *r, int32_t p, int64_t *next, struct sp_errbuf *eb);
+    int (*checkpoint_store)(struct proj_runner *r, int32_t p, int64_t next, struct sp_errbuf *eb);
+    /**
+     * Fold one event that passed es_event_check, all or nothing (a savepoint, a nested
+     * transaction). @return 0 (applied, or *poison with the reason in @p perr and
+     * nothing of it kept); non-zero fails the batch (transient: eb says why).
+     */
+    int (*fold)(struct proj_runner *r,
+                const struct es_event *ev,
+                bool *poison,
+                struct sp_errbuf *perr,
+                struct sp_errbuf *eb);
+    int (*dead_letter)(struct proj_runner *r,
+                       const struct es_log_record *rec,
+                       const char *event_id,
+                       const char *event_type,
+                       const char *error,
+                       struct sp_errbuf *eb);
+    /** Around each batch of folds, inside the batch (proj_batch_fn, proj_view_ops). */
+    int (*batch_begin)(struct proj_runner *r, struct sp_errbuf *eb);
+    int (*batch_end)(struct proj_runner *r, struct sp_errbuf *eb);
+};
+
+extern const struct proj__store_ops proj__store_pg;
+extern const struct proj__store_ops proj__store_view;
+
+/** A rebuild's runner: open a new generation of its view beside the live one
+ *  (proj_view_build_begin) as its store. @return 0 or proj_view_build_begin's errors. */
+int proj__view_build_begin(struct proj_runner *r, struct sp_errbuf *eb);
+
+/** Swap the rebuilt generation in (proj_view_build_commit); the runner's store is closed
+ *  either way. @return 0 or proj_view_build_commit's errors. */
+int proj__view_build_commit(struct proj_runner *r, struct sp_errbuf *eb);
+
+/** The LMDB view store of a runner (store_view.c). */
+struct proj__view_store {
+    char *dir; /* owned; opts.dir points to it */
+    struct proj_view_opts opts;
+    struct proj_view *view; /* NULL until connected */
+    bool building;          /* a rebuild's new generation: never reopened */
+    void *state;            /* the view's own (proj_view_ops.state_new) */
+    MDB_txn *txn;           /* the open batch, or NULL */
+};
 
 /** A record copied out of a consumer poll, applied later in the batch's transaction. */
 struct proj__rec {
@@ -22,12 +90,15 @@ struct proj__rec {
 
 struct proj_runner {
     const struct proj_projection *proj; /* borrowed, static */
-    char *conninfo;                     /* owned */
+    const struct proj__store_ops *ops;  /* the store kind of proj */
+    char *conninfo;                     /* owned (PostgreSQL store) */
+    bool conn_borrowed;                 /* conn is the caller's (a rebuild): never closed */
+    struct proj__view_store vs;         /* LMDB view store */
     size_t batch_max;
     enum proj_poison_policy policy;
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     struct es_log *log;         /* borrowed; log mode only */
-    PGconn *conn;               /* owned; NULL when disconnected */
+    PGconn *conn;               /* PostgreSQL store: owned; NULL when disconnected */
     int32_t nparts;             /* size of the per-partition arrays */
     int64_t *checkpoint;        /* per partition: the stored checkpoint as this runner
                                  * knows it, -1 until known (consumer: or not assigned) */
@@ -45,13 +116,13 @@ struct proj_runner {
     int poll_ms;               /* longest wait of one poll */
     int session_timeout_ms;    /* 0 = librdkafka's default */
     int heartbeat_interval_ms; /* 0 = librdkafka's default */
-    char group_id[96];         /* "stockpot-projection-<name>" */
+    char group_id[96];         /* "stockpot-projection-<name>"; LMDB views:
+                                * "stockpot-view-<name>-<host>-<hash of the view dir>" */
 };
 
-/** State of applying records one by one inside the caller's open transaction. */
+/** State of applying records one by one inside the runner's open batch. */
 struct proj__apply {
-    PGconn *conn;
-    const struct proj_projection *proj;
+    struct proj_runner *r;
     enum proj_poison_policy policy;
     struct proj_batch_stats *stats; /* applied, dead, halted...; next_offset of the last
                                      * record consumed (its partition's) */
@@ -66,19 +137,30 @@ struct proj__apply {
  */
 int proj__apply_record(const struct es_log_record *rec, void *ud);
 
-/** Run the projection's batch_begin / batch_end hook, if any (see proj_batch_fn).
- * @return 0 or the hook's error. */
-int proj__batch_begin(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb);
-int proj__batch_end(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb);
+/**
+ * Apply up to @p max records of @p partition from @p from_offset inside the runner's open
+ * batch (between batch_begin and batch_end). Does not touch the checkpoint. Under
+ * PROJ_POISON_HALT a poison event stops the batch before it: stats->halted, and
+ * stats->next_offset is that event's offset. Poison is what the event itself causes
+ * (es_event_check, or the fold's own refusal); any other failure is transient and fails
+ * the whole batch.
+ * @return 0 (also when halted); SP_EUNAVAIL if a fold failed transiently; the store's
+ *         errors writing a dead letter; es_log_read's errors. On error the batch must be
+ *         rolled back and retried later: nothing of it is kept.
+ */
+int proj__apply_batch(struct proj_runner *r,
+                      struct es_log *log,
+                      int32_t partition,
+                      int64_t from_offset,
+                      size_t max,
+                      struct proj_batch_stats *stats,
+                      struct sp_errbuf *eb);
+
+/** The fields a runner of @p opts has whatever its mode (runner.c). */
+struct proj_runner *proj__runner_alloc(const struct proj_runner_opts *opts, int32_t nparts);
 
 /** Grow the per-partition arrays to hold partition @p p (new slots: -1 / false). */
 void proj__runner_grow(struct proj_runner *r, int32_t p);
-
-/** (Re)connect to PostgreSQL if needed. @return 0 or SP_EUNAVAIL. */
-int proj__runner_connect(struct proj_runner *r, struct sp_errbuf *eb);
-
-/** Drop a connection that broke (a transient error keeps a working session). */
-void proj__runner_check_conn(struct proj_runner *r);
 
 /** Refresh partition @p p's checkpoint and lag gauges. */
 void proj__runner_gauges(struct proj_runner *r, int32_t p);

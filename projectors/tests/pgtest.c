@@ -157,7 +157,13 @@ struct proj_runner *pgtest_runner_new(struct pgtest *t,
                                       enum proj_poison_policy policy,
                                       struct sp_metrics *m)
 {
-    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max, policy, m};
+    struct proj_runner_opts opts = {
+        .proj = proj_pg_projection(),
+        .conninfo = t->conninfo,
+        .batch_max = batch_max,
+        .policy = policy,
+        .metrics = m,
+    };
     struct proj_runner *r = NULL;
     struct sp_errbuf eb = {{0}, {0}};
 

@@ -162,8 +162,12 @@ static int teardown(void **state)
 
 static struct proj_runner *runner(struct fixture *f, const struct pgtest *t, size_t batch_max)
 {
-    struct proj_runner_opts opts = {proj_pg_projection(), t->conninfo, batch_max,
-                                    PROJ_POISON_DEAD_LETTER, NULL};
+    struct proj_runner_opts opts = {
+        .proj = proj_pg_projection(),
+        .conninfo = t->conninfo,
+        .batch_max = batch_max,
+        .policy = PROJ_POISON_DEAD_LETTER,
+    };
     /* the mock waits about session.timeout.ms for members to rejoin a rebalance */
     struct proj_consumer_opts copts = {100, 4000, 300};
     struct sp_errbuf eb = {{0}, {0}};

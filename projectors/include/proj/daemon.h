@@ -1,7 +1,7 @@
 /*
  * The stockpot-projector daemon: migrations, one thread per projection, and the HTTP
  * probes. A new projection (search, analytics) plugs in by being registered
- * (proj_registry_at): the daemon runs every registered projection.
+ * (proj_registry_at) and named in config key projector.projections.
  */
 #ifndef PROJ_DAEMON_H
 #define PROJ_DAEMON_H
@@ -25,7 +25,7 @@
  * still busy 1.5 s after the signal (librdkafka waiting for an unreachable broker), the
  * process exits at once (_exit) without waiting for it.
  * @param projs, n_projs  projections to run (borrowed; must outlive the call); NULL =
- *                        every registered projection (proj_registry_count/_at)
+ *                        those of config key projector.projections
  * @return the process exit status: 0 after a clean shutdown, 1 on a fatal start-up
  *         error (bad config value, port taken, a failing migration).
  * @locality the main thread; blocks SIGTERM and SIGINT in the threads it starts

@@ -15,13 +15,15 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+#include <lmdb.h>
 
 #include "es/catalogue.h"
 #include "es/event.h"
 #include "sp/err.h"
 
 enum proj_store {
-    PROJ_STORE_PG = 1, /* PostgreSQL read model in schema stockpot */
+    PROJ_STORE_PG = 1,   /* PostgreSQL read model in schema stockpot */
+    PROJ_STORE_LMDB = 2, /* an LMDB environment of its own (proj/view.h) */
 };
 
 /** A table of a projection: emptied by a rebuild, summed by the checksum. */
@@ -54,9 +56,40 @@ typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_
  */
 typedef int (*proj_batch_fn)(PGconn *conn, struct sp_errbuf *eb);
 
+/**
+ * The view of an LMDB projection (PROJ_STORE_LMDB): its format and its folds. The runner
+ * owns the environment (proj/view.h), the write transactions, the checkpoints and the
+ * dead letters; the view owns its named databases and their encoding.
+ */
+struct proj_view_ops {
+    const char *format;  /* stored in the view; a view of another format is refused */
+    unsigned max_dbs;    /* named databases the view uses (besides proj/view.h's) */
+    const bool *handles; /* ES_TYPE__COUNT entries: the types fold handles; the others
+                          * only advance the view */
+    /** New per-runner state (analyzer, batch buffers). @return 0 or an error. */
+    int (*state_new)(void **state, struct sp_errbuf *eb);
+    void (*state_free)(void *state);
+    /** Open or create the view's databases in the write transaction @p txn (after each
+     *  open of the environment). @return 0 or SP_EDB. */
+    int (*open)(void *state, MDB_txn *txn, struct sp_errbuf *eb);
+    /**
+     * Fold one event (checked against the catalogue) in @p txn, a nested transaction the
+     * runner aborts on error; the state must then be as before the call.
+     * @return 0; SP_ENOTFOUND / SP_ESCHEMA / SP_EINVAL / SP_ETOOBIG: poison (the event
+     *         itself); SP_EDB or anything else: transient, the batch is retried.
+     */
+    int (*fold)(void *state, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb);
+    /** At the end of each batch, before the checkpoint: write what the folds buffered.
+     *  @return 0 or SP_EDB (the batch is rolled back). */
+    int (*flush)(void *state, MDB_txn *txn, struct sp_errbuf *eb);
+    /** The batch was rolled back: forget what the folds buffered. */
+    void (*discard)(void *state);
+};
+
 struct proj_projection {
-    const char *name;                /* e.g. "pg"; the checkpoint and metrics key */
-    enum proj_store store;           /* where the view lives */
+    const char *name;      /* e.g. "pg"; the checkpoint and metrics key */
+    enum proj_store store; /* where the view lives */
+    /* PROJ_STORE_PG */
     const proj_apply_fn *folds;      /* ES_TYPE__COUNT entries indexed by enum es_type: the fold
                                       * of each type; NULL = the type only advances the view */
     const char *migrations;          /* migration set, relative to the SQL dir ("." = all) */
@@ -64,6 +97,8 @@ struct proj_projection {
     size_t n_tables;
     proj_batch_fn batch_begin; /* NULL: none */
     proj_batch_fn batch_end;   /* NULL: none */
+    /* PROJ_STORE_LMDB */
+    const struct proj_view_ops *view;
 };
 
 /** How a projection treats a poison event (projector.poison_policy). */
@@ -95,6 +130,19 @@ const struct proj_projection *proj_registry_at(size_t i);
 
 /** Registered projection by name. @return borrowed, static; NULL if unknown. */
 const struct proj_projection *proj_registry_find(const char *name);
+
+/**
+ * The projections named in @p list, a comma-separated list of registered names (spaces
+ * allowed; config key projector.projections), in list order, without repeats.
+ * @param out  up to @p cap entries (borrowed, static); @p n receives how many
+ * @return 0; SP_EINVAL naming the unknown entry in eb (field "projector.projections"), or
+ *         if the list is empty or longer than @p cap.
+ */
+SP_MUST_CHECK int proj_registry_select(const char *list,
+                                       const struct proj_projection **out,
+                                       size_t cap,
+                                       size_t *n,
+                                       struct sp_errbuf *eb);
 
 /** Whether @p proj folds events of @p type (false for ES_TYPE_UNKNOWN). */
 bool proj_projection_handles(const struct proj_projection *proj, enum es_type type);

@@ -1,11 +1,17 @@
 /*
- * Running a projection over the event log: batches of events applied in one PostgreSQL
- * transaction together with the checkpoint (stockpot.checkpoints), so each event is
- * applied exactly once in effect across crashes; poison events dead-lettered or halting
- * by policy; reconnects after a lost connection; rebuilds and content checksums.
+ * Running a projection over the event log: batches of events applied in one store
+ * transaction together with the checkpoint, so each event is applied exactly once in
+ * effect across crashes; poison events dead-lettered or halting by policy; reconnects
+ * after a lost connection; rebuilds and content checksums. Two store kinds:
  *
- * Every batch and every rebuild holds pg_advisory_xact_lock(PROJ_LOCK_CLASS,
- * hashtext(<projection name>)), so a rebuild and a running projector serialise.
+ *  - PostgreSQL read models: checkpoints in stockpot.checkpoints, dead letters in
+ *    stockpot.dead_letters. Every batch and every rebuild holds
+ *    pg_advisory_xact_lock(PROJ_LOCK_CLASS, hashtext(<projection name>)), so a rebuild
+ *    and a running projector serialise.
+ *  - LMDB views (proj/view.h): checkpoints and dead letters in the view's own
+ *    environment, written in the batch's write transaction; each event folded in a nested
+ *    transaction. A rebuild builds a new generation beside the live one and swaps it in;
+ *    a runner notices the swap at its next batch and moves to the new generation.
  */
 #ifndef PROJ_RUNNER_H
 #define PROJ_RUNNER_H
@@ -35,52 +41,14 @@ struct proj_batch_stats {
     char halt_error[400]; /* why, when halted */
 };
 
-/**
- * Apply up to @p max records of @p partition from @p from_offset inside the caller's
- * open transaction on @p conn (one SAVEPOINT per event). Does not touch the checkpoint.
- * Under PROJ_POISON_HALT a poison event stops the batch before it: stats->halted, and
- * stats->next_offset is that event's offset. Poison is what the event itself causes
- * (see proj_apply_fn); any other failure of an event's statements is transient and
- * fails the whole batch.
- * @return 0 (also when halted); SP_EUNAVAIL if the connection is lost or an event's
- *         statement failed transiently (deadlock, serialization failure, lock or
- *         statement timeout, cancel, disk full...: eb->field holds the SQLSTATE); SP_EDB
- *         if writing a dead letter fails; es_log_read's errors. On error the transaction
- *         must be rolled back and the batch retried later: nothing of it is kept.
- */
-SP_MUST_CHECK int proj_apply_batch(PGconn *conn,
-                                   const struct proj_projection *proj,
-                                   struct es_log *log,
-                                   int32_t partition,
-                                   int64_t from_offset,
-                                   size_t max,
-                                   enum proj_poison_policy policy,
-                                   struct proj_batch_stats *stats,
-                                   struct sp_errbuf *eb);
-
-/** Read a checkpoint (0 if the row is absent). @return 0, SP_EDB or SP_EUNAVAIL. */
-SP_MUST_CHECK int proj_checkpoint_load(PGconn *conn,
-                                       const char *projection,
-                                       int32_t partition,
-                                       int64_t *next_offset,
-                                       struct sp_errbuf *eb);
-
-/** Upsert a checkpoint in the caller's transaction. @return 0, SP_EDB or SP_EUNAVAIL. */
-SP_MUST_CHECK int proj_checkpoint_store(PGconn *conn,
-                                        const char *projection,
-                                        int32_t partition,
-                                        int64_t next_offset,
-                                        struct sp_errbuf *eb);
-
-/** Take the projection's transaction-scoped advisory lock (waits). @return 0/SP_EDB/SP_EUNAVAIL. */
-SP_MUST_CHECK int proj_lock_xact(PGconn *conn, const char *projection, struct sp_errbuf *eb);
-
 struct proj_runner_opts {
     const struct proj_projection *proj; /* borrowed, static */
     const char *conninfo;               /* libpq connection string; copied */
     size_t batch_max;                   /* most events per transaction, ≥ 1 */
     enum proj_poison_policy policy;
     struct sp_metrics *metrics; /* borrowed, may be NULL; series described here */
+    const char *view_dir;       /* LMDB views: the view's directory (proj/view.h); copied */
+    size_t view_map_size_bytes; /* LMDB views: the environment's map size */
 };
 
 /** Options of a consumer-mode runner only; 0 = the default. */
@@ -218,6 +186,29 @@ SP_MUST_CHECK int proj_rebuild(PGconn *conn,
                                enum proj_poison_policy policy,
                                struct proj_batch_stats *stats,
                                struct sp_errbuf *eb);
+
+/**
+ * Rebuild the LMDB view of @p proj (PROJ_STORE_LMDB) from offset 0: a new generation is
+ * built beside the live one (proj_view_build_begin), every partition applied from 0 to
+ * its end as queried at the start, in batches of @p batch_max events (one write
+ * transaction each, with the new generation's checkpoints), then synced and swapped in
+ * atomically (proj_view_build_commit). Readers and a running projector keep using the old
+ * generation until the swap; the projector then moves to the new one at its next batch
+ * and resumes from its checkpoint.
+ * @param view_dir  the view's directory; @p map_size_bytes its map size
+ * @param[out] stats  totals (next_offset = end of partition 0)
+ * @return 0; SP_ESTATE if a poison event halted it (policy halt) or another rebuild of
+ *         the view runs; SP_EDB / -errno / es_log errors. On error the new generation is
+ *         removed and the live view is untouched.
+ */
+SP_MUST_CHECK int proj_rebuild_view(const struct proj_projection *proj,
+                                    const char *view_dir,
+                                    size_t map_size_bytes,
+                                    struct es_log *log,
+                                    size_t batch_max,
+                                    enum proj_poison_policy policy,
+                                    struct proj_batch_stats *stats,
+                                    struct sp_errbuf *eb);
 
 /**
  * Stable checksum of the projection's tables: md5 over the md5 of each table's rows as

@@ -1,0 +1,193 @@
+/*
+ * The PostgreSQL store kind of the runner: one transaction per batch under the
+ * projection's advisory lock, one SAVEPOINT per folded event (so a poison event is
+ * dead-lettered or halts without losing the rest of the batch, while a transient database
+ * error fails the whole batch for a retry), checkpoints in stockpot.checkpoints and dead
+ * letters in stockpot.dead_letters, both in the batch's transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proj/pg.h"
+#include "runner_impl.h"
+
+#include "sp/banned.h"
+
+static int pg_connect(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    char app[96];
+
+    if (r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK)
+        return 0;
+    if (r->conn_borrowed)
+        return sp_err_set(eb, SP_EUNAVAIL, NULL, "the connection is lost");
+    if (r->conn != NULL) {
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    snprintf(app, sizeof(app), "stockpot-projector/%s", r->proj->name);
+    return proj_pg_connect(r->conninfo, app, &r->conn, eb);
+}
+
+static bool pg_connected(const struct proj_runner *r)
+{
+    return r->conn != NULL && PQstatus(r->conn) == CONNECTION_OK;
+}
+
+static void pg_close(struct proj_runner *r)
+{
+    if (r->conn != NULL && !r->conn_borrowed)
+        PQfinish(r->conn);
+    r->conn = NULL;
+}
+
+static void pg_check(struct proj_runner *r)
+{
+    if (r->conn != NULL && PQstatus(r->conn) != CONNECTION_OK)
+        pg_close(r);
+}
+
+static int pg_lock(PGconn *conn, const char *projection, struct sp_errbuf *eb)
+{
+    const char *params[] = {projection};
+    return proj_pg_exec(conn,
+                        "SELECT pg_advisory_xact_lock(21328, hashtext($1))" /* PROJ_LOCK_CLASS */,
+                        1, params, NULL, eb);
+}
+
+static int pg_begin(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    int rc = proj_pg_exec_script(r->conn, "BEGIN", eb);
+    return rc == 0 ? pg_lock(r->conn, r->proj->name, eb) : rc;
+}
+
+static int pg_commit(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    return proj_pg_exec_script(r->conn, "COMMIT", eb);
+}
+
+static void pg_rollback(struct proj_runner *r)
+{
+    if (r->conn != NULL)
+        proj_pg_rollback(r->conn);
+}
+
+static int pg_checkpoint_load(struct proj_runner *r, int32_t p, int64_t *next, struct sp_errbuf *eb)
+{
+    char part[16];
+    const char *params[] = {r->proj->name, part};
+    PGresult *res;
+    int rc;
+
+    snprintf(part, sizeof(part), "%d", (int)p);
+    rc = proj_pg_exec(r->conn,
+                      "SELECT next_offset FROM stockpot.checkpoints "
+                      "WHERE projection = $1 AND partition = $2",
+                      2, params, &res, eb);
+    if (rc != 0)
+        return rc;
+    *next = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_checkpoint_store(struct proj_runner *r, int32_t p, int64_t next, struct sp_errbuf *eb)
+{
+    char part[16], off[32];
+    const char *params[] = {r->proj->name, part, off};
+
+    snprintf(part, sizeof(part), "%d", (int)p);
+    snprintf(off, sizeof(off), "%lld", (long long)next);
+    return proj_pg_exec(r->conn,
+                        "INSERT INTO stockpot.checkpoints (projection, partition, next_offset, "
+                        "updated_at) VALUES ($1, $2, $3, now()) "
+                        "ON CONFLICT (projection, partition) DO UPDATE "
+                        "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                        3, params, NULL, eb);
+}
+
+/*
+ * Whether a failed fold was caused by the event itself (poison: the same event fails the
+ * same way on every retry) rather than by the database's state at the time. Poison: the
+ * fold's own checks (SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG, SP_ENOTFOUND) and SQLSTATE
+ * classes 22 (data exception) and 23 (integrity constraint violation). Anything else
+ * (deadlock, serialization failure, lock or statement timeout, query cancel, disk full,
+ * lost connection, ...) is transient: the batch is rolled back and retried later.
+ */
+static bool fold_error_is_poison(int rc, const struct sp_errbuf *perr)
+{
+    if (rc == SP_ESCHEMA || rc == SP_EINVAL || rc == SP_ETOOBIG || rc == SP_ENOTFOUND)
+        return true;
+    if (rc != SP_EDB)
+        return false;
+    return strncmp(perr->field, "22", 2) == 0 || strncmp(perr->field, "23", 2) == 0;
+}
+
+static int pg_fold(struct proj_runner *r,
+                   const struct es_event *ev,
+                   bool *poison,
+                   struct sp_errbuf *perr,
+                   struct sp_errbuf *eb)
+{
+    int rc = proj_pg_exec_script(r->conn, "SAVEPOINT proj_event", eb);
+
+    if (rc != 0)
+        return rc;
+    rc = r->proj->folds[ev->type_id](r->conn, ev, perr);
+    if (rc == 0)
+        return proj_pg_exec_script(r->conn, "RELEASE SAVEPOINT proj_event", eb);
+    if (!fold_error_is_poison(rc, perr) || PQstatus(r->conn) != CONNECTION_OK) {
+        sp_err_set(eb, SP_EUNAVAIL, perr->field[0] != '\0' ? perr->field : NULL,
+                   "transient error applying offset %d:%lld (%s): %s", (int)ev->pos.partition,
+                   (long long)ev->pos.offset, ev->type, perr->msg);
+        return SP_EUNAVAIL;
+    }
+    *poison = true;
+    return proj_pg_exec_script(r->conn, "ROLLBACK TO SAVEPOINT proj_event", eb);
+}
+
+static int pg_dead_letter(struct proj_runner *r,
+                          const struct es_log_record *rec,
+                          const char *event_id,
+                          const char *event_type,
+                          const char *error,
+                          struct sp_errbuf *eb)
+{
+    char part[16], off[32];
+    const char *params[] = {r->proj->name, part, off, event_id, event_type, error};
+
+    snprintf(part, sizeof(part), "%d", (int)rec->pos.partition);
+    snprintf(off, sizeof(off), "%lld", (long long)rec->pos.offset);
+    return proj_pg_exec(r->conn,
+                        "INSERT INTO stockpot.dead_letters (projection, partition, \"offset\", "
+                        "event_id, event_type, error) VALUES ($1, $2, $3, $4, $5, $6) "
+                        "ON CONFLICT (projection, partition, \"offset\") DO NOTHING",
+                        6, params, NULL, eb);
+}
+
+static int pg_batch_begin(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    return r->proj->batch_begin != NULL ? r->proj->batch_begin(r->conn, eb) : 0;
+}
+
+static int pg_batch_end(struct proj_runner *r, struct sp_errbuf *eb)
+{
+    return r->proj->batch_end != NULL ? r->proj->batch_end(r->conn, eb) : 0;
+}
+
+const struct proj__store_ops proj__store_pg = {
+    .connect = pg_connect,
+    .connected = pg_connected,
+    .check = pg_check,
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .checkpoint_load = pg_checkpoint_load,
+    .checkpoint_store = pg_checkpoint_store,
+    .fold = pg_fold,
+    .dead_letter = pg_dead_letter,
+    .batch_begin = pg_batch_begin,
+    .batch_end = pg_batch_end,
+};
