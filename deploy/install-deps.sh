@@ -16,6 +16,8 @@ PACKAGES=(
   libcmocka-dev clang libclang-rt-14-dev clang-format python3-jsonschema
   # run: PostgreSQL server + pg_virtualenv, LMDB tools, importer, health checks
   postgresql postgresql-common lmdb-utils python3 curl procps
+  # benchmarks: the search benchmark's peers (tests/bench/search/peer_*.py)
+  python3-xapian python3-psycopg2
 )
 
 check_only=0

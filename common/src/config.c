@@ -11,13 +11,13 @@
 #include "sp/log.h"
 #include "sp/banned.h"
 
-enum sp__cfg_type { SP__CFG_STR, SP__CFG_INT, SP__CFG_BOOL, SP__CFG_ENUM };
+enum sp__cfg_type { SP__CFG_STR, SP__CFG_INT, SP__CFG_BOOL, SP__CFG_ENUM, SP__CFG_REAL };
 
 struct sp__cfg_key {
     const char *key;
     enum sp__cfg_type type;
     const char *def;   /* default, as text */
-    int64_t min, max;  /* bounds for integers */
+    int64_t min, max;  /* bounds for integers and reals */
     const char *enums; /* "|"-separated allowed values for enums */
     const char *desc;
 };
@@ -88,7 +88,7 @@ static const struct sp__cfg_key sp__keys[] = {
      "what a projector does with an event it cannot apply"},
     {"projector.poll_ms", SP__CFG_INT, "5", 1, 60000, NULL,
      "longest sleep between polls of the log tail, milliseconds"},
-    {"projector.projections", SP__CFG_STR, "pg", 0, 0, NULL,
+    {"projector.projections", SP__CFG_STR, "pg,search", 0, 0, NULL,
      "comma-separated projections this projector runs (pg, search), each with its own "
      "consumer and checkpoint"},
     {"views.dir", SP__CFG_STR, "var/views", 0, 0, NULL,
@@ -97,6 +97,20 @@ static const struct sp__cfg_key sp__keys[] = {
      "LMDB map size of each view, MiB (sparse: only used pages take disk)"},
     {"views.batch_max", SP__CFG_INT, "4096", 1, 1000000, NULL,
      "most events folded in one LMDB view write transaction"},
+    /* BM25F (Robertson & Zaragoza 2009, section 4.1): see projectors/include/proj/search.h */
+    {"search.k1", SP__CFG_REAL, "1.2", 0, 100, NULL,
+     "BM25F term frequency saturation k1 of the search view"},
+    {"search.b", SP__CFG_REAL, "0.75", 0, 1, NULL,
+     "BM25F length normalisation b of every field of the search view"},
+    {"search.weight.title", SP__CFG_REAL, "4", 0, 1000, NULL, "BM25F weight of recipe titles"},
+    {"search.weight.tags", SP__CFG_REAL, "3", 0, 1000, NULL, "BM25F weight of recipe tags"},
+    {"search.weight.ingredients", SP__CFG_REAL, "2", 0, 1000, NULL,
+     "BM25F weight of recipe ingredients"},
+    {"search.weight.description", SP__CFG_REAL, "1", 0, 1000, NULL,
+     "BM25F weight of recipe descriptions"},
+    {"search.weight.steps", SP__CFG_REAL, "1", 0, 1000, NULL, "BM25F weight of recipe steps"},
+    {"search.threads", SP__CFG_INT, "2", 0, 64, NULL,
+     "query-api threads running searches (0 = on the event loop); one per core"},
 };
 
 #define SP__NKEYS (sizeof(sp__keys) / sizeof(sp__keys[0]))
@@ -108,6 +122,7 @@ struct sp_config {
     char *str[SP__NKEYS]; /* owned; text of string and enum keys */
     int64_t num[SP__NKEYS];
     bool flag[SP__NKEYS];
+    double real[SP__NKEYS];
 };
 
 static int sp__key_index(const char *key)
@@ -146,6 +161,18 @@ static int sp__set_index(struct sp_config *cfg, int i, const char *value, struct
                               "%s: %lld is out of range [%" PRId64 ", %" PRId64 "]", k->key, v,
                               k->min, k->max);
         cfg->num[i] = v;
+        return 0;
+    }
+    case SP__CFG_REAL: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || v != v)
+            return sp_err_set(eb, SP_EINVAL, k->key, "%s: \"%s\" is not a number", k->key, value);
+        if (v < (double)k->min || v > (double)k->max)
+            return sp_err_set(eb, SP_EINVAL, k->key,
+                              "%s: %g is out of range [%" PRId64 ", %" PRId64 "]", k->key, v,
+                              k->min, k->max);
+        cfg->real[i] = v;
         return 0;
     }
     case SP__CFG_BOOL:
@@ -350,16 +377,21 @@ bool sp_config_bool(const struct sp_config *cfg, const char *key)
     return cfg->flag[sp__lookup(key, SP__CFG_BOOL, SP__CFG_BOOL)];
 }
 
+double sp_config_real(const struct sp_config *cfg, const char *key)
+{
+    return cfg->real[sp__lookup(key, SP__CFG_REAL, SP__CFG_REAL)];
+}
+
 void sp_config_print_help(FILE *f)
 {
-    static const char *const tnames[] = {"string", "integer", "boolean", "enum"};
+    static const char *const tnames[] = {"string", "integer", "boolean", "enum", "number"};
     fprintf(f, "Configuration keys (file `key = value`, env overrides file):\n");
     for (size_t i = 0; i < SP__NKEYS; i++) {
         const struct sp__cfg_key *k = &sp__keys[i];
         char env[96];
         sp__env_name(k->key, env, sizeof(env));
         fprintf(f, "  %-24s %s, default \"%s\"", k->key, tnames[k->type], k->def);
-        if (k->type == SP__CFG_INT)
+        if (k->type == SP__CFG_INT || k->type == SP__CFG_REAL)
             fprintf(f, ", range [%" PRId64 ", %" PRId64 "]", k->min, k->max);
         if (k->type == SP__CFG_ENUM)
             fprintf(f, ", one of %s", k->enums);

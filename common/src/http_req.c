@@ -165,6 +165,21 @@ const char *sp_http_req_query(const struct sp_http_req *req, const char *name)
     return sp__kv_get(req->query, req->nquery, name);
 }
 
+size_t sp_http_req_query_count(const struct sp_http_req *req)
+{
+    return req->nquery;
+}
+
+void sp_http_req_query_at(const struct sp_http_req *req,
+                          size_t i,
+                          const char **name,
+                          const char **value)
+{
+    SP_ASSERT(i < req->nquery);
+    *name = req->query[i].name;
+    *value = req->query[i].value;
+}
+
 const char *sp_http_req_header(const struct sp_http_req *req, const char *name)
 {
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);

@@ -11,6 +11,11 @@ The importer user is registered on first use and logged in afterwards. Its passw
 comes from STOCKPOT_IMPORT_PASSWORD; the built-in default is for local development
 only.
 
+With --id-map FILE, the importer also writes FILE: one line "<line>\t<recipe_id>" for
+every recipe the write API created (or answered again on an idempotent replay), <line>
+being the 0-based line number of the record in the JSONL file, sorted by line. It is
+written at the end, also after a failure (then it lists the recipes created so far).
+
 Exit status: 0 when every recipe was accepted, 1 on any failure (the problem+json
 detail is printed), 2 on bad arguments.
 
@@ -21,6 +26,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import re
 import os
 import queue
 import sys
@@ -207,6 +213,9 @@ def recipe_body(rec):
         "steps": [clean_text(x, True) for x in rec["steps"]],
         "tags": [clean_text(x, False) for x in tags[:MAX_TAGS]],
     }
+    lang = (rec.get("lang") or "").split("-")[0].lower()
+    if re.fullmatch(r"[a-z]{2,3}", lang):
+        body["language"] = lang  # BCP 47 primary subtag: the search view's stemmer
     changed = len(tags) > MAX_TAGS or body["title"] != rec["title"] \
         or body["description"] != (rec.get("description") or "") \
         or body["ingredients"] != rec["ingredients"] or body["steps"] != rec["steps"] \
@@ -241,6 +250,8 @@ class Importer:
         # partition -> (offset, position token, recipe id) of the furthest recipe there:
         # a consistency token covers one partition (Kafka has several, LMDB one)
         self.last_by_partition = {}
+        # (0-based line number, recipe id) of every recipe created, for --id-map
+        self.ids = []
 
     def fail(self, message):
         with self.lock:
@@ -266,6 +277,8 @@ class Importer:
                     last = self.last_by_partition.get(part)
                     if pos and (last is None or off >= last[0]):
                         self.last_by_partition[part] = (off, pos, doc.get("recipe_id"))
+                    if self.args.id_map and doc.get("recipe_id") is not None:
+                        self.ids.append((lineno - 1, doc["recipe_id"]))
                 return
             if status == 401 and attempt < MAX_ATTEMPTS:
                 self.session.renew(gen)
@@ -328,6 +341,15 @@ class Importer:
         print("import: %d/%d recipes (%.0f/s)" % (self.done, total, self.done / elapsed), flush=True)
 
 
+def write_id_map(path, ids):
+    """Write "<0-based line>\t<recipe_id>" lines, sorted by line, replacing @path whole."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for line, recipe_id in sorted(ids):
+            f.write("%d\t%s\n" % (line, recipe_id))
+    os.replace(tmp, path)
+
+
 def count_lines(path, limit):
     with open(path, "rb") as f:
         n = sum(1 for line in f if line.strip())
@@ -375,6 +397,8 @@ def parse_args(argv):
     p.add_argument("--workers", type=int, default=8, help="parallel connections (default 8)")
     p.add_argument("--limit", type=int, default=0, help="import only the first N lines")
     p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    p.add_argument("--id-map", default=None, metavar="FILE",
+                   help="write '<0-based line>\\t<recipe_id>' per recipe created to FILE")
     args = p.parse_args(argv)
     if args.workers < 1 or args.workers > 256:
         p.error("--workers must be 1..256")
@@ -410,6 +434,8 @@ def main(argv):
                 importer.work.put(None)
             for t in threads:
                 t.join()
+            if args.id_map:
+                write_id_map(args.id_map, importer.ids)
         session.client.close()
         if importer.failure:
             raise ImportError_(importer.failure)

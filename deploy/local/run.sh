@@ -157,10 +157,12 @@ url_host() {
 if [[ "$VAR" != "$ROOT/var" ]]; then
   # --var moves the LMDB directories too (unless STOCKPOT_LOG_DIR/_WRITEMODEL_DIR are set)
   : "${STOCKPOT_LOG_DIR:=$VAR/eventlog}" "${STOCKPOT_WRITEMODEL_DIR:=$VAR/writemodel}"
+  : "${STOCKPOT_VIEWS_DIR:=$VAR/views}"
 fi
-export STOCKPOT_LOG_DIR STOCKPOT_WRITEMODEL_DIR
+export STOCKPOT_LOG_DIR STOCKPOT_WRITEMODEL_DIR STOCKPOT_VIEWS_DIR
 STOCKPOT_LOG_DIR=$(dir_conf log.dir var/eventlog)
 STOCKPOT_WRITEMODEL_DIR=$(dir_conf writemodel.dir var/writemodel)
+STOCKPOT_VIEWS_DIR=$(dir_conf views.dir var/views)
 CMD_PORT=$(conf command.port 8080)
 QRY_PORT=$(conf query.port 8081)
 PRJ_PORT=$(conf projector.port 8082)

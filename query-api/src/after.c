@@ -30,8 +30,10 @@ struct after_waiter {
 TAILQ_HEAD(after_list, after_waiter);
 
 struct qry_after {
-    struct event *timer;        /* owned; pending while any request waits */
-    struct qry_db *db;          /* borrowed */
+    struct event *timer;    /* owned; pending while any request waits */
+    struct qry_db *db;      /* borrowed; NULL when the checkpoints come from read */
+    qry_after_read_fn read; /* synchronous checkpoint source (an LMDB view), or NULL */
+    void *read_ud;
     struct sp_metrics *metrics; /* borrowed */
     int64_t timeout_ms;
     int32_t partitions;        /* 0 = unknown: any partition >= 0 */
@@ -48,11 +50,25 @@ struct qry_after *qry_after_new(struct event_base *base,
                                 int64_t timeout_ms,
                                 int32_t partitions)
 {
+    return qry_after_new_source(base, db, NULL, NULL, metrics, timeout_ms, partitions);
+}
+
+struct qry_after *qry_after_new_source(struct event_base *base,
+                                       struct qry_db *db,
+                                       qry_after_read_fn read,
+                                       void *read_ud,
+                                       struct sp_metrics *metrics,
+                                       int64_t timeout_ms,
+                                       int32_t partitions)
+{
     struct qry_after *after = sp_xcalloc(1, sizeof(*after));
 
+    SP_ASSERT((db != NULL) != (read != NULL));
     after->timer = evtimer_new(base, after_tick, after);
     SP_ASSERT(after->timer != NULL);
     after->db = db;
+    after->read = read;
+    after->read_ud = read_ud;
     after->metrics = metrics;
     after->timeout_ms = timeout_ms;
     after->partitions = partitions;
@@ -84,15 +100,13 @@ size_t qry_after_waiting(const struct qry_after *after)
     return after->n_waiting;
 }
 
-/* Whether checkpoint rows (partition, next_offset) show @p pos applied. */
-static bool after_applied(const PGresult *res, struct es_position pos)
+/* Whether the checkpoints (partition, next_offset) show @p pos applied. */
+static bool
+after_applied(const int32_t *parts, const int64_t *offsets, size_t n, struct es_position pos)
 {
-    for (int i = 0; i < PQntuples(res); i++) {
-        char *end = NULL;
-
-        if (strtol(PQgetvalue(res, i, 0), &end, 10) != pos.partition)
-            continue;
-        return strtoll(PQgetvalue(res, i, 1), &end, 10) > pos.offset;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i] == pos.partition)
+            return offsets[i] > pos.offset;
     }
     return false;
 }
@@ -132,16 +146,16 @@ static void after_remove(struct qry_after *after, struct after_waiter *w)
 }
 
 /* A checkpoint read finished: release what it satisfies; on error, answer fresh waiters. */
-static void after_on_checkpoints(void *ud, const PGresult *res, int err)
+static void after_release(
+    struct qry_after *after, const int32_t *parts, const int64_t *offsets, size_t n, int err)
 {
-    struct qry_after *after = ud;
     struct after_waiter *w;
     struct after_waiter *next;
 
     after->reading = false;
     for (w = TAILQ_FIRST(&after->waiters); w != NULL; w = next) {
         next = TAILQ_NEXT(w, link);
-        if (err == 0 && after_applied(res, w->pos)) {
+        if (err == 0 && after_applied(parts, offsets, n, w->pos)) {
             after_remove(after, w);
             after_observe(after, w->start_us);
             w->fn(w->req, w->ud);
@@ -160,14 +174,38 @@ static void after_on_checkpoints(void *ud, const PGresult *res, int err)
     }
 }
 
+/* The PostgreSQL checkpoint rows (partition, next_offset) of a pool query. */
+static void after_on_checkpoints(void *ud, const PGresult *res, int err)
+{
+    int32_t parts[QRY_AFTER_MAX_PARTITIONS];
+    int64_t offsets[QRY_AFTER_MAX_PARTITIONS];
+    size_t n = 0;
+
+    for (int i = 0; err == 0 && i < PQntuples(res) && n < QRY_AFTER_MAX_PARTITIONS; i++, n++) {
+        parts[n] = (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10);
+        offsets[n] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    }
+    after_release(ud, parts, offsets, n, err);
+}
+
 static void after_read(struct qry_after *after)
 {
     const char *params[] = {QRY_PROJECTION};
+    int32_t parts[QRY_AFTER_MAX_PARTITIONS];
+    int64_t offsets[QRY_AFTER_MAX_PARTITIONS];
+    size_t n = 0;
+    int err;
 
     if (after->reading)
         return;
     after->reading = true;
-    qry_db_query(after->db, QRY_STMT_CHECKPOINTS, params, after_on_checkpoints, after);
+    if (after->db != NULL) {
+        qry_db_query(after->db, QRY_STMT_CHECKPOINTS, params, after_on_checkpoints, after);
+        return;
+    }
+    err = after->read(after->read_ud, parts, offsets, QRY_AFTER_MAX_PARTITIONS, &n);
+    after_release(after, parts, offsets,
+                  n < QRY_AFTER_MAX_PARTITIONS ? n : QRY_AFTER_MAX_PARTITIONS, err);
 }
 
 static void after_arm(struct qry_after *after)

@@ -13,6 +13,7 @@
 #include "qry/db.h"
 #include "qry/notify.h"
 #include "qry/params.h"
+#include "qry/search.h"
 #include "qry/server.h"
 
 #include "sp/banned.h"
@@ -74,6 +75,7 @@ struct qry_server {
     struct qry_after *after;     /* owned */
     struct qry_auth *auth;       /* owned */
     struct qry_notify *notify;   /* owned */
+    struct qry_search *search;   /* owned: the search routes, over the LMDB search view */
     struct srv_route routes[SRV_KIND_COUNT];
 };
 
@@ -518,6 +520,7 @@ int qry_server_new(struct event_base *base,
                                srv_partitions(cfg));
     srv->auth = qry_auth_new(srv->db, sp_config_str(cfg, "jwt.secret"));
     srv_add_routes(srv, base, cfg, metrics);
+    srv->search = qry_search_new(base, srv->http, cfg, metrics, srv_partitions(cfg));
     *out = srv;
     return 0;
 }
@@ -535,6 +538,7 @@ void qry_server_free(struct qry_server *srv)
     qry_db_free(srv->db);
     qry_notify_free(srv->notify);
     qry_after_free(srv->after);
+    qry_search_free(srv->search);
     qry_auth_free(srv->auth);
     sp_http_server_free(srv->http);
     free(srv);

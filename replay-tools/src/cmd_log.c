@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "es/catalogue.h"
 #include "es/log.h"
 #include "cli.h"
 #include "replay/replay.h"
@@ -170,6 +171,11 @@ static int verify_record(const struct es_log_record *rec, void *ud)
         fault(c, rec, NULL, what);
     } else {
         verify_event(c, rec, &ev);
+        if (es_event_check(&ev, NULL, &eb) != 0) { /* what every projection refuses */
+            snprintf(what, sizeof(what), "breaks the catalogue: %s%s%s", eb.msg,
+                     eb.field[0] ? " at " : "", eb.field);
+            fault(c, rec, ev.stream, what);
+        }
     }
     es_event_release(&ev);
     return 0;
@@ -187,7 +193,8 @@ int replay_cmd_verify(const struct sp_config *cfg, int argc, char **argv)
             replay__error("verify: unexpected argument \"%s\"", argv[0]);
         fprintf(help ? stdout : stderr,
                 "usage: stockpot-replay verify\nScans the whole log: every checksum, every "
-                "record decodes, per-stream\nversions contiguous from 1, event ids unique. "
+                "record decodes and matches the\nevent catalogue (schemas/events), "
+                "per-stream versions contiguous from 1,\nevent ids unique. "
                 "Prints each fault and a\nsummary; exit status 1 if any fault was found.\n");
         json_decref(c.versions);
         json_decref(c.ids);

@@ -7,6 +7,7 @@
 #include "proj/pg.h"
 #include "proj/projection.h"
 #include "proj/runner.h"
+#include "proj/view.h"
 #include "cli.h"
 #include "replay/replay.h"
 #include "sp/time.h"
@@ -81,6 +82,13 @@ int replay_cmd_migrate(const struct sp_config *cfg, int argc, char **argv)
     return rc;
 }
 
+/* <views.dir>/<name>: where an LMDB projection's view lives (as the projector has it). */
+static void
+view_dir(const struct sp_config *cfg, const struct proj_projection *proj, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", sp_config_str(cfg, "views.dir"), proj->name);
+}
+
 static int rebuild(const struct sp_config *cfg,
                    const struct proj_projection *proj,
                    PGconn *conn,
@@ -90,12 +98,21 @@ static int rebuild(const struct sp_config *cfg,
     struct proj_batch_stats st;
     enum proj_poison_policy policy = PROJ_POISON_DEAD_LETTER;
     int64_t t0_us = sp_time_mono_us();
+    char dir[4096];
     double secs;
+    int rc;
 
     if (proj_poison_policy_parse(sp_config_str(cfg, "projector.poison_policy"), &policy) != 0)
         policy = PROJ_POISON_DEAD_LETTER;
-    if (proj_rebuild(conn, proj, log, (size_t)sp_config_int(cfg, "projector.batch_max"), policy,
-                     &st, &eb) != 0) {
+    view_dir(cfg, proj, dir, sizeof(dir));
+    if (proj->store == PROJ_STORE_LMDB)
+        rc =
+            proj_rebuild_view(proj, dir, (size_t)sp_config_int(cfg, "views.map_size_mb") << 20, log,
+                              (size_t)sp_config_int(cfg, "views.batch_max"), policy, &st, &eb);
+    else
+        rc = proj_rebuild(conn, proj, log, (size_t)sp_config_int(cfg, "projector.batch_max"),
+                          policy, &st, &eb);
+    if (rc != 0) {
         replay__error("rebuild of \"%s\" failed, nothing changed: %s", proj->name, eb.msg);
         return REPLAY_EXIT_FAIL;
     }
@@ -114,11 +131,14 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv)
     struct es_log *log = NULL;
     PGconn *conn = NULL;
     int rc = projection_arg("rebuild",
-                            "Empties the projection's tables, checkpoint and dead letters and "
-                            "re-applies the\nwhole log, in one transaction: readers keep "
-                            "seeing the old view until it\ncommits. It waits for a running "
-                            "projector's batch (both hold the projection's\nadvisory lock); "
-                            "the projector then resumes from the new checkpoint.",
+                            "Re-applies the whole log to the projection, readers keeping the "
+                            "old view until\nthe new one is complete. PostgreSQL (pg): empties "
+                            "the tables, checkpoint and\ndead letters and re-applies in one "
+                            "transaction; it waits for a running\nprojector's batch (both hold "
+                            "the projection's advisory lock). LMDB views\n(search): builds a "
+                            "new generation in views.dir/<name> beside the live one\nand swaps "
+                            "it in atomically. A running projector then resumes from the new\n"
+                            "checkpoint.",
                             argc, argv, &proj);
     if (rc != 0)
         return rc < 0 ? REPLAY_EXIT_OK : rc;
@@ -127,11 +147,37 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv)
                       eb.msg);
         return REPLAY_EXIT_FAIL;
     }
-    if ((rc = connect_pg(cfg, &conn)) == 0 && (rc = migrate(conn, false)) == 0)
+    if (proj->store == PROJ_STORE_LMDB)
+        rc = rebuild(cfg, proj, NULL, log);
+    else if ((rc = connect_pg(cfg, &conn)) == 0 && (rc = migrate(conn, false)) == 0)
         rc = rebuild(cfg, proj, conn, log);
     PQfinish(conn);
     es_log_close(log);
     return rc;
+}
+
+/* The logical checksum of an LMDB view's live generation (proj_view_checksum). */
+static int view_checksum(const struct sp_config *cfg, const struct proj_projection *proj)
+{
+    struct proj_view_opts opts = {NULL, proj->view->format, proj->view->max_dbs,
+                                  (size_t)sp_config_int(cfg, "views.map_size_mb") << 20};
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_view *v = NULL;
+    char dir[4096], sum[64];
+    int rc;
+
+    view_dir(cfg, proj, dir, sizeof(dir));
+    opts.dir = dir;
+    rc = proj_view_open(&opts, PROJ_VIEW_READ, &v, &eb);
+    if (rc == 0)
+        rc = proj_view_checksum(v, sum, sizeof(sum), &eb);
+    proj_view_close(v);
+    if (rc != 0) {
+        replay__error("checksum of \"%s\" failed: %s", proj->name, eb.msg);
+        return REPLAY_EXIT_FAIL;
+    }
+    printf("%s\n", sum);
+    return REPLAY_EXIT_OK;
 }
 
 int replay_cmd_checksum(const struct sp_config *cfg, int argc, char **argv)
@@ -141,12 +187,16 @@ int replay_cmd_checksum(const struct sp_config *cfg, int argc, char **argv)
     PGconn *conn = NULL;
     char sum[64];
     int rc = projection_arg("checksum",
-                            "Prints an md5 of the projection's tables in a total order "
-                            "(checkpoints and dead\nletters excluded), to compare a live view "
-                            "with a rebuilt one.",
+                            "Prints a checksum of the projection's contents, to compare a "
+                            "live view with a\nrebuilt one: for PostgreSQL an md5 of its "
+                            "tables in a total order, for an\nLMDB view an XXH3-128 of its "
+                            "databases in key order (checkpoints and dead\nletters excluded "
+                            "in both).",
                             argc, argv, &proj);
     if (rc != 0)
         return rc < 0 ? REPLAY_EXIT_OK : rc;
+    if (proj->store == PROJ_STORE_LMDB)
+        return view_checksum(cfg, proj);
     if ((rc = connect_pg(cfg, &conn)) != 0)
         return rc;
     if (proj_checksum(conn, proj, sum, sizeof(sum), &eb) != 0) {

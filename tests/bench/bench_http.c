@@ -1,5 +1,6 @@
-/* HTTP write benchmark: POST /recipes over N concurrent keep-alive connections (libevent
- * evhttp client), bodies from a recipes JSONL file; prints commands/s and latency. */
+/* HTTP benchmark over N concurrent keep-alive connections (libevent evhttp client): POST
+ * /recipes with bodies from a recipes JSONL file, or GET round-robin over the request paths
+ * of a file; prints requests (commands) per second and latency percentiles. */
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,20 +21,22 @@
 struct bench_opts {
     const char *host;
     int port;
-    const char *path;  /* request path, e.g. /recipes */
-    const char *data;  /* JSONL recipes file */
-    const char *token; /* bearer access token; NULL = none */
-    long connections;  /* concurrent keep-alive connections */
-    long requests;     /* total requests to send */
-    long duration_s;   /* hard cap on the run, seconds */
-    long timeout_s;    /* per-request timeout, seconds */
+    const char *path;      /* POST request path, e.g. /recipes */
+    const char *data;      /* JSONL recipes file (POST mode) */
+    const char *get_paths; /* file of GET request paths, one a line; NULL = POST mode */
+    const char *token;     /* bearer access token; NULL = none */
+    long connections;      /* concurrent keep-alive connections */
+    long requests;         /* total requests to send */
+    long duration_s;       /* hard cap on the run, seconds */
+    long timeout_s;        /* per-request timeout, seconds */
 };
 
 struct bench {
     struct bench_opts opt;
     struct event_base *base;
-    /* request bodies, each an owned char * (compact JSON) */
-    struct bench_records bodies;
+    /* POST mode: request bodies, each an owned char * (compact JSON); GET mode: request
+     * paths, each an owned char * without its newline */
+    struct bench_records reqs;
     long sent;        /* requests issued */
     long done;        /* responses (or failures) received */
     long ok;          /* 2xx */
@@ -52,6 +55,40 @@ struct bench_conn {
 };
 
 static void bench_send(struct bench_conn *c);
+
+/* bench_record_fn: the request path on one line of a --get-paths file, without its line
+ * end, an owned string (free with free()); NULL for a blank line. */
+static void *bench_path_of(const char *line)
+{
+    size_t n = strcspn(line, "\r\n");
+    char *out;
+    if (n == 0)
+        return NULL;
+    out = sp_xmalloc(n + 1);
+    memcpy(out, line, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* 0 if every path can go on a request line as it is: starts with '/', no space or control
+ * character (the file holds paths already percent-encoded); else -1 after saying which. */
+static int bench_check_paths(const struct bench_records *paths, const char *file)
+{
+    for (size_t i = 0; i < paths->n; i++) {
+        const unsigned char *p = paths->items[i];
+        int bad = p[0] != '/';
+        for (; *p != '\0' && !bad; p++)
+            bad = *p <= ' ' || *p == 0x7f;
+        if (bad) {
+            fprintf(stderr,
+                    "bench_http: bad request path \"%s\" in \"%s\" (must start with /, "
+                    "percent-encoded, no spaces)\n",
+                    (const char *)paths->items[i], file);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* bench_record_fn: the create-recipe body (only the API's fields) of one JSONL record, an
  * owned string (free with free()), or NULL if the line is not a JSON object. */
@@ -115,19 +152,23 @@ static void bench_send(struct bench_conn *c)
 {
     struct bench *b = c->b;
     struct evhttp_request *req = evhttp_request_new(bench_on_response, c);
-    const char *body = b->bodies.items[(size_t)b->sent % b->bodies.n];
+    const char *item = b->reqs.items[(size_t)b->sent % b->reqs.n];
     struct evkeyvalq *hdrs = evhttp_request_get_output_headers(req);
+    int is_get = b->opt.get_paths != NULL;
     char auth[4096];
     evhttp_add_header(hdrs, "Host", b->opt.host);
-    evhttp_add_header(hdrs, "Content-Type", "application/json");
     if (b->opt.token != NULL) {
         snprintf(auth, sizeof(auth), "Bearer %s", b->opt.token);
         evhttp_add_header(hdrs, "Authorization", auth);
     }
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    if (!is_get) {
+        evhttp_add_header(hdrs, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), item, strlen(item));
+    }
     b->sent++;
     c->sent_us = sp_time_mono_us();
-    if (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, b->opt.path) != 0) {
+    if (evhttp_make_request(c->evcon, req, is_get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
+                            is_get ? item : b->opt.path) != 0) {
         /* the request was freed by libevent; count it as failed */
         bench_record(b, NULL, 0);
         if (b->done == b->sent && b->sent >= b->opt.requests)
@@ -140,33 +181,49 @@ static void bench_report(struct bench *b, int64_t elapsed_us)
     long answered = b->done - b->failed;
     double secs = (double)elapsed_us / 1e6;
     struct bench_latency lat;
+    double per_s = secs > 0 ? (double)b->ok / secs : 0.0;
     bench_latency_summarize(b->lat_us, answered, &lat);
-    printf(
-        "bench_http: POST %s on %s:%d, %ld keep-alive connections, %zu distinct bodies from %s\n",
-        b->opt.path, b->opt.host, b->opt.port, b->opt.connections, b->bodies.n, b->opt.data);
+    if (b->opt.get_paths != NULL)
+        printf("bench_http: GET round-robin over %zu paths from %s on %s:%d, %ld keep-alive "
+               "connections\n",
+               b->reqs.n, b->opt.get_paths, b->opt.host, b->opt.port, b->opt.connections);
+    else
+        printf("bench_http: POST %s on %s:%d, %ld keep-alive connections, %zu distinct bodies "
+               "from %s\n",
+               b->opt.path, b->opt.host, b->opt.port, b->opt.connections, b->reqs.n, b->opt.data);
     printf("requests:     %ld sent, %ld answered (2xx %ld, 4xx %ld, 5xx %ld), %ld failed\n",
            b->sent, answered, b->ok, b->by_class[4], b->by_class[5], b->failed);
     printf("elapsed:      %.3f s\n", secs);
-    printf("commands/s:   %.1f (2xx answers per second)\n", secs > 0 ? (double)b->ok / secs : 0.0);
+    if (b->opt.get_paths != NULL)
+        printf("requests/s:   %.1f (2xx answers per second)\n", per_s);
+    else
+        printf("commands/s:   %.1f (2xx answers per second)\n", per_s);
     printf("latency ms:   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", lat.p50_ms, lat.p90_ms,
            lat.p99_ms, lat.max_ms);
-    printf("last_position: %s\n", b->last_position[0] ? b->last_position : "-");
+    if (b->opt.get_paths == NULL)
+        printf("last_position: %s\n", b->last_position[0] ? b->last_position : "-");
 }
 
 static void bench_usage(FILE *out)
 {
-    fprintf(out, "usage: bench_http [options]\n"
-                 "  POST recipe bodies from a JSONL file to the command API over concurrent\n"
-                 "  keep-alive connections; prints commands/s and p50/p90/p99/max latency.\n"
-                 "  --host H          default 127.0.0.1 (loopback only)\n"
-                 "  --port P          default 8080\n"
-                 "  --path P          default /recipes\n"
-                 "  --data FILE       recipes JSONL, default deploy/data/sample.jsonl\n"
-                 "  --token T         bearer access token (default $SP_BENCH_TOKEN)\n"
-                 "  --connections N   concurrent connections, default 16\n"
-                 "  --requests N      total requests, default 5000\n"
-                 "  --duration-s S    stop sending after S seconds, default 120\n"
-                 "  --timeout-s S     per-request timeout, default 30\n");
+    fprintf(out,
+            "usage: bench_http [options]\n"
+            "  POST recipe bodies from a JSONL file to the command API over concurrent\n"
+            "  keep-alive connections; prints commands/s and p50/p90/p99/max latency.\n"
+            "  With --get-paths FILE: GET the paths of FILE round-robin instead; prints\n"
+            "  requests/s (2xx answers) and the same latencies.\n"
+            "  --host H          default 127.0.0.1 (loopback only)\n"
+            "  --port P          default 8080\n"
+            "  --path P          POST path, default /recipes\n"
+            "  --data FILE       POST bodies: recipes JSONL, default deploy/data/sample.jsonl\n"
+            "  --get-paths FILE  GET mode: one request path a line, percent-encoded, e.g.\n"
+            "                    /search/recipes?q=banana%%20bread&limit=10 (blank lines\n"
+            "                    skipped); --path and --data are then unused\n"
+            "  --token T         bearer access token (default $SP_BENCH_TOKEN)\n"
+            "  --connections N   concurrent connections, default 16\n"
+            "  --requests N      total requests, default 5000\n"
+            "  --duration-s S    stop sending after S seconds, default 120\n"
+            "  --timeout-s S     per-request timeout, default 30\n");
 }
 
 /* Numeric option value in [@p min, @p max]; exits with status 2 if it is not one. */
@@ -183,16 +240,20 @@ static long bench_num(const char *s, long min, long max)
 static int bench_parse(struct bench_opts *o, int argc, char **argv)
 {
     static const struct option lopts[] = {
-        {"host", 1, NULL, 'H'},      {"port", 1, NULL, 'p'},
-        {"path", 1, NULL, 'P'},      {"data", 1, NULL, 'd'},
-        {"token", 1, NULL, 't'},     {"connections", 1, NULL, 'c'},
-        {"requests", 1, NULL, 'n'},  {"duration-s", 1, NULL, 'D'},
-        {"timeout-s", 1, NULL, 'T'}, {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"host", 1, NULL, 'H'},      {"port", 1, NULL, 'p'},       {"path", 1, NULL, 'P'},
+        {"data", 1, NULL, 'd'},      {"token", 1, NULL, 't'},      {"connections", 1, NULL, 'c'},
+        {"requests", 1, NULL, 'n'},  {"duration-s", 1, NULL, 'D'}, {"timeout-s", 1, NULL, 'T'},
+        {"get-paths", 1, NULL, 'g'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0}};
     int ch;
-    *o = (struct bench_opts){
-        "127.0.0.1", 8080, "/recipes", "deploy/data/sample.jsonl", getenv("SP_BENCH_TOKEN"), 16,
-        5000,        120,  30};
+    *o = (struct bench_opts){.host = "127.0.0.1",
+                             .port = 8080,
+                             .path = "/recipes",
+                             .data = "deploy/data/sample.jsonl",
+                             .token = getenv("SP_BENCH_TOKEN"),
+                             .connections = 16,
+                             .requests = 5000,
+                             .duration_s = 120,
+                             .timeout_s = 30};
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (ch) {
         case 'H':
@@ -206,6 +267,9 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv)
             break;
         case 'd':
             o->data = optarg;
+            break;
+        case 'g':
+            o->get_paths = optarg;
             break;
         case 't':
             o->token = optarg;
@@ -258,18 +322,32 @@ static int bench_run(struct bench *b)
     return b->failed == 0 && b->ok > 0 ? 0 : 1;
 }
 
+/* Loads the request bodies (POST) or paths (GET); 0, or -1 after saying why. */
+static int bench_load(struct bench *b)
+{
+    const char *file = b->opt.get_paths != NULL ? b->opt.get_paths : b->opt.data;
+    int rc = b->opt.get_paths != NULL ? bench_records_load(file, bench_path_of, &b->reqs)
+                                      : bench_records_load(file, bench_body_of, &b->reqs);
+    if (rc != 0) {
+        fprintf(stderr, "bench_http: could not load %s \"%s\": %s\n",
+                b->opt.get_paths != NULL ? "request paths" : "recipes", file, strerror(-rc));
+        return -1;
+    }
+    if (b->opt.get_paths != NULL && bench_check_paths(&b->reqs, file) != 0) {
+        bench_records_release(&b->reqs, free);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct bench b = {0};
     int rc;
     if (bench_parse(&b.opt, argc, argv) != 0)
         return 2;
-    rc = bench_records_load(b.opt.data, bench_body_of, &b.bodies);
-    if (rc != 0) {
-        fprintf(stderr, "bench_http: could not load recipes \"%s\": %s\n", b.opt.data,
-                strerror(-rc));
+    if (bench_load(&b) != 0)
         return 2;
-    }
     b.base = event_base_new();
     if (b.base == NULL) {
         fprintf(stderr, "bench_http: could not create event base\n");
@@ -277,7 +355,7 @@ int main(int argc, char **argv)
     }
     rc = bench_run(&b);
     event_base_free(b.base);
-    bench_records_release(&b.bodies, free);
+    bench_records_release(&b.reqs, free);
     free(b.lat_us);
     return rc;
 }

@@ -438,6 +438,7 @@ class Cluster:
             {
                 "STOCKPOT_LOG_DIR": os.path.join(self.tmp, "log"),
                 "STOCKPOT_WRITEMODEL_DIR": os.path.join(self.tmp, "writemodel"),
+                "STOCKPOT_VIEWS_DIR": os.path.join(self.tmp, "views"),
                 "STOCKPOT_PG_CONNINFO": "dbname=" + self.dbname,
                 "STOCKPOT_COMMAND_HOST": "127.0.0.1",
                 "STOCKPOT_QUERY_HOST": "127.0.0.1",

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""End-to-end import with a projector crash (issue 2 acceptance): import all 771 sample
-recipes through the write API with concurrent keep-alive clients, kill -9 the projector
-in the middle of the import and restart it; the query API then shows all 771, and the
-read model's checksum equals the one of a clean `stockpot-replay rebuild pg`. Runs on the
+"""End-to-end import with a projector crash (issue 2 acceptance, and issue 9's for the
+search view): import all 771 sample recipes through the write API with concurrent
+keep-alive clients, kill -9 the projector (running "pg" and "search") in the middle of the
+import and restart it; the query API then shows all 771, searches find them, and both the
+read model's and the search view's checksums equal those of a clean `stockpot-replay
+rebuild pg` / `rebuild search`. Runs on the
 backend SP_E2E_BACKEND selects (harness.py), with the full 771 recipes on both: the
 import is about 800 events, well within what the Kafka mock cluster serves."""
 
@@ -127,6 +129,17 @@ class ImportCrash(unittest.TestCase):
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), "771")
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.dead_letters"), "0")
 
+        # the search view went through the same kill -9s
+        self.assertEqual(h.wait_positions(self.c.query_port, positions,
+                                          path="/search/recipes?q=chicken&limit=1",
+                                          deadline_s=180), [])
+        r = h.request(self.c.query_port, "GET", "/search/recipes?q=pan-seared%20chicken%20fillet")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(by_title["Pan-seared Chicken Fillet"]["id"],
+                      [x["id"] for x in r.json()["hits"][:3]], r.json())
+        search_sum = self.c.replay("checksum", "search").stdout.strip()
+        self.assertTrue(search_sum, "empty search checksum")
+
         ckpt_sql = "SELECT partition, next_offset FROM stockpot.checkpoints WHERE projection = 'pg' ORDER BY partition"
         ckpt = self.c.sql(ckpt_sql)
         a = self.c.replay("checksum", "pg").stdout.strip()
@@ -139,6 +152,10 @@ class ImportCrash(unittest.TestCase):
         self.assertEqual(a, b, "read model after kill -9 differs from a clean rebuild")
         self.assertEqual(self.c.sql(ckpt_sql), ckpt, "checkpoint differs after rebuild")
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), "771")
+        rb = self.c.replay("rebuild", "search", timeout=600)
+        sys.stderr.write("rebuild search: %s%s\n" % (rb.stdout[-500:], rb.stderr[-500:]))
+        self.assertEqual(self.c.replay("checksum", "search").stdout.strip(), search_sum,
+                         "search view after kill -9 differs from a clean rebuild")
         self.assertEqual(self.c.replay("verify").returncode, 0)
 
         # the rebuilt projection keeps following the log
@@ -150,6 +167,9 @@ class ImportCrash(unittest.TestCase):
         g = h.get_after(self.c.query_port, "/recipes/" + r.json()["recipe_id"], r.json()["position"])
         self.assertEqual(g.status, 200, g)
         self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), "772")
+        g = h.get_after(self.c.query_port, "/search/recipes?q=after%20rebuild", r.json()["position"])
+        self.assertEqual(g.status, 200, g)
+        self.assertEqual([x["id"] for x in g.json()["hits"]], [r.json()["recipe_id"]])
 
 
 class CommandCrash(unittest.TestCase):

@@ -89,6 +89,8 @@ const char *sp_config_str(const struct sp_config *cfg, const char *key);
 int64_t sp_config_int(const struct sp_config *cfg, const char *key);
 /** Value of a boolean key ("true"/"false"/"1"/"0"; SP_ASSERT on unknown key/type). */
 bool sp_config_bool(const struct sp_config *cfg, const char *key);
+/** Value of a number key (asserts the key exists and is a number). */
+double sp_config_real(const struct sp_config *cfg, const char *key);
 
 /** Print every key with its type, default, bounds, env variable and description. */
 void sp_config_print_help(FILE *f);

@@ -102,8 +102,17 @@ void sp_http_route(struct sp_http_server *srv,
 enum sp_http_method sp_http_req_method(const struct sp_http_req *req);
 /** Path parameter by name from the route pattern, or NULL. */
 const char *sp_http_req_param(const struct sp_http_req *req, const char *name);
-/** Decoded query-string parameter, or NULL if absent. */
+/** Decoded query-string parameter, or NULL if absent (the first, when repeated). */
 const char *sp_http_req_query(const struct sp_http_req *req, const char *name);
+/** Number of query-string parameters, repeats counted (a parameter whose name or value
+ *  does not percent-decode, or decodes to NUL, is dropped and not counted). */
+size_t sp_http_req_query_count(const struct sp_http_req *req);
+/** Query-string parameter @p i (< sp_http_req_query_count), in request order: its name
+ *  and decoded value, borrowed until the reply. */
+void sp_http_req_query_at(const struct sp_http_req *req,
+                          size_t i,
+                          const char **name,
+                          const char **value);
 /** Request header (case-insensitive name), or NULL. */
 const char *sp_http_req_header(const struct sp_http_req *req, const char *name);
 /** The request id: X-Request-Id if given (≤ 64 safe chars), else a generated one. */

@@ -122,6 +122,13 @@ SP_MUST_CHECK int proj_poison_policy_parse(const char *s, enum proj_poison_polic
  */
 const struct proj_projection *proj_pg_projection(void);
 
+/**
+ * The LMDB projection "search": recipes and users into the search view of proj/search.h
+ * (UserRegistered, ProfileUpdated, RecipeCreated/Updated/Deleted; other catalogue types
+ * only advance it), in <views.dir>/search. @return borrowed, static.
+ */
+const struct proj_projection *proj_search_projection(void);
+
 /** Number of registered projections. */
 size_t proj_registry_count(void);
 

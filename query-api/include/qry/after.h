@@ -1,8 +1,9 @@
 /*
  * Read-your-writes for the query API: the `Stockpot-After: <token>` request header
  * (DESIGN.md, "Positions and consistency tokens"). A request carrying a token is held,
- * without blocking the event loop, until projection QRY_PROJECTION's checkpoint in the
- * token's partition has passed the token's offset (next_offset > offset), or until
+ * without blocking the event loop, until the checkpoint of the view it reads (projection
+ * QRY_PROJECTION's in PostgreSQL, or an LMDB view's: qry_after_new_source) in the token's
+ * partition has passed the token's offset (next_offset > offset), or until
  * query.after_timeout_ms runs out (503 problem+json with `Retry-After: 1`).
  *
  * Waiting is a poll: while any request waits, one libevent timer ticks every
@@ -34,6 +35,8 @@
 #include "qry/db.h"
 
 #define QRY_AFTER_POLL_MS 3
+/* Most partitions a checkpoint read reports. */
+#define QRY_AFTER_MAX_PARTITIONS 1024
 
 struct qry_after;
 
@@ -57,6 +60,28 @@ struct qry_after *qry_after_new(struct event_base *base,
                                 struct sp_metrics *metrics,
                                 int64_t timeout_ms,
                                 int32_t partitions);
+
+/**
+ * Synchronous source of a view's checkpoints (an LMDB view: a read costs microseconds, so
+ * it runs on the loop): up to @p cap (partition, next_offset) pairs into @p parts /
+ * @p offsets and their number into @p n.
+ * @return 0; SP_EUNAVAIL if the view cannot be read now (not built yet); SP_EDB.
+ */
+typedef int (*qry_after_read_fn)(void *ud, int32_t *parts, int64_t *offsets, size_t cap, size_t *n);
+
+/**
+ * New gate over one of two checkpoint sources: the PostgreSQL projection's rows through
+ * @p db (as qry_after_new), or @p read (an LMDB view such as the search view), called on
+ * the loop at each poll. Exactly one of @p db and @p read is given.
+ * @return owned; free with qry_after_free(). Never NULL.
+ */
+struct qry_after *qry_after_new_source(struct event_base *base,
+                                       struct qry_db *db,
+                                       qry_after_read_fn read,
+                                       void *read_ud,
+                                       struct sp_metrics *metrics,
+                                       int64_t timeout_ms,
+                                       int32_t partitions);
 
 /**
  * Drop every waiting request without replying (the HTTP server frees pending requests
