@@ -199,5 +199,36 @@ class Search(unittest.TestCase):
         self.assertIn(later["recipe_id"], ids(r))
 
 
+class SearchOnlyProjector(unittest.TestCase):
+    """projector.projections = search: a projector process that runs the search projection
+    alone, without PostgreSQL (here an unreachable one), keeps the view current while the
+    PostgreSQL read model is left to another process (none here)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = h.Cluster("searchonly")
+        cls.c.migrate()
+        cls.c["command"].start()
+        cls.c["query"].start()
+        cls.c.env = dict(cls.c.env, STOCKPOT_PROJECTOR_PROJECTIONS="search",
+                         STOCKPOT_PG_CONNINFO="host=/nonexistent-socket-dir dbname=none")
+        cls.c["projector"].start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.stop_all()
+
+    def test_search_without_postgresql(self):
+        user = h.register_and_login(self.c.command_port, "solo_cook", "solo password 1")
+        r = h.request(self.c.command_port, "POST", "/recipes",
+                      {"title": "Solo shakshuka", "ingredients": ["eggs"], "steps": ["Poach."]},
+                      token=user["access_token"])
+        self.assertEqual(r.status, 201, r)
+        made = r.json()
+        r = search(self.c.query_port, "/search/recipes?q=shakshuka", made["position"])
+        self.assertEqual(ids(r), [made["recipe_id"]])
+        self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.recipes"), "0")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
