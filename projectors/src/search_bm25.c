@@ -51,12 +51,9 @@ double search__bm25_tf(const struct search_bm25 *s,
 {
     double sum = 0.0;
 
-    for (int f = 0; f < PROJ_SEARCH_FIELDS; f++) {
-        if (tf[f] == 0)
-            continue;
-        double norm = s->one_minus_b[f] + s->b_over_avg[f] * (double)len[f];
-        sum += s->w[f] * (double)tf[f] / (norm > 0.0 ? norm : 1.0);
-    }
+    for (int f = 0; f < PROJ_SEARCH_FIELDS; f++)
+        if (tf[f] != 0)
+            sum += search__bm25_field(s, f, tf[f], len[f]);
     return sum;
 }
 

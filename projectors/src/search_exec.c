@@ -36,10 +36,15 @@ void search__cands_release(struct search_cands *c)
 
 /* ------------------------------------------------------------------ list reading */
 
+/*
+ * The first page of the list of @p key, or (@p key NULL) of the key @p cur is on. A key
+ * with one value is no page: GET_MULTIPLE leaves that value, as SET_KEY or GET_CURRENT
+ * read it.
+ */
 static int list_open(MDB_cursor *cur, const void *key, size_t key_len, MDB_val *page)
 {
     MDB_val k = {key_len, search__mdb_data(key)};
-    int rc = mdb_cursor_get(cur, &k, page, MDB_SET_KEY);
+    int rc = mdb_cursor_get(cur, &k, page, key != NULL ? MDB_SET_KEY : MDB_GET_CURRENT);
 
     if (rc == 0)
         rc = mdb_cursor_get(cur, &k, page, MDB_GET_MULTIPLE);
@@ -71,16 +76,47 @@ int search__list_scan(MDB_cursor *cur,
     return list_end(rc);
 }
 
+/* Where @p id falls in (l, h] by interpolation between the ids @p a at l and @p b at h. */
+static size_t interpolate(size_t l, size_t h, uint64_t a, uint64_t b, uint64_t id)
+{
+    size_t g = l + (size_t)((double)(id - a) / (double)(b - a) * (double)(h - l));
+
+    return g <= l ? l + 1 : g > h ? h : g;
+}
+
+/*
+ * Ids on a page are spread about evenly (snowflakes, in creation order), so the search
+ * starts where interpolation puts @p id and gallops from there to bracket it: a few reads
+ * near one place instead of log2(page entries) scattered ones, each a likely cache miss
+ * on a page just mapped in.
+ */
 size_t search__page_lower(const uint8_t *e, size_t lo, size_t hi, size_t vb, uint64_t id)
 {
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (search__id_at(e + mid * vb) < id)
-            lo = mid + 1;
-        else
-            hi = mid;
+    size_t l = lo, h, g, step; /* invariant: id at l < @p id <= id at h */
+
+    if (lo == hi || search__id_at(e + lo * vb) >= id)
+        return lo;
+    if (search__id_at(e + (hi - 1) * vb) < id)
+        return hi;
+    h = hi - 1;
+    g = interpolate(l, h, search__id_at(e + l * vb), search__id_at(e + h * vb), id);
+    if (search__id_at(e + g * vb) < id) {
+        for (l = g, step = 1; step < h - l && search__id_at(e + (l + step) * vb) < id; step *= 2)
+            l += step;
+        h = step < h - l ? l + step : h;
+    } else {
+        for (h = g, step = 1; step < h - l && search__id_at(e + (h - step) * vb) >= id; step *= 2)
+            h -= step;
+        l = step < h - l ? h - step : l;
     }
-    return lo;
+    while (h - l > 1) {
+        size_t mid = l + (h - l) / 2;
+        if (search__id_at(e + mid * vb) < id)
+            l = mid;
+        else
+            h = mid;
+    }
+    return h;
 }
 
 size_t search__ids_bound(const uint64_t *ids, size_t lo, size_t hi, uint64_t id, bool upper)
@@ -95,10 +131,39 @@ size_t search__ids_bound(const uint64_t *ids, size_t lo, size_t hi, uint64_t id,
     return lo;
 }
 
+/* Candidates per page entry from which a page is read in order rather than searched. */
+#define MERGE_DENSITY 16
+
+/* Match a page and the candidates [ci, hi) by walking both in order (unique ids). */
+static void page_merge(const uint8_t *e,
+                       size_t m,
+                       size_t vb,
+                       const uint64_t *ids,
+                       size_t ci,
+                       size_t hi,
+                       search_entry_fn fn,
+                       void *ud)
+{
+    for (size_t j = 0; j < m && ci < hi;) {
+        uint64_t id = search__id_at(e + j * vb);
+        if (id < ids[ci]) {
+            j++;
+        } else if (id > ids[ci]) {
+            ci++;
+        } else {
+            fn(e + j * vb, ci, ud);
+            j++;
+            ci++;
+        }
+    }
+}
+
 /*
  * Match one page of a list against the candidates [ci, hi) whose ids fall in the page's
  * range: the smaller side is walked and the other searched, so a short list costs little
- * against many candidates, and a long one little against few.
+ * against many candidates, and a long one little against few; when the candidates are
+ * about as many as the entries, both are walked (a page read in order is prefetched, a
+ * searched one costs a cache miss per probe).
  */
 static void page_match(const uint8_t *e,
                        size_t m,
@@ -111,6 +176,10 @@ static void page_match(const uint8_t *e,
 {
     size_t j = 0;
 
+    if ((hi - ci) * MERGE_DENSITY >= m && m * MERGE_DENSITY >= hi - ci) {
+        page_merge(e, m, vb, ids, ci, hi, fn, ud);
+        return;
+    }
     if (m < hi - ci) {
         for (; j < m && ci < hi; j++) {
             uint64_t id = search__id_at(e + j * vb);
@@ -163,13 +232,11 @@ struct match_ctx {
 
 static double entry_score(const struct match_ctx *m, const uint8_t *e)
 {
-    uint32_t tf[PROJ_SEARCH_FIELDS], len[PROJ_SEARCH_FIELDS];
     double t;
 
     if (m->v->filter)
         return 0.0;
-    search__posting_decode(e, tf, len);
-    t = search__bm25_tf(&m->r->bm25, tf, len);
+    t = search__bm25_entry(&m->r->bm25, e);
     return m->v->idf * t / (m->r->bm25.k1 + t);
 }
 
@@ -179,7 +246,8 @@ static void on_union_entry(const uint8_t *e, size_t cand, void *ud)
     struct search_cands *c = m->out;
 
     (void)cand;
-    search__cands_reserve(c, c->n + 1);
+    if (c->n == c->cap)
+        return; /* more entries than the list counts (term_union reserved for them) */
     c->id[c->n] = search__id_at(e);
     c->score[c->n] = entry_score(m, e);
     c->typos[c->n] = m->v->typos;
@@ -191,18 +259,16 @@ static void on_match_entry(const uint8_t *e, size_t cand, void *ud)
 {
     struct match_ctx *m = ud;
     struct search_cands *c = &m->r->c;
-    double s = entry_score(m, e);
+    double s;
 
+    if (c->tscore[cand] >= 0 && m->v->typos > c->ttypos[cand])
+        return; /* a match with fewer typos is kept, whatever its score */
+    s = entry_score(m, e);
     if (c->tscore[cand] < 0 || m->v->typos < c->ttypos[cand] ||
         (m->v->typos == c->ttypos[cand] && s > c->tscore[cand])) {
         c->tscore[cand] = s;
         c->ttypos[cand] = m->v->typos;
     }
-}
-
-static MDB_cursor *variant_cursor(const struct search_variant *v, MDB_cursor *cur[2])
-{
-    return v->filter ? cur[1] : cur[0];
 }
 
 static size_t variant_bytes(const struct search_variant *v)
@@ -284,7 +350,7 @@ static void union_merge(struct proj_search_reader *r, const size_t *start, size_
     free(pos);
 }
 
-static int term_union(struct proj_search_reader *r, const struct search_term *t, MDB_cursor *cur[2])
+static int term_union(struct proj_search_reader *r, const struct search_term *t)
 {
     size_t *start = sp_xmalloc((t->nv + 1) * sizeof(*start));
     bool one = t->nv == 1;
@@ -295,8 +361,8 @@ static int term_union(struct proj_search_reader *r, const struct search_term *t,
         const struct search_variant *v = &r->plan.v[t->v0 + i];
         struct match_ctx m = {r, v, one ? &r->c : &r->tmp};
         start[i] = r->tmp.n;
-        rc = search__list_scan(variant_cursor(v, cur), v->key, v->key_len, variant_bytes(v),
-                               on_union_entry, &m);
+        search__cands_reserve(m.out, m.out->n + v->df);
+        rc = search__list_scan(v->cur, NULL, 0, variant_bytes(v), on_union_entry, &m);
     }
     start[t->nv] = r->tmp.n;
     if (rc == 0 && !one)
@@ -308,7 +374,7 @@ static int term_union(struct proj_search_reader *r, const struct search_term *t,
 /* ------------------------------------------------------------------ intersection */
 
 /* Score term @p t's matches into tscore / ttypos of every candidate. */
-static int term_match(struct proj_search_reader *r, const struct search_term *t, MDB_cursor *cur[2])
+static int term_match(struct proj_search_reader *r, const struct search_term *t)
 {
     struct search_cands *c = &r->c;
     int rc = 0;
@@ -320,8 +386,7 @@ static int term_match(struct proj_search_reader *r, const struct search_term *t,
     for (size_t i = 0; i < t->nv && rc == 0; i++) {
         const struct search_variant *v = &r->plan.v[t->v0 + i];
         struct match_ctx m = {r, v, NULL};
-        rc = search__list_probe(variant_cursor(v, cur), v->key, v->key_len, variant_bytes(v), c->id,
-                                c->n, on_match_entry, &m);
+        rc = search__list_probe(v->cur, NULL, 0, variant_bytes(v), c->id, c->n, on_match_entry, &m);
     }
     return rc;
 }
@@ -368,7 +433,7 @@ static size_t required_order(const struct search_plan *p, size_t *order)
     return n;
 }
 
-static int run_terms(struct proj_search_reader *r, MDB_cursor *cur[2])
+static int run_terms(struct proj_search_reader *r)
 {
     const struct search_plan *p = &r->plan;
     size_t order[SEARCH_PLAN_TERMS], n = required_order(p, order);
@@ -377,16 +442,16 @@ static int run_terms(struct proj_search_reader *r, MDB_cursor *cur[2])
     r->c.n = 0;
     if (n == 0)
         return 0; /* exclusions only, no filter: nothing to start from */
-    rc = term_union(r, &p->terms[order[0]], cur);
+    rc = term_union(r, &p->terms[order[0]]);
     for (size_t i = 1; i < n && rc == 0 && r->c.n > 0; i++) {
-        rc = term_match(r, &p->terms[order[i]], cur);
+        rc = term_match(r, &p->terms[order[i]]);
         cands_compact(&r->c, true, true);
     }
     for (size_t i = 0; i < p->n_terms && rc == 0 && r->c.n > 0; i++) {
         const struct search_term *t = &p->terms[i];
         if (t->role != SEARCH_OPTIONAL && t->role != SEARCH_EXCLUDED)
             continue;
-        rc = term_match(r, t, cur);
+        rc = term_match(r, t);
         if (t->role == SEARCH_OPTIONAL)
             cands_add_optional(&r->c);
         else
@@ -507,7 +572,7 @@ static int forward_of(MDB_cursor *cur, uint64_t id, uint64_t *at, MDB_val *v)
         rc = mdb_cursor_get(cur, &k, v, MDB_NEXT);
         *at = rc == 0 && k.mv_size == 8 ? search__get64(k.mv_data) : 0;
     }
-    if (*at == id)
+    if (*at == id && id != 0) /* 0: no position */
         return 0;
     search__be64(key, id);
     k = (MDB_val){8, key};
@@ -521,6 +586,7 @@ static int run_phrases(struct proj_search_reader *r, MDB_cursor *fwd_cur)
     struct search_cands *c = &r->c;
     struct phrase_scan *ps;
     uint64_t at = 0;
+    MDB_val v = {0, NULL}; /* the forward record at `at` */
     size_t w = 0;
     int rc = 0;
 
@@ -530,7 +596,6 @@ static int run_phrases(struct proj_search_reader *r, MDB_cursor *fwd_cur)
     for (size_t i = 0; i < r->plan.n_phrases; i++)
         phrase_prepare(&r->plan, &r->plan.phrases[i], &ps[i]);
     for (size_t i = 0; i < c->n && (rc == 0 || rc == MDB_NOTFOUND); i++) {
-        MDB_val v;
         rc = forward_of(fwd_cur, c->id[i], &at, &v);
         if (rc != 0 || !phrases_ok(ps, r->plan.n_phrases, &v))
             continue;
@@ -546,18 +611,15 @@ static int run_phrases(struct proj_search_reader *r, MDB_cursor *fwd_cur)
 
 int search__execute(struct proj_search_reader *r, MDB_txn *txn, struct sp_errbuf *eb)
 {
-    static const enum search_db dbs[3] = {SDB_POSTINGS, SDB_FILTERS, SDB_FORWARD};
-    MDB_cursor *cur[3] = {NULL, NULL, NULL};
-    int rc = 0;
+    MDB_cursor *fwd = NULL;
+    int rc = run_terms(r);
 
-    for (int i = 0; i < 3 && rc == 0; i++)
-        rc = mdb_cursor_open(txn, r->dbs.dbi[dbs[i]], &cur[i]);
-    if (rc == 0)
-        rc = run_terms(r, cur);
-    if (rc == 0)
-        rc = run_phrases(r, cur[2]);
-    for (int i = 0; i < 3; i++)
-        if (cur[i] != NULL)
-            mdb_cursor_close(cur[i]);
+    if (rc == 0 && r->plan.n_phrases > 0 && r->c.n > 0) {
+        rc = mdb_cursor_open(txn, r->dbs.dbi[SDB_FORWARD], &fwd);
+        if (rc == 0) {
+            rc = run_phrases(r, fwd);
+            mdb_cursor_close(fwd);
+        }
+    }
     return rc != 0 ? sp_err_set(eb, SP_EDB, NULL, "could not read the search index") : 0;
 }

@@ -1,8 +1,11 @@
 /*
  * Query term expansion: the stems a query word is looked up as (one per language the
  * query concerns) and the lexicon words it also matches with typos or as a prefix
- * (proj/typo.h's walk over the `words` keys), each with its document frequency.
+ * (proj/typo.h's walk over the `words` keys, or over the reader's copy of them for the
+ * snapshot read: struct search_lexcopy), each with its document frequency and a cursor
+ * left on its list for the execution.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "search_reader_impl.h"
@@ -17,7 +20,126 @@ int search__typo_budget(const char *word, size_t len)
     return cps >= 9 ? 2 : cps >= 5 ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ lexicon copy */
+
+/*
+ * What a copy of the lexicon costs, in keys walks read from LMDB per key copied: measured,
+ * copying a key takes about as long as a walk spends reading one.
+ */
+#define LEXCOPY_PRICE 1
+/* Largest lexicon copied, in words (about 9 ms to copy, 8 MB in memory; larger: walked). */
+#define LEXCOPY_MAX_WORDS (1u << 18)
+
+void search__lexcopy_release(struct search_lexcopy *lc)
+{
+    free(lc->w);
+    search__bytes_release(&lc->bytes);
+    memset(lc, 0, sizeof(*lc));
+}
+
+static void lexcopy_add(struct search_lexcopy *lc, const MDB_val *k, const MDB_val *v)
+{
+    struct search_lexword *w;
+
+    SEARCH_GROW(lc->w, lc->cap, lc->n + 1);
+    w = &lc->w[lc->n++];
+    w->off = (uint32_t)lc->bytes.len;
+    w->len = (uint32_t)k->mv_size;
+    for (size_t l = 0; l < PROJ_LANG_COUNT; l++)
+        w->count[l] = v->mv_size == (size_t)4 * PROJ_LANG_COUNT
+                          ? search__get32((const uint8_t *)v->mv_data + 4 * l)
+                          : 0;
+    search__bytes_add(&lc->bytes, k->mv_data, k->mv_size);
+}
+
+/* Copy the lexicon @p cur reads for @p snapshot. @return 0 or an LMDB error. */
+static int lexcopy_build(struct search_lexcopy *lc, MDB_cursor *cur, uint64_t snapshot)
+{
+    MDB_val k, v;
+    int rc;
+
+    lc->snapshot = 0;
+    lc->n = 0;
+    lc->bytes.len = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        lexcopy_add(lc, &k, &v);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    lc->snapshot = snapshot;
+    return 0;
+}
+
+/* Pay for the @p keys walks read from LMDB; copy the lexicon once they have cost as much. */
+static void lexcopy_pay(struct proj_search_reader *r, MDB_txn *txn, MDB_cursor *cur, size_t keys)
+{
+    struct search_lexcopy *lc = &r->lexcopy;
+    MDB_stat st;
+
+    if (keys == 0 || mdb_stat(txn, r->dbs.dbi[SDB_WORDS], &st) != 0 ||
+        st.ms_entries > LEXCOPY_MAX_WORDS ||
+        !search__rental_pay(&lc->rent, r->snapshot, keys, LEXCOPY_PRICE * (st.ms_entries + 1)))
+        return;
+    if (lexcopy_build(lc, cur, r->snapshot) != 0) /* the walks are done: only not copied */
+        lc->snapshot = 0;
+}
+
+static const char *lexcopy_word(const struct search_lexcopy *lc, size_t i)
+{
+    return (const char *)lc->bytes.data + lc->w[i].off;
+}
+
+/* memcmp order, shorter first: LMDB's order of the lexicon's keys. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+/* First word of [lo, hi) of the copy, all beginning with @p skip bytes, whose rest is >= key. */
+static size_t lexcopy_lower(
+    const struct search_lexcopy *lc, size_t lo, size_t hi, size_t skip, const char *key, size_t len)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_cmp(lexcopy_word(lc, mid) + skip, lc->w[mid].len - skip, key, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The words of the copy that begin with lx->head: [lx->lo, lx->hi). */
+static void lexcopy_slice(struct search_lexicon *lx)
+{
+    const struct search_lexcopy *lc = lx->copy;
+    size_t lo = lexcopy_lower(lc, 0, lc->n, 0, lx->head, lx->head_len), hi = lc->n, at = lo;
+
+    while (at < hi) { /* the first word not beginning with the head */
+        size_t mid = at + (hi - at) / 2;
+        if (lc->w[mid].len >= lx->head_len &&
+            memcmp(lexcopy_word(lc, mid), lx->head, lx->head_len) == 0)
+            at = mid + 1;
+        else
+            hi = mid;
+    }
+    lx->lo = lx->at = lo;
+    lx->hi = at;
+}
+
 /* ------------------------------------------------------------------ lexicon walk */
+
+/* The copy's current word shown without the head. 1 = end of the walk. */
+static int copy_at(struct search_lexicon *lx, const char **out, size_t *out_len)
+{
+    if (lx->at >= lx->hi)
+        return 1;
+    *out = lexcopy_word(lx->copy, lx->at) + lx->head_len;
+    *out_len = lx->copy->w[lx->at].len - lx->head_len;
+    return 0;
+}
 
 /* The current key, if it begins with the head: shown without it. 1 = end of the walk. */
 static int lex_at(struct search_lexicon *lx, int rc, const char **out, size_t *out_len)
@@ -33,10 +155,36 @@ static int lex_at(struct search_lexicon *lx, int rc, const char **out, size_t *o
     return 0;
 }
 
+/* Word @p i of the copy without the head, compared with @p key. */
+static int copy_cmp(const struct search_lexicon *lx, size_t i, const char *key, size_t len)
+{
+    return key_cmp(lexcopy_word(lx->copy, i) + lx->head_len, lx->copy->w[i].len - lx->head_len, key,
+                   len);
+}
+
+/* Walks seek forward, mostly a few words on: gallop from the current word, then bisect. */
+static void copy_seek(struct search_lexicon *lx, const char *key, size_t len)
+{
+    size_t lo = lx->at, hi = lx->at, step = 1;
+
+    if (lo > lx->lo && copy_cmp(lx, lo - 1, key, len) >= 0)
+        lo = hi = lx->lo; /* the key lies before the current word */
+    while (hi < lx->hi && copy_cmp(lx, hi, key, len) < 0) {
+        lo = hi + 1; /* words before lo are < key */
+        hi += step;
+        step *= 2;
+    }
+    lx->at = lexcopy_lower(lx->copy, lo, hi < lx->hi ? hi : lx->hi, lx->head_len, key, len);
+}
+
 static int lex_seek(void *ud, const char *key, size_t len, const char **out, size_t *out_len)
 {
     struct search_lexicon *lx = ud;
 
+    if (lx->copy != NULL) {
+        copy_seek(lx, key, len);
+        return copy_at(lx, out, out_len);
+    }
     if (lx->head_len + len > sizeof(lx->seek))
         len = sizeof(lx->seek) - lx->head_len; /* a key longer than any word: same order */
     memcpy(lx->seek, lx->head, lx->head_len);
@@ -49,6 +197,10 @@ static int lex_next(void *ud, const char **out, size_t *out_len)
 {
     struct search_lexicon *lx = ud;
 
+    if (lx->copy != NULL) {
+        lx->at++;
+        return copy_at(lx, out, out_len);
+    }
     return lex_at(lx,
                   mdb_cursor_get(lx->cur, &lx->key, &lx->val, lx->dup ? MDB_NEXT_NODUP : MDB_NEXT),
                   out, out_len);
@@ -64,6 +216,14 @@ static uint64_t lex_weight(const struct search_expansion *ex)
 
     if (ex->lang == -2)
         return mdb_cursor_count(lx->cur, &count) == 0 ? count : 0;
+    if (lx->copy != NULL) {
+        const uint32_t *c = lx->copy->w[lx->at].count;
+        if (ex->lang >= 0)
+            return c[ex->lang];
+        for (size_t l = 0; l < PROJ_LANG_COUNT; l++)
+            sum += c[l];
+        return sum;
+    }
     if (lx->val.mv_size != (size_t)4 * PROJ_LANG_COUNT)
         return 0;
     if (ex->lang >= 0)
@@ -107,6 +267,7 @@ int search__expand_walk(struct search_expansion *ex,
                         struct sp_errbuf *eb)
 {
     struct proj_lexicon_iter it = {lex_seek, lex_next, ex->lex};
+    struct proj_typo_stats st;
     size_t head = len > 0 ? 1 : 0;
     int rc;
 
@@ -114,9 +275,12 @@ int search__expand_walk(struct search_expansion *ex,
         head++;
     memcpy(ex->lex->head, word, head);
     ex->lex->head_len = head;
+    if (ex->lex->copy != NULL)
+        lexcopy_slice(ex->lex);
     ex->n = 0;
     rc = proj_typo_expand(&it, word + head, len - head, max_dist, prefix, PROJ_SEARCH_EXPAND_SCAN,
-                          on_expansion, ex, NULL);
+                          on_expansion, ex, &st);
+    ex->visited = ex->lex->copy == NULL ? st.visited : 0;
     if (rc == SP_EDB)
         return sp_err_set(eb, SP_EDB, NULL, "could not read the search lexicon");
     return rc < 0 ? sp_err_set(eb, rc, "q", "could not expand a query word") : 0;
@@ -149,6 +313,7 @@ void search__variant_add(struct search_plan *p,
     memcpy(v->key, key, len);
     v->key_len = (uint16_t)len;
     v->filter = filter;
+    v->cur = NULL;
     v->typos = (uint8_t)typos;
     v->hash = hash;
     v->df = 0;
@@ -212,11 +377,13 @@ static int word_variants(struct search_plan *p,
     return rc == MDB_NOTFOUND ? 0 : search__mdb_err(eb, rc, "could not read the search lexicon");
 }
 
-/* Words the term also matches: typos (>= 5 code points) and, if open, as a prefix. */
+/* Words the term also matches: typos (>= 5 code points) and, if open, as a prefix.
+ * *visited += lexicon keys the walk read from LMDB. */
 static int fuzzy_variants(struct proj_search_reader *r,
                           struct search_term *t,
                           struct search_lexicon *lex,
                           MDB_cursor *ws,
+                          size_t *visited,
                           struct sp_errbuf *eb)
 {
     struct search_expansion ex = {.lex = lex, .lang = r->plan.lang_filter ? (int)r->plan.lang : -1};
@@ -226,6 +393,7 @@ static int fuzzy_variants(struct proj_search_reader *r,
     if (budget == 0 && !t->prefix)
         return 0;
     rc = search__expand_walk(&ex, t->word, t->word_len, budget, t->prefix, eb);
+    *visited += ex.visited;
     uint64_t postings = 0; /* recipes of the words taken so far: bounds the lists read */
     for (size_t i = 0; i < ex.n && rc == 0 && (i == 0 || postings < PROJ_SEARCH_EXPAND_POSTINGS);
          i++) {
@@ -235,12 +403,30 @@ static int fuzzy_variants(struct proj_search_reader *r,
     return rc;
 }
 
-/* Look up each variant's list: df and idf; drop variants with no list. */
-static int variant_df(struct proj_search_reader *r,
-                      struct search_term *t,
-                      MDB_cursor *post,
-                      MDB_cursor *filt,
-                      struct sp_errbuf *eb)
+/* Position a cursor of its own on variant @p v's list (v->cur) and count it. */
+static int
+variant_open(struct proj_search_reader *r, MDB_txn *txn, struct search_variant *v, size_t *count)
+{
+    MDB_val k = {v->key_len, v->key}, d;
+    int rc = mdb_cursor_open(txn, r->dbs.dbi[v->filter ? SDB_FILTERS : SDB_POSTINGS], &v->cur);
+
+    if (rc == 0)
+        rc = mdb_cursor_get(v->cur, &k, &d, MDB_SET_KEY);
+    if (rc == 0)
+        rc = mdb_cursor_count(v->cur, count);
+    if (rc != 0 && v->cur != NULL) {
+        mdb_cursor_close(v->cur);
+        v->cur = NULL;
+    }
+    return rc;
+}
+
+/*
+ * Look up each variant's list: df and idf; drop variants with no list. The cursor found
+ * it stays on it for the execution, which then reads the list without a second lookup.
+ */
+static int
+variant_df(struct proj_search_reader *r, MDB_txn *txn, struct search_term *t, struct sp_errbuf *eb)
 {
     struct search_plan *p = &r->plan;
     size_t keep = t->v0;
@@ -248,12 +434,8 @@ static int variant_df(struct proj_search_reader *r,
     t->est = 0;
     for (size_t i = t->v0; i < t->v0 + t->nv; i++) {
         struct search_variant *v = &p->v[i];
-        MDB_val k = {v->key_len, v->key}, d;
         size_t count = 0;
-        MDB_cursor *cur = v->filter ? filt : post;
-        int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
-        if (rc == 0)
-            rc = mdb_cursor_count(cur, &count);
+        int rc = variant_open(r, txn, v, &count);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc != 0)
@@ -261,18 +443,31 @@ static int variant_df(struct proj_search_reader *r,
         v->df = count;
         v->idf = v->filter ? 0.0 : proj_bm25f_idf(r->n_docs, count);
         t->est += count;
-        if (keep != i)
+        if (keep != i) {
             p->v[keep] = *v;
+            v->cur = NULL; /* moved */
+        }
         keep++;
     }
     t->nv = keep - t->v0;
     return 0;
 }
 
+void search__variants_close(struct search_plan *p)
+{
+    for (size_t i = 0; i < p->nv; i++) {
+        if (p->v[i].cur != NULL)
+            mdb_cursor_close(p->v[i].cur);
+        p->v[i].cur = NULL;
+    }
+}
+
 static int term_expand(struct proj_search_reader *r,
+                       MDB_txn *txn,
                        struct search_term *t,
-                       MDB_cursor *cur[4],
+                       MDB_cursor *cur[2],
                        struct search_lexicon *lex,
+                       size_t *visited,
                        struct sp_errbuf *eb)
 {
     int rc = 0;
@@ -282,28 +477,33 @@ static int term_expand(struct proj_search_reader *r,
         t->nv = 0;
         rc = exact_variants(r, t, eb);
         if (rc == 0 && t->role == SEARCH_REQUIRED && !t->exact && t->phrase < 0)
-            rc = fuzzy_variants(r, t, lex, cur[3], eb);
+            rc = fuzzy_variants(r, t, lex, cur[1], visited, eb);
     }
     if (rc == 0 && t->role != SEARCH_NEG_PHRASE)
-        rc = variant_df(r, t, cur[0], cur[1], eb);
+        rc = variant_df(r, txn, t, eb);
     return rc;
 }
 
 int search__expand(struct proj_search_reader *r, MDB_txn *txn, struct sp_errbuf *eb)
 {
-    static const enum search_db dbs[4] = {SDB_POSTINGS, SDB_FILTERS, SDB_WORDS, SDB_WORD_STEMS};
-    MDB_cursor *cur[4] = {NULL, NULL, NULL, NULL};
+    static const enum search_db dbs[2] = {SDB_WORDS, SDB_WORD_STEMS};
+    MDB_cursor *cur[2] = {NULL, NULL};
     struct search_lexicon lex = {.dup = false};
+    size_t visited = 0;
     int rc = 0;
 
-    for (int i = 0; i < 4 && rc == 0; i++)
+    for (int i = 0; i < 2 && rc == 0; i++)
         rc = mdb_cursor_open(txn, r->dbs.dbi[dbs[i]], &cur[i]);
     if (rc != 0)
         rc = search__mdb_err(eb, rc, "could not open a search cursor");
-    lex.cur = cur[2];
+    lex.cur = cur[0];
+    if (r->snapshot != 0 && r->lexcopy.snapshot == r->snapshot)
+        lex.copy = &r->lexcopy;
     for (size_t i = 0; i < r->plan.n_terms && rc == 0; i++)
-        rc = term_expand(r, &r->plan.terms[i], cur, &lex, eb);
-    for (int i = 0; i < 4; i++)
+        rc = term_expand(r, txn, &r->plan.terms[i], cur, &lex, &visited, eb);
+    if (rc == 0)
+        lexcopy_pay(r, txn, cur[0], visited);
+    for (int i = 0; i < 2; i++)
         if (cur[i] != NULL)
             mdb_cursor_close(cur[i]);
     return rc;

@@ -84,18 +84,8 @@ void search__posting_encode(uint8_t out[PROJ_SEARCH_POSTING_BYTES],
 {
     search__be64(out, id);
     for (size_t f = 0; f < PROJ_SEARCH_FIELDS; f++) {
-        out[8 + f] = (uint8_t)(tf[f] > 255 ? 255 : tf[f]);
-        search__be16(out + 13 + 2 * f, (uint16_t)(len[f] > 65535 ? 65535 : len[f]));
-    }
-}
-
-void search__posting_decode(const uint8_t *e,
-                            uint32_t tf[PROJ_SEARCH_FIELDS],
-                            uint32_t len[PROJ_SEARCH_FIELDS])
-{
-    for (size_t f = 0; f < PROJ_SEARCH_FIELDS; f++) {
-        tf[f] = e[8 + f];
-        len[f] = search__get16(e + 13 + 2 * f);
+        out[SEARCH_POSTING_TF + f] = (uint8_t)(tf[f] > 255 ? 255 : tf[f]);
+        search__be16(out + SEARCH_POSTING_LEN + 2 * f, (uint16_t)(len[f] > 65535 ? 65535 : len[f]));
     }
 }
 

@@ -245,15 +245,14 @@ SP_MUST_CHECK int search__analyze(struct proj_text *a,
                                   struct sp_errbuf *eb);
 /* The language of a subtag ("en" -> PROJ_LANG_EN; unknown -> PROJ_LANG_NONE). */
 enum proj_lang search__lang_of(const char *subtag);
+/* Offsets in a postings entry: id(8), then tf per field (u8), then len per field (u16). */
+#define SEARCH_POSTING_TF  8
+#define SEARCH_POSTING_LEN (8 + PROJ_SEARCH_FIELDS)
 /* Encode one postings entry. */
 void search__posting_encode(uint8_t out[PROJ_SEARCH_POSTING_BYTES],
                             uint64_t id,
                             const uint32_t tf[PROJ_SEARCH_FIELDS],
                             const uint32_t len[PROJ_SEARCH_FIELDS]);
-/* Decode one postings entry's frequencies and lengths. */
-void search__posting_decode(const uint8_t *e,
-                            uint32_t tf[PROJ_SEARCH_FIELDS],
-                            uint32_t len[PROJ_SEARCH_FIELDS]);
 
 /* ------------------------------------------------------------------ dup deltas */
 

@@ -1,4 +1,7 @@
-/* The search view's reader: its lifetime, the view's counts and the tag lookup. */
+/*
+ * The search view's reader: its lifetime, the view's counts, the tag lookup and what its
+ * copies of databases for one snapshot have been paid towards.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +38,37 @@ void proj_search_reader_free(struct proj_search_reader *r)
     search__bytes_release(&r->buf);
     free(r->fslots);
     free(r->fused);
+    free(r->fcounts);
+    free(r->fseen);
+    search__tagcol_release(&r->tagcol);
+    search__lexcopy_release(&r->lexcopy);
     free(r->hset);
     free(r->toks);
     proj_text_free(r->text);
     free(r);
+}
+
+uint64_t search__txn_snapshot(MDB_txn *txn)
+{
+    MDB_envinfo info;
+    uint64_t id = mdb_txn_id(txn);
+
+    /* a write transaction has the id its commit will have: past the last committed */
+    if (mdb_env_info(mdb_txn_env(txn), &info) != 0 || id > info.me_last_txnid)
+        return 0;
+    return id;
+}
+
+bool search__rental_pay(struct search_rental *rent, uint64_t snapshot, size_t work, size_t price)
+{
+    if (snapshot == 0)
+        return false;
+    rent->debt = rent->snapshot == snapshot ? rent->debt + work : work;
+    rent->snapshot = snapshot;
+    if (rent->debt < price)
+        return false;
+    rent->debt = 0;
+    return true;
 }
 
 int proj_search_stats(struct proj_search_reader *r,

@@ -181,12 +181,23 @@ static size_t *top_hits(const struct search_cands *c, size_t k, size_t *n)
 
 /* ------------------------------------------------------------------ answer */
 
+/* Add @p value (owned) under @p key of @p obj; a NULL value (a failed conversion) fails. */
+static int put(json_t *obj, const char *key, json_t *value)
+{
+    return value != NULL ? json_object_set_new_nocheck(obj, key, value) : -1;
+}
+
+/* An id as a JSON string of its decimal digits. */
 static json_t *id_json(uint64_t id)
 {
-    char buf[24];
+    char buf[20];
+    size_t at = sizeof(buf);
 
-    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id);
-    return json_string(buf);
+    do {
+        buf[--at] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id != 0);
+    return json_stringn_nocheck(buf + at, sizeof(buf) - at);
 }
 
 /* {"id", "username"} of an author; username null if the view has no such user. */
@@ -195,15 +206,19 @@ static json_t *author_json(struct proj_search_reader *r, MDB_txn *txn, uint64_t 
     uint8_t key[8];
     MDB_val k = {8, key}, v;
     struct search_user u;
-    json_t *name = json_null();
+    json_t *name = NULL, *o = json_object();
 
     search__be64(key, id);
     if (mdb_get(txn, r->dbs.dbi[SDB_USERS], &k, &v) == 0 &&
-        search__user_decode(&u, v.mv_data, v.mv_size) == 0) {
-        json_decref(name);
+        search__user_decode(&u, v.mv_data, v.mv_size) == 0)
         name = json_stringn(u.username.s, u.username.len);
+    else
+        name = json_null();
+    if (put(o, "id", id_json(id)) != 0 || put(o, "username", name) != 0) {
+        json_decref(o);
+        return NULL;
     }
-    return json_pack("{s:o,s:o}", "id", id_json(id), "username", name);
+    return o;
 }
 
 static json_t *tags_json(const struct search_doc *d)
@@ -214,6 +229,27 @@ static json_t *tags_json(const struct search_doc *d)
         json_array_append_new(
             arr, json_stringn(d->items[PROJ_SEARCH_TAGS][i].s, d->items[PROJ_SEARCH_TAGS][i].len));
     return arr;
+}
+
+/* The hit object of candidate @p i, its doc decoded in r->doc; NULL if a text is not UTF-8. */
+static json_t *hit_object(struct proj_search_reader *r, MDB_txn *txn, size_t i, json_t *hl)
+{
+    const struct search_cands *c = &r->c;
+    const struct search_str *title = &r->doc.items[PROJ_SEARCH_TITLE][0];
+    json_t *hit = json_object();
+
+    if (put(hit, "id", id_json(c->id[i])) != 0 ||
+        put(hit, "title", json_stringn(title->s, title->len)) != 0 ||
+        put(hit, "author", author_json(r, txn, r->doc.author_id)) != 0 ||
+        put(hit, "tags", tags_json(&r->doc)) != 0 ||
+        put(hit, "language", json_string(r->doc.lang)) != 0 ||
+        put(hit, "score", json_real(c->score[i])) != 0 ||
+        put(hit, "typos", json_integer((json_int_t)c->typos[i])) != 0 ||
+        put(hit, "highlight", hl) != 0) {
+        json_decref(hit);
+        return NULL;
+    }
+    return hit;
 }
 
 static int
@@ -235,11 +271,7 @@ hit_json(struct proj_search_reader *r, MDB_txn *txn, size_t i, json_t **out, str
     rc = search__highlight(r, txn, c->id[i], &hl, eb);
     if (rc != 0)
         return rc;
-    const struct search_str *title = &r->doc.items[PROJ_SEARCH_TITLE][0];
-    *out = json_pack("{s:o,s:s%,s:o,s:o,s:s,s:f,s:i,s:o}", "id", id_json(c->id[i]), "title",
-                     title->s, title->len, "author", author_json(r, txn, r->doc.author_id), "tags",
-                     tags_json(&r->doc), "language", r->doc.lang, "score", c->score[i], "typos",
-                     (int)c->typos[i], "highlight", hl);
+    *out = hit_object(r, txn, i, hl);
     return *out != NULL ? 0 : sp_err_set(eb, SP_ECORRUPT, NULL, "a search record is not UTF-8");
 }
 
@@ -261,16 +293,19 @@ static int answer(struct proj_search_reader *r,
             json_array_append_new(hits, hit);
     }
     free(top);
-    json_object_set_new(res, "total_hits", json_integer((json_int_t)r->c.n));
-    json_object_set_new(res, "total_hits_exact", json_true());
-    json_object_set_new(res, "page", json_integer(q->page));
-    json_object_set_new(res, "limit", json_integer(q->limit));
-    json_object_set_new(res, "has_more", json_boolean(offset + q->limit < r->c.n));
-    json_object_set_new(res, "hits", hits);
+    json_object_set_new_nocheck(res, "total_hits", json_integer((json_int_t)r->c.n));
+    json_object_set_new_nocheck(res, "total_hits_exact", json_true());
+    json_object_set_new_nocheck(res, "page", json_integer(q->page));
+    json_object_set_new_nocheck(res, "limit", json_integer(q->limit));
+    json_object_set_new_nocheck(res, "has_more", json_boolean(offset + q->limit < r->c.n));
+    json_object_set_new_nocheck(res, "hits", hits);
     if (rc == 0 && !q->no_facets) {
         rc = search__facets(r, txn, &facets, eb);
-        if (rc == 0)
-            json_object_set_new(res, "facets", json_pack("{s:o}", "tags", facets));
+        if (rc == 0) {
+            json_t *by_kind = json_object();
+            json_object_set_new_nocheck(by_kind, "tags", facets);
+            json_object_set_new_nocheck(res, "facets", by_kind);
+        }
     }
     return rc;
 }
@@ -283,6 +318,7 @@ int proj_search_recipes(struct proj_search_reader *r,
 {
     int rc = check_query(q, eb);
 
+    r->snapshot = search__txn_snapshot(txn);
     if (rc == 0)
         rc = plan_query(r, q, eb);
     if (rc == 0)
@@ -293,6 +329,7 @@ int proj_search_recipes(struct proj_search_reader *r,
         search__hset_build(r);
         rc = search__execute(r, txn, eb);
     }
+    search__variants_close(&r->plan);
     if (rc != 0)
         return rc;
     json_t *res = json_object();

@@ -26,19 +26,21 @@ void search__doc_release(struct search_doc *d)
 
 void search__doc_set(struct search_doc *d, int f, uint32_t i, const char *s, size_t len)
 {
-    size_t cap = d->cap[f];
-
-    SEARCH_GROW(d->items[f], cap, (size_t)i + 1);
-    d->cap[f] = (uint32_t)cap;
+    if (i >= d->cap[f]) { /* decoding the hits of a query mostly reuses the arrays */
+        size_t cap = d->cap[f];
+        SEARCH_GROW(d->items[f], cap, (size_t)i + 1);
+        d->cap[f] = (uint32_t)cap;
+    }
     d->items[f][i] = (struct search_str){s, (uint32_t)len};
 }
 
 static void doc_set_folded(struct search_doc *d, uint32_t i, const char *s, size_t len)
 {
-    size_t cap = d->folded_cap;
-
-    SEARCH_GROW(d->tags_folded, cap, (size_t)i + 1);
-    d->folded_cap = (uint32_t)cap;
+    if (i >= d->folded_cap) {
+        size_t cap = d->folded_cap;
+        SEARCH_GROW(d->tags_folded, cap, (size_t)i + 1);
+        d->folded_cap = (uint32_t)cap;
+    }
     d->tags_folded[i] = (struct search_str){s, (uint32_t)len};
 }
 

@@ -525,19 +525,54 @@ out_free:
     return rc;
 }
 
+/*
+ * Replace the new generation by a compacted copy of it (mdb_env_copy2 with MDB_CP_COMPACT:
+ * pages in order, none free), then sync it. A rebuild writes many batches, and LMDB's
+ * copy-on-write leaves the pages each one replaced free in the file: the copy is about a
+ * third smaller on the search view, and costs one sequential pass.
+ */
+static int compact_generation(struct proj_view *v, struct sp_errbuf *eb)
+{
+    char gen[PATH_MAX - 16], tmp[PATH_MAX - 16], from[PATH_MAX], to[PATH_MAX];
+    int rc;
+
+    snprintf(gen, sizeof(gen), "%s/%s", v->dir, v->gen);
+    snprintf(tmp, sizeof(tmp), "%s/%s.compact", v->dir, v->gen);
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return sp_err_set(eb, -errno, NULL, "could not create \"%s\": %s", tmp, strerror(errno));
+    rc = mdb_env_copy2(v->env, tmp, MDB_CP_COMPACT);
+    mdb_env_close(v->env);
+    v->env = NULL;
+    snprintf(from, sizeof(from), "%s/data.mdb", tmp);
+    snprintf(to, sizeof(to), "%s/data.mdb", gen);
+    if (rc == 0 && rename(from, to) != 0) /* the copy replaces the generation's data */
+        rc = errno;
+    snprintf(from, sizeof(from), "%s/lock.mdb", tmp);
+    unlink(from);
+    rmdir(tmp);
+    snprintf(from, sizeof(from), "%s/lock.mdb", gen); /* the next open makes a fresh one */
+    unlink(from);
+    if (rc != 0)
+        return sp_err_set(eb, rc > 0 ? -rc : SP_EDB, NULL, "could not compact the rebuilt view: %s",
+                          mdb_strerror(rc));
+    rc = open(to, O_RDONLY | O_CLOEXEC);
+    if (rc >= 0) { /* the copy is written without sync */
+        fsync(rc);
+        close(rc);
+    }
+    return 0;
+}
+
 int proj_view_build_commit(struct proj_view *v, struct sp_errbuf *eb)
 {
     char old[GEN_MAX];
     bool had_old = live_generation(v->dir, old, sizeof(old)) == 0;
-    int rc = mdb_env_sync(v->env, 1);
+    int rc = compact_generation(v, eb);
 
     if (rc != 0) {
-        sp_err_set(eb, -rc, NULL, "could not sync the rebuilt view: %s", mdb_strerror(rc));
         proj_view_build_abort(v);
-        return -rc;
+        return rc;
     }
-    mdb_env_close(v->env);
-    v->env = NULL;
     if ((rc = link_generation(v->dir, v->gen)) != 0) {
         sp_err_set(eb, rc, NULL, "could not swap in the rebuilt view: %s", strerror(-rc));
         proj_view_build_abort(v);

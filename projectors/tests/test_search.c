@@ -455,6 +455,53 @@ static void test_snippet_window(void **state)
     json_decref(res);
 }
 
+/* [start, len] of span @p i of @p spans. */
+static void span_at(json_t *spans, size_t i, json_int_t *start, json_int_t *len)
+{
+    json_t *sp = json_array_get(spans, i);
+    assert_non_null(sp);
+    *start = json_integer_value(json_array_get(sp, 0));
+    *len = json_integer_value(json_array_get(sp, 1));
+}
+
+/*
+ * Matching tokens are told by the forward record's positions: a token too long to index
+ * still takes a position, and a stemmed form matches ("Roasted" for "roast").
+ */
+static void test_highlight_positions(void **state)
+{
+    struct sfx *f = *state;
+    struct es_event ev;
+    char title[160], ids[IDS], long_word[80];
+    json_int_t at, len;
+    memset(long_word, 'x', 70);
+    long_word[70] = '\0';
+    snprintf(title, sizeof(title), "Roasted %s Pumpkin, pumpkin soup", long_word);
+    sfx_recipe(&ev, 160, 1, "en", title, "", J("[s]", "1 small pumpkin"), J("[s]", "Roast it."),
+               J("[]"));
+    assert_int_equal(sfx_batch(f, &ev, 1, NULL), 0);
+    es_event_release(&ev);
+    json_t *res = sfx_q(f, "pumpkin roast", ids, sizeof(ids));
+    assert_string_equal(ids, "160");
+    json_t *hl = json_object_get(hit(res, 0), "highlight");
+    json_t *spans = json_object_get(hl, "title");
+    assert_int_equal(json_array_size(spans), 3);
+    span_at(spans, 0, &at, &len);
+    assert_true(at == 0 && len == 7); /* Roasted */
+    span_at(spans, 1, &at, &len);
+    assert_true(at == 8 + 70 + 1 && len == 7); /* Pumpkin, after the long word */
+    span_at(spans, 2, &at, &len);
+    assert_true(at == 8 + 70 + 1 + 9 && len == 7); /* pumpkin */
+    json_t *snip = json_object_get(hl, "snippet");
+    assert_string_equal(json_string_value(json_object_get(snip, "text")), "1 small pumpkin");
+    span_at(json_object_get(snip, "spans"), 0, &at, &len);
+    assert_true(at == 8 && len == 7);
+    json_decref(res);
+    sfx_event(&ev, "RecipeDeleted", "recipe", 160, 2, json_object()); /* the view as it was */
+    assert_int_equal(sfx_batch(f, &ev, 1, NULL), 0);
+    es_event_release(&ev);
+}
+
 /* ------------------------------------------------------------------ changes */
 
 static void test_update_delete(void **state)
@@ -759,13 +806,9 @@ static void check_bulk_facets(struct sfx *f, const char *text, const size_t *hit
     json_decref(res);
 }
 
-static void test_facets_bulk(void **state)
+/* RecipeCreated of the BULK recipes 5000.. into @p ev. */
+static void bulk_recipes(struct es_event *ev)
 {
-    struct sfx f;
-    struct es_event *ev = calloc(BULK, sizeof(*ev));
-    size_t all[BULK], few[3] = {7, 407, 807};
-    (void)state;
-    sfx_open(&f, 0);
     for (size_t i = 0; i < BULK; i++) {
         char title[32], marker[32], tag[16];
         json_t *tags = json_array();
@@ -776,13 +819,107 @@ static void test_facets_bulk(void **state)
         snprintf(title, sizeof(title), "bulk item %zu", i);
         snprintf(marker, sizeof(marker), "marker%zu", i % 400);
         sfx_recipe(&ev[i], 5000 + i, 9, "en", title, "", J("[s]", marker), J("[s]", "mix"), tags);
-        all[i] = i;
     }
+}
+
+static void test_facets_bulk(void **state)
+{
+    struct sfx f;
+    struct es_event *ev = calloc(BULK, sizeof(*ev));
+    size_t all[BULK], few[3] = {7, 407, 807};
+    (void)state;
+    sfx_open(&f, 0);
+    bulk_recipes(ev);
+    for (size_t i = 0; i < BULK; i++)
+        all[i] = i;
     assert_int_equal(sfx_batch(&f, ev, BULK, NULL), 0);
     free_events(ev, BULK);
     free(ev);
     check_bulk_facets(&f, "\"marker7\"", few, 3); /* few hits: seeks to their pages */
     check_bulk_facets(&f, "bulk ", all, BULK);    /* every recipe: pages stepped through */
+    sfx_close(&f);
+}
+
+/* ------------------------------------------------------------------ the reader's copies */
+
+/* Queries whose answers (facets, typo and prefix walks) the reader's copies could change. */
+static const char *const copy_queries[] = {
+    "bulk ", "bulk ite", "marker7", "markr12", "m", "\"mix\" bulk", "item -marker3",
+};
+#define N_COPY_QUERIES (sizeof(copy_queries) / sizeof(copy_queries[0]))
+
+/* The answer to copy query @p i by @p r in @p txn, as compact JSON (owned). */
+static char *copy_answer(struct proj_search_reader *r, MDB_txn *txn, size_t i)
+{
+    struct proj_search_query q = {
+        .text = copy_queries[i], .text_len = strlen(copy_queries[i]), .limit = 5, .page = 1};
+    json_t *res = NULL;
+    assert_int_equal(proj_search_recipes(r, txn, &q, &res, NULL), 0);
+    char *s = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    return s;
+}
+
+/* Every copy query answered by @p r (NULL: a new reader, which has no copies yet). */
+static void copy_answers(struct sfx *f, struct proj_search_reader *r, unsigned flags, char **out)
+{
+    struct proj_search_reader *fresh = NULL;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->env, NULL, flags, &txn), 0);
+    if (r == NULL)
+        assert_int_equal(proj_search_reader_open(txn, &fresh, NULL), 0);
+    for (size_t i = 0; i < N_COPY_QUERIES; i++)
+        out[i] = copy_answer(r != NULL ? r : fresh, txn, i);
+    mdb_txn_abort(txn);
+    proj_search_reader_free(fresh);
+}
+
+/* The answers of @p r are those of a new reader, @p rounds times in a row. */
+static void expect_fresh_answers(struct sfx *f, struct proj_search_reader *r, int rounds)
+{
+    char *want[N_COPY_QUERIES], *got[N_COPY_QUERIES];
+    copy_answers(f, NULL, MDB_RDONLY, want);
+    for (int k = 0; k < rounds; k++) {
+        copy_answers(f, r, k % 2 ? 0 : MDB_RDONLY, got); /* write transactions in between */
+        for (size_t i = 0; i < N_COPY_QUERIES; i++) {
+            assert_string_equal(got[i], want[i]);
+            free(got[i]);
+        }
+    }
+    for (size_t i = 0; i < N_COPY_QUERIES; i++)
+        free(want[i]);
+}
+
+/*
+ * A reader answering many queries on one snapshot copies the lexicon and the tag column
+ * into memory (after as much work as a copy costs: about 12 rounds here); the answers are
+ * those without copies, also after a write makes new copies due.
+ */
+static void test_reader_copies(void **state)
+{
+    struct sfx f;
+    struct es_event *ev = calloc(BULK, sizeof(*ev));
+    struct proj_search_reader *r;
+    MDB_txn *txn;
+    (void)state;
+    sfx_open(&f, 0);
+    bulk_recipes(ev);
+    assert_int_equal(sfx_batch(&f, ev, BULK, NULL), 0);
+    free_events(ev, BULK);
+    assert_int_equal(mdb_txn_begin(f.env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(proj_search_reader_open(txn, &r, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    expect_fresh_answers(&f, r, 40);
+    /* new tags and words: the copies of the old snapshot must not answer */
+    sfx_event(&ev[0], "RecipeUpdated", "recipe", 5007, 2,
+              J("{s:s,s:[s,s]}", "title", "bulk item marvel", "tags", "fresh", "m3-1"));
+    sfx_recipe(&ev[1], 9001, 9, "en", "bulk item 9001", "", J("[s]", "marker7"), J("[s]", "mix"),
+               J("[s,s]", "all", "fresh"));
+    assert_int_equal(sfx_batch(&f, ev, 2, NULL), 0);
+    free_events(ev, 2);
+    expect_fresh_answers(&f, r, 40);
+    proj_search_reader_free(r);
+    free(ev);
     sfx_close(&f);
 }
 
@@ -968,7 +1105,7 @@ int main(void)
     const struct CMUnitTest unit[] = {
         cmocka_unit_test(test_bm25f_hand), cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_map_full),   cmocka_unit_test(test_facets_bulk),
-        cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_clear),      cmocka_unit_test(test_reader_copies),
     };
     const struct CMUnitTest view[] = {
         cmocka_unit_test(test_and),
@@ -982,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_facets),
         cmocka_unit_test(test_highlight),
+        cmocka_unit_test(test_highlight_positions),
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_tags_and_authors),
         cmocka_unit_test(test_bad_queries),

@@ -55,56 +55,17 @@ struct bench {
     size_t value_bytes; /* encoded envelope bytes of the counted events */
 };
 
-/* bench_record_fn: the JSON object on @p line if it has a string title (owned json_t,
- * free with bench_recipe_free), else NULL. */
-static void *bench_recipe_of(const char *line)
-{
-    json_error_t jerr;
-    json_t *rec = json_loads(line, 0, &jerr);
-    if (!json_is_object(rec) || !json_is_string(json_object_get(rec, "title"))) {
-        json_decref(rec);
-        return NULL;
-    }
-    return rec;
-}
-
-/* bench_record_free_fn of bench_recipe_of's records. */
-static void bench_recipe_free(void *rec)
-{
-    json_decref(rec);
-}
-
-/* Copy @p key of @p rec into @p data, or @p fallback (stolen) if absent. */
-static void bench_copy(json_t *data, const json_t *rec, const char *key, json_t *fallback)
-{
-    json_t *v = json_object_get(rec, key);
-    if (v != NULL && !json_is_null(v)) {
-        json_object_set(data, key, v);
-        json_decref(fallback);
-    } else {
-        json_object_set_new(data, key, fallback);
-    }
-}
-
 /* Make event @p i of the next batch: a RecipeCreated of the next recipe. @return 0 or error. */
 static int bench_make_event(struct bench *b, struct es_event *ev)
 {
     const json_t *rec = b->recipes.items[b->next_recipe++ % b->recipes.n];
     int64_t id = es_snowflake_next(&b->ids);
     char id_s[24], stream[32];
-    json_t *data = json_object();
 
     snprintf(id_s, sizeof(id_s), "%lld", (long long)id);
     snprintf(stream, sizeof(stream), "recipe-%s", id_s);
-    json_object_set_new(data, "recipe_id", json_string(id_s));
-    json_object_set_new(data, "author_id", json_string("1"));
-    bench_copy(data, rec, "title", json_string(""));
-    bench_copy(data, rec, "description", json_string(""));
-    bench_copy(data, rec, "ingredients", json_array());
-    bench_copy(data, rec, "steps", json_array());
-    bench_copy(data, rec, "tags", json_array());
-    json_object_set_new(data, "image_media_ids", json_array());
-    return es_event_make(ev, "RecipeCreated", stream, 1, "1", NULL, NULL, data);
+    return es_event_make(ev, "RecipeCreated", stream, 1, "1", NULL, NULL,
+                         bench_recipe_payload(rec, id_s, "1", false));
 }
 
 /* Build the next batch of opt.batch events and measure their encoded size (outside the

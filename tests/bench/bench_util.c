@@ -91,3 +91,53 @@ void bench_latency_summarize(int64_t *lat_us, long n, struct bench_latency *out)
     out->p99_ms = bench_pct_ms(lat_us, n, 99);
     out->max_ms = (double)lat_us[n - 1] / 1000.0;
 }
+
+void *bench_recipe_of(const char *line)
+{
+    json_t *rec = json_loads(line, 0, NULL);
+
+    if (!json_is_object(rec) || !json_is_string(json_object_get(rec, "title"))) {
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+void bench_recipe_free(void *rec)
+{
+    json_decref(rec);
+}
+
+/* Copy @p key of @p rec into @p data, or @p fallback (stolen) if absent. */
+static void copy_field(json_t *data, const json_t *rec, const char *key, json_t *fallback)
+{
+    json_t *v = json_object_get(rec, key);
+
+    if (v != NULL && !json_is_null(v)) {
+        json_object_set(data, key, v);
+        json_decref(fallback);
+    } else {
+        json_object_set_new(data, key, fallback);
+    }
+}
+
+json_t *bench_recipe_payload(const json_t *rec,
+                             const char *recipe_id,
+                             const char *author_id,
+                             bool with_language)
+{
+    json_t *data = json_object();
+    const char *lang = json_string_value(json_object_get(rec, "lang"));
+
+    json_object_set_new(data, "recipe_id", json_string(recipe_id));
+    json_object_set_new(data, "author_id", json_string(author_id));
+    copy_field(data, rec, "title", json_string(""));
+    copy_field(data, rec, "description", json_string(""));
+    copy_field(data, rec, "ingredients", json_array());
+    copy_field(data, rec, "steps", json_array());
+    copy_field(data, rec, "tags", json_array());
+    json_object_set_new(data, "image_media_ids", json_array());
+    if (with_language && lang != NULL)
+        json_object_set_new(data, "language", json_string(lang));
+    return data;
+}

@@ -1,10 +1,14 @@
-/* What the benchmark programs (bench_http, bench_append) share around their timed loops:
- * numeric option values, the records of a JSONL data file and latency percentiles. */
+/* What the benchmark programs (bench_http, bench_append, bench_search_index) share around
+ * their timed loops: numeric option values, the records of a JSONL data file, recipe
+ * payloads and latency percentiles. */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "sp/err.h"
 
@@ -57,6 +61,24 @@ bench_records_load(const char *path, bench_record_fn make, struct bench_records 
  * Safe on an empty or already released @p recs.
  */
 void bench_records_release(struct bench_records *recs, bench_record_free_fn free_rec);
+
+/** bench_record_fn of a recipes JSONL file: the line as a JSON object (owned, free with
+ *  bench_recipe_free) when it has a string title, else NULL (skipped). */
+void *bench_recipe_of(const char *line);
+
+/** bench_record_free_fn of bench_recipe_of's records. */
+void bench_recipe_free(void *rec);
+
+/**
+ * The RecipeCreated payload (schemas/events/RecipeCreated.v1.json) of a recipe record:
+ * the given ids, title, description, ingredients, steps and tags from @p rec (empty when
+ * absent or null), no images and, when @p with_language, the record's "lang" as language.
+ * @return owned (json_decref)
+ */
+json_t *bench_recipe_payload(const json_t *rec,
+                             const char *recipe_id,
+                             const char *author_id,
+                             bool with_language);
 
 /** Latency percentiles of a run, in milliseconds. */
 struct bench_latency {

@@ -232,7 +232,14 @@ proj_search_clear(struct proj_search_writer *w, MDB_txn *txn, struct sp_errbuf *
 
 /* ---------------------------------------------------------------- reader (queries) */
 
-/** The query engine: an analyzer, database handles and scratch memory. */
+/**
+ * The query engine: an analyzer, database handles and scratch memory. For the committed
+ * snapshot its queries read (read-only transactions), it also keeps copies of the `words`
+ * lexicon and of the doc_tags column in memory, each made once the queries on that snapshot
+ * have done as much LMDB work as the copy costs (a view that changes faster is always read
+ * from LMDB); at most about 8 MB each, larger views are always read from LMDB. Results are
+ * the same either way.
+ */
 struct proj_search_reader;
 
 /**
@@ -248,7 +255,7 @@ struct proj_search_reader;
 SP_MUST_CHECK int
 proj_search_reader_open(MDB_txn *txn, struct proj_search_reader **out, struct sp_errbuf *eb);
 
-/** Free a reader. NULL is a no-op. */
+/** Free a reader and its copies. NULL is a no-op. */
 void proj_search_reader_free(struct proj_search_reader *r);
 
 /** A recipe search. */
@@ -287,10 +294,12 @@ struct proj_search_query {
  * Ranking: fewest typos (summed over the words), then BM25F score (proj_bm25f_term, the
  * best expansion of each word), then recipe id. Execution: the required words and filters
  * are intersected smallest list first (each list read a page at a time with
- * MDB_GET_MULTIPLE, each page matched from its smaller side), then optional words scored,
- * exclusions removed and phrases verified on the forward records of the remaining hits
- * (a phrase of common words costs a forward read per hit of its words). Only the page's
- * hits read their doc records (title, tags, highlights) and their author's user record.
+ * MDB_GET_MULTIPLE, each page merged with the candidates in its range when they are about
+ * as many, else matched from its smaller side), then optional words scored, exclusions
+ * removed and phrases verified on the forward records of the remaining hits (a phrase of
+ * common words costs a forward read per hit of its words). Only the page's hits read their
+ * doc records (title, tags, highlights) and their author's user record; which of their
+ * tokens match, and which item gives the snippet, comes from their forward records.
  *
  * @param[out] out  owned JSON object (json_decref):
  *   {"total_hits": n, "total_hits_exact": true (always counted exactly), "page": p,
@@ -303,8 +312,8 @@ struct proj_search_query {
  *                                "spans": [[start, len], ...]}}}],  (offsets into text)
  *    "facets": {"tags": [{"tag": "folded tag", "count": n}, ...]}}  (top
  *      PROJ_SEARCH_FACET_TAGS over all hits, exact, count desc then tag asc; counted by
- *      merging the hits with the doc_tags column a page at a time; omitted with
- *      q->no_facets)
+ *      merging the hits with the doc_tags column a page at a time, or with the reader's
+ *      copy of it; omitted with q->no_facets)
  *   The snippet comes from the item (outside the title) matching the most query words,
  *   cut at token boundaries with "…" where text was cut; a recipe matching in its title
  *   only gets the start of its description (or first ingredient) with no spans.

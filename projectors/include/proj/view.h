@@ -160,10 +160,12 @@ SP_MUST_CHECK int proj_view_build_begin(const struct proj_view_opts *opts,
                                         struct sp_errbuf *eb);
 
 /**
- * Finish a rebuild: sync the new generation to disk, make it the live one (atomic rename
- * of the link), remove the old generation, close @p v.
- * @return 0; -errno if the sync or the swap failed (then nothing changed and the new
- *         generation is removed).
+ * Finish a rebuild: replace the new generation by a compacted copy (mdb_env_copy2,
+ * MDB_CP_COMPACT: the free pages the batches' copy-on-write left are dropped), sync it to
+ * disk, make it the live one (atomic rename of the link), remove the old generation,
+ * close @p v.
+ * @return 0; -errno or SP_EDB if the copy, the sync or the swap failed (then nothing
+ *         changed and the new generation is removed).
  */
 SP_MUST_CHECK int proj_view_build_commit(struct proj_view *v, struct sp_errbuf *eb);
 
