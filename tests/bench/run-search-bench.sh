@@ -200,7 +200,7 @@ EOF
 
 # stockpot_http_stats BENCH_HTTP_OUTPUT TOP: bench_http's figures as a compare.py stats line
 stockpot_http_stats() {
-    python3 - "$1" "$2" "$CONNECTIONS" "$(nproc)" <<'EOF'
+    python3 - "$1" "$2" "${3:-$CONNECTIONS}" "$(nproc)" <<'EOF'
 import json, re, sys
 text = open(sys.argv[1], encoding="utf-8").read()
 qps = re.search(r"^requests/s:\s+(\S+)", text, re.M)
@@ -268,6 +268,10 @@ if [ $HAVE_SEARCH = 1 ]; then
     echo "then one query at a time on one connection: 1 warm-up pass (the top 10s) + $REPEAT timed"
     stockpot_top "$RES/ids.tsv" "$RES/stockpot-top.json" "$RES/stockpot-serial.json"
     stockpot_http_stats "$RES/bench_http.txt" "$RES/stockpot-top.json" >"$RES/stockpot-http.json"
+    echo "and bench_http on 1 connection (latency without queueing), $((REQUESTS / 4)) requests"
+    "$BIN/bench_http" --port "$STOCKPOT_QUERY_PORT" --get-paths "$RES/paths.txt" \
+        --connections 1 --requests $((REQUESTS / 4)) --duration-s 300 | tee "$RES/bench_http1.txt" || true
+    stockpot_http_stats "$RES/bench_http1.txt" "$RES/stockpot-top.json" 1 >"$RES/stockpot-http1.json"
 
     stop projector
     stop query
@@ -288,9 +292,11 @@ if [ $HAVE_SEARCH = 1 ]; then
     fi
     with_build "$(cat "$RES/stockpot-http.json")" "$BUILD_S" "$INDEX_BYTES" >"$RES/stockpot-http.json.new"
     mv "$RES/stockpot-http.json.new" "$RES/stockpot-http.json"
-    with_build "$(cat "$RES/stockpot-serial.json")" "$BUILD_S" "$INDEX_BYTES" >"$RES/stockpot-serial.json.new"
-    mv "$RES/stockpot-serial.json.new" "$RES/stockpot-serial.json"
-    STATS+=("$RES/stockpot-http.json" "$RES/stockpot-serial.json")
+    for f in stockpot-http1 stockpot-serial; do
+        with_build "$(cat "$RES/$f.json")" "$BUILD_S" "$INDEX_BYTES" >"$RES/$f.json.new"
+        mv "$RES/$f.json.new" "$RES/$f.json"
+    done
+    STATS+=("$RES/stockpot-http.json" "$RES/stockpot-http1.json" "$RES/stockpot-serial.json")
 fi
 for n in "${!PIDS[@]}"; do stop "$n"; done # the peers get the machine to themselves
 
