@@ -231,4 +231,4 @@ class SearchOnlyProjector(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()
