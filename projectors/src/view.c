@@ -483,9 +483,13 @@ static void next_generation(const char *dir, char *gen, size_t gen_size)
     DIR *d = opendir(dir);
 
     while (d != NULL && (de = readdir(d)) != NULL) {
-        char *end;
-        long n = de->d_name[0] == 'g' ? strtol(de->d_name + 1, &end, 10) : 0;
-        if (n > max && *end == '\0')
+        char *end = NULL;
+        long n;
+
+        if (de->d_name[0] != 'g')
+            continue;
+        n = strtol(de->d_name + 1, &end, 10);
+        if (n > max && end != NULL && *end == '\0') /* "g<N>" only, not "g<N>.compact" */
             max = n;
     }
     if (d != NULL)
