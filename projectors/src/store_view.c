@@ -68,9 +68,12 @@ static int view_connect(struct proj_runner *r, struct sp_errbuf *eb)
     rc = proj_view_open(&r->vs.opts, PROJ_VIEW_WRITE, &r->vs.view, eb);
     if (rc == 0 && (rc = view_dbs_open(r, eb)) != 0)
         view_close(r);
-    if (rc == SP_ESTATE) /* another format: only a rebuild helps; keep saying so */
+    /* Another format (SP_ESTATE from proj_view_open): only a rebuild helps; eb says so, and
+     * the runner stays unready and retries, so it carries on by itself once the rebuilt
+     * generation is swapped in (it is not halted: no event is at fault). */
+    if (rc == SP_ESTATE)
         sp_logf(SP_LOG_ERROR, (const char *[]){"projection", r->proj->name, NULL}, "%s", eb->msg);
-    return rc == 0 || rc == SP_ESTATE ? rc : SP_EUNAVAIL;
+    return rc == 0 ? 0 : SP_EUNAVAIL;
 }
 
 static bool view_connected(const struct proj_runner *r)

@@ -137,6 +137,25 @@ static const struct proj_projection ledger = {
     .view = &ledger_ops,
 };
 
+/* The same view in a newer format: an upgrade that needs a rebuild. */
+static const struct proj_view_ops ledger_v2_ops = {
+    .format = "stockpot-test-ledger/2",
+    .max_dbs = 2,
+    .handles = ledger_handles,
+    .state_new = ledger_new,
+    .state_free = ledger_free,
+    .open = ledger_open,
+    .fold = ledger_fold,
+    .flush = ledger_flush,
+    .discard = ledger_discard,
+};
+
+static const struct proj_projection ledger_v2 = {
+    .name = "ledger",
+    .store = PROJ_STORE_LMDB,
+    .view = &ledger_v2_ops,
+};
+
 struct fixture {
     char dir[64], log_dir[128], view_dir[128];
     struct es_log *log;
@@ -186,11 +205,13 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct proj_runner *
-runner_new(struct fixture *f, size_t batch_max, enum proj_poison_policy p)
+static struct proj_runner *runner_of(struct fixture *f,
+                                     const struct proj_projection *proj,
+                                     size_t batch_max,
+                                     enum proj_poison_policy p)
 {
     struct proj_runner_opts opts = {
-        .proj = &ledger,
+        .proj = proj,
         .batch_max = batch_max,
         .policy = p,
         .view_dir = f->view_dir,
@@ -201,6 +222,12 @@ runner_new(struct fixture *f, size_t batch_max, enum proj_poison_policy p)
 
     assert_int_equal(proj_runner_new(&opts, f->log, &r, &eb), 0);
     return r;
+}
+
+static struct proj_runner *
+runner_new(struct fixture *f, size_t batch_max, enum proj_poison_policy p)
+{
+    return runner_of(f, &ledger, batch_max, p);
 }
 
 static struct proj_view *view_open(struct fixture *f, const char *format)
@@ -391,6 +418,7 @@ static void test_other_format_refused(void **state)
     struct fixture *f = *state;
     struct proj_view_opts o = {f->view_dir, "stockpot-test-ledger/2", 2, MAP_SIZE};
     struct sp_errbuf eb = {{0}, {0}};
+    struct proj_batch_stats st;
     struct proj_runner *r;
     struct proj_view *v = NULL;
     int64_t n;
@@ -402,7 +430,23 @@ static void test_other_format_refused(void **state)
     assert_int_equal(proj_view_open(&o, PROJ_VIEW_READ, &v, &eb), SP_ESTATE);
     assert_null(v);
     assert_non_null(strstr(eb.msg, "rebuild"));
+
+    /* a projector of the newer format waits, unready but not halted, until a rebuild */
+    r = runner_of(f, &ledger_v2, 10, PROJ_POISON_HALT);
+    assert_int_equal(proj_runner_step(r, &n, &eb), SP_EUNAVAIL);
+    assert_non_null(strstr(eb.msg, "rebuild"));
+    assert_false(proj_runner_halted(r, NULL));
+    assert_int_equal(proj_rebuild_view(&ledger_v2, f->view_dir, MAP_SIZE, f->log, 100,
+                                       PROJ_POISON_DEAD_LETTER, &st, &eb),
+                     0);
+    assert_int_equal(proj_runner_step(r, &n, &eb), 0);
+    assert_int_equal(proj_runner_checkpoint(r), f->events);
+    proj_runner_free(r);
+    assert_int_equal(proj_view_open(&o, PROJ_VIEW_READ, &v, &eb), 0);
+    proj_view_close(v);
+
     o.dir = "/nonexistent/stockpot-view";
+    v = NULL;
     assert_int_equal(proj_view_open(&o, PROJ_VIEW_READ, &v, &eb), SP_ENOTFOUND);
 }
 
