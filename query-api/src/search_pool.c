@@ -39,7 +39,7 @@ struct search_pool {
     const struct proj_bm25f_params *params;
     pthread_mutex_t mu; /* guards the queues, stop and every search_gen.refs */
     pthread_cond_t cv;  /* a job was queued, or stop */
-    struct search_job *todo, *todo_tail, *finished, *finished_tail;
+    struct search_job *queued, *queued_tail, *finished, *finished_tail;
     bool stop;
     struct search_gen *cur; /* the loop thread's; NULL until the view opens */
     uint64_t next_serial;
@@ -196,13 +196,13 @@ static void *worker_main(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (p->todo == NULL && !p->stop)
+        while (p->queued == NULL && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        if ((job = p->todo) == NULL) { /* stop, and nothing left */
+        if ((job = p->queued) == NULL) { /* stop, and nothing left */
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        p->todo = job->next;
+        p->queued = job->next;
         pthread_mutex_unlock(&p->mu);
         job_run(w, job);
         gen_release(p, job->gen);
@@ -300,11 +300,11 @@ void search_pool_submit(struct search_pool *p, struct search_job *job)
         return;
     }
     pthread_mutex_lock(&p->mu);
-    if (p->todo != NULL)
-        p->todo_tail->next = job;
+    if (p->queued != NULL)
+        p->queued_tail->next = job;
     else
-        p->todo = job;
-    p->todo_tail = job;
+        p->queued = job;
+    p->queued_tail = job;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
@@ -341,8 +341,8 @@ void search_pool_free(struct search_pool *p)
         return;
     pthread_mutex_lock(&p->mu);
     p->stop = true;
-    job = p->todo; /* not started: dropped */
-    p->todo = p->todo_tail = NULL;
+    job = p->queued; /* not started: dropped */
+    p->queued = p->queued_tail = NULL;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->n_workers; i++)
