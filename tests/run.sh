@@ -52,7 +52,12 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN
 pg_port=${SP_TEST_PGPORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 echo "tests/run.sh: running ctest inside pg_virtualenv (PostgreSQL on port $pg_port)"
 set +e
-pg_virtualenv -t -c "-p $pg_port" -- ctest --test-dir "$BUILD" --output-on-failure -j2 "$@" 2>&1 |
+# --repeat until-pass:2: a failed test runs once more (its first output is still printed).
+# librdkafka 2.0.2 (Debian 12) sometimes aborts a short-lived client at rd_kafka_destroy
+# (rd_kafka_broker_destroy_final: assertion thrd_is_current, librdkafka issue #3608, open),
+# seen about once in eight runs in test_copy_log; a failure of our own fails twice.
+pg_virtualenv -t -c "-p $pg_port" -- ctest --test-dir "$BUILD" --output-on-failure -j2 \
+  --repeat until-pass:2 "$@" 2>&1 |
   tee "$BUILD/ctest.log"
 status=${PIPESTATUS[0]}
 set -e
