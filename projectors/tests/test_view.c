@@ -119,17 +119,15 @@ static const bool ledger_handles[ES_TYPE__COUNT] = {
     [ES_TYPE_RECIPE_DELETED] = true,
 };
 
-static const struct proj_view_ops ledger_ops = {
-    .format = LEDGER_FORMAT,
-    .max_dbs = 2,
-    .handles = ledger_handles,
-    .state_new = ledger_new,
-    .state_free = ledger_free,
-    .open = ledger_open,
-    .fold = ledger_fold,
-    .flush = ledger_flush,
-    .discard = ledger_discard,
-};
+/* The ledger's view ops in format @p fmt. */
+#define LEDGER_OPS(fmt)                                                                            \
+    {                                                                                              \
+        .format = (fmt), .max_dbs = 2, .handles = ledger_handles, .state_new = ledger_new,         \
+        .state_free = ledger_free, .open = ledger_open, .fold = ledger_fold,                       \
+        .flush = ledger_flush, .discard = ledger_discard,                                          \
+    }
+
+static const struct proj_view_ops ledger_ops = LEDGER_OPS(LEDGER_FORMAT);
 
 static const struct proj_projection ledger = {
     .name = "ledger",
@@ -138,17 +136,7 @@ static const struct proj_projection ledger = {
 };
 
 /* The same view in a newer format: an upgrade that needs a rebuild. */
-static const struct proj_view_ops ledger_v2_ops = {
-    .format = "stockpot-test-ledger/2",
-    .max_dbs = 2,
-    .handles = ledger_handles,
-    .state_new = ledger_new,
-    .state_free = ledger_free,
-    .open = ledger_open,
-    .fold = ledger_fold,
-    .flush = ledger_flush,
-    .discard = ledger_discard,
-};
+static const struct proj_view_ops ledger_v2_ops = LEDGER_OPS("stockpot-test-ledger/2");
 
 static const struct proj_projection ledger_v2 = {
     .name = "ledger",

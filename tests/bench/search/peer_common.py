@@ -31,3 +31,26 @@ def pct_ms(sorted_s, pct):
         return 0.0
     k = min(max((pct * len(sorted_s) + 99) // 100, 1), len(sorted_s))
     return sorted_s[k - 1] * 1000.0
+
+
+def report(top_path, queries, top, lat, wall, stats):
+    """Write the top-10s to @top_path (JSON {query: [line, ...]}) and print one JSON line:
+    @stats (engine, conditions, build figures...) plus the figures every peer reports,
+    from the per-query latencies @lat (seconds) over @wall seconds."""
+    import json
+    import os
+
+    with open(top_path, "w", encoding="utf-8") as f:
+        json.dump(top, f, indent=0)
+    lat = sorted(lat)
+    out = dict(stats)
+    out.update({
+        "queries": len(queries),
+        "qps": round(len(lat) / wall, 1),
+        "p50_ms": round(pct_ms(lat, 50), 4),
+        "p99_ms": round(pct_ms(lat, 99), 4),
+        "max_ms": round(lat[-1] * 1000.0, 4) if lat else 0.0,
+        "no_hits": [q for q in queries if not top[q]],
+        "top": os.path.abspath(top_path),
+    })
+    print(json.dumps(out), flush=True)

@@ -52,7 +52,7 @@ import time
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_common import field_text, pct_ms, read_lines_filter, read_queries  # noqa: E402
+from peer_common import field_text, read_lines_filter, read_queries, report  # noqa: E402
 
 TOP_K = 10
 RANK_WEIGHTS = "{0.25,0.5,0.75,1.0}"  # D, C, B, A
@@ -164,10 +164,7 @@ def main(argv):
     if not a.keep:
         cur.execute("DROP TABLE %s" % a.table)
     conn.close()
-    with open(a.top, "w", encoding="utf-8") as f:
-        json.dump(top, f, indent=0)
-    lat.sort()
-    print(json.dumps({
+    report(a.top, queries, top, lat, wall, {
         "engine": "postgresql",
         "conditions": "PostgreSQL %s from Python (psycopg2), unix socket, 1 connection"
                       % facts["server_version"].split()[0],
@@ -176,17 +173,10 @@ def main(argv):
         "build_phases": phases,
         "index_bytes": total_bytes,
         "gin_bytes": gin_bytes,
-        "queries": len(queries),
         "repeat": a.repeat,
-        "qps": round(len(lat) / wall, 1),
-        "p50_ms": round(pct_ms(lat, 50), 4),
-        "p99_ms": round(pct_ms(lat, 99), 4),
-        "max_ms": round(lat[-1] * 1000.0, 4) if lat else 0.0,
-        "no_hits": [q for q in queries if not top[q]],
-        "top": os.path.abspath(a.top),
         "rank": "ts_rank_cd('%s', tsv, websearch_to_tsquery('english', q))" % RANK_WEIGHTS,
         "server": facts,
-    }), flush=True)
+    })
     return 0
 
 

@@ -44,7 +44,7 @@ import time
 import xapian
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_common import field_text, pct_ms, read_lines_filter, read_queries  # noqa: E402
+from peer_common import field_text, read_lines_filter, read_queries, report  # noqa: E402
 
 FIELD_WEIGHTS = (("title", 4), ("tags", 3), ("ingredients", 2), ("description", 1),
                  ("steps", 1))
@@ -156,27 +156,17 @@ def main(argv):
     finally:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    with open(a.top, "w", encoding="utf-8") as f:
-        json.dump(top, f, indent=0)
-    lat.sort()
-    print(json.dumps({
+    report(a.top, queries, top, lat, wall, {
         "engine": "xapian",
         "conditions": "Xapian %s in-process from Python, 1 thread" % xapian.version_string(),
         "docs": docs,
         "build_s": round(build_s, 3),
         "index_bytes": index_bytes,
-        "queries": len(queries),
         "repeat": a.repeat,
-        "qps": round(len(lat) / wall, 1),
-        "p50_ms": round(pct_ms(lat, 50), 4),
-        "p99_ms": round(pct_ms(lat, 99), 4),
-        "max_ms": round(lat[-1] * 1000.0, 4) if lat else 0.0,
-        "no_hits": [q for q in queries if not top[q]],
-        "top": os.path.abspath(a.top),
         "bm25": BM25_PARAMS,
         "query_flags": "FLAG_PHRASE|FLAG_LOVEHATE|FLAG_PARTIAL, OP_AND, STEM_SOME",
         "index_dir": dbdir if a.keep else None,
-    }), flush=True)
+    })
     return 0
 
 
