@@ -32,6 +32,12 @@ if(NOT STEMMER_INCLUDE OR NOT STEMMER_LIB)
   message(FATAL_ERROR "libstemmer not found: apt-get install libstemmer-dev (or run deploy/install-deps.sh)")
 endif()
 
+# CRoaring (compressed bitmaps of the analytics view) ships a CMake package, no pkg-config.
+find_package(roaring CONFIG QUIET)
+if(NOT TARGET roaring::roaring)
+  message(FATAL_ERROR "CRoaring not found: apt-get install libroaring-dev (or run deploy/install-deps.sh)")
+endif()
+
 # sp_add_test(NAME <name> SOURCES <files...> LIBS <targets...> LABEL unit|integration [TIMEOUT s])
 function(sp_add_test)
   cmake_parse_arguments(T "" "NAME;LABEL;TIMEOUT" "SOURCES;LIBS" ${ARGN})

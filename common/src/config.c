@@ -88,8 +88,8 @@ static const struct sp__cfg_key sp__keys[] = {
      "what a projector does with an event it cannot apply"},
     {"projector.poll_ms", SP__CFG_INT, "5", 1, 60000, NULL,
      "longest sleep between polls of the log tail, milliseconds"},
-    {"projector.projections", SP__CFG_STR, "pg,search", 0, 0, NULL,
-     "comma-separated projections this projector runs (pg, search), each with its own "
+    {"projector.projections", SP__CFG_STR, "pg,search,analytics", 0, 0, NULL,
+     "comma-separated projections this projector runs (pg, search, analytics), each with its own "
      "consumer and checkpoint"},
     {"views.dir", SP__CFG_STR, "var/views", 0, 0, NULL,
      "directory of the LMDB views; view <name> lives in <views.dir>/<name>"},

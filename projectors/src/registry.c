@@ -8,7 +8,8 @@
 
 typedef const struct proj_projection *(*registry_entry_fn)(void);
 
-static const registry_entry_fn registry[] = {proj_pg_projection, proj_search_projection};
+static const registry_entry_fn registry[] = {proj_pg_projection, proj_search_projection,
+                                             proj_analytics_projection};
 
 #define REGISTRY_N (sizeof(registry) / sizeof(registry[0]))
 

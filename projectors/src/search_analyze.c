@@ -7,10 +7,10 @@
 
 void search__docterms_release(struct search_docterms *dt)
 {
-    search__strmap_release(&dt->terms);
-    search__strmap_release(&dt->words);
-    search__strmap_release(&dt->tags);
-    search__bytes_release(&dt->fwd);
+    proj__strmap_release(&dt->terms);
+    proj__strmap_release(&dt->words);
+    proj__strmap_release(&dt->tags);
+    proj__bytes_release(&dt->fwd);
     free(dt->tf);
     free(dt->word_term);
     memset(dt, 0, sizeof(*dt));
@@ -18,9 +18,9 @@ void search__docterms_release(struct search_docterms *dt)
 
 static void docterms_reset(struct search_docterms *dt, enum proj_lang lang)
 {
-    search__strmap_reset(&dt->terms);
-    search__strmap_reset(&dt->words);
-    search__strmap_reset(&dt->tags);
+    proj__strmap_reset(&dt->terms);
+    proj__strmap_reset(&dt->words);
+    proj__strmap_reset(&dt->tags);
     dt->fwd.len = 0;
     memset(dt->len, 0, sizeof(dt->len));
     dt->lang = lang;
@@ -28,7 +28,7 @@ static void docterms_reset(struct search_docterms *dt, enum proj_lang lang)
 
 static void fwd_put(struct search_docterms *dt, uint32_t v)
 {
-    search__be32(search__bytes_reserve(&dt->fwd, 4), v);
+    proj__be32(proj__bytes_reserve(&dt->fwd, 4), v);
     dt->fwd.len += 4;
 }
 
@@ -42,9 +42,9 @@ static uint32_t term_of(struct search_docterms *dt, const struct proj_token *tok
 
     key[0] = (uint8_t)dt->lang;
     memcpy(key + 1, tok->stem, n);
-    t = search__strmap_put(&dt->terms, key, n + 1, &added);
+    t = proj__strmap_put(&dt->terms, key, n + 1, &added);
     if (added) {
-        SEARCH_GROW(dt->tf, dt->tf_cap, (size_t)t + 1);
+        PROJ_GROW(dt->tf, dt->tf_cap, (size_t)t + 1);
         memset(dt->tf[t], 0, sizeof(dt->tf[t]));
     }
     return t;
@@ -62,9 +62,9 @@ static int on_token(const struct proj_token *tok, void *ud)
     fwd_put(dt, search__stem_hash(tok->stem, tok->stem_len));
     dt->tf[t][dt->field]++;
     dt->len[dt->field]++;
-    w = search__strmap_put(&dt->words, tok->word, tok->word_len, &added);
+    w = proj__strmap_put(&dt->words, tok->word, tok->word_len, &added);
     if (added) {
-        SEARCH_GROW(dt->word_term, dt->word_term_cap, (size_t)w + 1);
+        PROJ_GROW(dt->word_term, dt->word_term_cap, (size_t)w + 1);
         dt->word_term[w] = t;
     }
     return 0;
@@ -76,7 +76,7 @@ static void analyze_tags(const struct search_doc *d, struct search_docterms *dt)
 
     for (uint32_t i = 0; i < d->n[PROJ_SEARCH_TAGS]; i++)
         if (d->tags_folded[i].len > 0)
-            (void)search__strmap_put(&dt->tags, d->tags_folded[i].s, d->tags_folded[i].len, &added);
+            (void)proj__strmap_put(&dt->tags, d->tags_folded[i].s, d->tags_folded[i].len, &added);
 }
 
 int search__analyze(struct proj_text *a,
@@ -86,7 +86,7 @@ int search__analyze(struct proj_text *a,
 {
     docterms_reset(dt, search__lang_of(d->lang));
     for (int f = 0; f < PROJ_SEARCH_FIELDS; f++) {
-        search__be16(search__bytes_reserve(&dt->fwd, 2), (uint16_t)d->n[f]);
+        proj__be16(proj__bytes_reserve(&dt->fwd, 2), (uint16_t)d->n[f]);
         dt->fwd.len += 2;
     }
     for (int f = 0; f < PROJ_SEARCH_FIELDS; f++) {

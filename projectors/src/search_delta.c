@@ -17,7 +17,7 @@ void search__dupdelta_init(struct search_dupdelta *dd, size_t val_bytes)
 
 void search__dupdelta_release(struct search_dupdelta *dd)
 {
-    search__strmap_release(&dd->keys);
+    proj__strmap_release(&dd->keys);
     free(dd->key_of);
     free(dd->del);
     free(dd->vals);
@@ -26,7 +26,7 @@ void search__dupdelta_release(struct search_dupdelta *dd)
 
 void search__dupdelta_reset(struct search_dupdelta *dd)
 {
-    search__strmap_reset(&dd->keys);
+    proj__strmap_reset(&dd->keys);
     dd->n = 0;
 }
 
@@ -37,12 +37,12 @@ void search__dupdelta_add(
     size_t cap = dd->cap;
 
     if (dd->n + 1 > cap) {
-        SEARCH_GROW(dd->key_of, cap, dd->n + 1);
+        PROJ_GROW(dd->key_of, cap, dd->n + 1);
         dd->del = sp_xrealloc(dd->del, cap);
         dd->vals = sp_xrealloc(dd->vals, cap * dd->val_bytes);
         dd->cap = cap;
     }
-    dd->key_of[dd->n] = search__strmap_put(&dd->keys, key, key_len, &added);
+    dd->key_of[dd->n] = proj__strmap_put(&dd->keys, key, key_len, &added);
     dd->del[dd->n] = del ? 1 : 0;
     memcpy(dd->vals + dd->n * dd->val_bytes, val, dd->val_bytes);
     dd->n++;
@@ -75,7 +75,7 @@ static uint32_t *dupdelta_group(struct search_dupdelta *dd, uint8_t **del, uint8
 static int
 dup_delete(MDB_cursor *cur, MDB_val *key, const uint8_t *val, size_t vb, struct sp_errbuf *eb)
 {
-    MDB_val v = {vb, search__mdb_data(val)};
+    MDB_val v = {vb, proj__mdb_data(val)};
     int rc = mdb_cursor_get(cur, key, &v, MDB_GET_BOTH);
 
     if (rc == MDB_NOTFOUND)
@@ -83,7 +83,7 @@ dup_delete(MDB_cursor *cur, MDB_val *key, const uint8_t *val, size_t vb, struct 
                           "search view lacks an entry it holds for a recipe or user");
     if (rc == 0)
         rc = mdb_cursor_del(cur, 0);
-    return rc != 0 ? search__mdb_err(eb, rc, "could not delete a search entry") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not delete a search entry") : 0;
 }
 
 /*
@@ -111,7 +111,7 @@ dup_insert(MDB_cursor *cur, MDB_val *key, uint8_t *vals, size_t n, size_t vb, st
     int rc = mdb_cursor_put(cur, key, data, flags);
 
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not write a search entry");
+        return proj__mdb_err(eb, rc, "could not write a search entry");
     if (data[1].mv_size != n)
         return sp_err_set(eb, SP_EDB, NULL, "LMDB stored %zu of %zu search entries",
                           data[1].mv_size, n);
@@ -163,14 +163,14 @@ int search__dupdelta_apply(struct search_dupdelta *dd,
         return 0;
     rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not open a search cursor");
+        return proj__mdb_err(eb, rc, "could not open a search cursor");
     start = dupdelta_group(dd, &del, &vals);
-    order = search__strmap_sorted(&dd->keys);
+    order = proj__strmap_sorted(&dd->keys);
     for (size_t i = 0; i < dd->keys.n && rc == 0; i++) {
         uint32_t k = order[i];
         size_t klen;
-        const uint8_t *kb = search__strmap_key(&dd->keys, k, &klen);
-        MDB_val key = {klen, search__mdb_data(kb)};
+        const uint8_t *kb = proj__strmap_key(&dd->keys, k, &klen);
+        MDB_val key = {klen, proj__mdb_data(kb)};
         rc = dupdelta_key(cur, &key, del, vals, start[k], start[k + 1], dd->val_bytes, eb);
     }
     mdb_cursor_close(cur);

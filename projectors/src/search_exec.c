@@ -16,7 +16,7 @@ void search__cands_reserve(struct search_cands *c, size_t n)
 
     if (n <= cap)
         return;
-    SEARCH_GROW(c->id, cap, n);
+    PROJ_GROW(c->id, cap, n);
     c->score = sp_xrealloc(c->score, cap * sizeof(*c->score));
     c->typos = sp_xrealloc(c->typos, cap * sizeof(*c->typos));
     c->tscore = sp_xrealloc(c->tscore, cap * sizeof(*c->tscore));
@@ -43,7 +43,7 @@ void search__cands_release(struct search_cands *c)
  */
 static int list_open(MDB_cursor *cur, const void *key, size_t key_len, MDB_val *page)
 {
-    MDB_val k = {key_len, search__mdb_data(key)};
+    MDB_val k = {key_len, proj__mdb_data(key)};
     int rc = mdb_cursor_get(cur, &k, page, key != NULL ? MDB_SET_KEY : MDB_GET_CURRENT);
 
     if (rc == 0)
@@ -512,7 +512,7 @@ phrase_prepare(const struct search_plan *p, const struct search_phrase *ph, stru
         w->n = 0;
         w->offset = t->offset;
         for (size_t i = t->v0; i < t->v0 + t->nv && w->n < PHRASE_HASHES; i++) {
-            search__be32(be, p->v[i].hash);
+            proj__be32(be, p->v[i].hash);
             w->raw[w->n++] = raw_at(be);
         }
         if (t->role == SEARCH_REQUIRED && t->est < p->terms[ph->t0 + ps->anchor].est)
@@ -570,11 +570,11 @@ static int forward_of(MDB_cursor *cur, uint64_t id, uint64_t *at, MDB_val *v)
 
     for (int step = 0; *at != 0 && *at < id && step < 4 && rc == 0; step++) {
         rc = mdb_cursor_get(cur, &k, v, MDB_NEXT);
-        *at = rc == 0 && k.mv_size == 8 ? search__get64(k.mv_data) : 0;
+        *at = rc == 0 && k.mv_size == 8 ? proj__get64(k.mv_data) : 0;
     }
     if (*at == id && id != 0) /* 0: no position */
         return 0;
-    search__be64(key, id);
+    proj__be64(key, id);
     k = (MDB_val){8, key};
     rc = mdb_cursor_get(cur, &k, v, MDB_SET_KEY);
     *at = rc == 0 ? id : 0;

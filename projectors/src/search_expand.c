@@ -33,7 +33,7 @@ int search__typo_budget(const char *word, size_t len)
 void search__lexcopy_release(struct search_lexcopy *lc)
 {
     free(lc->w);
-    search__bytes_release(&lc->bytes);
+    proj__bytes_release(&lc->bytes);
     memset(lc, 0, sizeof(*lc));
 }
 
@@ -41,15 +41,15 @@ static void lexcopy_add(struct search_lexcopy *lc, const MDB_val *k, const MDB_v
 {
     struct search_lexword *w;
 
-    SEARCH_GROW(lc->w, lc->cap, lc->n + 1);
+    PROJ_GROW(lc->w, lc->cap, lc->n + 1);
     w = &lc->w[lc->n++];
     w->off = (uint32_t)lc->bytes.len;
     w->len = (uint32_t)k->mv_size;
     for (size_t l = 0; l < PROJ_LANG_COUNT; l++)
         w->count[l] = v->mv_size == (size_t)4 * PROJ_LANG_COUNT
-                          ? search__get32((const uint8_t *)v->mv_data + 4 * l)
+                          ? proj__get32((const uint8_t *)v->mv_data + 4 * l)
                           : 0;
-    search__bytes_add(&lc->bytes, k->mv_data, k->mv_size);
+    proj__bytes_add(&lc->bytes, k->mv_data, k->mv_size);
 }
 
 /* Copy the lexicon @p cur reads for @p snapshot. @return 0 or an LMDB error. */
@@ -227,9 +227,9 @@ static uint64_t lex_weight(const struct search_expansion *ex)
     if (lx->val.mv_size != (size_t)4 * PROJ_LANG_COUNT)
         return 0;
     if (ex->lang >= 0)
-        return search__get32(v + (size_t)4 * (size_t)ex->lang);
+        return proj__get32(v + (size_t)4 * (size_t)ex->lang);
     for (size_t l = 0; l < PROJ_LANG_COUNT; l++)
-        sum += search__get32(v + 4 * l);
+        sum += proj__get32(v + 4 * l);
     return sum;
 }
 
@@ -308,7 +308,7 @@ void search__variant_add(struct search_plan *p,
             return;
         }
     }
-    SEARCH_GROW(p->v, p->v_cap, p->nv + 1);
+    PROJ_GROW(p->v, p->v_cap, p->nv + 1);
     v = &p->v[p->nv++];
     memcpy(v->key, key, len);
     v->key_len = (uint16_t)len;
@@ -365,7 +365,7 @@ static int word_variants(struct search_plan *p,
                          int typos,
                          struct sp_errbuf *eb)
 {
-    MDB_val k = {len, search__mdb_data(word)}, v;
+    MDB_val k = {len, proj__mdb_data(word)}, v;
     int rc = mdb_cursor_get(ws, &k, &v, MDB_SET_KEY);
 
     for (; rc == 0; rc = mdb_cursor_get(ws, &k, &v, MDB_NEXT_DUP)) {
@@ -374,7 +374,7 @@ static int word_variants(struct search_plan *p,
             continue;
         variant_stem(p, t, (enum proj_lang)sv[0], (const char *)sv + 1, v.mv_size - 1, typos);
     }
-    return rc == MDB_NOTFOUND ? 0 : search__mdb_err(eb, rc, "could not read the search lexicon");
+    return rc == MDB_NOTFOUND ? 0 : proj__mdb_err(eb, rc, "could not read the search lexicon");
 }
 
 /* Words the term also matches: typos (>= 5 code points) and, if open, as a prefix.
@@ -439,7 +439,7 @@ variant_df(struct proj_search_reader *r, MDB_txn *txn, struct search_term *t, st
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc != 0)
-            return search__mdb_err(eb, rc, "could not read the search index");
+            return proj__mdb_err(eb, rc, "could not read the search index");
         v->df = count;
         v->idf = v->filter ? 0.0 : proj_bm25f_idf(r->n_docs, count);
         t->est += count;
@@ -495,7 +495,7 @@ int search__expand(struct proj_search_reader *r, MDB_txn *txn, struct sp_errbuf 
     for (int i = 0; i < 2 && rc == 0; i++)
         rc = mdb_cursor_open(txn, r->dbs.dbi[dbs[i]], &cur[i]);
     if (rc != 0)
-        rc = search__mdb_err(eb, rc, "could not open a search cursor");
+        rc = proj__mdb_err(eb, rc, "could not open a search cursor");
     lex.cur = cur[0];
     if (r->snapshot != 0 && r->lexcopy.snapshot == r->snapshot)
         lex.copy = &r->lexcopy;

@@ -76,7 +76,7 @@ static void fslots_grow(struct proj_search_reader *r)
 
 static void count_tag(struct proj_search_reader *r, const uint8_t *pair)
 {
-    uint64_t h = search__get64(pair + 8);
+    uint64_t h = proj__get64(pair + 8);
     size_t s = h & (r->fslots_n - 1);
 
     while (r->fslots[s].count != 0 && r->fslots[s].hash != h)
@@ -84,7 +84,7 @@ static void count_tag(struct proj_search_reader *r, const uint8_t *pair)
     if (r->fslots[s].count++ != 0)
         return;
     r->fslots[s].hash = h;
-    SEARCH_GROW(r->fused, r->fused_cap, r->n_fused + 1);
+    PROJ_GROW(r->fused, r->fused_cap, r->n_fused + 1);
     r->fused[r->n_fused++] = (uint32_t)s;
     if (r->n_fused * 2 > r->fslots_n)
         fslots_grow(r);
@@ -117,10 +117,10 @@ page_count(struct proj_search_reader *r, const uint8_t *e, size_t m, size_t lo, 
 static int seek_pairs(MDB_cursor *cur, uint64_t id, MDB_val *page)
 {
     uint8_t probe[SEARCH_DOC_TAG_BYTES] = {0};
-    MDB_val k = {1, search__mdb_data(SEARCH_DOC_TAGS_KEY)}, v = {sizeof(probe), probe};
+    MDB_val k = {1, proj__mdb_data(SEARCH_DOC_TAGS_KEY)}, v = {sizeof(probe), probe};
     int rc;
 
-    search__be64(probe, id);
+    proj__be64(probe, id);
     rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
     *page = v; /* a key with one value is no page: GET_MULTIPLE leaves it as is */
     if (rc == 0)
@@ -138,7 +138,7 @@ static int count_pairs(
 {
     const uint64_t *ids = r->c.id;
     size_t n = r->c.n, ci = 0;
-    MDB_val k = {1, search__mdb_data(SEARCH_DOC_TAGS_KEY)};
+    MDB_val k = {1, proj__mdb_data(SEARCH_DOC_TAGS_KEY)};
     bool sparse = n * 4 < pairs / PAIRS_PER_PAGE;
     int rc =
         sparse ? seek_pairs(cur, ids[0], &page) : mdb_cursor_get(cur, &k, &page, MDB_GET_MULTIPLE);
@@ -165,7 +165,7 @@ static int count_pairs(
 /* The merge's counts as (hash, count) entries of r->fcounts. */
 static void merge_counts(struct proj_search_reader *r)
 {
-    SEARCH_GROW(r->fcounts, r->fcounts_cap, r->n_fused);
+    PROJ_GROW(r->fcounts, r->fcounts_cap, r->n_fused);
     for (size_t i = 0; i < r->n_fused; i++) {
         const struct search_fslot *s = &r->fslots[r->fused[i]];
         r->fcounts[i] = (struct search_fcount){s->hash, s->count, UINT32_MAX};
@@ -181,26 +181,26 @@ void search__tagcol_release(struct search_tagcol *tc)
     free(tc->tag);
     free(tc->tags);
     free(tc->counts);
-    search__idmap_release(&tc->numbers);
-    search__bytes_release(&tc->names);
+    proj__idmap_release(&tc->numbers);
+    proj__bytes_release(&tc->names);
     memset(tc, 0, sizeof(*tc));
 }
 
 /* Append the pair (@p id, @p hash), the column being read in order. */
 static void tagcol_add(struct search_tagcol *tc, uint64_t id, uint64_t hash)
 {
-    int64_t t = search__idmap_get(&tc->numbers, hash);
+    int64_t t = proj__idmap_get(&tc->numbers, hash);
 
     if (t < 0) {
         t = (int64_t)tc->n_tags;
-        SEARCH_GROW(tc->tags, tc->tags_cap, tc->n_tags + 1);
-        SEARCH_GROW(tc->counts, tc->counts_cap, tc->n_tags + 1);
+        PROJ_GROW(tc->tags, tc->tags_cap, tc->n_tags + 1);
+        PROJ_GROW(tc->counts, tc->counts_cap, tc->n_tags + 1);
         tc->tags[tc->n_tags] = (struct search_tagcol_tag){hash, 0, NAME_UNREAD};
         tc->counts[tc->n_tags++] = 0;
-        search__idmap_put(&tc->numbers, hash, (uint32_t)t);
+        proj__idmap_put(&tc->numbers, hash, (uint32_t)t);
     }
     if (tc->n_rows == 0 || tc->rows[tc->n_rows - 1].id != id) {
-        SEARCH_GROW(tc->rows, tc->rows_cap, tc->n_rows + 2);
+        PROJ_GROW(tc->rows, tc->rows_cap, tc->n_rows + 2);
         tc->rows[tc->n_rows++] = (struct search_tagcol_row){id, (uint32_t)tc->n_pairs};
     }
     tc->tag[tc->n_pairs++] = (uint32_t)t;
@@ -216,20 +216,20 @@ static int tagcol_build(
     tc->snapshot = 0;
     tc->n_rows = tc->n_pairs = tc->n_tags = 0;
     tc->names.len = 0;
-    search__idmap_reset(&tc->numbers);
-    SEARCH_GROW(tc->tag, tc->tag_cap, pairs);
+    proj__idmap_reset(&tc->numbers);
+    PROJ_GROW(tc->tag, tc->tag_cap, pairs);
     while (rc == 0) {
         const uint8_t *e = page.mv_data;
         size_t m = page.mv_size / SEARCH_DOC_TAG_BYTES;
         if (tc->n_pairs + m > pairs)
             return SP_ECORRUPT; /* more pairs than counted */
         for (size_t i = 0; i < m; i++, e += SEARCH_DOC_TAG_BYTES)
-            tagcol_add(tc, search__id_at(e), search__get64(e + 8));
+            tagcol_add(tc, search__id_at(e), proj__get64(e + 8));
         rc = mdb_cursor_get(cur, &k, &page, MDB_NEXT_MULTIPLE);
     }
     if (rc != MDB_NOTFOUND)
         return SP_EDB;
-    SEARCH_GROW(tc->rows, tc->rows_cap, tc->n_rows + 1);
+    PROJ_GROW(tc->rows, tc->rows_cap, tc->n_rows + 1);
     tc->rows[tc->n_rows] = (struct search_tagcol_row){UINT64_MAX, (uint32_t)tc->n_pairs};
     tc->snapshot = snapshot;
     return 0;
@@ -279,7 +279,7 @@ static void tagcol_count(struct proj_search_reader *r)
     size_t n = r->c.n, i = 0, j = 0, n_new = 0;
     uint32_t *seen;
 
-    SEARCH_GROW(r->fseen, r->fseen_cap, tc->n_tags + 1);
+    PROJ_GROW(r->fseen, r->fseen_cap, tc->n_tags + 1);
     seen = r->fseen;
     if (n * 8 >= tc->n_rows) {
         while (i < n && j < tc->n_rows) {
@@ -295,7 +295,7 @@ static void tagcol_count(struct proj_search_reader *r)
         if (j < tc->n_rows && tc->rows[j].id == ids[i])
             row_count(tc, j, seen, &n_new);
     }
-    SEARCH_GROW(r->fcounts, r->fcounts_cap, n_new);
+    PROJ_GROW(r->fcounts, r->fcounts_cap, n_new);
     for (size_t k = 0; k < n_new; k++) { /* the copy's counters start at 0 again */
         r->fcounts[k] =
             (struct search_fcount){tc->tags[seen[k]].hash, tc->counts[seen[k]], seen[k]};
@@ -313,7 +313,7 @@ static int count_hits(struct proj_search_reader *r, MDB_cursor *cur)
 {
     struct search_tagcol *tc = &r->tagcol;
     uint64_t snapshot = r->snapshot;
-    MDB_val k = {1, search__mdb_data(SEARCH_DOC_TAGS_KEY)}, v;
+    MDB_val k = {1, proj__mdb_data(SEARCH_DOC_TAGS_KEY)}, v;
     size_t pairs = 0, pages = 0;
     int rc;
 
@@ -393,7 +393,7 @@ static int name_read(struct proj_search_reader *r, MDB_txn *txn, uint64_t hash, 
     uint8_t hb[8];
     MDB_val k = {8, hb};
 
-    search__be64(hb, hash);
+    proj__be64(hb, hash);
     return mdb_get(txn, r->dbs.dbi[SDB_TAG_NAMES], &k, name);
 }
 
@@ -415,7 +415,7 @@ name_of(struct proj_search_reader *r, MDB_txn *txn, const struct search_fcount *
         t->name_off = (uint32_t)r->tagcol.names.len;
         t->name_len = rc == 0 ? (uint32_t)name->mv_size : NAME_NONE;
         if (rc == 0)
-            search__bytes_add(&r->tagcol.names, name->mv_data, name->mv_size);
+            proj__bytes_add(&r->tagcol.names, name->mv_data, name->mv_size);
     }
     return rc;
 }
@@ -467,7 +467,7 @@ int search__facets(struct proj_search_reader *r, MDB_txn *txn, json_t **out, str
     if (r->c.n > 0) {
         rc = mdb_cursor_open(txn, r->dbs.dbi[SDB_DOC_TAGS], &cur);
         if (rc != 0)
-            return search__mdb_err(eb, rc, "could not open a search cursor");
+            return proj__mdb_err(eb, rc, "could not open a search cursor");
         rc = count_hits(r, cur);
         mdb_cursor_close(cur);
     }

@@ -22,14 +22,14 @@ static void
 word_delta(struct proj_search_writer *w, const struct search_docterms *dt, uint32_t word, int32_t d)
 {
     size_t len, stem_len;
-    const uint8_t *key = search__strmap_key(&dt->words, word, &len);
-    const uint8_t *stem = search__strmap_key(&dt->terms, dt->word_term[word], &stem_len);
+    const uint8_t *key = proj__strmap_key(&dt->words, word, &len);
+    const uint8_t *stem = proj__strmap_key(&dt->terms, dt->word_term[word], &stem_len);
     bool added;
-    uint32_t i = search__strmap_put(&w->words, key, len, &added);
+    uint32_t i = proj__strmap_put(&w->words, key, len, &added);
     struct search_word_delta *wd;
 
     if (added) {
-        SEARCH_GROW(w->word_delta, w->word_delta_cap, (size_t)i + 1);
+        PROJ_GROW(w->word_delta, w->word_delta_cap, (size_t)i + 1);
         memset(&w->word_delta[i], 0, sizeof(w->word_delta[i]));
     }
     wd = &w->word_delta[i];
@@ -38,17 +38,17 @@ word_delta(struct proj_search_writer *w, const struct search_docterms *dt, uint3
         wd->has_stem[dt->lang] = true;
         wd->stem_off[dt->lang] = (uint32_t)w->stems.len;
         wd->stem_len[dt->lang] = (uint32_t)stem_len - 1;
-        search__bytes_add(&w->stems, stem + 1, stem_len - 1);
+        proj__bytes_add(&w->stems, stem + 1, stem_len - 1);
     }
 }
 
 static void tag_delta(struct proj_search_writer *w, const uint8_t *tag, size_t len, int d)
 {
     bool added;
-    uint32_t i = search__strmap_put(&w->tags, tag, len, &added);
+    uint32_t i = proj__strmap_put(&w->tags, tag, len, &added);
 
     if (added) {
-        SEARCH_GROW(w->tag_delta, w->tag_delta_cap, (size_t)i + 1);
+        PROJ_GROW(w->tag_delta, w->tag_delta_cap, (size_t)i + 1);
         w->tag_delta[i] = 0;
     }
     w->tag_delta[i] += d;
@@ -64,8 +64,8 @@ static void postings_delta(struct proj_search_writer *w,
     size_t len;
 
     for (uint32_t t = 0; now != NULL && t < now->terms.n; t++) {
-        const uint8_t *key = search__strmap_key(&now->terms, t, &len);
-        int64_t o = old ? search__strmap_get(&old->terms, key, len) : -1;
+        const uint8_t *key = proj__strmap_key(&now->terms, t, &len);
+        int64_t o = old ? proj__strmap_get(&old->terms, key, len) : -1;
         search__posting_encode(ea, id, now->tf[t], now->len);
         if (o >= 0) {
             search__posting_encode(eb_, id, old->tf[o], old->len);
@@ -76,8 +76,8 @@ static void postings_delta(struct proj_search_writer *w,
         search__dupdelta_add(&w->postings, key, len, false, ea);
     }
     for (uint32_t t = 0; old != NULL && t < old->terms.n; t++) {
-        const uint8_t *key = search__strmap_key(&old->terms, t, &len);
-        if (now == NULL || search__strmap_get(&now->terms, key, len) < 0) {
+        const uint8_t *key = proj__strmap_key(&old->terms, t, &len);
+        if (now == NULL || proj__strmap_get(&now->terms, key, len) < 0) {
             search__posting_encode(eb_, id, old->tf[t], old->len);
             search__dupdelta_add(&w->postings, key, len, true, eb_);
         }
@@ -108,7 +108,7 @@ static void doc_tags_side(struct proj_search_writer *w, const uint8_t idb[8], si
         qsort(w->tag_hashes, n, sizeof(*w->tag_hashes), u64_cmp);
     memcpy(pair, idb, 8);
     for (size_t i = 0; i < n; i++) {
-        search__be64(pair + 8, w->tag_hashes[i]);
+        proj__be64(pair + 8, w->tag_hashes[i]);
         search__dupdelta_add(&w->doc_tags, SEARCH_DOC_TAGS_KEY, 1, sign < 0, pair);
     }
 }
@@ -124,19 +124,19 @@ static void filters_side(struct proj_search_writer *w,
     uint8_t key[2 + SEARCH_TAG_MAX], idb[8], ab[8];
     size_t len, n = 0;
 
-    search__be64(idb, id);
+    proj__be64(idb, id);
     for (uint32_t t = 0; t < dt->tags.n; t++) {
-        const uint8_t *tag = search__strmap_key(&dt->tags, t, &len);
-        if (other != NULL && search__strmap_get(&other->tags, tag, len) >= 0)
+        const uint8_t *tag = proj__strmap_key(&dt->tags, t, &len);
+        if (other != NULL && proj__strmap_get(&other->tags, tag, len) >= 0)
             continue;
         tag_delta(w, tag, len, sign);
         search__dupdelta_add(&w->filters, key, filter_key(key, SEARCH_FILTER_TAG, tag, len),
                              sign < 0, idb);
-        SEARCH_GROW(w->tag_hashes, w->tag_hashes_cap, n + 1);
+        PROJ_GROW(w->tag_hashes, w->tag_hashes_cap, n + 1);
         w->tag_hashes[n++] = search__tag_hash(tag, len);
     }
     doc_tags_side(w, idb, n, sign);
-    search__be64(ab, d->author_id);
+    proj__be64(ab, d->author_id);
     search__dupdelta_add(&w->filters, key, filter_key(key, SEARCH_FILTER_AUTHOR, ab, 8), sign < 0,
                          idb);
     search__dupdelta_add(&w->filters, key,
@@ -167,12 +167,12 @@ recipe_before(struct proj_search_writer *w, MDB_txn *txn, uint64_t id, struct sp
     MDB_val k = {8, key}, v;
     int rc;
 
-    search__be64(key, id);
+    proj__be64(key, id);
     rc = mdb_get(txn, w->dbs.dbi[SDB_RECIPES], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 1;
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not read the search view");
+        return proj__mdb_err(eb, rc, "could not read the search view");
     if (search__doc_decode(&w->before_doc, v.mv_data, v.mv_size) != 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search record of recipe %llu is corrupt",
                           (unsigned long long)id);
@@ -193,12 +193,11 @@ static int append_floor(MDB_txn *txn, MDB_dbi dbi, uint64_t *floor, struct sp_er
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         if (rc == 0 && k.mv_size == 8)
-            *floor = search__get64(k.mv_data);
+            *floor = proj__get64(k.mv_data);
         mdb_cursor_close(cur);
     }
-    return rc == 0 || rc == MDB_NOTFOUND
-               ? 0
-               : search__mdb_err(eb, rc, "could not read the search view");
+    return rc == 0 || rc == MDB_NOTFOUND ? 0
+                                         : proj__mdb_err(eb, rc, "could not read the search view");
 }
 
 /* Write (or delete, @p p->rec NULL) the doc and forward records of one recipe. */
@@ -213,7 +212,7 @@ static int recipe_records(struct proj_search_writer *w,
     unsigned flags = p->id > w->append_floor ? MDB_APPEND : 0;
     int rc;
 
-    search__be64(key, p->id);
+    proj__be64(key, p->id);
     if (p->rec == NULL) {
         rc = existed ? mdb_del(txn, w->dbs.dbi[SDB_RECIPES], &k, NULL) : 0;
         if (rc == 0 && existed)
@@ -223,7 +222,7 @@ static int recipe_records(struct proj_search_writer *w,
         if (rc == 0)
             rc = mdb_put(txn, w->dbs.dbi[SDB_FORWARD], &k, &f, flags);
     }
-    return rc != 0 ? search__mdb_err(eb, rc, "could not write a search record") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not write a search record") : 0;
 }
 
 static int flush_recipe(struct proj_search_writer *w,
@@ -276,40 +275,40 @@ static int word_stem_change(struct proj_search_writer *w,
 static int flush_word(struct proj_search_writer *w, MDB_txn *txn, uint32_t i, struct sp_errbuf *eb)
 {
     size_t len;
-    const uint8_t *word = search__strmap_key(&w->words, i, &len);
+    const uint8_t *word = proj__strmap_key(&w->words, i, &len);
     const struct search_word_delta *wd = &w->word_delta[i];
     uint8_t val[4 * PROJ_LANG_COUNT] = {0};
-    MDB_val k = {len, search__mdb_data(word)}, v;
+    MDB_val k = {len, proj__mdb_data(word)}, v;
     int rc = mdb_get(txn, w->dbs.dbi[SDB_WORDS], &k, &v);
     bool any = false;
 
     if (rc == 0 && v.mv_size == sizeof(val))
         memcpy(val, v.mv_data, sizeof(val));
     else if (rc != MDB_NOTFOUND)
-        return rc != 0 ? search__mdb_err(eb, rc, "could not read the search lexicon")
+        return rc != 0 ? proj__mdb_err(eb, rc, "could not read the search lexicon")
                        : sp_err_set(eb, SP_ECORRUPT, NULL, "search lexicon entry is corrupt");
     rc = 0;
     for (int l = 0; l < PROJ_LANG_COUNT && rc == 0; l++) {
         uint8_t *at = val + (size_t)4 * (size_t)l;
-        int64_t old = search__get32(at), now = old + wd->d[l];
+        int64_t old = proj__get32(at), now = old + wd->d[l];
         if (now < 0)
             return sp_err_set(eb, SP_ECORRUPT, NULL, "search lexicon count went negative");
-        search__be32(at, (uint32_t)now);
+        proj__be32(at, (uint32_t)now);
         any = any || now > 0;
         if ((old == 0) != (now == 0))
             rc = word_stem_change(w, txn, &k, wd, l, now > 0);
     }
-    k = (MDB_val){len, search__mdb_data(word)};
+    k = (MDB_val){len, proj__mdb_data(word)};
     v = (MDB_val){sizeof(val), val};
     if (rc == 0)
         rc = any ? mdb_put(txn, w->dbs.dbi[SDB_WORDS], &k, &v, 0)
                  : mdb_del(txn, w->dbs.dbi[SDB_WORDS], &k, NULL);
-    return rc != 0 ? search__mdb_err(eb, rc, "could not write the search lexicon") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not write the search lexicon") : 0;
 }
 
 static int flush_words(struct proj_search_writer *w, MDB_txn *txn, struct sp_errbuf *eb)
 {
-    uint32_t *order = search__strmap_sorted(&w->words);
+    uint32_t *order = proj__strmap_sorted(&w->words);
     int rc = 0;
 
     for (size_t i = 0; i < w->words.n && rc == 0; i++) {
@@ -324,7 +323,7 @@ static int flush_words(struct proj_search_writer *w, MDB_txn *txn, struct sp_err
 /* tag_rank key of @p tag used by @p count recipes. */
 static MDB_val rank_key(uint8_t *buf, const uint8_t *tag, size_t len, uint32_t count)
 {
-    search__be32(buf, UINT32_MAX - count);
+    proj__be32(buf, UINT32_MAX - count);
     memcpy(buf + 4, tag, len);
     return (MDB_val){len + 4, buf};
 }
@@ -334,9 +333,9 @@ static int
 tag_name(struct proj_search_writer *w, MDB_txn *txn, const uint8_t *tag, size_t len, bool add)
 {
     uint8_t hb[8];
-    MDB_val k = {8, hb}, v = {len, search__mdb_data(tag)};
+    MDB_val k = {8, hb}, v = {len, proj__mdb_data(tag)};
 
-    search__be64(hb, search__tag_hash(tag, len));
+    proj__be64(hb, search__tag_hash(tag, len));
     return add ? mdb_put(txn, w->dbs.dbi[SDB_TAG_NAMES], &k, &v, 0)
                : mdb_del(txn, w->dbs.dbi[SDB_TAG_NAMES], &k, NULL);
 }
@@ -344,25 +343,25 @@ tag_name(struct proj_search_writer *w, MDB_txn *txn, const uint8_t *tag, size_t 
 static int flush_tag(struct proj_search_writer *w, MDB_txn *txn, uint32_t i, struct sp_errbuf *eb)
 {
     size_t len;
-    const uint8_t *tag = search__strmap_key(&w->tags, i, &len);
+    const uint8_t *tag = proj__strmap_key(&w->tags, i, &len);
     uint8_t rk[4 + SEARCH_TAG_MAX], cnt[4];
-    MDB_val k = {len, search__mdb_data(tag)}, v, empty = {0, NULL}, r;
+    MDB_val k = {len, proj__mdb_data(tag)}, v, empty = {0, NULL}, r;
     int64_t old = 0, now;
     int rc = mdb_get(txn, w->dbs.dbi[SDB_TAGS], &k, &v);
 
     if (rc == 0 && v.mv_size == 4)
-        old = search__get32(v.mv_data);
+        old = proj__get32(v.mv_data);
     else if (rc != MDB_NOTFOUND)
-        return rc != 0 ? search__mdb_err(eb, rc, "could not read the search tags")
+        return rc != 0 ? proj__mdb_err(eb, rc, "could not read the search tags")
                        : sp_err_set(eb, SP_ECORRUPT, NULL, "search tag count is corrupt");
     now = old + w->tag_delta[i];
     if (now < 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search tag count went negative");
     r = rank_key(rk, tag, len, (uint32_t)old);
     rc = old > 0 ? mdb_del(txn, w->dbs.dbi[SDB_TAG_RANK], &r, NULL) : 0;
-    search__be32(cnt, (uint32_t)now);
+    proj__be32(cnt, (uint32_t)now);
     v = (MDB_val){4, cnt};
-    k = (MDB_val){len, search__mdb_data(tag)};
+    k = (MDB_val){len, proj__mdb_data(tag)};
     if (rc == 0)
         rc = now > 0 ? mdb_put(txn, w->dbs.dbi[SDB_TAGS], &k, &v, 0)
                      : mdb_del(txn, w->dbs.dbi[SDB_TAGS], &k, NULL);
@@ -371,12 +370,12 @@ static int flush_tag(struct proj_search_writer *w, MDB_txn *txn, uint32_t i, str
         rc = mdb_put(txn, w->dbs.dbi[SDB_TAG_RANK], &r, &empty, 0);
     if (rc == 0 && (old == 0) != (now == 0))
         rc = tag_name(w, txn, tag, len, now > 0);
-    return rc != 0 ? search__mdb_err(eb, rc, "could not write the search tags") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not write the search tags") : 0;
 }
 
 static int flush_tags(struct proj_search_writer *w, MDB_txn *txn, struct sp_errbuf *eb)
 {
-    uint32_t *order = search__strmap_sorted(&w->tags);
+    uint32_t *order = proj__strmap_sorted(&w->tags);
     int rc = 0;
 
     for (size_t i = 0; i < w->tags.n && rc == 0; i++)
@@ -394,12 +393,12 @@ static int put_stat(struct proj_search_writer *w,
                     struct sp_errbuf *eb)
 {
     uint8_t buf[8 * (1 + PROJ_SEARCH_FIELDS)];
-    MDB_val k = {strlen(key), search__mdb_data(key)}, v = {8 * n, buf};
+    MDB_val k = {strlen(key), proj__mdb_data(key)}, v = {8 * n, buf};
 
     for (size_t i = 0; i < n; i++)
-        search__be64(buf + 8 * i, vals[i]);
+        proj__be64(buf + 8 * i, vals[i]);
     int rc = mdb_put(txn, w->dbs.dbi[SDB_STATS], &k, &v, 0);
-    return rc != 0 ? search__mdb_err(eb, rc, "could not write the search stats") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not write the search stats") : 0;
 }
 
 static int flush_stats(struct proj_search_writer *w, MDB_txn *txn, struct sp_errbuf *eb)
@@ -450,14 +449,14 @@ static int on_user_token(const struct proj_token *tok, void *ud)
 {
     bool added;
 
-    (void)search__strmap_put(ud, tok->word, tok->word_len, &added);
+    (void)proj__strmap_put(ud, tok->word, tok->word_len, &added);
     return 0;
 }
 
 /* The folded words a user is found by (username tokens, whole username, full name). */
 static int user_words(struct proj_search_writer *w,
                       const struct search_user *u,
-                      struct search_strmap *set,
+                      struct proj_strmap *set,
                       struct sp_errbuf *eb)
 {
     const char *whole;
@@ -465,11 +464,11 @@ static int user_words(struct proj_search_writer *w,
     bool added;
     int rc;
 
-    search__strmap_reset(set);
+    proj__strmap_reset(set);
     rc = proj_text_analyze(w->text, PROJ_LANG_NONE, u->username.s, u->username.len, on_user_token,
                            set);
     if (rc == 0 && proj_text_fold(w->text, u->username.s, u->username.len, &whole, &whole_len) == 0)
-        (void)search__strmap_put(set, whole, whole_len, &added);
+        (void)proj__strmap_put(set, whole, whole_len, &added);
     if (rc == 0 && u->has_full_name)
         rc = proj_text_analyze(w->text, PROJ_LANG_NONE, u->full_name.s, u->full_name.len,
                                on_user_token, set);
@@ -478,17 +477,17 @@ static int user_words(struct proj_search_writer *w,
 
 static void user_words_delta(struct proj_search_writer *w,
                              uint64_t id,
-                             const struct search_strmap *from,
-                             const struct search_strmap *to,
+                             const struct proj_strmap *from,
+                             const struct proj_strmap *to,
                              bool del)
 {
     uint8_t idb[8];
     size_t len;
 
-    search__be64(idb, id);
+    proj__be64(idb, id);
     for (uint32_t i = 0; i < from->n; i++) {
-        const uint8_t *word = search__strmap_key(from, i, &len);
-        if (to == NULL || search__strmap_get(to, word, len) < 0)
+        const uint8_t *word = proj__strmap_key(from, i, &len);
+        if (to == NULL || proj__strmap_get(to, word, len) < 0)
             search__dupdelta_add(&w->user_words, word, len, del, idb);
     }
 }
@@ -503,17 +502,17 @@ static int flush_user(struct proj_search_writer *w,
     MDB_val k = {8, key}, v;
     int rc;
 
-    search__be64(key, p->id);
+    proj__be64(key, p->id);
     rc = mdb_get(txn, w->dbs.dbi[SDB_USERS], &k, &v);
     bool existed = rc == 0;
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return search__mdb_err(eb, rc, "could not read the search view");
+        return proj__mdb_err(eb, rc, "could not read the search view");
     if (existed && search__user_decode(&before, v.mv_data, v.mv_size) != 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search record of user %llu is corrupt",
                           (unsigned long long)p->id);
     if (search__user_decode(&after, p->rec, p->len) != 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "pending search record is corrupt");
-    search__strmap_reset(&w->user_before);
+    proj__strmap_reset(&w->user_before);
     rc = existed ? user_words(w, &before, &w->user_before, eb) : 0;
     if (rc == 0)
         rc = user_words(w, &after, &w->user_after, eb);
@@ -525,7 +524,7 @@ static int flush_user(struct proj_search_writer *w,
     k = (MDB_val){8, key};
     v = (MDB_val){p->len, p->rec};
     rc = mdb_put(txn, w->dbs.dbi[SDB_USERS], &k, &v, p->id > w->append_floor ? MDB_APPEND : 0);
-    return rc != 0 ? search__mdb_err(eb, rc, "could not write a search record") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not write a search record") : 0;
 }
 
 static int flush_users(struct proj_search_writer *w, MDB_txn *txn, struct sp_errbuf *eb)

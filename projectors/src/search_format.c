@@ -30,11 +30,6 @@ const char *search__db_name(enum search_db db)
     return (unsigned)db < SDB__COUNT ? search_db_defs[db].name : "?";
 }
 
-int search__mdb_err(struct sp_errbuf *eb, int rc, const char *what)
-{
-    return sp_err_set(eb, SP_EDB, NULL, "%s: %s", what, mdb_strerror(rc));
-}
-
 int search__dbs_open(MDB_txn *txn, bool create, struct search_dbs *dbs, struct sp_errbuf *eb)
 {
     for (int i = 0; i < SDB__COUNT; i++) {
@@ -82,10 +77,10 @@ void search__posting_encode(uint8_t out[PROJ_SEARCH_POSTING_BYTES],
                             const uint32_t tf[PROJ_SEARCH_FIELDS],
                             const uint32_t len[PROJ_SEARCH_FIELDS])
 {
-    search__be64(out, id);
+    proj__be64(out, id);
     for (size_t f = 0; f < PROJ_SEARCH_FIELDS; f++) {
         out[SEARCH_POSTING_TF + f] = (uint8_t)(tf[f] > 255 ? 255 : tf[f]);
-        search__be16(out + SEARCH_POSTING_LEN + 2 * f, (uint16_t)(len[f] > 65535 ? 65535 : len[f]));
+        proj__be16(out + SEARCH_POSTING_LEN + 2 * f, (uint16_t)(len[f] > 65535 ? 65535 : len[f]));
     }
 }
 
@@ -95,17 +90,17 @@ int search__stats_u64(MDB_txn *txn,
                       uint64_t *out,
                       struct sp_errbuf *eb)
 {
-    MDB_val k = {strlen(key), search__mdb_data(key)}, v;
+    MDB_val k = {strlen(key), proj__mdb_data(key)}, v;
     int rc = mdb_get(txn, dbs->dbi[SDB_STATS], &k, &v);
 
     *out = 0;
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not read search stats");
+        return proj__mdb_err(eb, rc, "could not read search stats");
     if (v.mv_size < 8)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search stat \"%s\" is %zu bytes", key, v.mv_size);
-    *out = search__get64(v.mv_data);
+    *out = proj__get64(v.mv_data);
     return 0;
 }
 
@@ -115,7 +110,7 @@ int search__stats_recipes(MDB_txn *txn,
                           uint64_t sums[PROJ_SEARCH_FIELDS],
                           struct sp_errbuf *eb)
 {
-    MDB_val k = {strlen(SEARCH_STATS_RECIPES), search__mdb_data(SEARCH_STATS_RECIPES)}, v;
+    MDB_val k = {strlen(SEARCH_STATS_RECIPES), proj__mdb_data(SEARCH_STATS_RECIPES)}, v;
     int rc = mdb_get(txn, dbs->dbi[SDB_STATS], &k, &v);
 
     *count = 0;
@@ -123,11 +118,11 @@ int search__stats_recipes(MDB_txn *txn,
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not read search stats");
+        return proj__mdb_err(eb, rc, "could not read search stats");
     if (v.mv_size != (size_t)8 * (1 + PROJ_SEARCH_FIELDS))
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search stat \"recipes\" is %zu bytes", v.mv_size);
-    *count = search__get64(v.mv_data);
+    *count = proj__get64(v.mv_data);
     for (size_t f = 0; f < PROJ_SEARCH_FIELDS; f++)
-        sums[f] = search__get64((const uint8_t *)v.mv_data + 8 * (1 + f));
+        sums[f] = proj__get64((const uint8_t *)v.mv_data + 8 * (1 + f));
     return 0;
 }

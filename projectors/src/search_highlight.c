@@ -124,7 +124,7 @@ static bool token_hit(const struct hl_scan *hs, const struct proj_token *tok)
         return hset_mask(hs->r, search__stem_hash(tok->stem, tok->stem_len)) != 0;
     case HL_POSITIONS:
         return tok->pos < hs->fwd.n &&
-               hset_mask(hs->r, search__get32(hs->fwd.pos + 4 * (size_t)tok->pos)) != 0;
+               hset_mask(hs->r, proj__get32(hs->fwd.pos + 4 * (size_t)tok->pos)) != 0;
     case HL_NONE:
     default:
         return false;
@@ -137,7 +137,7 @@ static int on_hl_token(const struct proj_token *tok, void *ud)
     struct proj_search_reader *r = hs->r;
     bool hit = token_hit(hs, tok);
 
-    SEARCH_GROW(r->toks, r->toks_cap, r->n_toks + 1);
+    PROJ_GROW(r->toks, r->toks_cap, r->n_toks + 1);
     r->toks[r->n_toks++] = (struct search_hl_tok){tok->start, tok->len, hit};
     if (hs->window && !hs->anchored && (hit || hs->mode == HL_NONE)) {
         hs->anchored = true;
@@ -273,7 +273,7 @@ static uint64_t item_scan(const struct proj_search_reader *r,
             continue;
         if (memcmp(q, "\0\0\0\0", 4) == 0)
             break;
-        mask |= hset_mask(r, search__get32(q));
+        mask |= hset_mask(r, proj__get32(q));
     }
     *at = (struct fwd_item){*p, (uint32_t)((size_t)(q - *p) / 4)};
     if (q + 4 > end) /* no end marker: the record is cut, its positions are not trusted */
@@ -293,7 +293,7 @@ static struct item_pick pick_item(const struct proj_search_reader *r, const MDB_
     if (fwd->mv_size < (size_t)2 * PROJ_SEARCH_FIELDS)
         return best;
     for (size_t f = 0; f < PROJ_SEARCH_FIELDS; f++)
-        n_items[f] = search__get16(p + 2 * f);
+        n_items[f] = proj__get16(p + 2 * f);
     p += (size_t)2 * PROJ_SEARCH_FIELDS;
     for (int f = 0; f < PROJ_SEARCH_FIELDS && !pick_final(r, &best, f); f++) {
         for (uint32_t i = 0; i < n_items[f] && !pick_final(r, &best, f); i++) {
@@ -344,17 +344,17 @@ static json_t *snippet_json(struct proj_search_reader *r, int field, const struc
 {
     uint32_t from, to;
     bool head;
-    struct search_bytes *text = &r->buf;
+    struct proj_bytes *text = &r->buf;
     json_t *o = json_object();
 
     snippet_window(r, s->len, &from, &to);
     head = from > 0;
     text->len = 0;
     if (head)
-        search__bytes_add(text, ELLIPSIS, strlen(ELLIPSIS));
-    search__bytes_add(text, s->s + from, to - from);
+        proj__bytes_add(text, ELLIPSIS, strlen(ELLIPSIS));
+    proj__bytes_add(text, s->s + from, to - from);
     if (to < s->len)
-        search__bytes_add(text, ELLIPSIS, strlen(ELLIPSIS));
+        proj__bytes_add(text, ELLIPSIS, strlen(ELLIPSIS));
     if (put(o, "field", json_string_nocheck(proj_search_field_name(field))) != 0 ||
         put(o, "text", json_stringn((const char *)text->data, text->len)) != 0 ||
         put(o, "spans", spans_json(r, from, to, (int64_t)(head ? 3 : 0) - from)) != 0) {
@@ -409,7 +409,7 @@ int search__highlight(
     struct item_pick pick;
     int rc;
 
-    search__be64(key, id);
+    proj__be64(key, id);
     rc = mdb_get(txn, r->dbs.dbi[SDB_FORWARD], &k, &fwd);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return sp_err_set(eb, SP_EDB, NULL, "could not read the search index");

@@ -12,6 +12,7 @@
 #include "proj/search.h"
 #include "proj/text.h"
 #include "sp/err.h"
+#include "view_codec.h"
 
 /* ------------------------------------------------------------------ databases */
 
@@ -44,9 +45,6 @@ search__dbs_open(MDB_txn *txn, bool create, struct search_dbs *dbs, struct sp_er
 /* Name of database @p db ("recipes", ...). */
 const char *search__db_name(enum search_db db);
 
-/* Convert an LMDB error: SP_EDB with "<what>: <mdb_strerror>" (names MDB_MAP_FULL...). */
-int search__mdb_err(struct sp_errbuf *eb, int rc, const char *what);
-
 /* Stats keys. */
 #define SEARCH_STATS_RECIPES "recipes"
 #define SEARCH_STATS_USERS   "users"
@@ -67,103 +65,8 @@ uint64_t search__tag_hash(const void *tag, size_t len);
 #define SEARCH_FWD_END 0u /* ends an item */
 #define SEARCH_FWD_GAP 1u /* a position the analyzer skipped */
 
-/* An MDB_val's data pointer for bytes LMDB only reads (MDB_val has no const variant). */
-static inline void *search__mdb_data(const void *p)
-{
-    return (void *)(uintptr_t)p;
-}
-
-/* ------------------------------------------------------------------ big-endian codec */
-
-static inline void search__be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void search__be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-static inline void search__be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-static inline uint16_t search__get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-static inline uint32_t search__get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t search__get64(const uint8_t *p)
-{
-    return ((uint64_t)search__get32(p) << 32) | search__get32(p + 4);
-}
-
 /* XXH32 of a stem as the forward record holds it (never a marker). */
 uint32_t search__stem_hash(const void *stem, size_t len);
-
-/* ------------------------------------------------------------------ growable bytes, maps */
-
-/* Growable byte array (aborts on OOM). */
-struct search_bytes {
-    uint8_t *data; /* owned */
-    size_t len, cap;
-};
-void search__bytes_release(struct search_bytes *b);
-/* Make room for @p n more bytes; @return pointer to data + len (len unchanged). */
-uint8_t *search__bytes_reserve(struct search_bytes *b, size_t n);
-/* Append @p n bytes. */
-void search__bytes_add(struct search_bytes *b, const void *p, size_t n);
-
-/* Grow a typed array to hold @p need elements (aborts on OOM). */
-void search__grow(void **arr, size_t *cap, size_t need, size_t elem_bytes);
-#define SEARCH_GROW(arr, cap, need) search__grow((void **)&(arr), &(cap), (need), sizeof(*(arr)))
-
-/* Byte-string -> dense index map (open addressing, keys copied into an arena). */
-struct search_strmap {
-    uint32_t *slots; /* owned; 0 = empty, else index + 1 */
-    size_t n_slots;  /* power of two, or 0 */
-    struct search_strmap_ent {
-        uint64_t hash;
-        uint32_t off, len; /* key bytes in keys */
-    } * ents;              /* owned, n entries */
-    size_t n, cap;
-    struct search_bytes keys;
-};
-void search__strmap_release(struct search_strmap *m);
-void search__strmap_reset(struct search_strmap *m);
-/* Index of @p key, added if missing (*added tells). */
-uint32_t search__strmap_put(struct search_strmap *m, const void *key, size_t len, bool *added);
-/* Index of @p key or -1. */
-int64_t search__strmap_get(const struct search_strmap *m, const void *key, size_t len);
-/* Key bytes of entry @p i: borrowed until the next put. */
-static inline const uint8_t *
-search__strmap_key(const struct search_strmap *m, uint32_t i, size_t *len)
-{
-    *len = m->ents[i].len;
-    return m->keys.data + m->ents[i].off;
-}
-/* Indices of all entries sorted by key bytes (memcmp, shorter first): owned array. */
-uint32_t *search__strmap_sorted(const struct search_strmap *m);
-
-/* u64 -> dense index map. */
-struct search_idmap {
-    struct search_idmap_slot {
-        uint64_t key;
-        uint32_t idx1; /* index + 1; 0 = empty */
-    } * slots;         /* owned */
-    size_t n_slots, n;
-};
-void search__idmap_release(struct search_idmap *m);
-void search__idmap_reset(struct search_idmap *m);
-/* Index stored for @p key or -1. */
-int64_t search__idmap_get(const struct search_idmap *m, uint64_t key);
-/* Store @p idx for @p key (new key). */
-void search__idmap_put(struct search_idmap *m, uint64_t key, uint32_t idx);
 
 /* ------------------------------------------------------------------ records */
 
@@ -184,7 +87,7 @@ struct search_doc {
     uint32_t cap[PROJ_SEARCH_FIELDS];
     struct search_str *tags_folded; /* n[PROJ_SEARCH_TAGS]; len 0 = not indexed */
     uint32_t folded_cap;
-    struct search_bytes fold_mem; /* folded tags built from JSON */
+    struct proj_bytes fold_mem; /* folded tags built from JSON */
 };
 void search__doc_release(struct search_doc *d);
 /* Decode a doc record (strings borrowed from @p rec). @return 0 or SP_ECORRUPT. */
@@ -193,7 +96,7 @@ SP_MUST_CHECK int search__doc_decode(struct search_doc *d, const void *rec, size
 SP_MUST_CHECK int search__doc_decode_head(struct search_doc *d, const void *rec, size_t len);
 /* Encode @p d as a doc record into @p out (reset first). @return 0 or SP_ETOOBIG. */
 SP_MUST_CHECK int
-search__doc_encode(const struct search_doc *d, struct search_bytes *out, struct sp_errbuf *eb);
+search__doc_encode(const struct search_doc *d, struct proj_bytes *out, struct sp_errbuf *eb);
 /*
  * Apply the fields of a RecipeCreated / RecipeUpdated payload to @p d (fields absent
  * from @p data are kept). @return 0 or SP_ESCHEMA naming the field.
@@ -208,7 +111,7 @@ void search__doc_set(struct search_doc *d, int f, uint32_t i, const char *s, siz
  * @return folded length (0 = folds to nothing or longer than SEARCH_TAG_MAX); SP_EINVAL
  *         if @p s is not valid UTF-8.
  */
-int search__tag_fold(const char *s, size_t len, struct search_bytes *out);
+int search__tag_fold(const char *s, size_t len, struct proj_bytes *out);
 
 /* A user as stored. */
 struct search_user {
@@ -217,22 +120,22 @@ struct search_user {
 };
 SP_MUST_CHECK int search__user_decode(struct search_user *u, const void *rec, size_t len);
 SP_MUST_CHECK int
-search__user_encode(const struct search_user *u, struct search_bytes *out, struct sp_errbuf *eb);
+search__user_encode(const struct search_user *u, struct proj_bytes *out, struct sp_errbuf *eb);
 
 /* ------------------------------------------------------------------ document analysis */
 
 /* What one recipe puts into the index. */
 struct search_docterms {
     enum proj_lang lang;
-    struct search_strmap terms;         /* posting key (lang byte + stem) -> term index */
+    struct proj_strmap terms;           /* posting key (lang byte + stem) -> term index */
     uint32_t (*tf)[PROJ_SEARCH_FIELDS]; /* per term */
     size_t tf_cap;
-    struct search_strmap words; /* folded word -> word index */
-    uint32_t *word_term;        /* per word: index of its stem's term */
+    struct proj_strmap words; /* folded word -> word index */
+    uint32_t *word_term;      /* per word: index of its stem's term */
     size_t word_term_cap;
     uint32_t len[PROJ_SEARCH_FIELDS]; /* tokens per field */
-    struct search_strmap tags;        /* distinct folded tags */
-    struct search_bytes fwd;          /* forward record */
+    struct proj_strmap tags;          /* distinct folded tags */
+    struct proj_bytes fwd;            /* forward record */
     /* analysis state */
     int field;
     uint32_t item_pos; /* next position expected in the current item */
@@ -262,7 +165,7 @@ void search__posting_encode(uint8_t out[PROJ_SEARCH_POSTING_BYTES],
  */
 struct search_dupdelta {
     size_t val_bytes;
-    struct search_strmap keys;
+    struct proj_strmap keys;
     uint32_t *key_of; /* per change: key index */
     uint8_t *del;     /* per change: 1 = delete the value with this id prefix, 0 = insert */
     uint8_t *vals;    /* per change: val_bytes */

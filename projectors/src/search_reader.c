@@ -35,7 +35,7 @@ void proj_search_reader_free(struct proj_search_reader *r)
     search__cands_release(&r->c);
     search__cands_release(&r->tmp);
     search__doc_release(&r->doc);
-    search__bytes_release(&r->buf);
+    proj__bytes_release(&r->buf);
     free(r->fslots);
     free(r->fused);
     free(r->fcounts);
@@ -85,7 +85,7 @@ int proj_search_stats(struct proj_search_reader *r,
     if (rc == 0) {
         rc = mdb_stat(txn, r->dbs.dbi[SDB_WORDS], &st);
         if (rc != 0)
-            return search__mdb_err(eb, rc, "could not read the search lexicon");
+            return proj__mdb_err(eb, rc, "could not read the search lexicon");
         out->words = st.ms_entries;
     }
     return rc;
@@ -132,7 +132,7 @@ static int tags_all(MDB_cursor *rank, struct tag_hit *top, size_t *n, size_t lim
          rc = mdb_cursor_get(rank, &k, &v, MDB_NEXT))
         if (k.mv_size > 4)
             top[(*n)++] = (struct tag_hit){(const uint8_t *)k.mv_data + 4, k.mv_size - 4,
-                                           UINT32_MAX - search__get32(k.mv_data)};
+                                           UINT32_MAX - proj__get32(k.mv_data)};
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -144,14 +144,14 @@ static int tags_prefix(MDB_cursor *tags,
                        size_t *n,
                        size_t limit)
 {
-    MDB_val k = {len, search__mdb_data(prefix)}, v;
+    MDB_val k = {len, proj__mdb_data(prefix)}, v;
     int rc;
 
     for (rc = mdb_cursor_get(tags, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(tags, &k, &v, MDB_NEXT)) {
         if (k.mv_size < len || memcmp(k.mv_data, prefix, len) != 0)
             break;
-        struct tag_hit h = {k.mv_data, k.mv_size, v.mv_size == 4 ? search__get32(v.mv_data) : 0};
+        struct tag_hit h = {k.mv_data, k.mv_size, v.mv_size == 4 ? proj__get32(v.mv_data) : 0};
         tag_offer(top, n, limit, &h);
     }
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
@@ -195,7 +195,7 @@ int proj_search_tags(struct proj_search_reader *r,
         mdb_cursor_close(cur);
     }
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not read the search tags");
+        return proj__mdb_err(eb, rc, "could not read the search tags");
     *out = tags_json(top, n);
     return 0;
 }

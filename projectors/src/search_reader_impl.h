@@ -37,7 +37,7 @@ static inline double search__bm25_entry(const struct search_bm25 *s, const uint8
     for (int f = 0; f < PROJ_SEARCH_FIELDS; f++) {
         uint32_t tf = e[SEARCH_POSTING_TF + f];
         if (tf != 0)
-            sum += search__bm25_field(s, f, tf, search__get16(e + SEARCH_POSTING_LEN + 2 * f));
+            sum += search__bm25_field(s, f, tf, proj__get16(e + SEARCH_POSTING_LEN + 2 * f));
     }
     return sum;
 }
@@ -151,8 +151,8 @@ struct search_tagcol {
     } * tags;                        /* by number */
     uint32_t *counts;                /* by number: while counting; 0 between counts */
     size_t n_tags, tags_cap, counts_cap;
-    struct search_idmap numbers; /* tag hash -> number */
-    struct search_bytes names;   /* names read from tag_names */
+    struct proj_idmap numbers; /* tag hash -> number */
+    struct proj_bytes names;   /* names read from tag_names */
 };
 void search__tagcol_release(struct search_tagcol *tc);
 
@@ -165,7 +165,7 @@ struct search_lexcopy {
         uint32_t count[PROJ_LANG_COUNT]; /* its value in `words` (0s if malformed) */
     } * w;                               /* n, in key order */
     size_t n, cap;
-    struct search_bytes bytes;
+    struct proj_bytes bytes;
 };
 void search__lexcopy_release(struct search_lexcopy *lc);
 
@@ -178,7 +178,7 @@ struct proj_search_reader {
     struct search_bm25 bm25;
     uint64_t n_docs;
     struct search_doc doc;
-    struct search_bytes buf; /* scratch */
+    struct proj_bytes buf; /* scratch */
     /* facet counts: open addressing by tag hash, and the slots in use */
     struct search_fslot {
         uint64_t hash;
@@ -318,7 +318,7 @@ size_t search__ids_bound(const uint64_t *ids, size_t lo, size_t hi, uint64_t id,
 /* Big-endian id at @p p. */
 static inline uint64_t search__id_at(const uint8_t *p)
 {
-    return search__get64(p);
+    return proj__get64(p);
 }
 
 #endif

@@ -45,7 +45,7 @@ tag_filters(struct proj_search_reader *r, const struct proj_search_query *q, str
         size_t len = q->tags[i] ? strlen(q->tags[i]) : 0;
         int n = 0;
         r->buf.len = 0;
-        search__bytes_add(&r->buf, "t\0", 2);
+        proj__bytes_add(&r->buf, "t\0", 2);
         if (len <= PROJ_SEARCH_MAX_QUERY_BYTES)
             n = search__tag_fold(q->tags[i], len, &r->buf);
         if (n <= 0)
@@ -83,7 +83,7 @@ plan_query(struct proj_search_reader *r, const struct proj_search_query *q, stru
     if (rc == 0 && q->author_id > 0) {
         key[0] = SEARCH_FILTER_AUTHOR;
         key[1] = 0;
-        search__be64(key + 2, (uint64_t)q->author_id);
+        proj__be64(key + 2, (uint64_t)q->author_id);
         filter_term(&r->plan, key, sizeof(key));
     }
     if (rc == 0 && n > 0) {
@@ -208,7 +208,7 @@ static json_t *author_json(struct proj_search_reader *r, MDB_txn *txn, uint64_t 
     struct search_user u;
     json_t *name = NULL, *o = json_object();
 
-    search__be64(key, id);
+    proj__be64(key, id);
     if (mdb_get(txn, r->dbs.dbi[SDB_USERS], &k, &v) == 0 &&
         search__user_decode(&u, v.mv_data, v.mv_size) == 0)
         name = json_stringn(u.username.s, u.username.len);
@@ -261,10 +261,10 @@ hit_json(struct proj_search_reader *r, MDB_txn *txn, size_t i, json_t **out, str
     json_t *hl;
     int rc;
 
-    search__be64(key, c->id[i]);
+    proj__be64(key, c->id[i]);
     rc = mdb_get(txn, r->dbs.dbi[SDB_RECIPES], &k, &v);
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not read a recipe of the search view");
+        return proj__mdb_err(eb, rc, "could not read a recipe of the search view");
     if (search__doc_decode(&r->doc, v.mv_data, v.mv_size) != 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "search record of recipe %llu is corrupt",
                           (unsigned long long)c->id[i]);

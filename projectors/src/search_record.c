@@ -20,7 +20,7 @@ void search__doc_release(struct search_doc *d)
     for (int f = 0; f < PROJ_SEARCH_FIELDS; f++)
         free(d->items[f]);
     free(d->tags_folded);
-    search__bytes_release(&d->fold_mem);
+    proj__bytes_release(&d->fold_mem);
     memset(d, 0, sizeof(*d));
 }
 
@@ -28,7 +28,7 @@ void search__doc_set(struct search_doc *d, int f, uint32_t i, const char *s, siz
 {
     if (i >= d->cap[f]) { /* decoding the hits of a query mostly reuses the arrays */
         size_t cap = d->cap[f];
-        SEARCH_GROW(d->items[f], cap, (size_t)i + 1);
+        PROJ_GROW(d->items[f], cap, (size_t)i + 1);
         d->cap[f] = (uint32_t)cap;
     }
     d->items[f][i] = (struct search_str){s, (uint32_t)len};
@@ -38,7 +38,7 @@ static void doc_set_folded(struct search_doc *d, uint32_t i, const char *s, size
 {
     if (i >= d->folded_cap) {
         size_t cap = d->folded_cap;
-        SEARCH_GROW(d->tags_folded, cap, (size_t)i + 1);
+        PROJ_GROW(d->tags_folded, cap, (size_t)i + 1);
         d->folded_cap = (uint32_t)cap;
     }
     d->tags_folded[i] = (struct search_str){s, (uint32_t)len};
@@ -136,25 +136,25 @@ int search__doc_decode(struct search_doc *d, const void *rec, size_t len)
 
 /* ------------------------------------------------------------------ encoding */
 
-static void wr_uint(struct search_bytes *out, uint64_t v, size_t n)
+static void wr_uint(struct proj_bytes *out, uint64_t v, size_t n)
 {
-    uint8_t *p = search__bytes_reserve(out, n);
+    uint8_t *p = proj__bytes_reserve(out, n);
 
     for (size_t i = n; i-- > 0; v >>= 8)
         p[i] = (uint8_t)v;
     out->len += n;
 }
 
-static int wr_str(struct search_bytes *out, struct search_str s, size_t len_bytes)
+static int wr_str(struct proj_bytes *out, struct search_str s, size_t len_bytes)
 {
     if (len_bytes == 2 && s.len > UINT16_MAX)
         return SP_ETOOBIG;
     wr_uint(out, s.len, len_bytes);
-    search__bytes_add(out, s.s, s.len);
+    proj__bytes_add(out, s.s, s.len);
     return 0;
 }
 
-static int wr_list(struct search_bytes *out, const struct search_doc *d, int f)
+static int wr_list(struct proj_bytes *out, const struct search_doc *d, int f)
 {
     if (d->n[f] > UINT16_MAX)
         return SP_ETOOBIG;
@@ -164,14 +164,14 @@ static int wr_list(struct search_bytes *out, const struct search_doc *d, int f)
     return 0;
 }
 
-int search__doc_encode(const struct search_doc *d, struct search_bytes *out, struct sp_errbuf *eb)
+int search__doc_encode(const struct search_doc *d, struct proj_bytes *out, struct sp_errbuf *eb)
 {
     size_t lang_len = strlen(d->lang);
     int rc = d->n[PROJ_SEARCH_TAGS] > UINT16_MAX ? SP_ETOOBIG : 0;
 
     out->len = 0;
     wr_uint(out, lang_len, 1);
-    search__bytes_add(out, d->lang, lang_len);
+    proj__bytes_add(out, d->lang, lang_len);
     wr_uint(out, d->author_id, 8);
     wr_uint(out, d->n[PROJ_SEARCH_TAGS], 2);
     for (uint32_t i = 0; i < d->n[PROJ_SEARCH_TAGS] && rc == 0; i++) {
@@ -193,7 +193,7 @@ int search__doc_encode(const struct search_doc *d, struct search_bytes *out, str
 
 /* ------------------------------------------------------------------ tags */
 
-int search__tag_fold(const char *s, size_t len, struct search_bytes *out)
+int search__tag_fold(const char *s, size_t len, struct proj_bytes *out)
 {
     utf8proc_uint8_t *folded = NULL;
     utf8proc_ssize_t n;
@@ -206,7 +206,7 @@ int search__tag_fold(const char *s, size_t len, struct search_bytes *out)
                      SEARCH_FOLD_FLAGS);
     if (n < 0)
         return n == UTF8PROC_ERROR_NOMEM ? -ENOMEM : SP_EINVAL;
-    uint8_t *dst = search__bytes_reserve(out, (size_t)n);
+    uint8_t *dst = proj__bytes_reserve(out, (size_t)n);
     for (utf8proc_ssize_t i = 0; i < n; i++) {
         uint8_t c = folded[i];
         bool ws = c == ' ' || (c >= '\t' && c <= '\r');
@@ -350,7 +350,7 @@ int search__user_decode(struct search_user *u, const void *rec, size_t len)
     return r.bad || r.p != r.end ? SP_ECORRUPT : 0;
 }
 
-int search__user_encode(const struct search_user *u, struct search_bytes *out, struct sp_errbuf *eb)
+int search__user_encode(const struct search_user *u, struct proj_bytes *out, struct sp_errbuf *eb)
 {
     out->len = 0;
     wr_uint(out, (u->has_full_name ? 1U : 0U) | (u->has_bio ? 2U : 0U), 1);

@@ -219,7 +219,7 @@ static int users_answer(
     for (size_t i = 0; i < r->c.n; i++) {
         uint8_t key[8];
         MDB_val k = {8, key}, v;
-        search__be64(key, r->c.id[i]);
+        proj__be64(key, r->c.id[i]);
         if (mdb_get(txn, r->dbs.dbi[SDB_USERS], &k, &v) != 0 ||
             search__user_decode(&h[n].u, v.mv_data, v.mv_size) != 0)
             continue;
@@ -254,7 +254,7 @@ int proj_search_users(struct proj_search_reader *r,
         return rc;
     rc = mdb_cursor_open(txn, r->dbs.dbi[SDB_USER_WORDS], &cur);
     if (rc != 0)
-        return search__mdb_err(eb, rc, "could not open a search cursor");
+        return proj__mdb_err(eb, rc, "could not open a search cursor");
     rc = users_run(r, cur, eb);
     mdb_cursor_close(cur);
     return rc != 0 ? rc : users_answer(r, txn, limit, out, eb);

@@ -32,14 +32,14 @@ static void pendset_reset(struct search_pendset *ps)
     for (size_t i = 0; i < ps->n; i++)
         free(ps->items[i].rec);
     ps->n = 0;
-    search__idmap_reset(&ps->map);
+    proj__idmap_reset(&ps->map);
 }
 
 static void pendset_release(struct search_pendset *ps)
 {
     pendset_reset(ps);
     free(ps->items);
-    search__idmap_release(&ps->map);
+    proj__idmap_release(&ps->map);
 }
 
 void proj_search_writer_free(struct proj_search_writer *w)
@@ -51,19 +51,19 @@ void proj_search_writer_free(struct proj_search_writer *w)
     search__doc_release(&w->doc);
     search__doc_release(&w->before_doc);
     search__doc_release(&w->after_doc);
-    search__bytes_release(&w->rec);
+    proj__bytes_release(&w->rec);
     search__docterms_release(&w->before);
     search__docterms_release(&w->after);
-    search__strmap_release(&w->user_before);
-    search__strmap_release(&w->user_after);
+    proj__strmap_release(&w->user_before);
+    proj__strmap_release(&w->user_after);
     search__dupdelta_release(&w->postings);
     search__dupdelta_release(&w->filters);
     search__dupdelta_release(&w->user_words);
     search__dupdelta_release(&w->doc_tags);
     free(w->tag_hashes);
-    search__strmap_release(&w->words);
-    search__strmap_release(&w->tags);
-    search__bytes_release(&w->stems);
+    proj__strmap_release(&w->words);
+    proj__strmap_release(&w->tags);
+    proj__bytes_release(&w->stems);
     free(w->word_delta);
     free(w->tag_delta);
     proj_text_free(w->text);
@@ -78,8 +78,8 @@ void search__writer_reset(struct proj_search_writer *w)
     search__dupdelta_reset(&w->filters);
     search__dupdelta_reset(&w->user_words);
     search__dupdelta_reset(&w->doc_tags);
-    search__strmap_reset(&w->words);
-    search__strmap_reset(&w->tags);
+    proj__strmap_reset(&w->words);
+    proj__strmap_reset(&w->tags);
     w->stems.len = 0;
     w->recipes_delta = w->users_delta = 0;
     memset(w->len_delta, 0, sizeof(w->len_delta));
@@ -111,7 +111,7 @@ int proj_search_clear(struct proj_search_writer *w, MDB_txn *txn, struct sp_errb
     for (int i = 0; i < SDB__COUNT; i++) {
         int rc = mdb_drop(txn, w->dbs.dbi[i], 0);
         if (rc != 0)
-            return search__mdb_err(eb, rc, "could not empty the search view");
+            return proj__mdb_err(eb, rc, "could not empty the search view");
     }
     return 0;
 }
@@ -121,7 +121,7 @@ int proj_search_clear(struct proj_search_writer *w, MDB_txn *txn, struct sp_errb
 /* Replace the pending state of @p id by a copy of @p rec (NULL: deleted). */
 static void pend_set(struct search_pendset *ps, uint64_t id, const void *rec, size_t len)
 {
-    int64_t i = search__idmap_get(&ps->map, id);
+    int64_t i = proj__idmap_get(&ps->map, id);
     uint8_t *copy = NULL;
 
     if (rec != NULL) {
@@ -129,9 +129,9 @@ static void pend_set(struct search_pendset *ps, uint64_t id, const void *rec, si
         memcpy(copy, rec, len);
     }
     if (i < 0) {
-        SEARCH_GROW(ps->items, ps->cap, ps->n + 1);
+        PROJ_GROW(ps->items, ps->cap, ps->n + 1);
         i = (int64_t)ps->n++;
-        search__idmap_put(&ps->map, id, (uint32_t)i);
+        proj__idmap_put(&ps->map, id, (uint32_t)i);
     } else {
         free(ps->items[i].rec);
     }
@@ -149,7 +149,7 @@ static int current(MDB_txn *txn,
                    MDB_val *rec,
                    struct sp_errbuf *eb)
 {
-    int64_t i = search__idmap_get(&ps->map, id);
+    int64_t i = proj__idmap_get(&ps->map, id);
     uint8_t key[8];
     MDB_val k = {8, key};
     int rc;
@@ -158,11 +158,11 @@ static int current(MDB_txn *txn,
         *rec = (MDB_val){ps->items[i].len, ps->items[i].rec};
         return ps->items[i].rec != NULL ? 0 : 1;
     }
-    search__be64(key, id);
+    proj__be64(key, id);
     rc = mdb_get(txn, dbi, &k, rec);
     if (rc == MDB_NOTFOUND)
         return 1;
-    return rc != 0 ? search__mdb_err(eb, rc, "could not read the search view") : 0;
+    return rc != 0 ? proj__mdb_err(eb, rc, "could not read the search view") : 0;
 }
 
 static int stream_id(const struct es_event *ev, uint64_t *id, struct sp_errbuf *eb)

@@ -13,7 +13,7 @@ struct search_pending {
 
 /* The pending states of one kind of entity, by id. */
 struct search_pendset {
-    struct search_idmap map; /* id -> index in items */
+    struct proj_idmap map; /* id -> index in items */
     struct search_pending *items;
     size_t n, cap;
 };
@@ -33,19 +33,19 @@ struct proj_search_writer {
     struct search_pendset recipes, users;
     /* fold scratch */
     struct search_doc doc;
-    struct search_bytes rec;
+    struct proj_bytes rec;
     /* flush scratch: one entity's old and new analysis, the batch's deltas */
     struct search_doc before_doc, after_doc;
     struct search_docterms before, after;
-    struct search_strmap user_before, user_after;
+    struct proj_strmap user_before, user_after;
     struct search_dupdelta postings, filters, user_words, doc_tags;
     uint64_t *tag_hashes; /* one recipe's tag hashes, sorted */
     size_t tag_hashes_cap;
-    struct search_strmap words; /* folded word -> index in word_delta */
+    struct proj_strmap words; /* folded word -> index in word_delta */
     struct search_word_delta *word_delta;
     size_t word_delta_cap;
-    struct search_bytes stems;
-    struct search_strmap tags; /* folded tag -> index in tag_delta */
+    struct proj_bytes stems;
+    struct proj_strmap tags; /* folded tag -> index in tag_delta */
     int64_t *tag_delta;
     size_t tag_delta_cap;
     uint64_t append_floor; /* largest id of the records being written (MDB_APPEND above) */

@@ -171,17 +171,24 @@ static int view_fold(struct proj_runner *r,
                      struct sp_errbuf *perr,
                      struct sp_errbuf *eb)
 {
-    MDB_txn *child;
-    int rc = mdb_txn_begin(proj_view_env(r->vs.view), r->vs.txn, 0, &child);
+    MDB_txn *child = NULL;
+    int rc;
 
-    if (rc != 0)
-        return mdb_fail(rc, eb, "could not begin a nested view transaction");
-    rc = r->proj->view->fold(r->vs.state, child, ev, perr);
-    if (rc == 0) {
-        rc = mdb_txn_commit(child);
-        return rc == 0 ? 0 : mdb_fail(rc, eb, "could not commit a nested view transaction");
+    /* A fold that only reads the transaction needs no nested one to undo it. */
+    if (r->proj->view->fold_reads_only) {
+        rc = r->proj->view->fold(r->vs.state, r->vs.txn, ev, perr);
+        if (rc == 0)
+            return 0;
+    } else {
+        if ((rc = mdb_txn_begin(proj_view_env(r->vs.view), r->vs.txn, 0, &child)) != 0)
+            return mdb_fail(rc, eb, "could not begin a nested view transaction");
+        rc = r->proj->view->fold(r->vs.state, child, ev, perr);
+        if (rc == 0) {
+            rc = mdb_txn_commit(child);
+            return rc == 0 ? 0 : mdb_fail(rc, eb, "could not commit a nested view transaction");
+        }
+        mdb_txn_abort(child);
     }
-    mdb_txn_abort(child);
     if (!fold_error_is_poison(rc))
         return sp_err_set(eb, SP_EUNAVAIL, NULL, "transient error applying offset %d:%lld (%s): %s",
                           (int)ev->pos.partition, (long long)ev->pos.offset, ev->type, perr->msg);

@@ -130,16 +130,17 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv)
     struct sp_errbuf eb = {{0}, {0}};
     struct es_log *log = NULL;
     PGconn *conn = NULL;
-    int rc = projection_arg("rebuild",
-                            "Re-applies the whole log to the projection, readers keeping the "
-                            "old view until\nthe new one is complete. PostgreSQL (pg): empties "
-                            "the tables, checkpoint and\ndead letters and re-applies in one "
-                            "transaction; it waits for a running\nprojector's batch (both hold "
-                            "the projection's advisory lock). LMDB views\n(search): builds a "
-                            "new generation in views.dir/<name> beside the live one\nand swaps "
-                            "it in atomically. A running projector then resumes from the new\n"
-                            "checkpoint.",
-                            argc, argv, &proj);
+    int rc =
+        projection_arg("rebuild",
+                       "Re-applies the whole log to the projection, readers keeping the "
+                       "old view until\nthe new one is complete. PostgreSQL (pg): empties "
+                       "the tables, checkpoint and\ndead letters and re-applies in one "
+                       "transaction; it waits for a running\nprojector's batch (both hold "
+                       "the projection's advisory lock). LMDB views\n(search, analytics): builds a "
+                       "new generation in views.dir/<name> beside the live one\nand swaps "
+                       "it in atomically. A running projector then resumes from the new\n"
+                       "checkpoint.",
+                       argc, argv, &proj);
     if (rc != 0)
         return rc < 0 ? REPLAY_EXIT_OK : rc;
     if (es_log_open(cfg, ES_LOG_READER, &log, &eb) != 0) {

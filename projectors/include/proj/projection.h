@@ -79,6 +79,10 @@ struct proj_view_ops {
      *         itself); SP_EDB or anything else: transient, the batch is retried.
      */
     int (*fold)(void *state, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb);
+    /* The fold only reads @p txn (it buffers every change for flush) and leaves its state
+     * as before the call whenever it returns a poison error: the runner then passes the
+     * batch's transaction itself, without a nested one per event. */
+    bool fold_reads_only;
     /** At the end of each batch, before the checkpoint: write what the folds buffered.
      *  @return 0 or SP_EDB (the batch is rolled back). */
     int (*flush)(void *state, MDB_txn *txn, struct sp_errbuf *eb);
@@ -128,6 +132,13 @@ const struct proj_projection *proj_pg_projection(void);
  * only advance it), in <views.dir>/search. @return borrowed, static.
  */
 const struct proj_projection *proj_search_projection(void);
+
+/**
+ * The LMDB projection "analytics": the analytics view of proj/analytics.h (every catalogue
+ * type that a user causes: counters per day, active users, cohorts, recipe reactions), in
+ * <views.dir>/analytics. @return borrowed, static.
+ */
+const struct proj_projection *proj_analytics_projection(void);
 
 /** Number of registered projections. */
 size_t proj_registry_count(void);

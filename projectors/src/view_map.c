@@ -1,14 +1,19 @@
-/* Growable arrays and the hash maps of the search view's writer and query engine. */
+/* Growable arrays, byte strings and hash maps of the LMDB views (view_codec.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
 
-#include "search_internal.h"
+#include "view_codec.h"
 #include "sp/alloc.h"
 #include "sp/banned.h"
 
-void search__grow(void **arr, size_t *cap, size_t need, size_t elem_bytes)
+int proj__mdb_err(struct sp_errbuf *eb, int rc, const char *what)
+{
+    return sp_err_set(eb, SP_EDB, NULL, "%s: %s", what, mdb_strerror(rc));
+}
+
+void proj__grow(void **arr, size_t *cap, size_t need, size_t elem_bytes)
 {
     size_t n = *cap ? *cap : 16;
 
@@ -20,35 +25,35 @@ void search__grow(void **arr, size_t *cap, size_t need, size_t elem_bytes)
     *cap = n;
 }
 
-void search__bytes_release(struct search_bytes *b)
+void proj__bytes_release(struct proj_bytes *b)
 {
     free(b->data);
     memset(b, 0, sizeof(*b));
 }
 
-uint8_t *search__bytes_reserve(struct search_bytes *b, size_t n)
+uint8_t *proj__bytes_reserve(struct proj_bytes *b, size_t n)
 {
-    SEARCH_GROW(b->data, b->cap, b->len + n + 1);
+    PROJ_GROW(b->data, b->cap, b->len + n + 1);
     return b->data + b->len;
 }
 
-void search__bytes_add(struct search_bytes *b, const void *p, size_t n)
+void proj__bytes_add(struct proj_bytes *b, const void *p, size_t n)
 {
     if (n == 0)
         return;
-    memcpy(search__bytes_reserve(b, n), p, n);
+    memcpy(proj__bytes_reserve(b, n), p, n);
     b->len += n;
 }
 
-void search__strmap_release(struct search_strmap *m)
+void proj__strmap_release(struct proj_strmap *m)
 {
     free(m->slots);
     free(m->ents);
-    search__bytes_release(&m->keys);
+    proj__bytes_release(&m->keys);
     memset(m, 0, sizeof(*m));
 }
 
-void search__strmap_reset(struct search_strmap *m)
+void proj__strmap_reset(struct proj_strmap *m)
 {
     if (m->n > 0)
         memset(m->slots, 0, m->n_slots * sizeof(*m->slots));
@@ -56,7 +61,7 @@ void search__strmap_reset(struct search_strmap *m)
     m->keys.len = 0;
 }
 
-static void strmap_rehash(struct search_strmap *m)
+static void strmap_rehash(struct proj_strmap *m)
 {
     size_t n_slots = m->n_slots ? m->n_slots * 2 : 64;
 
@@ -72,7 +77,7 @@ static void strmap_rehash(struct search_strmap *m)
 }
 
 /* Slot of @p key, or of the empty slot where it would go. */
-static size_t strmap_find(const struct search_strmap *m, const void *key, size_t len, uint64_t h)
+static size_t strmap_find(const struct proj_strmap *m, const void *key, size_t len, uint64_t h)
 {
     size_t s = h & (m->n_slots - 1);
 
@@ -80,13 +85,13 @@ static size_t strmap_find(const struct search_strmap *m, const void *key, size_t
         uint32_t i1 = m->slots[s];
         if (i1 == 0)
             return s;
-        const struct search_strmap_ent *e = &m->ents[i1 - 1];
+        const struct proj_strmap_ent *e = &m->ents[i1 - 1];
         if (e->hash == h && e->len == len && memcmp(m->keys.data + e->off, key, len) == 0)
             return s;
     }
 }
 
-uint32_t search__strmap_put(struct search_strmap *m, const void *key, size_t len, bool *added)
+uint32_t proj__strmap_put(struct proj_strmap *m, const void *key, size_t len, bool *added)
 {
     uint64_t h = XXH3_64bits(key, len);
 
@@ -97,15 +102,15 @@ uint32_t search__strmap_put(struct search_strmap *m, const void *key, size_t len
         *added = false;
         return m->slots[s] - 1;
     }
-    SEARCH_GROW(m->ents, m->cap, m->n + 1);
-    m->ents[m->n] = (struct search_strmap_ent){h, (uint32_t)m->keys.len, (uint32_t)len};
-    search__bytes_add(&m->keys, key, len);
+    PROJ_GROW(m->ents, m->cap, m->n + 1);
+    m->ents[m->n] = (struct proj_strmap_ent){h, (uint32_t)m->keys.len, (uint32_t)len};
+    proj__bytes_add(&m->keys, key, len);
     m->slots[s] = (uint32_t)++m->n;
     *added = true;
     return (uint32_t)m->n - 1;
 }
 
-int64_t search__strmap_get(const struct search_strmap *m, const void *key, size_t len)
+int64_t proj__strmap_get(const struct proj_strmap *m, const void *key, size_t len)
 {
     if (m->n == 0)
         return -1;
@@ -113,12 +118,12 @@ int64_t search__strmap_get(const struct search_strmap *m, const void *key, size_
     return m->slots[s] ? (int64_t)m->slots[s] - 1 : -1;
 }
 
-static _Thread_local const struct search_strmap *sort_map;
+static _Thread_local const struct proj_strmap *sort_map;
 
 static int strmap_cmp(const void *pa, const void *pb)
 {
-    const struct search_strmap_ent *a = &sort_map->ents[*(const uint32_t *)pa];
-    const struct search_strmap_ent *b = &sort_map->ents[*(const uint32_t *)pb];
+    const struct proj_strmap_ent *a = &sort_map->ents[*(const uint32_t *)pa];
+    const struct proj_strmap_ent *b = &sort_map->ents[*(const uint32_t *)pb];
     size_t n = a->len < b->len ? a->len : b->len;
     int c = memcmp(sort_map->keys.data + a->off, sort_map->keys.data + b->off, n);
 
@@ -127,7 +132,7 @@ static int strmap_cmp(const void *pa, const void *pb)
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
-uint32_t *search__strmap_sorted(const struct search_strmap *m)
+uint32_t *proj__strmap_sorted(const struct proj_strmap *m)
 {
     uint32_t *idx = sp_xmalloc((m->n ? m->n : 1) * sizeof(*idx));
 
@@ -139,13 +144,13 @@ uint32_t *search__strmap_sorted(const struct search_strmap *m)
     return idx;
 }
 
-void search__idmap_release(struct search_idmap *m)
+void proj__idmap_release(struct proj_idmap *m)
 {
     free(m->slots);
     memset(m, 0, sizeof(*m));
 }
 
-void search__idmap_reset(struct search_idmap *m)
+void proj__idmap_reset(struct proj_idmap *m)
 {
     if (m->n > 0)
         memset(m->slots, 0, m->n_slots * sizeof(*m->slots));
@@ -162,7 +167,7 @@ static uint64_t id_hash(uint64_t x)
     return x ^ (x >> 31);
 }
 
-int64_t search__idmap_get(const struct search_idmap *m, uint64_t key)
+int64_t proj__idmap_get(const struct proj_idmap *m, uint64_t key)
 {
     if (m->n == 0)
         return -1;
@@ -174,7 +179,7 @@ int64_t search__idmap_get(const struct search_idmap *m, uint64_t key)
     }
 }
 
-static void idmap_insert(struct search_idmap *m, uint64_t key, uint32_t idx1)
+static void idmap_insert(struct proj_idmap *m, uint64_t key, uint32_t idx1)
 {
     size_t s = id_hash(key) & (m->n_slots - 1);
 
@@ -184,10 +189,10 @@ static void idmap_insert(struct search_idmap *m, uint64_t key, uint32_t idx1)
     m->slots[s].idx1 = idx1;
 }
 
-void search__idmap_put(struct search_idmap *m, uint64_t key, uint32_t idx)
+void proj__idmap_put(struct proj_idmap *m, uint64_t key, uint32_t idx)
 {
     if ((m->n + 1) * 2 > m->n_slots) {
-        struct search_idmap_slot *old = m->slots;
+        struct proj_idmap_slot *old = m->slots;
         size_t n_old = m->n_slots;
         m->n_slots = n_old ? n_old * 2 : 64;
         m->slots = sp_xcalloc(m->n_slots, sizeof(*m->slots));
