@@ -209,7 +209,7 @@ int an__bitmap_decode(const MDB_val *v,
                       const char *what,
                       struct sp_errbuf *eb)
 {
-    uint64_t card;
+    uint64_t card = 0;
     int rc;
 
     *out = NULL;

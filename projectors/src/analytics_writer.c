@@ -388,7 +388,7 @@ static int fold_registration(struct proj_analytics_writer *w,
                              int32_t day,
                              struct sp_errbuf *eb)
 {
-    uint64_t id;
+    uint64_t id = 0;
     uint32_t number;
     int32_t p = ev->pos.partition < 0 ? 0 : ev->pos.partition;
     int rc;
@@ -496,7 +496,7 @@ static int fold_recipe(struct proj_analytics_writer *w,
 static int
 fold_reaction(struct proj_analytics_writer *w, const struct es_event *ev, struct sp_errbuf *eb)
 {
-    uint64_t recipe;
+    uint64_t recipe = 0;
     int rc = id_field(ev, "recipe_id", &recipe, eb);
     if (rc != 0)
         return rc;
