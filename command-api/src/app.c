@@ -167,6 +167,7 @@ int cmd_app_new(const struct sp_config *cfg,
     app->base = base;
     TAILQ_INIT(&app->queue);
     es_snowflake_init(&app->ids, 0);
+    app->dev_mode = strcmp(sp_config_str(cfg, "mode"), "dev") == 0;
     app->batch_max = (size_t)sp_config_int(cfg, "command.batch_max");
     app->max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes");
     app->batch = sp_xcalloc(app->batch_max, sizeof(struct cmd__command *));

@@ -27,6 +27,8 @@
 #define CMD__MAX_EVENTS     2     /* most events one command appends */
 #define CMD__RATELIMIT_KEYS 65536 /* client addresses each rate limiter remembers at most */
 #define CMD__IDEM_KEY_MAX   128   /* Idempotency-Key length cap, bytes (README) */
+/* Request header that sets the time of a command's events, mode = dev only (cmd/app.h) */
+#define CMD__DEV_TIME_HEADER "Stockpot-Dev-Time"
 
 enum cmd__kind {
     CMD_REGISTER,
@@ -61,6 +63,8 @@ struct cmd__command {
     int64_t target_id;                        /* recipe or user id of the path */
     int64_t arg_id;                           /* comment id of a comment delete; up_to_id */
     int64_t if_match;                         /* expected stream version, -1 = no If-Match */
+    bool dev_time;                            /* Stockpot-Dev-Time given (mode = dev) */
+    int64_t dev_time_us;                      /* its value, µs since the epoch */
     char password_hash[CMD__PHC_MAX];         /* register */
     char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* refresh: hash of the presented token */
     bool idem_on;                             /* Idempotency-Key given and stored */
@@ -111,6 +115,7 @@ struct cmd_app {
     struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned */
     const struct es_event **ev_ptrs; /* same, owned */
     bool ready;
+    bool dev_mode; /* mode = dev: Stockpot-Dev-Time is honoured, else refused (cmd/app.h) */
     /*
      * The write model missed durable events (its batch commit and the catch-up after it
      * failed): nothing is decided or read from it, /readyz and every command answer 503,
@@ -172,7 +177,8 @@ SP_MUST_CHECK int cmd__decide_social(struct cmd_app *app, MDB_txn *txn, struct c
 
 /**
  * Make event @p type on @p stream at its next version and fold it into @p txn; a
- * @p fresh stream (new entity) must be empty. @p data is stolen.
+ * @p fresh stream (new entity) must be empty. @p data is stolen. The event's time is
+ * the clock's, or c's Stockpot-Dev-Time (c->dev_time, mode = dev).
  * The event is checked against the catalogue (es_event_check) before it is kept.
  * @return 0; SP_ECONFLICT (c failed 503) if a fresh stream exists; SP_ETOOBIG (c failed
  *         413); SP_ESCHEMA if the event violates its schema (a bug of the decider: logged,

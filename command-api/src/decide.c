@@ -81,7 +81,8 @@ static int check_fresh(struct cmd__command *c, const char *stream, int64_t ver)
 
 /*
  * Make event @p type on @p stream at its next version and fold it into @p txn; a
- * @p fresh stream (new entity) must be empty (check_fresh). @p data is stolen.
+ * @p fresh stream (new entity) must be empty (check_fresh). @p data is stolen. The
+ * event's time is the clock's, or the command's Stockpot-Dev-Time (mode = dev).
  */
 static int emit(struct cmd_app *app,
                 MDB_txn *txn,
@@ -114,6 +115,8 @@ static int emit(struct cmd_app *app,
         return rc;
     }
     c->n_evs++;
+    if (c->dev_time)
+        ev->time_us = c->dev_time_us;
     /* Validation let the request through, so its event must match the schema: if not,
      * that is our bug, and the event is never appended (500). */
     if ((rc = es_event_check(ev, NULL, &eb)) != 0) {

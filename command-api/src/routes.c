@@ -89,6 +89,22 @@ static void reply_unauthorized(struct sp_http_req *req, const char *detail)
     sp_http_reply_problem(req, 401, "unauthorized", detail, NULL);
 }
 
+/*
+ * Answer 400 problem+json for a bad request header @p name: detail @p detail (NULL:
+ * "bad <name> header"), errors[] naming the header with @p why.
+ */
+static void
+reply_bad_header(struct sp_http_req *req, const char *name, const char *detail, const char *why)
+{
+    char buf[96];
+    if (!detail) {
+        snprintf(buf, sizeof(buf), "bad %s header", name);
+        detail = buf;
+    }
+    sp_http_reply_problem(req, 400, "validation", detail,
+                          json_pack("[{s:s, s:s}]", "field", name, "detail", why));
+}
+
 /* Verify the bearer token (not the session: the decider checks that). 0 or answered. */
 static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct sp_jwt_claims *cl)
 {
@@ -186,14 +202,53 @@ static int idem_setup(struct cmd_app *app, struct cmd__command *c)
             len = 0;
     }
     if (len == 0 || len > CMD__IDEM_KEY_MAX) {
-        sp_http_reply_problem(c->req, 400, "validation", "bad Idempotency-Key header",
-                              json_pack("[{s:s, s:s}]", "field", "Idempotency-Key", "detail",
-                                        "must be 1 to 128 visible ASCII characters"));
+        reply_bad_header(c->req, "Idempotency-Key", NULL,
+                         "must be 1 to 128 visible ASCII characters");
         return SP_EINVAL;
     }
     idem_scope(app, c, key);
     c->idem_on = true;
     return 0;
+}
+
+/*
+ * Stockpot-Dev-Time (README "HTTP API", cmd/app.h): in mode = dev, an RFC 3339 UTC
+ * timestamp ("Z"; a fraction is truncated to µs; not before 1970) that becomes the
+ * time of every event @p c appends; any other mode refuses the header. Read once here, so
+ * deciding costs nothing more. 0, or answered 400.
+ */
+static int dev_time_setup(struct cmd_app *app, struct cmd__command *c)
+{
+    const char *h = sp_http_req_header(c->req, CMD__DEV_TIME_HEADER);
+    size_t len;
+    if (!h)
+        return 0;
+    if (!app->dev_mode) {
+        reply_bad_header(c->req, CMD__DEV_TIME_HEADER,
+                         CMD__DEV_TIME_HEADER " is accepted in dev mode only",
+                         "is accepted in dev mode only (mode = dev); this command-api runs in "
+                         "production mode");
+        return SP_EINVAL;
+    }
+    len = strlen(h);
+    if (len == 0 || (h[len - 1] != 'Z' && h[len - 1] != 'z') ||
+        sp_time_parse_rfc3339(h, &c->dev_time_us) != 0 || c->dev_time_us < 0) {
+        reply_bad_header(c->req, CMD__DEV_TIME_HEADER, NULL,
+                         "must be an RFC 3339 UTC timestamp such as 2026-11-03T10:15:00Z");
+        return SP_EINVAL;
+    }
+    c->dev_time = true;
+    return 0;
+}
+
+/* Queue @p c once its Stockpot-Dev-Time is read; else free it (answered). */
+static void submit(struct cmd_app *app, struct cmd__command *c)
+{
+    if (dev_time_setup(app, c) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    cmd__enqueue(app, c);
 }
 
 /*
@@ -247,7 +302,7 @@ static void h_register(struct sp_http_req *req, void *ud)
         sp_http_reply_problem(req, 500, "internal", "could not hash the password", NULL);
         goto out_free;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
     return;
 out_free:
     cmd__command_free(c);
@@ -306,7 +361,7 @@ static void h_login(struct sp_http_req *req, void *ud)
     }
     struct cmd__command *c = cmd__command_new(CMD_LOGIN, req);
     c->user_id = uid;
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_refresh(struct sp_http_req *req, void *ud)
@@ -319,7 +374,7 @@ static void h_refresh(struct sp_http_req *req, void *ud)
     json_t *tok = json_object_get(body, "refresh_token");
     cmd__sha256_hex(json_string_value(tok), json_string_length(tok), c->refresh_hash);
     json_decref(body);
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_logout(struct sp_http_req *req, void *ud)
@@ -337,7 +392,7 @@ static void h_logout(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_validate(struct sp_http_req *req, void *ud)
@@ -389,8 +444,10 @@ static void h_recipe_create(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
+
+#define IF_MATCH_WHY "must be a quoted stream version such as \"3\""
 
 /*
  * If-Match: "<n>", <n> or *. @return 0 and *version (-1 for * or absent). A weak tag
@@ -440,9 +497,7 @@ change_begin(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
         return NULL;
     }
     if (parse_if_match(req, &if_match) != 0) {
-        sp_http_reply_problem(req, 400, "validation", "bad If-Match header",
-                              json_pack("[{s:s, s:s}]", "field", "If-Match", "detail",
-                                        "must be a quoted stream version such as \"3\""));
+        reply_bad_header(req, "If-Match", NULL, IF_MATCH_WHY);
         return NULL;
     }
     struct cmd__command *c = cmd__command_new(kind, req);
@@ -463,7 +518,7 @@ static void h_recipe_update(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_recipe_delete(struct sp_http_req *req, void *ud)
@@ -471,7 +526,7 @@ static void h_recipe_delete(struct sp_http_req *req, void *ud)
     struct cmd_app *app = ud;
     struct cmd__command *c = change_begin(app, req, CMD_RECIPE_DELETE);
     if (c)
-        cmd__enqueue(app, c);
+        submit(app, c);
 }
 
 /*
@@ -505,9 +560,7 @@ static void h_profile_update(struct sp_http_req *req, void *ud)
     if (!c)
         return;
     if (parse_if_match(req, &c->if_match) != 0) {
-        sp_http_reply_problem(req, 400, "validation", "bad If-Match header",
-                              json_pack("[{s:s, s:s}]", "field", "If-Match", "detail",
-                                        "must be a quoted stream version such as \"3\""));
+        reply_bad_header(req, "If-Match", NULL, IF_MATCH_WHY);
         cmd__command_free(c);
         return;
     }
@@ -515,7 +568,7 @@ static void h_profile_update(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void follow_common(struct cmd_app *app, struct sp_http_req *req, enum cmd__kind kind)
@@ -530,7 +583,7 @@ static void follow_common(struct cmd_app *app, struct sp_http_req *req, enum cmd
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_follow(struct sp_http_req *req, void *ud)
@@ -553,7 +606,7 @@ static void h_comment_create(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_comment_delete(struct sp_http_req *req, void *ud)
@@ -567,7 +620,7 @@ static void h_comment_delete(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 static void h_like(struct sp_http_req *req, void *ud)
@@ -575,7 +628,7 @@ static void h_like(struct sp_http_req *req, void *ud)
     enum cmd__kind kind = sp_http_req_method(req) == SP_HTTP_DELETE ? CMD_UNLIKE : CMD_LIKE;
     struct cmd__command *c = social_begin(ud, req, kind, "recipe not found");
     if (c)
-        cmd__enqueue(ud, c);
+        submit(ud, c);
 }
 
 static void h_notifications_read(struct sp_http_req *req, void *ud)
@@ -589,7 +642,7 @@ static void h_notifications_read(struct sp_http_req *req, void *ud)
         cmd__command_free(c);
         return;
     }
-    cmd__enqueue(app, c);
+    submit(app, c);
 }
 
 void cmd__routes_install(struct cmd_app *app)

@@ -6,10 +6,15 @@ likes, comments, with unfollows, unlikes and comment deletions) through the writ
 then the most-fanned-out recipes are deleted and the heaviest follower unfollows some
 people. After that every counter must equal a count over its rows, the feed read model
 must equal its definition and be what GET /feed pages through, and `stockpot-replay
-rebuild pg` must give identical tables (checksum).
+rebuild pg` must give identical tables (checksum). Then a short load of its own users
+with simulated days (gen-social.py --start/--days, Stockpot-Dev-Time on every request)
+must have stamped each of its events inside the period and after its actor's signup,
+with signups over several weeks.
 
 SP_SOCIAL_LOAD_USERS overrides the number of users (default 2000)."""
 
+import datetime
+import json
 import os
 import sys
 import time
@@ -106,6 +111,48 @@ class SocialLoad(unittest.TestCase):
         t1 = time.monotonic()
         out = sc.assert_rebuild_identical(self, self.c)
         sys.stderr.write("rebuild and compare in %.1f s: %s\n" % (time.monotonic() - t1, out.strip()[-300:]))
+
+    def test_20_load_over_simulated_days(self):
+        """gen-social.py --start 2026-01-05 --days 28 with 40 users of its own (seed 3): every
+        event they caused was stamped (Stockpot-Dev-Time) inside the four weeks, none before
+        its actor registered; signups grow over the weeks and the events cover most days."""
+        start, days, users = "2026-01-05", 28, 40
+        counts = sc.generate(self, self.c, "--users", str(users), "--recipes", "60", "--seed", "3",
+                             "--connections", "4", "--start", start, "--days", str(days), timeout=600)
+        self.assertTrue(counts["applied"])
+        lo, hi = counts["start"], counts["end"]
+        self.assertEqual((lo, hi), ("2026-01-05T00:00:00.000000Z", "2026-02-02T00:00:00.000000Z"))
+        evs = [json.loads(l) for l in self.c.replay("dump").stdout.splitlines() if l.strip()]
+        signup = {e["data"]["user_id"]: e["time"] for e in evs
+                  if e["type"] == "UserRegistered" and e["data"]["username"].startswith(counts["prefix"])}
+        self.assertEqual(len(signup), users)
+        mine = [e for e in evs if e.get("actor") in signup]
+        # one event per request of the run: every request's events carry the header's time
+        # (envelope times are fixed-width RFC 3339 UTC, so strings compare as times)
+        self.assertEqual(len(mine), 2 * users + sum(counts[k] for k in (
+            "recipes", "follow_requests", "unfollows", "like_requests", "unlikes", "comment_requests",
+            "comment_deletes")))
+        for e in mine:
+            self.assertTrue(lo <= e["time"] < hi, e)
+            self.assertGreaterEqual(e["time"], signup[e["actor"]], e)
+        self.assertEqual({e["type"] for e in mine} - {"UserRegistered", "SessionStarted"},
+                         {"RecipeCreated", "UserFollowed", "UserUnfollowed", "RecipeLiked", "RecipeUnliked",
+                          "RecipeCommented", "CommentDeleted"})
+
+        def day(t):
+            at = datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ")
+            return (at - datetime.datetime(2026, 1, 5)).days
+
+        weeks = [day(t) // 7 for t in signup.values()]
+        self.assertEqual(sorted(set(weeks)), [0, 1, 2, 3], "signup cohorts span the four weeks")
+        self.assertGreater(sum(w >= 2 for w in weeks), sum(w < 2 for w in weeks), "user growth")
+        self.assertGreaterEqual(len({day(e["time"]) for e in mine}), days * 2 // 3, "events cover most days")
+        # the read model keeps the simulated signup times
+        self.assertEqual(self.c.sql("SELECT count(*) FROM stockpot.users WHERE username LIKE '%s%%' AND "
+                                    "created_at >= '%s' AND created_at < '%s'"
+                                    % (counts["prefix"].replace("_", "\\_"), lo, hi)), str(users))
+        sc.assert_invariants(self, self.c)
+        sc.assert_generated_rows(self, self.c, counts)
 
     def test_99_clean_shutdown(self):
         h.assert_clean_shutdown(self, self.c)

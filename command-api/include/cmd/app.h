@@ -67,6 +67,18 @@
  * not carry the key), so a retry of one of those commands is decided again (POST
  * /recipes: a second recipe; register: 409 as the name is taken). Rebuilding the write
  * model (writemodel.dir deleted, or a new write model format) drops every record.
+ *
+ * Stockpot-Dev-Time (mode = dev only; README "HTTP API"): an RFC 3339 UTC timestamp
+ * ("2026-11-03T10:15:00Z", optionally with a fraction, truncated to µs) on a command route
+ * becomes the envelope time of every event that request appends, instead of the clock's,
+ * so generated loads can span simulated days. It changes nothing else: access and refresh
+ * token expiry, session checks, rate limits, idempotency records and the Snowflake and
+ * UUIDv7 ids stay on the real clock, and the header is not part of the idempotency
+ * fingerprint (a repeat with another time gets the first answer, appends nothing). A
+ * malformed value, or any value in production mode, gets 400 problem+json naming the
+ * header and changes nothing: production never honours it silently. The header is read
+ * once per request, when the command is queued; /auth/validate ignores it (it appends
+ * nothing).
  */
 #ifndef CMD_APP_H
 #define CMD_APP_H
