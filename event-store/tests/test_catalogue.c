@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "catalogue_impl.h"
 #include "es/catalogue.h"
 
 #include "sp/banned.h"
@@ -160,12 +161,105 @@ static void test_unknown_type(void **state)
     es_event_release(&ev);
 }
 
+/* The simple pattern matcher agrees with regexec on every catalogue pattern, over strings
+ * made to sit near each pattern's edges (lengths, ranges, anchors, spaces, non-ASCII). */
+static void test_pattern_matchers_agree(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789abcfxyzAFZT_.-:@ \t\n$\\ez\x80\xc3\xa9";
+    static const char *const seeds[] = {
+        "1",
+        "9223372036854775807",
+        "01",
+        "12345678901234567890",
+        "2026-12-05T10:00:00.000000Z",
+        "2026-12-05T10:00:00Z",
+        "a@b",
+        "a b@c",
+        "@b",
+        "a@",
+        "a@b@c",
+        "ab",
+        "abc",
+        "ABC",
+        "en",
+        "de",
+        "eng",
+        "engl",
+        "$argon2id$v=19",
+        "$argon2i$",
+        "bob_the.cook-1",
+        "bo",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ""};
+    uint64_t x = 12345;
+    size_t patterns = 0, compared = 0;
+
+    for (size_t t = 1; t < ES_TYPE__COUNT; t++) {
+        const struct es_event_type *et = es_catalogue_get((enum es_type)t);
+        for (size_t f = 0; f < et->n_fields; f++) {
+            for (const struct es_schema_node *n = et->fields[f].schema; n != NULL; n = n->items) {
+                if (n->pattern == NULL)
+                    continue;
+                patterns++;
+                /* every pattern of today's catalogue is in the fast subset */
+                assert_true(es__pattern_simple(n->pattern));
+                for (size_t k = 0; k < 4000; k++) {
+                    char buf[96];
+                    size_t len;
+                    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                    if (k < sizeof(seeds) / sizeof(seeds[0])) {
+                        snprintf(buf, sizeof(buf), "%s", seeds[k]);
+                    } else {
+                        /* a seed with one byte changed, inserted or cut, or random text */
+                        const char *seed = seeds[(x >> 8) % (sizeof(seeds) / sizeof(seeds[0]))];
+                        char c = alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
+                        snprintf(buf, sizeof(buf), "%s", seed);
+                        len = strlen(buf);
+                        size_t at = len ? (x >> 32) % len : 0;
+                        switch ((x >> 40) % 4) {
+                        case 0:
+                            if (len)
+                                buf[at] = c;
+                            break;
+                        case 1:
+                            memmove(buf + at + 1, buf + at, len - at + 1);
+                            buf[at] = c;
+                            break;
+                        case 2:
+                            if (len)
+                                memmove(buf + at, buf + at + 1, len - at);
+                            break;
+                        default:
+                            len = (x >> 44) % 70;
+                            for (size_t i = 0; i < len; i++) {
+                                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                                buf[i] = alphabet[(x >> 33) % (sizeof(alphabet) - 1)];
+                            }
+                            buf[len] = '\0';
+                            break;
+                        }
+                    }
+                    bool fast = es__pattern_match(n->pattern, buf, false);
+                    bool re = es__pattern_match(n->pattern, buf, true);
+                    if (fast != re)
+                        fail_msg("pattern %s on \"%s\": simple %d, regexec %d", n->pattern, buf,
+                                 fast, re);
+                    compared++;
+                }
+            }
+        }
+    }
+    assert_true(patterns >= 7);
+    assert_true(compared >= patterns * 4000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),        cmocka_unit_test(test_valid_payloads),
         cmocka_unit_test(test_bad_payloads), cmocka_unit_test(test_lengths_in_code_points),
-        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_unknown_type), cmocka_unit_test(test_pattern_matchers_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
