@@ -5,12 +5,15 @@
  * projection) without losing the rest of the batch; a transient error fails the whole
  * batch for a retry.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proj/runner.h"
 #include "runner_impl.h"
+#include "sp/alloc.h"
 #include "sp/log.h"
 
 #include "sp/banned.h"
@@ -55,17 +58,19 @@ static int dead_letter(struct proj__apply *c,
                                   type[0] != '\0' ? type : NULL, error, c->eb);
 }
 
-/* Classify and apply one record; sets *poison with the reason in @p perr. */
-static int process(struct proj__apply *c,
-                   const struct es_log_record *rec,
-                   struct es_event *ev,
-                   bool *poison,
-                   struct sp_errbuf *perr)
+/* Decode @p rec and check it against the catalogue; sets *poison with the reason in
+ * @p perr (a corrupt record, one that does not decode, or breaks its schema). No side
+ * effects but on @p ev and @p perr: runs on decoding threads. */
+static void decode_check(const struct es_log_record *rec,
+                         struct es_event *ev,
+                         bool *poison,
+                         struct sp_errbuf *perr)
 {
     if (rec->status != 0) {
         *poison = true;
-        return sp_err_set(perr, 0, NULL, "checksum mismatch: %s",
-                          rec->error ? rec->error : sp_strerror(rec->status));
+        (void)sp_err_set(perr, 0, NULL, "checksum mismatch: %s",
+                         rec->error ? rec->error : sp_strerror(rec->status));
+        return;
     }
     if (es_log_record_decode(rec, ev, perr) != 0) {
         char why[sizeof(perr->msg)], field[sizeof(perr->field)];
@@ -73,15 +78,11 @@ static int process(struct proj__apply *c,
         snprintf(field, sizeof(field), "%s", perr->field);
         es_event_release(ev);
         *poison = true;
-        return sp_err_set(perr, 0, field[0] ? field : NULL, "undecodable event: %s", why);
+        (void)sp_err_set(perr, 0, field[0] ? field : NULL, "undecodable event: %s", why);
+        return;
     }
-    if (es_event_check(ev, NULL, perr) != 0) {
-        *poison = true;
-        return 0; /* perr: unknown type, or which field breaks the schema */
-    }
-    if (proj_projection_handles(c->r->proj, ev->type_id))
-        return c->r->ops->fold(c->r, ev, poison, perr, c->eb);
-    return 0;
+    if (es_event_check(ev, NULL, perr) != 0)
+        *poison = true; /* perr: unknown type, or which field breaks the schema */
 }
 
 static void halt(struct proj__apply *c, const struct es_log_record *rec, const char *error)
@@ -92,38 +93,170 @@ static void halt(struct proj__apply *c, const struct es_log_record *rec, const c
              (long long)rec->pos.offset, error);
 }
 
-int proj__apply_record(const struct es_log_record *rec, void *ud)
+/*
+ * Apply one record already decoded and checked (@p ev, @p poison, @p perr as decode_check
+ * left them): fold, ignore by type, or dead-letter / halt a poison event. Releases @p ev.
+ * @return 0 to go on; 1 to stop (halted, or a fatal error in c->fatal).
+ */
+static int apply_decoded(struct proj__apply *c,
+                         const struct es_log_record *rec,
+                         struct es_event *ev,
+                         bool poison,
+                         struct sp_errbuf *perr)
 {
-    struct proj__apply *c = ud;
-    struct sp_errbuf perr = {{0}, {0}};
-    struct es_event ev;
-    char error[sizeof(perr.msg) + sizeof(perr.field) + 4];
-    bool poison = false;
-    int rc;
+    char error[sizeof(perr->msg) + sizeof(perr->field) + 4];
+    int rc = 0;
 
-    es_event_init(&ev);
-    rc = process(c, rec, &ev, &poison, &perr);
+    if (!poison && proj_projection_handles(c->r->proj, ev->type_id))
+        rc = c->r->ops->fold(c->r, ev, &poison, perr, c->eb);
     if (rc == 0 && poison) {
-        if (perr.field[0] != '\0' && strstr(perr.msg, perr.field) == NULL)
-            snprintf(error, sizeof(error), "%s: %s", perr.field, perr.msg);
+        if (perr->field[0] != '\0' && strstr(perr->msg, perr->field) == NULL)
+            snprintf(error, sizeof(error), "%s: %s", perr->field, perr->msg);
         else
-            snprintf(error, sizeof(error), "%s", perr.msg);
+            snprintf(error, sizeof(error), "%s", perr->msg);
         if (c->policy == PROJ_POISON_HALT) {
             halt(c, rec, error);
-            es_event_release(&ev);
+            es_event_release(ev);
             return 1;
         }
-        rc = dead_letter(c, rec, &ev, error);
+        rc = dead_letter(c, rec, ev, error);
         c->stats->dead++;
     } else if (rc == 0) {
         c->stats->applied++;
     }
-    es_event_release(&ev);
+    es_event_release(ev);
     if (rc != 0) {
         c->fatal = rc;
         return 1;
     }
     c->stats->next_offset = rec->pos.offset + 1;
+    return 0;
+}
+
+int proj__apply_record(const struct es_log_record *rec, void *ud)
+{
+    struct proj__apply *c = ud;
+    struct sp_errbuf perr = {{0}, {0}};
+    struct es_event ev;
+    bool poison = false;
+
+    es_event_init(&ev);
+    decode_check(rec, &ev, &poison, &perr);
+    return apply_decoded(c, rec, &ev, poison, &perr);
+}
+
+/* ------------------------------------------------------------ parallel decoding */
+
+/* A record decoded and checked ahead of its fold. */
+struct decoded {
+    struct es_event ev;
+    bool poison;
+    struct sp_errbuf perr;
+};
+
+struct decode_slice {
+    const struct proj__rec *recs;
+    struct decoded *out;
+    size_t lo, hi;
+};
+
+static void *decode_slice_main(void *arg)
+{
+    struct decode_slice *s = arg;
+    for (size_t i = s->lo; i < s->hi; i++) {
+        struct decoded *d = &s->out[i];
+        es_event_init(&d->ev);
+        d->poison = false;
+        memset(&d->perr, 0, sizeof(d->perr));
+        decode_check(&s->recs[i].rec, &d->ev, &d->poison, &d->perr);
+    }
+    return NULL;
+}
+
+/* Threads that decode a large batch: the online CPUs, at most PROJ_DECODE_THREADS_MAX. */
+static unsigned decode_threads(size_t n)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < PROJ_DECODE_PARALLEL_MIN || cpus < 2)
+        return 1;
+    return cpus > PROJ_DECODE_THREADS_MAX ? PROJ_DECODE_THREADS_MAX : (unsigned)cpus;
+}
+
+/* Decode and check recs[0..n) into out, on several threads when the batch is large (a
+ * thread that cannot be started leaves its slice to the caller's thread). */
+static void decode_all(const struct proj__rec *recs, size_t n, struct decoded *out)
+{
+    unsigned t = decode_threads(n);
+    pthread_t tid[PROJ_DECODE_THREADS_MAX];
+    struct decode_slice slice[PROJ_DECODE_THREADS_MAX];
+    bool started[PROJ_DECODE_THREADS_MAX] = {false};
+
+    for (unsigned i = 0; i < t; i++)
+        slice[i] = (struct decode_slice){recs, out, n * i / t, n * (i + 1) / t};
+    for (unsigned i = 1; i < t; i++)
+        started[i] = pthread_create(&tid[i], NULL, decode_slice_main, &slice[i]) == 0;
+    decode_slice_main(&slice[0]);
+    for (unsigned i = 1; i < t; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            decode_slice_main(&slice[i]);
+    }
+}
+
+int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done)
+{
+    struct decoded *dec;
+    size_t i = 0;
+    int stop = 0;
+
+    *done = 0;
+    if (n == 0)
+        return 0;
+    dec = sp_xcalloc(n, sizeof(*dec));
+    decode_all(recs, n, dec);
+    for (; i < n && stop == 0; i++) {
+        stop = apply_decoded(c, &recs[i].rec, &dec[i].ev, dec[i].poison, &dec[i].perr);
+        if (stop == 0)
+            (*done)++;
+    }
+    for (; i < n; i++) /* not applied: a halt or a fatal error stopped the batch */
+        es_event_release(&dec[i].ev);
+    free(dec);
+    return stop;
+}
+
+void proj__recs_release(struct proj__rec *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(recs[i].value);
+        free(recs[i].error);
+    }
+}
+
+void proj__rec_copy(struct proj__rec *b, const struct es_log_record *rec)
+{
+    b->rec = *rec;
+    b->value = sp_xmalloc(rec->value_len > 0 ? rec->value_len : 1);
+    memcpy(b->value, rec->value, rec->value_len);
+    b->rec.value = b->value;
+    b->error = rec->error != NULL ? sp_xstrdup(rec->error) : NULL;
+    b->rec.error = b->error;
+}
+
+struct collect_ctx {
+    struct proj__rec *recs;
+    size_t n, cap;
+};
+
+static int collect_record(const struct es_log_record *rec, void *ud)
+{
+    struct collect_ctx *k = ud;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 256;
+        k->recs = sp_xrealloc(k->recs, k->cap * sizeof(*k->recs));
+    }
+    proj__rec_copy(&k->recs[k->n++], rec);
     return 0;
 }
 
@@ -143,7 +276,19 @@ int proj__apply_batch(struct proj_runner *r,
     rc = r->ops->batch_begin(r, eb);
     if (rc != 0)
         return rc;
-    rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
+    /* Small batches (live) are decoded record by record as they are read; large ones
+     * (catch-up, rebuild) are read first and decoded on every core. */
+    if (max < PROJ_DECODE_PARALLEL_MIN || decode_threads(max) < 2) {
+        rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
+    } else {
+        struct collect_ctx k = {NULL, 0, 0};
+        size_t done;
+        rc = es_log_read(log, partition, from_offset, max, collect_record, &k, &next, eb);
+        if (rc == 0)
+            (void)proj__apply_recs(&c, k.recs, k.n, &done);
+        proj__recs_release(k.recs, k.n);
+        free(k.recs);
+    }
     if (c.fatal != 0)
         return c.fatal;
     if (rc < 0)

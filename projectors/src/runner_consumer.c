@@ -39,10 +39,7 @@ bool proj__kafka_backend(const struct sp_config *cfg)
 
 static void batch_drop(struct proj_runner *r)
 {
-    for (size_t i = 0; i < r->n_batch; i++) {
-        free(r->batch[i].value);
-        free(r->batch[i].error);
-    }
+    proj__recs_release(r->batch, r->n_batch);
     memset(r->batch, 0, r->n_batch * sizeof(*r->batch));
     r->n_batch = 0;
 }
@@ -56,12 +53,7 @@ static int collect(const struct es_log_record *rec, void *ud)
     if (r->n_batch >= r->batch_max)
         return SP_ETOOBIG; /* cannot happen: the poll asks for at most batch_max */
     b = &r->batch[r->n_batch++];
-    b->rec = *rec;
-    b->value = sp_xmalloc(rec->value_len > 0 ? rec->value_len : 1);
-    memcpy(b->value, rec->value, rec->value_len);
-    b->rec.value = b->value;
-    b->error = rec->error != NULL ? sp_xstrdup(rec->error) : NULL;
-    b->rec.error = b->error;
+    proj__rec_copy(b, rec);
     return 0;
 }
 
@@ -210,21 +202,21 @@ static int
 batch_apply(struct proj_runner *r, struct proj_batch_stats *st, int64_t *next, struct sp_errbuf *eb)
 {
     struct proj__apply c = {r, r->policy, st, eb, 0};
+    size_t done = 0;
     int rc = r->ops->batch_begin(r, eb);
 
-    for (size_t i = 0; rc == 0 && i < r->n_batch; i++) {
-        const struct es_log_record *rec = &r->batch[i].rec;
-
-        if (proj__apply_record(rec, &c) != 0) {
-            if (c.fatal != 0)
-                return c.fatal;
-            next[rec->pos.partition] = rec->pos.offset; /* halted before the poison event */
-            break;
-        }
-        next[rec->pos.partition] = rec->pos.offset + 1;
+    if (rc != 0)
+        return rc;
+    if (proj__apply_recs(&c, r->batch, r->n_batch, &done) != 0) {
+        if (c.fatal != 0)
+            return c.fatal;
+        /* halted before the poison event */
+        next[r->batch[done].rec.pos.partition] = r->batch[done].rec.pos.offset;
     }
+    for (size_t i = 0; i < done; i++)
+        next[r->batch[i].rec.pos.partition] = r->batch[i].rec.pos.offset + 1;
     /* also when halted: the events before the poison one are committed */
-    return rc == 0 ? r->ops->batch_end(r, eb) : rc;
+    return r->ops->batch_end(r, eb);
 }
 
 /* The batch's transaction: lock, check, apply, store the moved checkpoints, commit.

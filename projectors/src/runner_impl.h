@@ -137,6 +137,25 @@ struct proj__apply {
  */
 int proj__apply_record(const struct es_log_record *rec, void *ud);
 
+/* Batches of at least this many records are decoded on several threads (proj__apply_recs). */
+#define PROJ_DECODE_PARALLEL_MIN 256
+#define PROJ_DECODE_THREADS_MAX  8
+
+/**
+ * Apply @p n records in order, as proj__apply_record does one by one, after decoding and
+ * checking all of them first: on every online CPU (at most PROJ_DECODE_THREADS_MAX) when
+ * n >= PROJ_DECODE_PARALLEL_MIN, since decoding (JSON, catalogue checks) costs far more
+ * than most folds. @p done receives how many records were consumed before a stop.
+ * @return 0; 1 if a halt or a fatal error (c->fatal) stopped it at recs[*done].
+ */
+int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done);
+
+/** Copy @p rec (value and error) into @p b, owned by it. */
+void proj__rec_copy(struct proj__rec *b, const struct es_log_record *rec);
+
+/** Free what recs[0..n) own (not the array). */
+void proj__recs_release(struct proj__rec *recs, size_t n);
+
 /**
  * Apply up to @p max records of @p partition from @p from_offset inside the runner's open
  * batch (between batch_begin and batch_end). Does not touch the checkpoint. Under
