@@ -489,7 +489,8 @@ int proj_analytics_popular(const struct proj_analytics_dbs *dbs,
         rc = window_sum(txn, dbs->recipe_days, d - span + 1, d, &a, eb);
     }
     if (rc == 0) {
-        qsort(a.c, a.n, sizeof(*a.c), cand_cmp);
+        if (a.n > 0) /* qsort(NULL, 0, ...) is undefined */
+            qsort(a.c, a.n, sizeof(*a.c), cand_cmp);
         for (size_t i = 0; i < a.n && *n < limit; i++) {
             if ((rc = take_recipe(dbs, txn, a.c[i].id, &a.c[i].c, &out[*n], eb)) < 0)
                 break;

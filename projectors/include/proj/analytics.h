@@ -267,8 +267,9 @@ struct proj_analytics_cohort {
 };
 
 /**
- * The cohort triangle: one row per week overlapping [from, to] (from its Monday), each
- * cohort followed week by week up to the week of @p to. Shares are active[k] / size.
+ * The cohort triangle: one row per week overlapping [from, to] (from its Monday) in which
+ * someone registered, oldest first, each cohort followed week by week up to the week of
+ * @p to. Shares are active[k] / size.
  * @param[out] out  owned: free with proj_analytics_cohorts_free(*out, *n)
  * @return 0; SP_EINVAL (range); SP_EDB; SP_ECORRUPT.
  */
@@ -301,7 +302,8 @@ struct proj_analytics_recipe {
     int64_t author_id; /* 0 if the recipe's creation is not folded yet */
     int64_t score;     /* likes + 2 x comments - unlikes in the window */
     uint64_t likes, comments, unlikes;
-    char title[512]; /* "" if the creation is not folded yet; truncated to fit */
+    char title[512]; /* "" if the creation is not folded yet; the view keeps 500 bytes
+                      * at most, cut at a UTF-8 character boundary */
 };
 
 /**
