@@ -9,11 +9,15 @@
 #include <openssl/hmac.h>
 
 #include "auth.h"
+#include "wm.h"
+
+#include "sp/jwt.h"
 
 #include "sp/banned.h"
 
-#define SALT_BYTES 16
-#define TAG_BYTES  32
+#define SALT_BYTES     16
+#define TAG_BYTES      32
+#define NAME_MAX_BYTES 1024 /* longer entries of analytics.operators name nobody */
 
 int cmd__random(void *out, size_t n)
 {
@@ -96,5 +100,37 @@ int cmd__refresh_new(char *token, char *hash_hex)
     }
     token[CMD__REFRESH_TOKEN_LEN] = '\0';
     cmd__sha256_hex(token, CMD__REFRESH_TOKEN_LEN, hash_hex);
+    return 0;
+}
+
+int cmd__token_roles(
+    const struct sp_config *cfg, struct cmd__wm *wm, MDB_txn *txn, int64_t user_id, unsigned *roles)
+{
+    const char *p = sp_config_str(cfg, "analytics.operators");
+    char name[NAME_MAX_BYTES + 1];
+    int64_t uid;
+
+    *roles = 0;
+    while (*p != '\0') {
+        size_t n;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        n = strcspn(p, ",");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n > 0 && n <= NAME_MAX_BYTES) {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            int rc = cmd__wm_user_by_name(wm, txn, name, &uid);
+            if (rc == 0 && uid == user_id) {
+                *roles |= SP_JWT_ROLE_OPERATOR;
+                return 0;
+            }
+            if (rc != 0 && rc != SP_ENOTFOUND)
+                return rc;
+        }
+        p += strcspn(p, ",");
+    }
     return 0;
 }

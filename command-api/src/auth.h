@@ -1,7 +1,8 @@
 /*
  * Credentials: argon2id password hashes (RFC 9106, libargon2 PHC strings) and random
  * refresh tokens stored only as their SHA-256 (OpenSSL EVP). Access tokens (JWT HS256)
- * are signed and verified by the shared sp/jwt.h, as query-api verifies them.
+ * are signed and verified by the shared sp/jwt.h, as query-api verifies them; the roles
+ * they carry come from cmd__token_roles.
  */
 #ifndef CMD_AUTH_H
 #define CMD_AUTH_H
@@ -9,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <lmdb.h>
+
+#include "sp/config.h"
 #include "sp/err.h"
 
 #define CMD__REFRESH_TOKEN_LEN 43  /* base64url of 32 random bytes, no padding */
@@ -55,5 +59,22 @@ SP_MUST_CHECK int cmd__password_verify(const char *phc, const char *password);
  * @return 0 or -errno.
  */
 SP_MUST_CHECK int cmd__refresh_new(char *token, char *hash_hex);
+
+struct cmd__wm;
+
+/**
+ * The roles (SP_JWT_ROLE_*, sp/jwt.h) of an access token issued now to @p user_id:
+ * SP_JWT_ROLE_OPERATOR if config analytics.operators (comma-separated usernames, spaces
+ * around each ignored, compared case-insensitively as usernames are) names the user.
+ * Each listed name is looked up in the write model in @p txn (the batch's transaction,
+ * so a user registered earlier in the batch counts); a name nobody has is skipped. A
+ * change of the list applies to the tokens issued after a restart with the new config.
+ * @return 0 and *roles; SP_EDB if a lookup failed.
+ */
+SP_MUST_CHECK int cmd__token_roles(const struct sp_config *cfg,
+                                   struct cmd__wm *wm,
+                                   MDB_txn *txn,
+                                   int64_t user_id,
+                                   unsigned *roles);
 
 #endif

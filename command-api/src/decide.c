@@ -182,14 +182,23 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
     return 0;
 }
 
-/* Answer with a fresh access token and @p refresh_token (RFC 6749 §5.1 fields). */
-static int
-token_response(struct cmd_app *app, struct cmd__command *c, int64_t sid, const char *refresh_token)
+/*
+ * Answer with a fresh access token and @p refresh_token (RFC 6749 §5.1 fields); the
+ * token carries the user's roles (analytics.operators, cmd__token_roles).
+ */
+static int token_response(struct cmd_app *app,
+                          MDB_txn *txn,
+                          struct cmd__command *c,
+                          int64_t sid,
+                          const char *refresh_token)
 {
     char uid_s[ID_STR], jti[ES_UUID_STR_LEN + 1], *access = NULL;
+    unsigned roles = 0;
     int rc = es_uuid7_new(jti);
     if (rc == 0)
-        rc = sp_jwt_sign(app->jwt_key, app->jwt_key_len, c->user_id, sid, jti,
+        rc = cmd__token_roles(app->cfg, app->wm, txn, c->user_id, &roles);
+    if (rc == 0)
+        rc = sp_jwt_sign(app->jwt_key, app->jwt_key_len, c->user_id, sid, roles, jti,
                          sp_time_now_us() / 1000000, app->jwt_ttl_s, &access);
     if (rc != 0)
         return rc;
@@ -224,7 +233,7 @@ new_refresh(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, int64_t s
               start, c->user_id, data);
     if (rc != 0)
         return rc;
-    return token_response(app, c, sid, tok);
+    return token_response(app, txn, c, sid, tok);
 }
 
 static int decide_login(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)

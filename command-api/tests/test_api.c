@@ -24,6 +24,7 @@
 #include "cmd/app.h"
 #include "app_priv.h" /* test seams (struct cmd__hooks) */
 #include "sp/config.h"
+#include "sp/jwt.h"
 #include "sp/log.h"
 #include "sp_test_http.h"
 #include "cmd_test.h"
@@ -252,6 +253,62 @@ static void test_auth_flow(void **state)
     assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h1, RECIPE, NULL), 401);
     assert_int_equal(cmd_test_call(fx, "GET", "/auth/logout", h1, NULL, NULL), 401);
     json_decref(t1);
+}
+
+/* The roles (SP_JWT_ROLE_*) of the access token of the token answer @p tokens. */
+static unsigned token_roles(json_t *tokens)
+{
+    struct sp_jwt_claims cl;
+    struct sp_errbuf eb = {{0}, {0}};
+    const char *tok = cmd_test_jstr(tokens, "access_token");
+
+    assert_int_equal(sp_jwt_verify((const unsigned char *)CMD_TEST_SECRET, strlen(CMD_TEST_SECRET),
+                                   tok, (int64_t)time(NULL), &cl, &eb),
+                     0);
+    return cl.roles;
+}
+
+/*
+ * analytics.operators: the users it names (any case, spaces around the names ignored)
+ * get the operator role in the tokens of login and refresh, the others none; a listed
+ * name nobody has is skipped; a user registered after the start who is listed gets it.
+ */
+static void test_operator_role(void **state)
+{
+    struct cmd_test_fx *fx = *state;
+    json_t *t, *t2;
+    char body[256];
+
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "analytics.operators", " nobody ,OPS1 ,, ops2");
+    cmd_test_app_start(fx);
+    register_user(fx, "ops1");
+    register_user(fx, "alice");
+    t = login(fx, "ops1");
+    assert_int_equal(token_roles(t), SP_JWT_ROLE_OPERATOR);
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", cmd_test_jstr(t, "refresh_token"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/refresh", NULL, body, &t2), 200);
+    assert_int_equal(token_roles(t2), SP_JWT_ROLE_OPERATOR);
+    json_decref(t);
+    json_decref(t2);
+    t = login(fx, "alice");
+    assert_int_equal(token_roles(t), 0);
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", cmd_test_jstr(t, "refresh_token"));
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/refresh", NULL, body, &t2), 200);
+    assert_int_equal(token_roles(t2), 0);
+    json_decref(t);
+    json_decref(t2);
+    register_user(fx, "ops2");
+    t = login(fx, "ops2");
+    assert_int_equal(token_roles(t), SP_JWT_ROLE_OPERATOR);
+    json_decref(t);
+    /* an empty list (the default) makes nobody an operator */
+    cmd_test_app_stop(fx);
+    cmd_test_cfg_set(fx, "analytics.operators", "");
+    cmd_test_app_start(fx);
+    t = login(fx, "ops1");
+    assert_int_equal(token_roles(t), 0);
+    json_decref(t);
 }
 
 /* Sign a token with libjwt directly: @p alg none or HS256 with @p exp. */
@@ -932,6 +989,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validation_names_fields, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_auth_flow, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_tokens, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_operator_role, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_recipe_lifecycle, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_username, setup, cmd_test_teardown),

@@ -111,6 +111,12 @@ static const struct sp__cfg_key sp__keys[] = {
     {"search.weight.steps", SP__CFG_REAL, "1", 0, 1000, NULL, "BM25F weight of recipe steps"},
     {"search.threads", SP__CFG_INT, "2", 0, 64, NULL,
      "query-api threads running searches (0 = on the event loop); one per core"},
+    {"analytics.operators", SP__CFG_STR, "", 0, 0, NULL,
+     "comma-separated usernames (case-insensitive) whose access tokens, issued at login and "
+     "refresh, carry the role \"operator\" that the query API's /analytics routes require "
+     "(\"\" = nobody)"},
+    {"analytics.threads", SP__CFG_INT, "1", 0, 64, NULL,
+     "query-api threads running analytics queries (0 = on the event loop)"},
 };
 
 #define SP__NKEYS (sizeof(sp__keys) / sizeof(sp__keys[0]))

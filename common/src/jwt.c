@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <jansson.h>
 #include <jwt.h>
 
 #include "sp/jwt.h"
@@ -46,6 +47,69 @@ static int jwt__claim_id(jwt_t *jwt, const char *name, int64_t *out)
     return 0;
 }
 
+/* The names of the roles claim, by bit (sp/jwt.h). */
+static const struct {
+    unsigned bit;
+    const char *name;
+} jwt__roles[] = {
+    {SP_JWT_ROLE_OPERATOR, "operator"},
+};
+
+#define JWT__N_ROLES (sizeof(jwt__roles) / sizeof(jwt__roles[0]))
+
+/* Add the claim "roles":[names of @p roles] (roles != 0). @return 0 or -ENOMEM. */
+static int jwt__add_roles(jwt_t *jwt, unsigned roles)
+{
+    json_t *names = json_array(), *grant = json_pack("{s:o}", "roles", names);
+    char *text = NULL;
+    int rc = -ENOMEM;
+
+    if (grant == NULL)
+        goto out_free;
+    for (size_t i = 0; i < JWT__N_ROLES; i++)
+        if ((roles & jwt__roles[i].bit) != 0 &&
+            json_array_append_new(names, json_string(jwt__roles[i].name)) != 0)
+            goto out_free;
+    text = json_dumps(grant, JSON_COMPACT);
+    if (text != NULL && jwt_add_grants_json(jwt, text) == 0)
+        rc = 0;
+out_free:
+    free(text);
+    json_decref(grant);
+    return rc;
+}
+
+/* The roles claim: absent = none; malformed (sp/jwt.h) = SP_EINVAL. */
+static int jwt__claim_roles(jwt_t *jwt, unsigned *roles)
+{
+    char *text = jwt_get_grants_json(jwt, "roles");
+    json_t *names, *v;
+    size_t i;
+    int rc = 0;
+
+    *roles = 0;
+    if (text == NULL)
+        return 0;
+    names = json_loads(text, JSON_DECODE_ANY, NULL);
+    free(text);
+    if (!json_is_array(names) || json_array_size(names) > SP_JWT_MAX_ROLES)
+        rc = SP_EINVAL;
+    json_array_foreach(names, i, v) {
+        const char *name = json_string_value(v);
+
+        if (name == NULL || json_string_length(v) == 0 ||
+            json_string_length(v) > SP_JWT_ROLE_NAME_MAX || strlen(name) != json_string_length(v))
+            rc = SP_EINVAL;
+        for (size_t k = 0; rc == 0 && k < JWT__N_ROLES; k++)
+            if (strcmp(name, jwt__roles[k].name) == 0)
+                *roles |= jwt__roles[k].bit;
+    }
+    json_decref(names);
+    if (rc != 0)
+        *roles = 0;
+    return rc;
+}
+
 static int jwt__random_jti(char *out, size_t size)
 {
     unsigned char raw[16];
@@ -61,6 +125,7 @@ int sp_jwt_sign(const unsigned char *key,
                 size_t key_len,
                 int64_t user_id,
                 int64_t session_id,
+                unsigned roles,
                 const char *jti,
                 int64_t now_s,
                 int64_t ttl_s,
@@ -72,7 +137,7 @@ int sp_jwt_sign(const unsigned char *key,
 
     *out = NULL;
     if (key_len == 0 || key_len > INT32_MAX || user_id <= 0 || session_id <= 0 ||
-        (jti != NULL && strlen(jti) > SP_JWT_JTI_MAX))
+        (roles & ~SP_JWT_ROLES_ALL) != 0 || (jti != NULL && strlen(jti) > SP_JWT_JTI_MAX))
         return SP_EINVAL;
     if (jti == NULL) {
         rc = jwt__random_jti(rnd, sizeof(rnd));
@@ -87,7 +152,7 @@ int sp_jwt_sign(const unsigned char *key,
     if (jwt_add_grant(jwt, "sub", sub) != 0 || jwt_add_grant(jwt, "sid", sid) != 0 ||
         jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
         jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
-        jwt_add_grant(jwt, "jti", jti) != 0) {
+        jwt_add_grant(jwt, "jti", jti) != 0 || (roles != 0 && jwt__add_roles(jwt, roles) != 0)) {
         rc = -ENOMEM;
         goto out_free_jwt;
     }
@@ -102,7 +167,7 @@ out_free_jwt:
     return rc;
 }
 
-/* exp, iat, sub, sid and jti of a token whose signature and algorithm were checked. */
+/* exp, iat, sub, sid, jti and roles of a token whose signature and algorithm were checked. */
 static int
 jwt__check_claims(jwt_t *jwt, int64_t now_s, struct sp_jwt_claims *c, struct sp_errbuf *eb)
 {
@@ -123,6 +188,8 @@ jwt__check_claims(jwt_t *jwt, int64_t now_s, struct sp_jwt_claims *c, struct sp_
     if (jti != NULL && strlen(jti) > SP_JWT_JTI_MAX)
         return sp_err_set(eb, SP_EAUTH, NULL, "access token jti is too long");
     snprintf(c->jti, sizeof(c->jti), "%s", jti != NULL ? jti : "");
+    if (jwt__claim_roles(jwt, &c->roles) != 0)
+        return sp_err_set(eb, SP_EAUTH, NULL, "access token has a malformed roles claim");
     return 0;
 }
 

@@ -66,6 +66,58 @@ int qry_params_page(const char *limit,
     return 0;
 }
 
+int qry_params_uint(const char *s,
+                    const char *field,
+                    unsigned min,
+                    unsigned max,
+                    unsigned *out,
+                    struct sp_errbuf *eb)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    errno = 0;
+    v = s != NULL && s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+    if (end == NULL || errno != 0 || *end != '\0' || v < min || v > max)
+        return sp_err_set(eb, SP_EINVAL, field, "%s must be an integer from %u to %u", field, min,
+                          max);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Whether @p name is in the NULL-terminated @p names. */
+static bool params_in(const char *name, const char *const *names)
+{
+    for (; *names != NULL; names++)
+        if (strcmp(*names, name) == 0)
+            return true;
+    return false;
+}
+
+int qry_params_known(const struct sp_http_req *req,
+                     const char *const *known,
+                     const char *const *repeatable,
+                     struct sp_errbuf *eb)
+{
+    size_t n = sp_http_req_query_count(req);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name, *value, *other;
+
+        sp_http_req_query_at(req, i, &name, &value);
+        if (!params_in(name, known))
+            return sp_err_set(eb, SP_EINVAL, name, "unknown parameter \"%.64s\"", name);
+        if (repeatable == NULL || params_in(name, repeatable))
+            continue;
+        for (size_t k = 0; k < i; k++) {
+            sp_http_req_query_at(req, k, &other, &value);
+            if (strcmp(other, name) == 0)
+                return sp_err_set(eb, SP_EINVAL, name, "parameter \"%.64s\" is given twice", name);
+        }
+    }
+    return 0;
+}
+
 /* Whether the entity-tag at @p s (length @p n, surrounding spaces removed) is ours. */
 static bool params_tag_equal(const char *s, size_t n, const char *want)
 {

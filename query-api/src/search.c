@@ -12,11 +12,11 @@
 #include "qry/after.h"
 #include "qry/params.h"
 #include "qry/search.h"
-#include "search_pool.h"
 #include "sp/alloc.h"
 #include "sp/buf.h"
 #include "sp/log.h"
 #include "sp/time.h"
+#include "view_pool.h"
 
 #include "sp/banned.h"
 
@@ -29,6 +29,24 @@
 #define M_DOCS    "stockpot_search_view_documents"
 #define M_CHECK   "stockpot_search_checkpoint"
 
+enum search_kind { SEARCH_RECIPES, SEARCH_USERS, SEARCH_TAGS, SEARCH_KIND_COUNT };
+
+struct qry_search;
+
+/* One search: the view pool's job, then its inputs (owned copies). */
+struct search_job {
+    struct view_job vj; /* first: the pool hands it back */
+    struct qry_search *s;
+    enum search_kind kind;
+    char *q;                          /* owned */
+    char *tags[PROJ_SEARCH_MAX_TAGS]; /* owned, n_tags of them */
+    size_t n_tags;
+    int64_t author_id;
+    char *language; /* owned, or NULL */
+    unsigned limit, page;
+    bool has_more; /* outcome, recipes: a next page exists */
+};
+
 struct search_route {
     struct qry_search *s;
     enum search_kind kind;
@@ -37,7 +55,7 @@ struct search_route {
 struct qry_search {
     struct sp_metrics *metrics; /* borrowed */
     struct qry_after *after;    /* owned: gated on the view's checkpoints */
-    struct search_pool *pool;   /* owned: the engines, on worker threads */
+    struct view_pool *pool;     /* owned: the engines, on worker threads */
     struct event *stats_timer;  /* owned */
     struct proj_bm25f_params params;
     struct search_route routes[SEARCH_KIND_COUNT];
@@ -55,65 +73,19 @@ static const struct {
     [SEARCH_TAGS] = {"/search/tags", "tags", {"q", "limit", NULL}},
 };
 
-/* qry_after_read_fn: the view's checkpoints. */
-static int search_checkpoints(void *ud, int32_t *parts, int64_t *offsets, size_t cap, size_t *n)
-{
-    struct qry_search *s = ud;
-    struct sp_errbuf eb = {{0}, {0}};
-    struct proj_view *view;
-    MDB_txn *txn;
-    int rc = search_pool_view(s->pool, &view, &eb), got;
-
-    *n = 0;
-    if (rc != 0)
-        return rc;
-    if (mdb_txn_begin(proj_view_env(view), NULL, MDB_RDONLY, &txn) != 0)
-        return SP_EDB;
-    got = proj_view_checkpoints(view, txn, parts, offsets, cap, &eb);
-    mdb_txn_abort(txn);
-    if (got < 0)
-        return got;
-    *n = (size_t)got;
-    return 0;
-}
-
 static void reply_invalid(struct sp_http_req *req, const char *field, const char *detail)
 {
     sp_http_reply_problem(req, 400, "validation", detail,
                           json_pack("[{s:s, s:s}]", "field", field, "detail", detail));
 }
 
-static bool parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
+/* The tag filters (repeatable). @return false after replying 400. */
+static bool parse_tags(struct search_job *c, struct sp_http_req *req)
 {
-    char *end = NULL;
-    long long n;
-
-    errno = 0;
-    n = v != NULL ? strtoll(v, &end, 10) : -1;
-    if (v == NULL || errno != 0 || end == v || *end != '\0' || n < min || n > max)
-        return false;
-    *out = (unsigned)n;
-    return true;
-}
-
-/* Unknown and repeated parameters; tags. @return false after replying 400. */
-static bool parse_names(struct search_job *c, struct sp_http_req *req)
-{
-    const char *const *known = search_defs[c->kind].known;
-    char detail[160];
-
     for (size_t i = 0; i < sp_http_req_query_count(req); i++) {
         const char *name, *value;
-        size_t k = 0;
 
         sp_http_req_query_at(req, i, &name, &value);
-        while (known[k] != NULL && strcmp(known[k], name) != 0)
-            k++;
-        if (known[k] == NULL) {
-            snprintf(detail, sizeof(detail), "unknown parameter \"%.64s\"", name);
-            reply_invalid(req, name, detail);
-            return false;
-        }
         if (strcmp(name, "tag") != 0)
             continue;
         if (c->n_tags == PROJ_SEARCH_MAX_TAGS) {
@@ -134,7 +106,17 @@ static bool search_parse(struct search_job *c, struct sp_http_req *req)
     const char *author = sp_http_req_query(req, "author_id");
     struct sp_errbuf eb = {{0}, {0}};
 
-    if (!parse_names(c, req))
+    c->limit = SEARCH_LIMIT_DEFAULT;
+    c->page = 1;
+    if (qry_params_known(req, search_defs[c->kind].known, NULL, &eb) != 0 ||
+        (limit != NULL &&
+         qry_params_uint(limit, "limit", 1, PROJ_SEARCH_MAX_LIMIT, &c->limit, &eb) != 0) ||
+        (page != NULL && qry_params_uint(page, "page", 1, PROJ_SEARCH_MAX_PAGE, &c->page, &eb)) ||
+        (author != NULL && qry_params_id(author, "author_id", &c->author_id, &eb) != 0)) {
+        reply_invalid(req, eb.field, eb.msg);
+        return false;
+    }
+    if (!parse_tags(c, req))
         return false;
     if (q == NULL && c->kind == SEARCH_TAGS)
         q = "";
@@ -144,20 +126,6 @@ static bool search_parse(struct search_job *c, struct sp_http_req *req)
     }
     if (strlen(q) > PROJ_SEARCH_MAX_QUERY_BYTES) {
         reply_invalid(req, "q", "the query is longer than 256 bytes");
-        return false;
-    }
-    c->limit = SEARCH_LIMIT_DEFAULT;
-    c->page = 1;
-    if (limit != NULL && !parse_uint(limit, 1, PROJ_SEARCH_MAX_LIMIT, &c->limit)) {
-        reply_invalid(req, "limit", "limit must be an integer from 1 to 100");
-        return false;
-    }
-    if (page != NULL && !parse_uint(page, 1, PROJ_SEARCH_MAX_PAGE, &c->page)) {
-        reply_invalid(req, "page", "page must be an integer from 1 to 1000");
-        return false;
-    }
-    if (author != NULL && qry_params_id(author, "author_id", &c->author_id, &eb) != 0) {
-        reply_invalid(req, "author_id", eb.msg);
         return false;
     }
     c->q = sp_xstrdup(q);
@@ -202,51 +170,97 @@ static void add_next_link(struct sp_http_req *req, const struct search_job *c)
 
 static void count(struct qry_search *s, const struct search_job *c, int status)
 {
-    char labels[96];
-    const char *endpoint = search_defs[c->kind].endpoint;
-
-    snprintf(labels, sizeof(labels), "endpoint=\"%s\",status=\"%d\"", endpoint, status);
-    sp_metrics_counter_add(s->metrics, M_QUERIES, labels, 1);
-    if (status == 200) {
-        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", endpoint);
-        sp_metrics_observe(s->metrics, M_SECONDS, labels, (double)c->engine_us / 1e6);
-    }
+    view_pool_count(s->pool, search_defs[c->kind].endpoint, status, &c->vj);
 }
 
-static void reply_unavailable(struct sp_http_req *req, int rc, const struct sp_errbuf *eb)
+static void search_job_free(struct view_job *vj)
 {
-    if (rc == SP_EUNAVAIL) {
-        sp_http_add_header(req, "Retry-After", "1");
-        sp_http_reply_problem(req, 503, "unavailable",
-                              "the search view is not built yet (is the projector running "
-                              "projection \"search\"?)",
-                              NULL);
+    struct search_job *job = (struct search_job *)vj;
+
+    if (job == NULL)
         return;
+    view_job_release(&job->vj);
+    free(job->q);
+    for (size_t i = 0; i < job->n_tags; i++)
+        free(job->tags[i]);
+    free(job->language);
+    free(job);
+}
+
+/* view_pool_ops.state_open: a query engine on the generation. */
+static int search_state_open(MDB_txn *txn, void **state, struct sp_errbuf *eb)
+{
+    struct proj_search_reader *reader = NULL;
+    int rc = proj_search_reader_open(txn, &reader, eb);
+
+    *state = reader;
+    return rc;
+}
+
+static void search_state_free(void *state)
+{
+    proj_search_reader_free(state);
+}
+
+/* view_job_run_fn: the search, with the worker's engine. */
+static int search_run(struct view_job *vj, void *state, MDB_txn *txn, json_t **out)
+{
+    struct search_job *job = (struct search_job *)vj;
+    struct proj_search_query q = {0};
+    const char *tags[PROJ_SEARCH_MAX_TAGS];
+    int rc;
+
+    switch (job->kind) {
+    case SEARCH_RECIPES:
+        for (size_t i = 0; i < job->n_tags; i++)
+            tags[i] = job->tags[i];
+        q.text = job->q;
+        q.text_len = strlen(job->q);
+        q.tags = tags;
+        q.n_tags = job->n_tags;
+        q.author_id = job->author_id;
+        q.language = job->language;
+        q.limit = job->limit;
+        q.page = job->page;
+        q.params = &job->s->params;
+        rc = proj_search_recipes(state, txn, &q, out, &vj->eb);
+        break;
+    case SEARCH_USERS:
+        rc = proj_search_users(state, txn, job->q, strlen(job->q), job->limit, out, &vj->eb);
+        break;
+    case SEARCH_TAGS:
+    default:
+        rc = proj_search_tags(state, txn, job->q, strlen(job->q), job->limit, out, &vj->eb);
+        break;
     }
-    sp_log(SP_LOG_ERROR, "search failed: %s", eb->msg);
-    sp_http_reply_problem(req, rc == SP_ESTATE ? 503 : 500, NULL, eb->msg, NULL);
+    if (rc == SP_EINVAL && vj->eb.field[0] == '\0') /* the engine's refusals are about q */
+        snprintf(vj->eb.field, sizeof(vj->eb.field), "q");
+    if (rc == 0)
+        job->has_more = json_is_true(json_object_get(*out, "has_more"));
+    return rc;
 }
 
 /* A finished search, on the loop thread: reply. */
-static void search_done(struct search_job *job, void *ud)
+static void search_done(struct view_job *vj, void *ud)
 {
     struct qry_search *s = ud;
-    struct sp_http_req *req = job->ud;
+    struct search_job *job = (struct search_job *)vj;
 
-    if (job->rc == SP_EINVAL) {
-        count(s, job, 400);
-        reply_invalid(req, job->eb.field[0] != '\0' ? job->eb.field : "q", job->eb.msg);
-    } else if (job->rc != 0) {
-        count(s, job, job->rc == SP_EUNAVAIL || job->rc == SP_ESTATE ? 503 : 500);
-        reply_unavailable(req, job->rc, &job->eb);
-    } else {
-        count(s, job, 200);
-        if (job->kind == SEARCH_RECIPES && job->has_more)
-            add_next_link(req, job);
-        sp_http_reply(req, 200, "application/json", job->body, job->body_len);
-    }
-    search_job_free(job);
+    if (vj->rc == 0 && job->kind == SEARCH_RECIPES && job->has_more)
+        add_next_link(vj->ud, job);
+    count(s, job, view_pool_reply(s->pool, vj->ud, vj));
+    search_job_free(vj);
 }
+
+static const struct view_pool_ops search_pool_ops = {
+    .name = "search",
+    .m_queries = M_QUERIES,
+    .m_seconds = M_SECONDS,
+    .state_open = search_state_open,
+    .state_free = search_state_free,
+    .done = search_done,
+    .job_free = search_job_free,
+};
 
 /* Past the Stockpot-After gate: hand the search to the pool. */
 static void search_serve(struct sp_http_req *req, void *ud)
@@ -254,11 +268,11 @@ static void search_serve(struct sp_http_req *req, void *ud)
     struct search_job *job = ud;
 
     if (req == NULL) { /* the gate replied (bad token, timeout) or the server stops */
-        search_job_free(job);
+        search_job_free(&job->vj);
         return;
     }
-    job->ud = req;
-    search_pool_submit(((struct qry_search *)job->owner)->pool, job);
+    job->vj.ud = req;
+    view_pool_submit(job->s->pool, &job->vj);
 }
 
 static void search_on_request(struct sp_http_req *req, void *ud)
@@ -267,13 +281,20 @@ static void search_on_request(struct sp_http_req *req, void *ud)
     struct search_job *job = sp_xcalloc(1, sizeof(*job));
 
     job->kind = route->kind;
+    job->s = route->s;
+    job->vj.run = search_run;
     if (!search_parse(job, req)) {
         count(route->s, job, 400);
-        search_job_free(job);
+        search_job_free(&job->vj);
         return;
     }
-    job->owner = route->s;
     qry_after_gate(route->s->after, req, search_serve, job);
+}
+
+/* view_pool_local: the view's document counts. */
+static int search_stats_read(void *state, MDB_txn *txn, void *ud)
+{
+    return proj_search_stats(state, txn, ud, NULL);
 }
 
 /* Timer: the view's size, documents and checkpoints as gauges. */
@@ -294,7 +315,8 @@ static void search_stats(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     evtimer_add(s->stats_timer, &tv);
-    if (search_pool_stats(s->pool, &st, &eb) != 0 || search_pool_view(s->pool, &view, &eb) != 0)
+    if (view_pool_local(s->pool, search_stats_read, &st, &eb) != 0 ||
+        view_pool_view(s->pool, &view, &eb) != 0)
         return;
     sp_metrics_gauge_set(s->metrics, M_DOCS, "kind=\"recipes\"", (double)st.recipes);
     sp_metrics_gauge_set(s->metrics, M_DOCS, "kind=\"users\"", (double)st.users);
@@ -351,9 +373,9 @@ struct qry_search *qry_search_new(struct event_base *base,
     snprintf(dir, sizeof(dir), "%s/search", sp_config_str(cfg, "views.dir"));
     params_from_config(&s->params, cfg);
     search_describe(metrics);
-    s->pool = search_pool_new(base, (unsigned)sp_config_int(cfg, "search.threads"), &opts,
-                              &s->params, search_done, s);
-    s->after = qry_after_new_source(base, NULL, search_checkpoints, s, metrics,
+    s->pool = view_pool_new(base, (unsigned)sp_config_int(cfg, "search.threads"), &opts,
+                            &search_pool_ops, metrics, s);
+    s->after = qry_after_new_source(base, NULL, view_pool_checkpoints, s->pool, metrics,
                                     sp_config_int(cfg, "query.after_timeout_ms"), partitions);
     for (int k = 0; k < SEARCH_KIND_COUNT; k++) {
         s->routes[k].s = s;
@@ -373,7 +395,7 @@ void qry_search_free(struct qry_search *s)
     if (s == NULL)
         return;
     qry_after_free(s->after);
-    search_pool_free(s->pool);
+    view_pool_free(s->pool);
     event_free(s->stats_timer);
     free(s);
 }

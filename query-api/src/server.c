@@ -9,6 +9,7 @@
 #include "sp/alloc.h"
 #include "sp/http.h"
 #include "qry/after.h"
+#include "qry/analytics.h"
 #include "qry/auth.h"
 #include "qry/db.h"
 #include "qry/notify.h"
@@ -70,12 +71,13 @@ struct srv_route {
 };
 
 struct qry_server {
-    struct sp_http_server *http; /* owned */
-    struct qry_db *db;           /* owned */
-    struct qry_after *after;     /* owned */
-    struct qry_auth *auth;       /* owned */
-    struct qry_notify *notify;   /* owned */
-    struct qry_search *search;   /* owned: the search routes, over the LMDB search view */
+    struct sp_http_server *http;     /* owned */
+    struct qry_db *db;               /* owned */
+    struct qry_after *after;         /* owned */
+    struct qry_auth *auth;           /* owned */
+    struct qry_notify *notify;       /* owned */
+    struct qry_search *search;       /* owned: the search routes, over the LMDB search view */
+    struct qry_analytics *analytics; /* owned: the analytics routes, over the LMDB analytics view */
     struct srv_route routes[SRV_KIND_COUNT];
 };
 
@@ -521,6 +523,8 @@ int qry_server_new(struct event_base *base,
     srv->auth = qry_auth_new(srv->db, sp_config_str(cfg, "jwt.secret"));
     srv_add_routes(srv, base, cfg, metrics);
     srv->search = qry_search_new(base, srv->http, cfg, metrics, srv_partitions(cfg));
+    srv->analytics =
+        qry_analytics_new(base, srv->http, cfg, metrics, srv->auth, srv_partitions(cfg));
     *out = srv;
     return 0;
 }
@@ -539,6 +543,7 @@ void qry_server_free(struct qry_server *srv)
     qry_notify_free(srv->notify);
     qry_after_free(srv->after);
     qry_search_free(srv->search);
+    qry_analytics_free(srv->analytics);
     qry_auth_free(srv->auth);
     sp_http_server_free(srv->http);
     free(srv);

@@ -59,6 +59,12 @@ void qry_test_srv_stop(struct qry_test_srv *t)
 
 char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s)
 {
+    return qry_test_srv_token_roles(t, user_id, session_id, ttl_s, 0);
+}
+
+char *qry_test_srv_token_roles(
+    struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s, unsigned roles)
+{
     const char *secret = sp_config_str(t->cfg, "jwt.secret");
     int64_t now_s = sp_time_now_us() / 1000000;
     char *tok = NULL;
@@ -67,7 +73,7 @@ char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t sessio
     if (ttl_s < 0)
         now_s -= 3600;
     assert_int_equal(sp_jwt_sign((const unsigned char *)secret, strlen(secret), user_id, session_id,
-                                 NULL, now_s, ttl_s < 0 ? 3600 + ttl_s : ttl_s, &tok),
+                                 roles, NULL, now_s, ttl_s < 0 ? 3600 + ttl_s : ttl_s, &tok),
                      0);
     return tok;
 }

@@ -40,6 +40,10 @@ void qry_test_srv_start(struct qry_test_srv *t, const char *conninfo, int after_
  */
 char *qry_test_srv_token(struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s);
 
+/** As qry_test_srv_token, with the roles claim @p roles (SP_JWT_ROLE_* bits). @return owned */
+char *qry_test_srv_token_roles(
+    struct qry_test_srv *t, int64_t user_id, int64_t session_id, int ttl_s, unsigned roles);
+
 /** Stop the loop thread and free everything. */
 void qry_test_srv_stop(struct qry_test_srv *t);
 

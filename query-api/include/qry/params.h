@@ -1,6 +1,7 @@
 /*
  * Parsing of the query API's request parameters: entity ids, cursor pagination
- * (limit, max_id, since_id) and If-None-Match (RFC 9110 §13.1.2).
+ * (limit, max_id, since_id), bounded integers, the set of parameters a route takes, and
+ * If-None-Match (RFC 9110 §13.1.2).
  */
 #ifndef QRY_PARAMS_H
 #define QRY_PARAMS_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "sp/err.h"
+#include "sp/http.h"
 
 #define QRY_LIMIT_DEFAULT 20
 #define QRY_LIMIT_MAX     100
@@ -46,6 +48,32 @@ SP_MUST_CHECK int qry_params_page(const char *limit,
                                   const char *since_id,
                                   struct qry_page *page,
                                   struct sp_errbuf *eb);
+
+/**
+ * Parse a decimal integer in [@p min, @p max] (digits only, no sign or spaces).
+ * @param field  name for the error ("limit", "page", ...)
+ * @return 0 and *out; SP_EINVAL with eb->field = @p field ("<field> must be an integer
+ *         from <min> to <max>").
+ */
+SP_MUST_CHECK int qry_params_uint(const char *s,
+                                  const char *field,
+                                  unsigned min,
+                                  unsigned max,
+                                  unsigned *out,
+                                  struct sp_errbuf *eb);
+
+/**
+ * Refuse query parameters a route does not take, so that a misspelt one is an error
+ * rather than silently ignored.
+ * @param known       the route's parameters, NULL-terminated
+ * @param repeatable  those of them that may be given more than once, NULL-terminated;
+ *                    NULL: any of them may repeat (the first is read)
+ * @return 0; SP_EINVAL with eb->field naming the first unknown or repeated parameter.
+ */
+SP_MUST_CHECK int qry_params_known(const struct sp_http_req *req,
+                                   const char *const *known,
+                                   const char *const *repeatable,
+                                   struct sp_errbuf *eb);
 
 /**
  * Whether an If-None-Match header value matches the entity tag "\"<version>\"": "*", or

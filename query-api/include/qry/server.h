@@ -3,9 +3,11 @@
  * /recipes?tag= (README "HTTP API", query-api table), and the issue 4 read side:
  * /users/{id}/followers, /users/{id}/following, /recipes/{id}/comments, /feed,
  * /notifications and /notifications/stream (qry/notify.h), over the PostgreSQL read
- * models, and /search/recipes, /search/users, /search/tags over the LMDB search view
- * (qry/search.h), on the common HTTP core (which also serves /healthz, /readyz and
- * /metrics).
+ * models, /search/recipes, /search/users, /search/tags over the LMDB search view
+ * (qry/search.h), and /analytics/summary, /analytics/recipes/popular,
+ * /analytics/users/active, /analytics/retention (operators only) over the LMDB analytics
+ * view (qry/analytics.h), on the common HTTP core (which also serves /healthz, /readyz
+ * and /metrics).
  *
  * Users carry follower_count, following_count and recipe_count; recipes (single and in
  * lists) like_count and comment_count, and GET /recipes/{id} with a valid Bearer adds

@@ -1,4 +1,4 @@
-/* Searches on worker threads over a shared read-only search view (search_pool.h). */
+/* Reads of an LMDB view on worker threads over a shared read-only environment (view_pool.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "search_pool.h"
+#include "view_pool.h"
 #include "sp/alloc.h"
 #include "sp/log.h"
 #include "sp/time.h"
@@ -15,54 +15,49 @@
 #include "sp/banned.h"
 
 /* One open generation of the view, shared by the jobs that run on it. */
-struct search_gen {
+struct view_gen {
     struct proj_view *view; /* owned; closed with the last reference */
     unsigned refs;          /* jobs holding it, + 1 while it is the pool's current (mu) */
-    uint64_t serial;        /* tells generations apart for the workers' readers */
+    uint64_t serial;        /* tells generations apart for the workers' states */
 };
 
-struct search_worker {
-    struct search_pool *p;
+struct view_worker {
+    struct view_pool *p;
     pthread_t tid;
-    struct proj_search_reader *reader; /* owned; its handles belong to generation serial */
-    uint64_t serial;                   /* 0: no reader */
+    void *state;     /* owned (ops->state_free); belongs to generation serial */
+    uint64_t serial; /* 0: no state */
 };
 
-struct search_pool {
+struct view_pool {
     struct event_base *base;
     struct event *wake; /* owned: the eventfd's read event */
     int efd;            /* workers write 1 per finished job */
-    search_done_fn done;
+    const struct view_pool_ops *ops;
+    struct sp_metrics *metrics; /* borrowed */
     void *done_ud;
     char dir[4096];
     struct proj_view_opts opts; /* dir points to dir */
-    const struct proj_bm25f_params *params;
-    pthread_mutex_t mu; /* guards the queues, stop and every search_gen.refs */
-    pthread_cond_t cv;  /* a job was queued, or stop */
-    struct search_job *queued, *queued_tail, *finished, *finished_tail;
+    pthread_mutex_t mu;         /* guards the queues, stop and every view_gen.refs */
+    pthread_cond_t cv;          /* a job was queued, or stop */
+    struct view_job *queued, *queued_tail, *finished, *finished_tail;
     bool stop;
-    struct search_gen *cur; /* the loop thread's; NULL until the view opens */
+    struct view_gen *cur; /* the loop thread's; NULL until the view opens */
     uint64_t next_serial;
     pthread_mutex_t dbi_mu; /* LMDB: one mdb_dbi_open at a time in the process */
     unsigned n_workers;
-    struct search_worker *workers;
-    struct search_worker loop; /* the loop thread's reader: jobs without threads, stats */
+    struct view_worker *workers;
+    struct view_worker loop; /* the loop thread's state: jobs without threads, local reads */
 };
 
-void search_job_free(struct search_job *job)
+void view_job_release(struct view_job *job)
 {
-    if (job == NULL)
-        return;
-    free(job->q);
-    for (size_t i = 0; i < job->n_tags; i++)
-        free(job->tags[i]);
-    free(job->language);
     free(job->body);
-    free(job);
+    job->body = NULL;
+    job->body_len = 0;
 }
 
 /* Drop a reference; the last one closes the generation. */
-static void gen_release(struct search_pool *p, struct search_gen *g)
+static void gen_release(struct view_pool *p, struct view_gen *g)
 {
     bool last;
 
@@ -78,9 +73,9 @@ static void gen_release(struct search_pool *p, struct search_gen *g)
 }
 
 /* The live generation, reopened if a rebuild swapped a new one in (loop thread). */
-static int gen_current(struct search_pool *p, struct sp_errbuf *eb)
+static int gen_current(struct view_pool *p, struct sp_errbuf *eb)
 {
-    struct search_gen *g;
+    struct view_gen *g;
     struct proj_view *v = NULL;
     int rc;
 
@@ -90,7 +85,7 @@ static int gen_current(struct search_pool *p, struct sp_errbuf *eb)
     if (rc != 0)
         return rc == SP_ENOTFOUND ? SP_EUNAVAIL : rc;
     if (p->cur != NULL)
-        sp_log(SP_LOG_INFO, "search view: generation %s replaced by %s (a rebuild)",
+        sp_log(SP_LOG_INFO, "%s view: generation %s replaced by %s (a rebuild)", p->ops->name,
                proj_view_generation(p->cur->view), proj_view_generation(v));
     g = sp_xcalloc(1, sizeof(*g));
     g->view = v;
@@ -101,26 +96,29 @@ static int gen_current(struct search_pool *p, struct sp_errbuf *eb)
     return 0;
 }
 
-/* The worker's engine on generation @p g (a new one after a swap). */
-static int reader_ready(struct search_worker *w, struct search_gen *g, struct sp_errbuf *eb)
+/* The worker's state on generation @p g (a new one after a swap). */
+static int state_ready(struct view_worker *w, struct view_gen *g, struct sp_errbuf *eb)
 {
+    const struct view_pool_ops *ops = w->p->ops;
     MDB_txn *txn;
     int rc;
 
     if (w->serial == g->serial)
         return 0;
-    proj_search_reader_free(w->reader);
-    w->reader = NULL;
+    ops->state_free(w->state);
+    w->state = NULL;
     w->serial = 0;
     pthread_mutex_lock(&w->p->dbi_mu);
     rc = mdb_txn_begin(proj_view_env(g->view), NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
         pthread_mutex_unlock(&w->p->dbi_mu);
-        return sp_err_set(eb, SP_EDB, NULL, "could not read the search view: %s", mdb_strerror(rc));
+        return sp_err_set(eb, SP_EDB, NULL, "could not read the %s view: %s", ops->name,
+                          mdb_strerror(rc));
     }
-    rc = proj_search_reader_open(txn, &w->reader, eb);
+    rc = ops->state_open(txn, &w->state, eb);
     if (rc == 0 && (rc = mdb_txn_commit(txn)) != 0) /* keeps the handles */
-        rc = sp_err_set(eb, SP_EDB, NULL, "could not read the search view: %s", mdb_strerror(rc));
+        rc = sp_err_set(eb, SP_EDB, NULL, "could not read the %s view: %s", ops->name,
+                        mdb_strerror(rc));
     else if (rc != 0)
         mdb_txn_abort(txn);
     pthread_mutex_unlock(&w->p->dbi_mu);
@@ -129,35 +127,8 @@ static int reader_ready(struct search_worker *w, struct search_gen *g, struct sp
     return rc == SP_ENOTFOUND ? SP_EUNAVAIL : rc;
 }
 
-static int job_query(struct search_worker *w, struct search_job *job, MDB_txn *txn, json_t **out)
-{
-    struct proj_search_query q = {0};
-    const char *tags[PROJ_SEARCH_MAX_TAGS];
-
-    switch (job->kind) {
-    case SEARCH_RECIPES:
-        for (size_t i = 0; i < job->n_tags; i++)
-            tags[i] = job->tags[i];
-        q.text = job->q;
-        q.text_len = strlen(job->q);
-        q.tags = tags;
-        q.n_tags = job->n_tags;
-        q.author_id = job->author_id;
-        q.language = job->language;
-        q.limit = job->limit;
-        q.page = job->page;
-        q.params = w->p->params;
-        return proj_search_recipes(w->reader, txn, &q, out, &job->eb);
-    case SEARCH_USERS:
-        return proj_search_users(w->reader, txn, job->q, strlen(job->q), job->limit, out, &job->eb);
-    case SEARCH_TAGS:
-    default:
-        return proj_search_tags(w->reader, txn, job->q, strlen(job->q), job->limit, out, &job->eb);
-    }
-}
-
-/* Run one job on @p w's engine: the outcome goes into the job. */
-static void job_run(struct search_worker *w, struct search_job *job)
+/* Run one job with @p w's state: the outcome goes into the job. */
+static void job_run(struct view_worker *w, struct view_job *job)
 {
     int64_t t0_us = sp_time_mono_us();
     json_t *out = NULL;
@@ -168,17 +139,16 @@ static void job_run(struct search_worker *w, struct search_job *job)
         job->rc = job->rc != 0 ? job->rc : SP_EUNAVAIL;
         return;
     }
-    rc = reader_ready(w, job->gen, &job->eb);
+    rc = state_ready(w, job->gen, &job->eb);
     if (rc == 0 && (rc = mdb_txn_begin(proj_view_env(job->gen->view), NULL, MDB_RDONLY, &txn)))
-        rc = sp_err_set(&job->eb, SP_EDB, NULL, "could not read the search view: %s",
+        rc = sp_err_set(&job->eb, SP_EDB, NULL, "could not read the %s view: %s", w->p->ops->name,
                         mdb_strerror(rc));
     if (rc == 0) {
-        rc = job_query(w, job, txn, &out);
+        rc = job->run(job, w->state, txn, &out);
         mdb_txn_abort(txn);
     }
-    job->engine_us = sp_time_mono_us() - t0_us;
+    job->run_us = sp_time_mono_us() - t0_us;
     if (rc == 0) {
-        job->has_more = json_is_true(json_object_get(out, "has_more"));
         job->body = json_dumps(out, JSON_COMPACT);
         job->body_len = job->body != NULL ? strlen(job->body) : 0;
         rc = job->body != NULL ? 0 : sp_err_set(&job->eb, -ENOMEM, NULL, "out of memory");
@@ -189,9 +159,9 @@ static void job_run(struct search_worker *w, struct search_job *job)
 
 static void *worker_main(void *arg)
 {
-    struct search_worker *w = arg;
-    struct search_pool *p = w->p;
-    struct search_job *job;
+    struct view_worker *w = arg;
+    struct view_pool *p = w->p;
+    struct view_job *job;
     uint64_t one = 1;
 
     for (;;) {
@@ -216,23 +186,24 @@ static void *worker_main(void *arg)
         p->finished_tail = job;
         pthread_mutex_unlock(&p->mu);
         if (write(p->efd, &one, sizeof(one)) != sizeof(one))
-            sp_log(SP_LOG_WARN, "search pool: could not wake the loop: %s", strerror(errno));
+            sp_log(SP_LOG_WARN, "%s pool: could not wake the loop: %s", p->ops->name,
+                   strerror(errno));
     }
-    proj_search_reader_free(w->reader);
-    w->reader = NULL;
+    p->ops->state_free(w->state);
+    w->state = NULL;
     return NULL;
 }
 
 /* Loop: hand every finished job back. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    struct search_pool *p = arg;
-    struct search_job *job, *next;
+    struct view_pool *p = arg;
+    struct view_job *job, *next;
     uint64_t n;
 
     (void)what;
     if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        sp_log(SP_LOG_WARN, "search pool: eventfd read: %s", strerror(errno));
+        sp_log(SP_LOG_WARN, "%s pool: eventfd read: %s", p->ops->name, strerror(errno));
     pthread_mutex_lock(&p->mu);
     job = p->finished;
     p->finished = p->finished_tail = NULL;
@@ -240,26 +211,26 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     for (; job != NULL; job = next) {
         next = job->next;
         job->next = NULL;
-        p->done(job, p->done_ud);
+        p->ops->done(job, p->done_ud);
     }
 }
 
-struct search_pool *search_pool_new(struct event_base *base,
-                                    unsigned threads,
-                                    const struct proj_view_opts *opts,
-                                    const struct proj_bm25f_params *params,
-                                    search_done_fn done,
-                                    void *done_ud)
+struct view_pool *view_pool_new(struct event_base *base,
+                                unsigned threads,
+                                const struct proj_view_opts *opts,
+                                const struct view_pool_ops *ops,
+                                struct sp_metrics *metrics,
+                                void *done_ud)
 {
-    struct search_pool *p = sp_xcalloc(1, sizeof(*p));
+    struct view_pool *p = sp_xcalloc(1, sizeof(*p));
 
     p->base = base;
-    p->done = done;
+    p->ops = ops;
+    p->metrics = metrics;
     p->done_ud = done_ud;
     p->opts = *opts;
     snprintf(p->dir, sizeof(p->dir), "%s", opts->dir);
     p->opts.dir = p->dir;
-    p->params = params;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_mutex_init(&p->dbi_mu, NULL);
@@ -277,7 +248,7 @@ struct search_pool *search_pool_new(struct event_base *base,
     return p;
 }
 
-void search_pool_submit(struct search_pool *p, struct search_job *job)
+void view_pool_submit(struct view_pool *p, struct view_job *job)
 {
     int rc = gen_current(p, &job->eb);
 
@@ -296,7 +267,7 @@ void search_pool_submit(struct search_pool *p, struct search_job *job)
             job_run(&p->loop, job);
         gen_release(p, job->gen);
         job->gen = NULL;
-        p->done(job, p->done_ud);
+        p->ops->done(job, p->done_ud);
         return;
     }
     pthread_mutex_lock(&p->mu);
@@ -309,7 +280,7 @@ void search_pool_submit(struct search_pool *p, struct search_job *job)
     pthread_mutex_unlock(&p->mu);
 }
 
-int search_pool_view(struct search_pool *p, struct proj_view **view, struct sp_errbuf *eb)
+int view_pool_view(struct view_pool *p, struct proj_view **view, struct sp_errbuf *eb)
 {
     int rc = gen_current(p, eb);
 
@@ -317,25 +288,88 @@ int search_pool_view(struct search_pool *p, struct proj_view **view, struct sp_e
     return rc;
 }
 
-int search_pool_stats(struct search_pool *p, struct proj_search_stats *st, struct sp_errbuf *eb)
+int view_pool_checkpoints(void *pool, int32_t *parts, int64_t *offsets, size_t cap, size_t *n)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_view *view;
+    MDB_txn *txn;
+    int rc = view_pool_view(pool, &view, &eb), got;
+
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    if (mdb_txn_begin(proj_view_env(view), NULL, MDB_RDONLY, &txn) != 0)
+        return SP_EDB;
+    got = proj_view_checkpoints(view, txn, parts, offsets, cap, &eb);
+    mdb_txn_abort(txn);
+    if (got < 0)
+        return got;
+    *n = (size_t)got;
+    return 0;
+}
+
+int view_pool_local(struct view_pool *p,
+                    int (*fn)(void *state, MDB_txn *txn, void *ud),
+                    void *ud,
+                    struct sp_errbuf *eb)
 {
     MDB_txn *txn;
     int rc = gen_current(p, eb);
 
     if (rc == 0)
-        rc = reader_ready(&p->loop, p->cur, eb);
+        rc = state_ready(&p->loop, p->cur, eb);
     if (rc != 0)
         return rc;
     if (mdb_txn_begin(proj_view_env(p->cur->view), NULL, MDB_RDONLY, &txn) != 0)
-        return sp_err_set(eb, SP_EDB, NULL, "could not read the search view");
-    rc = proj_search_stats(p->loop.reader, txn, st, eb);
+        return sp_err_set(eb, SP_EDB, NULL, "could not read the %s view", p->ops->name);
+    rc = fn(p->loop.state, txn, ud);
     mdb_txn_abort(txn);
     return rc;
 }
 
-void search_pool_free(struct search_pool *p)
+int view_pool_reply(const struct view_pool *p, struct sp_http_req *req, const struct view_job *job)
 {
-    struct search_job *job, *next;
+    char detail[160];
+
+    if (job->rc == 0) {
+        sp_http_reply(req, 200, "application/json", job->body, job->body_len);
+        return 200;
+    }
+    if (job->rc == SP_EINVAL) {
+        sp_http_reply_error(req, SP_EINVAL, &job->eb);
+        return 400;
+    }
+    if (job->rc == SP_EUNAVAIL) {
+        snprintf(detail, sizeof(detail),
+                 "the %s view is not built yet (is the projector running projection \"%s\"?)",
+                 p->ops->name, p->ops->name);
+        sp_http_add_header(req, "Retry-After", "1");
+        sp_http_reply_problem(req, 503, "unavailable", detail, NULL);
+        return 503;
+    }
+    sp_log(SP_LOG_ERROR, "%s view read failed: %s", p->ops->name, job->eb.msg);
+    sp_http_reply_problem(req, job->rc == SP_ESTATE ? 503 : 500, NULL, job->eb.msg, NULL);
+    return job->rc == SP_ESTATE ? 503 : 500;
+}
+
+void view_pool_count(const struct view_pool *p,
+                     const char *endpoint,
+                     int status,
+                     const struct view_job *job)
+{
+    char labels[96];
+
+    snprintf(labels, sizeof(labels), "endpoint=\"%s\",status=\"%d\"", endpoint, status);
+    sp_metrics_counter_add(p->metrics, p->ops->m_queries, labels, 1);
+    if (status == 200 && job != NULL) {
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\"", endpoint);
+        sp_metrics_observe(p->metrics, p->ops->m_seconds, labels, (double)job->run_us / 1e6);
+    }
+}
+
+void view_pool_free(struct view_pool *p)
+{
+    struct view_job *job, *next;
 
     if (p == NULL)
         return;
@@ -350,13 +384,13 @@ void search_pool_free(struct search_pool *p)
     for (; job != NULL; job = next) {
         next = job->next;
         gen_release(p, job->gen);
-        search_job_free(job);
+        p->ops->job_free(job);
     }
     for (job = p->finished; job != NULL; job = next) {
         next = job->next;
-        search_job_free(job);
+        p->ops->job_free(job);
     }
-    proj_search_reader_free(p->loop.reader);
+    p->ops->state_free(p->loop.state);
     gen_release(p, p->cur);
     event_free(p->wake);
     close(p->efd);
