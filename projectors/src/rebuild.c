@@ -1,7 +1,8 @@
 /*
  * Rebuilding a projection from offset 0: a PostgreSQL read model in one transaction
  * (readers see the old view until it commits), an LMDB view as a new generation swapped
- * in at the end; and checksums of the PostgreSQL tables.
+ * in at the end, or up to a given position of the log; and checksums of the PostgreSQL
+ * tables.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,40 +45,124 @@ static int rebuild_empty(PGconn *conn, const struct proj_projection *proj, struc
     return rc;
 }
 
+/* How far a bounded rebuild (proj_rebuild_view_until) is, for its progress callback. */
+struct rebuild_ctl {
+    proj_rebuild_progress_fn progress; /* NULL: none */
+    void *ud;
+    int64_t done;  /* records consumed so far, every partition */
+    int64_t total; /* sum of the bounds */
+};
+
+struct count_below {
+    int64_t end; /* records at or past this offset are not counted */
+    size_t n;
+};
+
+static int count_record(const struct es_log_record *rec, void *ud)
+{
+    struct count_below *c = ud;
+
+    if (rec->pos.offset >= c->end)
+        return 1;
+    c->n++;
+    return 0;
+}
+
+/* How many of the next @p max records from @p from have an offset below @p end (Kafka's
+ * offsets have gaps, so end - from records may reach past it). */
+static int records_below(struct es_log *log,
+                         int32_t p,
+                         int64_t from,
+                         int64_t end,
+                         size_t max,
+                         size_t *n,
+                         struct sp_errbuf *eb)
+{
+    struct count_below c = {end, 0};
+    int64_t next;
+    int rc = es_log_read(log, p, from, max, count_record, &c, &next, eb);
+
+    *n = c.n;
+    return rc < 0 ? rc : 0;
+}
+
+/* How many records the next batch from @p from applies: at most batch_max and, in a
+ * bounded rebuild (@p ctl), none at or past @p end. */
+static int batch_size(const struct proj_runner *r,
+                      struct es_log *log,
+                      int32_t p,
+                      int64_t from,
+                      int64_t end,
+                      const struct rebuild_ctl *ctl,
+                      size_t *max,
+                      struct sp_errbuf *eb)
+{
+    *max = (size_t)(end - from) < r->batch_max ? (size_t)(end - from) : r->batch_max;
+    return ctl != NULL ? records_below(log, p, from, end, *max, max, eb) : 0;
+}
+
+/* Add a batch's figures to @p total; a halt becomes SP_ESTATE. @return @p rc or that. */
+static int add_batch(struct proj_batch_stats *total,
+                     const struct proj_batch_stats *st,
+                     int rc,
+                     struct sp_errbuf *eb)
+{
+    total->applied += st->applied;
+    total->dead += st->dead;
+    if (rc != 0 || !st->halted)
+        return rc;
+    total->halted = true;
+    total->halt_offset = st->halt_offset;
+    snprintf(total->halt_error, sizeof(total->halt_error), "%s", st->halt_error);
+    return sp_err_set(eb, SP_ESTATE, NULL, "rebuild halted: %s", st->halt_error);
+}
+
+/* Tell a bounded rebuild's caller that @p n more records were consumed.
+ * @return 0, or SP_ESTATE if it asks to stop. */
+static int report(struct rebuild_ctl *ctl, int64_t n, struct sp_errbuf *eb)
+{
+    if (ctl == NULL || ctl->progress == NULL)
+        return 0;
+    ctl->done += n;
+    if (ctl->progress(ctl->done, ctl->total, ctl->ud) != 0)
+        return sp_err_set(eb, SP_ESTATE, NULL, "rebuild stopped by its caller");
+    return 0;
+}
+
 /* Apply partition @p p from 0 to @p end in batches inside the runner's open batch
- * (@p own_txn: one store transaction per batch instead); totals go into @p total. */
+ * (@p own_txn: one store transaction per batch instead); totals go into @p total. With
+ * @p ctl (a bounded rebuild), no record at or past @p end is applied and each batch is
+ * reported to its progress callback. */
 static int rebuild_partition(struct proj_runner *r,
                              struct es_log *log,
                              int32_t p,
                              int64_t end,
                              bool own_txn,
+                             struct rebuild_ctl *ctl,
                              struct proj_batch_stats *total,
                              struct sp_errbuf *eb)
 {
     struct proj_batch_stats st;
     int64_t from = 0;
+    size_t max;
     int rc = 0;
 
     while (rc == 0 && from < end) {
-        size_t max = (size_t)(end - from) < r->batch_max ? (size_t)(end - from) : r->batch_max;
+        if ((rc = batch_size(r, log, p, from, end, ctl, &max, eb)) != 0 || max == 0)
+            break;
         memset(&st, 0, sizeof(st));
         if (own_txn && (rc = r->ops->begin(r, eb)) != 0)
             break;
         rc = proj__apply_batch(r, log, p, from, max, &st, eb);
-        total->applied += st.applied;
-        total->dead += st.dead;
-        if (rc == 0 && st.halted) {
-            total->halted = true;
-            total->halt_offset = st.halt_offset;
-            snprintf(total->halt_error, sizeof(total->halt_error), "%s", st.halt_error);
-            rc = sp_err_set(eb, SP_ESTATE, NULL, "rebuild halted: %s", st.halt_error);
-        }
+        rc = add_batch(total, &st, rc, eb);
         if (rc == 0 && own_txn && (rc = r->ops->checkpoint_store(r, p, st.next_offset, eb)) == 0)
             rc = r->ops->commit(r, eb);
         if (rc != 0 && own_txn)
             r->ops->rollback(r);
         if (rc == 0 && st.next_offset == from)
             break; /* the log ended early (should not happen) */
+        if (rc == 0)
+            rc = report(ctl, st.next_offset - from, eb);
         from = st.next_offset;
     }
     if (rc == 0 && !own_txn)
@@ -126,13 +211,59 @@ int proj_rebuild(PGconn *conn,
     for (int32_t p = 0; rc == 0 && p < nparts; p++) {
         rc = es_log_end(log, p, &end, eb);
         if (rc == 0)
-            rc = rebuild_partition(r, log, p, end, false, stats, eb);
+            rc = rebuild_partition(r, log, p, end, false, NULL, stats, eb);
     }
     if (rc == 0)
         rc = r->ops->commit(r, eb);
     if (rc != 0)
         r->ops->rollback(r);
     proj_runner_free(r);
+    return rc;
+}
+
+/* Every partition's checkpoint set to its bound, in one last transaction: the view then
+ * holds the bound whether or not records were applied up to it (an empty partition,
+ * Kafka's trailing transaction markers). */
+static int
+store_bounds(struct proj_runner *r, const int64_t *ends, int32_t nparts, struct sp_errbuf *eb)
+{
+    int rc = r->ops->begin(r, eb);
+
+    for (int32_t p = 0; rc == 0 && p < nparts; p++)
+        rc = r->ops->checkpoint_store(r, p, ends[p], eb);
+    if (rc == 0)
+        rc = r->ops->commit(r, eb);
+    if (rc != 0)
+        r->ops->rollback(r);
+    return rc;
+}
+
+/* A new generation of the view from the log up to @p ends (see proj_rebuild_view_until;
+ * @p ctl NULL: proj_rebuild_view, up to the ends without a per-record bound). */
+static int rebuild_view(const struct proj_projection *proj,
+                        const char *view_dir,
+                        size_t map_size_bytes,
+                        struct es_log *log,
+                        const int64_t *ends,
+                        struct rebuild_ctl *ctl,
+                        size_t batch_max,
+                        enum proj_poison_policy policy,
+                        struct proj_batch_stats *stats,
+                        struct sp_errbuf *eb)
+{
+    int32_t nparts = es_log_partitions(log);
+    struct proj_runner *r = rebuild_runner(proj, batch_max, policy, view_dir, map_size_bytes);
+    int rc = proj__view_build_begin(r, eb);
+
+    for (int32_t p = 0; rc == 0 && p < nparts; p++)
+        rc = rebuild_partition(r, log, p, ends[p], true, ctl, stats, eb);
+    if (rc == 0 && ctl != NULL) {
+        stats->next_offset = nparts > 0 ? ends[0] : 0;
+        rc = store_bounds(r, ends, nparts, eb);
+    }
+    if (rc == 0)
+        rc = proj__view_build_commit(r, eb);
+    proj_runner_free(r); /* aborts an unfinished build */
     return rc;
 }
 
@@ -145,7 +276,6 @@ int proj_rebuild_view(const struct proj_projection *proj,
                       struct proj_batch_stats *stats,
                       struct sp_errbuf *eb)
 {
-    struct proj_runner *r;
     int32_t nparts = es_log_partitions(log);
     int64_t *ends = sp_xcalloc((size_t)(nparts > 0 ? nparts : 1), sizeof(*ends));
     int rc = 0;
@@ -158,15 +288,45 @@ int proj_rebuild_view(const struct proj_projection *proj,
     /* the ends first: the new generation holds the log up to them */
     for (int32_t p = 0; rc == 0 && p < nparts; p++)
         rc = es_log_end(log, p, &ends[p], eb);
-    r = rebuild_runner(proj, batch_max, policy, view_dir, map_size_bytes);
     if (rc == 0)
-        rc = proj__view_build_begin(r, eb);
-    for (int32_t p = 0; rc == 0 && p < nparts; p++)
-        rc = rebuild_partition(r, log, p, ends[p], true, stats, eb);
-    if (rc == 0)
-        rc = proj__view_build_commit(r, eb);
-    proj_runner_free(r); /* aborts an unfinished build */
+        rc = rebuild_view(proj, view_dir, map_size_bytes, log, ends, NULL, batch_max, policy, stats,
+                          eb);
     free(ends);
+    return rc;
+}
+
+int proj_rebuild_view_until(const struct proj_projection *proj,
+                            const char *view_dir,
+                            size_t map_size_bytes,
+                            struct es_log *log,
+                            const int64_t *ends,
+                            size_t batch_max,
+                            enum proj_poison_policy policy,
+                            proj_rebuild_progress_fn progress,
+                            void *ud,
+                            struct proj_batch_stats *stats,
+                            struct sp_errbuf *eb)
+{
+    struct rebuild_ctl ctl = {progress, ud, 0, 0};
+    int32_t nparts = es_log_partitions(log);
+    int64_t end;
+    int rc = 0;
+
+    memset(stats, 0, sizeof(*stats));
+    if (proj->store != PROJ_STORE_LMDB)
+        return sp_err_set(eb, SP_EINVAL, NULL, "projection \"%s\" is not an LMDB view", proj->name);
+    for (int32_t p = 0; rc == 0 && p < nparts; p++) {
+        if ((rc = es_log_end(log, p, &end, eb)) != 0)
+            break;
+        if (ends[p] < 0 || ends[p] > end)
+            rc = sp_err_set(eb, SP_EINVAL, NULL,
+                            "position %d:%lld is beyond the end of partition %d (next offset %lld)",
+                            (int)p, (long long)ends[p], (int)p, (long long)end);
+        ctl.total += ends[p];
+    }
+    if (rc == 0)
+        rc = rebuild_view(proj, view_dir, map_size_bytes, log, ends, &ctl, batch_max, policy, stats,
+                          eb);
     return rc;
 }
 

@@ -18,6 +18,7 @@ static const struct replay_cmd cmds[] = {
     {"verify", "check checksums, decoding and stream versions", replay_cmd_verify},
     {"checksum", "print a checksum of a projection's tables", replay_cmd_checksum},
     {"copy-log", "copy the embedded log into kafka (--to kafka)", replay_cmd_copy_log},
+    {"export", "export analytics tables or events as CSV / NDJSON", replay_cmd_export},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -1,4 +1,5 @@
-/* stockpot-replay: the operator CLI (migrate, rebuild, dump, verify, checksum, copy-log). */
+/* stockpot-replay: the operator CLI (migrate, rebuild, dump, verify, checksum, copy-log,
+ * export). */
 #include <stdio.h>
 #include <string.h>
 

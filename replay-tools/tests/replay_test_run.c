@@ -1,4 +1,5 @@
-/* Runs the stockpot-replay binary as a child process for the integration tests. */
+/* Runs the stockpot-replay binary (or another program) as a child process for the
+ * integration tests. */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
@@ -32,19 +33,11 @@ static char *read_all(int fd)
     return buf;
 }
 
-int replay_test_run(char **out, const char *const *args)
+int replay_test_exec(char **out, char *const *argv)
 {
-    const char *bin = getenv("SP_BINARY_DIR");
-    char path[512];
-    char *argv[16];
-    int argc = 0, fds[2], status = 0;
+    int fds[2], status = 0;
     pid_t pid;
 
-    snprintf(path, sizeof(path), "%s/bin/stockpot-replay", bin ? bin : "..");
-    argv[argc++] = path;
-    for (size_t i = 0; args[i] != NULL && argc < 15; i++)
-        argv[argc++] = strdup(args[i]); /* execv's argv is not const; no malloc after fork */
-    argv[argc] = NULL;
     assert_int_equal(pipe(fds), 0);
     pid = fork();
     assert_true(pid >= 0);
@@ -53,14 +46,30 @@ int replay_test_run(char **out, const char *const *args)
         dup2(fds[1], 2);
         close(fds[0]);
         close(fds[1]);
-        execv(path, argv);
+        execvp(argv[0], argv);
         _exit(127);
     }
     close(fds[1]);
     *out = read_all(fds[0]);
     close(fds[0]);
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int replay_test_run(char **out, const char *const *args)
+{
+    const char *bin = getenv("SP_BINARY_DIR");
+    char path[512];
+    char *argv[16];
+    int argc = 0, rc;
+
+    snprintf(path, sizeof(path), "%s/bin/stockpot-replay", bin ? bin : "..");
+    argv[argc++] = path;
+    for (size_t i = 0; args[i] != NULL && argc < 15; i++)
+        argv[argc++] = strdup(args[i]); /* execv's argv is not const; no malloc after fork */
+    argv[argc] = NULL;
+    rc = replay_test_exec(out, argv);
     for (int i = 1; i < argc; i++)
         free(argv[i]);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return rc;
 }

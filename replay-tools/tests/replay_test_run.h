@@ -13,4 +13,12 @@
  */
 int replay_test_run(char **out, const char *const *args);
 
+/**
+ * Run @p argv (argv[0] looked up in PATH) with stderr merged into stdout.
+ * @param[out] out  everything it wrote, NUL-terminated; owned: free()
+ * @return its exit status; -1 if it did not exit (killed by a signal); 127 if it could not
+ *         be started. Fails the test if the child cannot be forked.
+ */
+int replay_test_exec(char **out, char *const *argv);
+
 #endif

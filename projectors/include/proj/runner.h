@@ -211,6 +211,46 @@ SP_MUST_CHECK int proj_rebuild_view(const struct proj_projection *proj,
                                     struct sp_errbuf *eb);
 
 /**
+ * Progress of a bounded rebuild, after each batch.
+ * @param done   records consumed so far, over every partition
+ * @param total  records to consume, about (the sum of the bounds: on Kafka, offsets)
+ * @return 0 to go on; non-zero stops the rebuild (it fails with SP_ESTATE, nothing kept).
+ */
+typedef int (*proj_rebuild_progress_fn)(int64_t done, int64_t total, void *ud);
+
+/**
+ * Build a view of @p proj (PROJ_STORE_LMDB) as of a position of the log, as
+ * proj_rebuild_view does (a new generation in @p view_dir, swapped in at the end), but
+ * each partition p applied from 0 up to, NOT including, offset @p ends[p]: the records
+ * with offset < ends[p], the meaning of a checkpoint ("next offset to apply"). No record
+ * at or past the bound is applied, on Kafka too (whose offsets have gaps: each batch is
+ * counted up to the bound before it is applied, one more read per batch). At the end
+ * every partition's checkpoint is set to its bound (0 included), so proj_view_checkpoints
+ * on the view gives @p ends back. The same log and @p ends give the same view contents
+ * (proj_view_checksum) whenever it runs. stockpot-replay export --until builds a private
+ * view with it in a temporary directory.
+ * @param ends      es_log_partitions(log) offsets, each between 0 and the partition's end
+ *                  (es_log_end), checked first
+ * @param progress  called after each batch; may be NULL
+ * @param[out] stats  totals (next_offset = ends[0])
+ * @return 0; SP_EINVAL if an end is negative or beyond its partition's end (eb names it);
+ *         SP_ESTATE if a poison event halted it (policy halt), @p progress stopped it or
+ *         another rebuild of the view runs; SP_EDB / -errno / es_log errors. On error the
+ *         new generation is removed.
+ */
+SP_MUST_CHECK int proj_rebuild_view_until(const struct proj_projection *proj,
+                                          const char *view_dir,
+                                          size_t map_size_bytes,
+                                          struct es_log *log,
+                                          const int64_t *ends,
+                                          size_t batch_max,
+                                          enum proj_poison_policy policy,
+                                          proj_rebuild_progress_fn progress,
+                                          void *ud,
+                                          struct proj_batch_stats *stats,
+                                          struct sp_errbuf *eb);
+
+/**
  * Stable checksum of the projection's tables: md5 over the md5 of each table's rows as
  * text in its total order (checkpoints and dead letters excluded), 32 hex digits.
  * @param out  ≥ 33 bytes

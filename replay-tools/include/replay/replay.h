@@ -114,4 +114,71 @@ int replay_cmd_checksum(const struct sp_config *cfg, int argc, char **argv);
  */
 int replay_cmd_copy_log(const struct sp_config *cfg, int argc, char **argv);
 
+/**
+ * `export analytics|events [options]`: write what the log and the analytics view hold as
+ * files another tool can read, reproducibly: the same source gives the same bytes.
+ *
+ * `export analytics --from DATE --to DATE --format csv|ndjson --out DIR [--force]
+ * [--until POS[,POS...]] [--window W[,W...]] [--limit N] [--at TIME] [--tmp-dir DIR]`:
+ * one file per table of the analytics view (proj/analytics.h) into DIR, created (a DIR
+ * that exists and is not empty only with --force, which replaces the files of the same
+ * names and removes an old manifest.json first):
+ *  - days.<ext>: date, active, then every counter by proj_analytics_counter_name, one row
+ *    per day of [from, to] (at most PROJ_ANALYTICS_MAX_RANGE_DAYS days);
+ *  - active.<ext>: granularity (day, week, month), start, end, active: every period
+ *    overlapping [from, to], clipped to it (proj_analytics_active_periods);
+ *  - popular.<ext>: window, rank, recipe_id, title, author_id, score, likes, comments,
+ *    unlikes: the N (default and at most 100) most popular recipes of each window W
+ *    (24h, 7d, 30d, all; default all four) ending at TIME (YYYY-MM-DD = the end of that
+ *    day, or RFC 3339; default 23:59:59.999999 of `to`);
+ *  - retention.<ext>: cohort_week, size, week (0 = the signup week), active, share
+ *    (active / size, 6 decimals; 0 for an empty cohort);
+ *  - manifest.json, written last (its presence means the export is complete):
+ *    {"format": "stockpot-export/1", "kind": "analytics", "from", "to", "popular": {"at",
+ *    "windows", "limit"}, "position": ["<partition>:<next offset>", ...], "files":
+ *    [{"name", "rows", "sha256"}, ...]}.
+ * The view is the live one, <views.dir>/analytics, read in one snapshot whose checkpoints
+ * are the position (a partition without a checkpoint is at 0). With --until, a private
+ * view of the log up to the given position is built in a temporary directory under
+ * --tmp-dir ($TMPDIR, else /tmp) with proj_rebuild_view_until (projector.poison_policy,
+ * views.batch_max, views.map_size_mb), exported, then removed.
+ *
+ * `export events --format ndjson|csv [--out FILE|-] [--force] [--type T[,T...]]
+ * [--from DATE] [--to DATE] [--until POS[,POS...]]`: one row per event in log order
+ * (partition 0 first, offset order within a partition): partition, offset, stream,
+ * stream_version, type, time (RFC 3339 UTC µs), actor (null if none), id, data (the
+ * payload as compact JSON: an object in NDJSON, its text in CSV) without the secret
+ * fields password_hash, refresh_hash and token_hash (export_events.c lists them), kept
+ * when the type is one of T (catalogue names) and the UTC day of its time is within
+ * [from, to] (either bound optional). Streamed: memory does not grow with the log. To
+ * stdout by default; --out FILE (replaced only with --force), when it is a regular file,
+ * also gets FILE.manifest.json, shaped as above with kind "events", "types" (null = every type),
+ * "skipped" (records that fail their checksum or do not decode: reported on stderr and
+ * left out) and one file.
+ *
+ * --until: one "<partition>:<offset>" per partition of the log (es_position_parse;
+ * comma-separated, or --until repeated), the EXCLUSIVE bound: the records with offset
+ * below it, as a checkpoint or a manifest's position means it (so a manifest's position
+ * given back as --until exports the same records). Every partition must be named
+ * exactly once, each at most its end: a partition left out, named twice, unknown, or a
+ * position past the end is refused. Without --until the bound is each partition's end
+ * when the export starts. Same log and same --until: byte-identical files (manifest
+ * included), whenever and wherever it runs: no file holds the time of the run.
+ *
+ * CSV is RFC 4180 (header row, CRLF line ends, fields with a comma, a quote or a line
+ * break quoted, quotes doubled); NDJSON is one compact JSON object per line, keys in
+ * column order, ids as strings; UTF-8 throughout; numbers in the C locale. A progress
+ * line (events, events/s, ETA) is drawn on stderr while folding (--until) or exporting
+ * events, only when stderr is a terminal. SIGINT / SIGTERM stop the export and remove
+ * what it wrote.
+ * @return REPLAY_EXIT_OK; REPLAY_EXIT_USAGE for bad options (a missing or bad date, an
+ *         inverted or too long range, an unknown format, window or type, a bad --until
+ *         position or one that does not fit the log); REPLAY_EXIT_FAIL if the view is not
+ *         built (the message suggests `stockpot-replay rebuild analytics`), DIR is not
+ *         empty or FILE exists without --force, the log or the view cannot be read, a
+ *         write fails, a poison event halts the private view (projector.poison_policy =
+ *         halt), or it was interrupted; what was written is then removed.
+ */
+int replay_cmd_export(const struct sp_config *cfg, int argc, char **argv);
+
 #endif
