@@ -421,7 +421,7 @@ class Daemon:
 class Cluster:
     """A fresh database, temp dirs, free ports and the daemons of one test module."""
 
-    def __init__(self, name, extra_env=None):
+    def __init__(self, name, extra_env=None, kafka_partitions=None):
         require_pg()
         self.name = name
         self.daemons = {}
@@ -460,7 +460,8 @@ class Cluster:
         self.backend = BACKEND
         if BACKEND == "kafka":
             # a topic (and a mock cluster) of its own per Cluster, i.e. per test class
-            self.kafka = KafkaMock(self.tmp, "stockpot.e2e.%s.%d" % (name, os.getpid()))
+            self.kafka = KafkaMock(self.tmp, "stockpot.e2e.%s.%d" % (name, os.getpid()),
+                                   partitions=kafka_partitions)
             env.update(self.kafka.env())
             env["STOCKPOT_KAFKA_TRANSACTIONAL_ID"] = "stockpot-e2e-%s-%d" % (name, os.getpid())
         else:
