@@ -38,6 +38,12 @@ if(NOT TARGET roaring::roaring)
   message(FATAL_ERROR "CRoaring not found: apt-get install libroaring-dev (or run deploy/install-deps.sh)")
 endif()
 
+# simdjson (the log's JSON parser, event-store/src/json_parse.cc) ships a CMake package.
+find_package(simdjson CONFIG QUIET)
+if(NOT TARGET simdjson::simdjson)
+  message(FATAL_ERROR "simdjson not found: apt-get install libsimdjson-dev (or run deploy/install-deps.sh)")
+endif()
+
 # sp_add_test(NAME <name> SOURCES <files...> LIBS <targets...> LABEL unit|integration [TIMEOUT s])
 function(sp_add_test)
   cmake_parse_arguments(T "" "NAME;LABEL;TIMEOUT" "SOURCES;LIBS" ${ARGN})

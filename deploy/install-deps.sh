@@ -12,6 +12,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libpq-dev liblmdb-dev libjansson-dev libevent-dev libjwt-dev
   libargon2-dev libxxhash-dev libssl-dev libutf8proc-dev libstemmer-dev libroaring-dev
+  libsimdjson-dev
   # tests: cmocka, sanitizers and fuzzing (clang), formatting
   libcmocka-dev clang libclang-rt-14-dev clang-format python3-jsonschema
   # run: PostgreSQL server + pg_virtualenv, LMDB tools, importer, health checks

@@ -11,6 +11,7 @@
 
 #include "es/catalogue.h"
 #include "es/event.h"
+#include "json_parse.h"
 #include "sp/alloc.h"
 #include "sp/time.h"
 
@@ -330,15 +331,13 @@ static int decode_attrs(json_t *root, struct es_event *ev, struct sp_errbuf *eb)
 
 int es_event_decode(const void *json, size_t len, struct es_event *ev, struct sp_errbuf *eb)
 {
-    json_error_t jerr;
+    struct sp_errbuf jerr = {{0}, {0}};
     json_t *root;
     int rc;
 
     es_event_release(ev);
-    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL)
-        return sp_err_set(eb, SP_ECORRUPT, NULL, "event is not valid JSON: %s at byte %d",
-                          jerr.text, jerr.position);
+    if (es__json_parse(json, len, &root, &jerr) != 0)
+        return sp_err_set(eb, SP_ECORRUPT, NULL, "event is not valid JSON: %s", jerr.msg);
     if (!json_is_object(root)) {
         rc = sp_err_set(eb, SP_ESCHEMA, NULL, "event is not a JSON object");
         goto out_free_root;
