@@ -115,8 +115,8 @@ static const struct sp__cfg_key sp__keys[] = {
      "comma-separated usernames (case-insensitive) whose access tokens, issued at login and "
      "refresh, carry the role \"operator\" that the query API's /analytics routes require "
      "(\"\" = nobody)"},
-    {"analytics.threads", SP__CFG_INT, "1", 0, 64, NULL,
-     "query-api threads running analytics queries (0 = on the event loop)"},
+    {"analytics.threads", SP__CFG_INT, "2", 0, 64, NULL,
+     "query-api threads running analytics queries (0 = on the event loop); one per core"},
 };
 
 #define SP__NKEYS (sizeof(sp__keys) / sizeof(sp__keys[0]))

@@ -74,7 +74,8 @@ static int union_one(void *ud, int32_t bucket, const MDB_val *v, struct sp_errbu
     int rc = an__bitmap_decode(v, &bm, u->what, eb);
     if (rc != 0)
         return rc;
-    roaring_bitmap_or_inplace(u->acc, bm);
+    /* lazy: containers' cardinalities are fixed once, at the end (active_union) */
+    roaring_bitmap_lazy_or_inplace(u->acc, bm, true);
     roaring_bitmap_free(bm);
     return 0;
 }
@@ -93,6 +94,7 @@ static int active_union(const struct proj_analytics_dbs *dbs,
         roaring_bitmap_free(u.acc);
         return rc;
     }
+    roaring_bitmap_repair_after_lazy(u.acc);
     *out = u.acc;
     return 0;
 }
@@ -339,6 +341,55 @@ static int cand_cmp(const void *pa, const void *pb)
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
+/* Candidates of a window beyond the limit ranked by the heap, for deleted recipes. */
+#define POPULAR_SPARE 32
+
+static void cand_swap(struct cand *a, struct cand *b)
+{
+    struct cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Sift down in a heap whose root is the worst candidate (the last in rank order). */
+static void heap_down(struct cand *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && cand_cmp(&h[l], &h[worst]) > 0)
+            worst = l;
+        if (r < n && cand_cmp(&h[r], &h[worst]) > 0)
+            worst = r;
+        if (worst == i)
+            return;
+        cand_swap(&h[i], &h[worst]);
+        i = worst;
+    }
+}
+
+/*
+ * Move the best @p k of c[0..n) (rank order: score descending, id ascending) to c[0..k),
+ * sorted, by a bounded heap. @return min(k, n).
+ */
+static size_t select_best(struct cand *c, size_t n, size_t k)
+{
+    if (n <= k) {
+        if (n > 0) /* qsort(NULL, 0, ...) is undefined */
+            qsort(c, n, sizeof(*c), cand_cmp);
+        return n;
+    }
+    for (size_t i = k / 2; i-- > 0;)
+        heap_down(c, k, i);
+    for (size_t i = k; i < n; i++) {
+        if (cand_cmp(&c[i], &c[0]) < 0) { /* better than the worst kept */
+            cand_swap(&c[i], &c[0]);
+            heap_down(c, k, 0);
+        }
+    }
+    qsort(c, k, sizeof(*c), cand_cmp);
+    return k;
+}
+
 /* Fill @p out from recipe @p id if it is not deleted. @return 1 if taken, 0 if skipped. */
 static int take_recipe(const struct proj_analytics_dbs *dbs,
                        MDB_txn *txn,
@@ -489,13 +540,23 @@ int proj_analytics_popular(const struct proj_analytics_dbs *dbs,
         rc = window_sum(txn, dbs->recipe_days, d - span + 1, d, &a, eb);
     }
     if (rc == 0) {
-        if (a.n > 0) /* qsort(NULL, 0, ...) is undefined */
-            qsort(a.c, a.n, sizeof(*a.c), cand_cmp);
-        for (size_t i = 0; i < a.n && *n < limit; i++) {
-            if ((rc = take_recipe(dbs, txn, a.c[i].id, &a.c[i].c, &out[*n], eb)) < 0)
-                break;
-            *n += (size_t)rc;
-            rc = 0;
+        /* The best limit + POPULAR_SPARE candidates first (a bounded heap, O(n log k)); a
+         * full sort only if deleted recipes among them leave the answer short. */
+        size_t k = select_best(a.c, a.n, limit + POPULAR_SPARE), i = 0;
+        for (int pass = 0; pass < 2 && rc == 0 && *n < limit; pass++) {
+            if (pass == 1) {
+                if (k == a.n)
+                    break; /* every candidate was taken already */
+                qsort(a.c, a.n, sizeof(*a.c), cand_cmp);
+                k = a.n;
+                /* skip the ones the first pass looked at: they are the same, in order */
+            }
+            for (; i < k && *n < limit; i++) {
+                if ((rc = take_recipe(dbs, txn, a.c[i].id, &a.c[i].c, &out[*n], eb)) < 0)
+                    break;
+                *n += (size_t)rc;
+                rc = 0;
+            }
         }
     }
     proj__idmap_release(&a.ix);

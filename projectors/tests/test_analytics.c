@@ -686,12 +686,56 @@ static void test_poison(void **state)
     fx_close(&b);
 }
 
+/* Popular over many candidates: the bounded selection, and its fallback to a full sort when
+ * deleted recipes fill the top of the ranking. Recipe 1000 + i gets i likes (i = 1..200) on
+ * one day; the 45 best are deleted, so the top 10 are recipes 1155 down to 1146. */
+static void test_popular_many(void **state)
+{
+    (void)state;
+    struct fx f;
+    int32_t d = day_of("2026-11-10");
+    size_t n = 0, cap = 200 * 201 / 2 + 300;
+    struct es_event **evs = calloc(cap, sizeof(*evs));
+    struct proj_analytics_recipe r[10];
+    size_t nr;
+    MDB_txn *txn;
+
+    assert_non_null(evs);
+    evs[n++] = registered(1, at(d, 0, 0, 0, 0), 0);
+    for (int i = 1; i <= 200; i++) {
+        evs[n++] = created(1000 + (uint64_t)i, 1, "R", at(d, 1, 0, 0, 0), 0);
+        for (int k = 0; k < i; k++)
+            evs[n++] = reaction("RecipeLiked", 1, 1000 + (uint64_t)i, 1, at(d, 2, 0, 0, k), 0);
+    }
+    for (int i = 200; i > 155; i--)
+        evs[n++] = deleted(1000 + (uint64_t)i, 1, at(d, 3, 0, 0, 0), 0);
+    assert_true(n <= cap);
+    fx_open(&f);
+    fx_batch(&f, evs, n, NULL);
+    assert_int_equal(mdb_txn_begin(f.env, NULL, MDB_RDONLY, &txn), 0);
+    for (int w = 0; w < 2; w++) {
+        enum proj_analytics_window win = w ? PROJ_AN_WINDOW_ALL : PROJ_AN_WINDOW_7D;
+        assert_int_equal(
+            proj_analytics_popular(&f.dbs, txn, win, at(d, 12, 0, 0, 0), 10, r, &nr, NULL), 0);
+        assert_int_equal(nr, 10);
+        for (int i = 0; i < 10; i++) {
+            assert_int_equal(r[i].id, 1155 - i);
+            assert_int_equal(r[i].score, 155 - i);
+        }
+    }
+    mdb_txn_abort(txn);
+    for (size_t i = 0; i < n; i++)
+        ev_free(evs[i]);
+    free(evs);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),         cmocka_unit_test(test_example),
         cmocka_unit_test(test_interleavings), cmocka_unit_test(test_pending),
-        cmocka_unit_test(test_poison),
+        cmocka_unit_test(test_poison),        cmocka_unit_test(test_popular_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

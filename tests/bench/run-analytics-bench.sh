@@ -3,6 +3,8 @@
 # stockpot-loggen over --days simulated days from the recipes of --data), no HTTP writes:
 #  1. `stockpot-replay verify` over the log: reading, checksumming, decoding and checking
 #     every event against the catalogue, with no view (the floor any rebuild stands on);
+#     and bench_json_parse on its first 100,000 events: the log's JSON parser (simdjson)
+#     against jansson's json_loadb, which it replaced, same run;
 #  2. `stockpot-replay rebuild analytics`, --repeat times: events/s (and peak RSS), and
 #     its ratio to verify's events/s of the same run; the view's disk size;
 #  3. the query API over that view: GET /analytics/summary over 90 days (--requests, over
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --requests) REQUESTS=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
     --build) BUILD=$(realpath -m "$2"); shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run-analytics-bench.sh: unknown argument \"$1\"" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +46,7 @@ export SP_BENCH_BUILD=$BUILD
 
 if [ -z "${SP_BENCH_IN_PG:-}" ]; then
     [ -r "$DATA" ] || { echo "run-analytics-bench.sh: cannot read --data \"$DATA\"" >&2; exit 2; }
-    bench_build_missing stockpot-query-api stockpot-replay stockpot-loggen bench_http
+    bench_build_missing stockpot-query-api stockpot-replay stockpot-loggen bench_http bench_json_parse
     bench_reexec_in_pg --events "$EVENTS" --days "$DAYS" --data "$DATA" --connections "$CONNECTIONS" \
         --requests "$REQUESTS" --repeat "$REPEAT" --build "$BUILD"
 fi
@@ -75,6 +77,8 @@ echo "== verify (read, checksum, decode, catalogue check; no view)"
 timed "$BIN/stockpot-replay" verify
 VERIFY=$(rate "$EVENTS" "$SECS")
 echo "verify:  $SECS s, $VERIFY events/s, peak RSS $RSS_MB MB"
+"$BIN/stockpot-replay" dump --limit 100000 >"$TMP/dump.ndjson"
+"$BIN/bench_json_parse" "$TMP/dump.ndjson" --repeat 3
 
 echo "== rebuild analytics (x$REPEAT)"
 best=0
@@ -124,9 +128,11 @@ for kind in summary popular retention; do
     "$BIN/bench_http" --port "$STOCKPOT_QUERY_PORT" --get-paths "$TMP/$kind.paths" --token "$TOKEN" \
         --connections "$CONNECTIONS" --requests "$n" | grep -E 'requests|latency'
 done
-echo "-- summary, one connection"
-"$BIN/bench_http" --port "$STOCKPOT_QUERY_PORT" --get-paths "$TMP/summary.paths" --token "$TOKEN" \
-    --connections 1 --requests $((REQUESTS / 4)) | grep -E 'requests|latency'
+for c in 4 1; do
+    echo "-- summary, $c connection(s)"
+    "$BIN/bench_http" --port "$STOCKPOT_QUERY_PORT" --get-paths "$TMP/summary.paths" --token "$TOKEN" \
+        --connections "$c" --requests $((REQUESTS / 4)) | grep -E 'requests|latency'
+done
 
 echo "== export"
 END=$(python3 -c 'import datetime, sys; print(datetime.date.fromisoformat(sys.argv[1]) + datetime.timedelta(days=364))' "$START")
