@@ -19,6 +19,8 @@ PACKAGES=(
   postgresql postgresql-common lmdb-utils python3 curl procps
   # benchmarks: the search benchmark's peers (tests/bench/search/peer_*.py)
   python3-xapian python3-psycopg2
+  # benchmarks: the throughput benchmark's load generator and its static-file peer
+  wrk nginx-light
 )
 
 check_only=0

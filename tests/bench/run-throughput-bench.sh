@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Throughput benchmark (issue 11): every figure next to a peer measured in the same run on
+# this machine (loopback only, bounded in count and time).
+#  1. stockpot-loggen appends --events events (default 1,000,000) to a fresh embedded log;
+#  2. peer: PostgreSQL's own COPY of those events as rows (`stockpot-replay export events
+#     --format csv`: partition, offset, stream, version, type, time, actor, id and the
+#     payload as jsonb), rows/s;
+#  3. the projector (projection pg only) catching up on the log from an empty read model,
+#     events/s, until its /metrics show no lag; then `stockpot-replay rebuild pg`, events/s;
+#     each as a ratio to COPY's rows/s;
+#  4. ingest: POST /recipes (a ~350-byte recipe) with wrk at 16, 64 and 256 keep-alive
+#     connections, commands/s and p50/p99, next to nginx serving a static JSON file of the
+#     same size with the same wrk settings: ratio of requests/s;
+#  5. peak RSS (VmHWM) of each daemon.
+#
+# usage: tests/bench/run-throughput-bench.sh [--events N] [--data FILE] [--duration S]
+#            [--build DIR]
+#   --events N     log size for steps 1-3 (default 1000000)
+#   --duration S   seconds of each wrk run (default 10)
+#   --data FILE    recipes for the log (default ../shared/data/recipes.jsonl, read in place)
+# Needs wrk and nginx (deploy/install-deps.sh). PostgreSQL comes from pg_virtualenv.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DATA=$(realpath -m "$ROOT/../shared/data/recipes.jsonl")
+EVENTS=1000000
+DURATION=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --events) EVENTS=$2; shift 2 ;;
+    --data) DATA=$(realpath "$2"); shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --build) BUILD=$(realpath -m "$2"); shift 2 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "run-throughput-bench.sh: unknown argument \"$1\"" >&2; exit 2 ;;
+    esac
+done
+export SP_BENCH_BUILD=$BUILD
+
+if [ -z "${SP_BENCH_IN_PG:-}" ]; then
+    for tool in wrk nginx; do
+        command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+            { echo "run-throughput-bench.sh: $tool missing: run deploy/install-deps.sh" >&2; exit 1; }
+    done
+    [ -r "$DATA" ] || { echo "run-throughput-bench.sh: cannot read --data \"$DATA\"" >&2; exit 2; }
+    bench_build_missing --all stockpot-command-api stockpot-projector stockpot-replay stockpot-loggen
+    bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --build "$BUILD"
+fi
+
+bench_stack_init throughput
+export STOCKPOT_PROJECTOR_PROJECTIONS=pg STOCKPOT_AUTH_RATE_LIMIT_PER_MINUTE=0
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+now_s() { date +%s.%N; }
+rate() { python3 -c 'import sys; print("%.0f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+pct() { python3 -c 'import sys; print("%.1f%%" % (100 * float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+hwm() { awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+declare -A RSS=()
+
+bench_print_machine
+echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min); wrk $(wrk --version 2>&1 | head -1 | cut -d' ' -f2); $("$NGINX" -v 2>&1)"
+
+echo "== 1. log: stockpot-loggen --events $EVENTS"
+t0=$(now_s)
+"$BIN/stockpot-loggen" --events "$EVENTS" --recipes "$DATA" --days 60 >"$TMP/loggen.json"
+GEN_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(now_s)")
+echo "generated $EVENTS events in $GEN_S s: $(rate "$EVENTS" "$GEN_S") events/s"
+
+echo "== 2. peer: PostgreSQL COPY of the same events as rows"
+"$BIN/stockpot-replay" export events --format csv --out "$TMP/events.csv" >/dev/null
+psql -X -q -d "$DB" -c "CREATE UNLOGGED TABLE copy_peer (partition int, \"offset\" bigint,
+    stream text, stream_version bigint, type text, time timestamptz, actor bigint, id uuid,
+    data jsonb)"
+t0=$(now_s)
+psql -X -q -d "$DB" -c "\\copy copy_peer FROM '$TMP/events.csv' CSV HEADER"
+COPY_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(now_s)")
+COPY_RATE=$(rate "$EVENTS" "$COPY_S")
+echo "COPY $EVENTS rows ($(du -sh "$TMP/events.csv" | cut -f1) of CSV) in $COPY_S s: $COPY_RATE rows/s"
+psql -X -q -d "$DB" -c "DROP TABLE copy_peer"
+
+echo "== 3. PostgreSQL projection on $EVENTS events"
+"$BIN/stockpot-replay" migrate >/dev/null
+t0=$(now_s)
+start projector
+python3 - "$STOCKPOT_PROJECTOR_PORT" <<'EOF'
+import http.client, re, sys, time
+port, deadline, streak = int(sys.argv[1]), time.monotonic() + 7200, 0
+LAG = re.compile(r'^stockpot_projection_lag_events\{[^}]*projection="pg"[^}]*\} (\S+)$', re.M)
+while time.monotonic() < deadline:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/metrics")
+    lags = [float(x) for x in LAG.findall(c.getresponse().read().decode())]
+    streak = streak + 1 if lags and max(lags) == 0 else 0
+    if streak == 2:
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit("the projector did not catch up in 2 hours")
+EOF
+LIVE_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1]) - 0.2))' "$t0" "$(now_s)")
+LIVE_RATE=$(rate "$EVENTS" "$LIVE_S")
+RSS[projector]=$(hwm "${PIDS[projector]}")
+kill -TERM "${PIDS[projector]}"
+wait "${PIDS[projector]}" || true
+unset "PIDS[projector]"
+echo "live catch-up: $LIVE_S s, $LIVE_RATE events/s = $(pct "$LIVE_RATE" "$COPY_RATE") of COPY (target >= 10%)"
+t0=$(now_s)
+"$BIN/stockpot-replay" rebuild pg >"$TMP/rebuild.out" 2>&1
+REBUILD_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(now_s)")
+REBUILD_RATE=$(rate "$EVENTS" "$REBUILD_S")
+echo "rebuild pg: $REBUILD_S s, $REBUILD_RATE events/s = $(pct "$REBUILD_RATE" "$COPY_RATE") of COPY (target >= 15%)"
+
+echo "== 4. ingest: POST /recipes against nginx serving a static file of the same size (wrk, $DURATION s each)"
+export STOCKPOT_LOG_DIR=$TMP/ingest-log STOCKPOT_WRITEMODEL_DIR=$TMP/ingest-wm
+mkdir -p "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
+start command
+api() { # method path body [token] -> response body
+    python3 - "$STOCKPOT_COMMAND_PORT" "$@" <<'EOF'
+import http.client, sys
+port, method, path, body = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+hd = {"Content-Type": "application/json"}
+if len(sys.argv) > 5:
+    hd["Authorization"] = "Bearer " + sys.argv[5]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+c.request(method, path, body=body.encode(), headers=hd)
+r = c.getresponse()
+data = r.read().decode()
+if r.status >= 300:
+    sys.exit("%s %s -> %d %s" % (method, path, r.status, data))
+print(data)
+EOF
+}
+api POST /auth/register '{"username":"bencher","email":"bench@example.com","password":"bench password 1"}' >/dev/null
+TOKEN=$(api POST /auth/login '{"username":"bencher","password":"bench password 1"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+BODY='{"title":"Weeknight tomato soup","description":"A quick soup from the pantry.","ingredients":["1 onion","2 cloves garlic","800 g tinned tomatoes","500 ml stock","salt"],"steps":["Soften the onion and garlic.","Add the tomatoes and stock, simmer 15 minutes.","Blend and season."],"tags":["soup","quick"]}'
+mkdir -p "$TMP/www"
+printf '%s' "$BODY" >"$TMP/www/recipe.json"
+echo "body: ${#BODY} bytes (the static file has the same bytes)"
+NGINX_PORT=$(free_port)
+cat >"$TMP/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx-body;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / { root $TMP/www; }
+    }
+}
+EOF
+"$NGINX" -c "$TMP/nginx.conf" -p "$TMP" &
+PIDS[nginx]=$!
+sleep 0.5
+cat >"$TMP/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = [[$BODY]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+EOF
+# wrk_run URL CONNECTIONS [SCRIPT] -> "requests/s p50_ms p99_ms non2xx"
+wrk_run() {
+    local out
+    out=$(wrk -t2 -c"$2" -d"${DURATION}s" --latency ${3:+-s "$3"} "$1")
+    python3 - "$out" <<'EOF'
+import re, sys
+out = sys.argv[1]
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+print("%.0f %.2f %.2f %s" % (rps, pct["50"], pct["99"], bad.group(1) if bad else "0"))
+EOF
+}
+printf '%-12s %14s %12s %12s %12s %14s %12s %8s\n' connections "POST /recipes" p50_ms p99_ms non2xx "nginx static" p99_ms ratio
+for c in 16 64 256; do
+    read -r s_rps s_p50 s_p99 s_bad <<<"$(wrk_run "http://127.0.0.1:$STOCKPOT_COMMAND_PORT/recipes" "$c" "$TMP/post.lua")"
+    read -r n_rps _ n_p99 _ <<<"$(wrk_run "http://127.0.0.1:$NGINX_PORT/recipe.json" "$c")"
+    printf '%-12s %14s %12s %12s %12s %14s %12s %8s\n' "$c" "$s_rps/s" "$s_p50" "$s_p99" "$s_bad" \
+        "$n_rps/s" "$n_p99" "$(pct "$s_rps" "$n_rps")"
+done
+RSS[command]=$(hwm "${PIDS[command]}")
+
+echo "== 5. peak RSS (VmHWM)"
+echo "stockpot-projector (catch-up of $EVENTS events): ${RSS[projector]}"
+echo "stockpot-command-api (ingest runs): ${RSS[command]}"
+echo "targets: rebuild pg >= 15% and live catch-up >= 10% of COPY rows/s;" \
+    "POST /recipes >= 50% of nginx at 256 connections (p99 <= 20 ms) and >= 25% at 16"
