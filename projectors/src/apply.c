@@ -95,19 +95,21 @@ static void halt(struct proj__apply *c, const struct es_log_record *rec, const c
 
 /*
  * Apply one record already decoded and checked (@p ev, @p poison, @p perr as decode_check
- * left them): fold, ignore by type, or dead-letter / halt a poison event. Releases @p ev.
+ * left them): fold (unless @p folded: fold_many did, and @p poison is its outcome), ignore
+ * by type, or dead-letter / halt a poison event. Releases @p ev.
  * @return 0 to go on; 1 to stop (halted, or a fatal error in c->fatal).
  */
 static int apply_decoded(struct proj__apply *c,
                          const struct es_log_record *rec,
                          struct es_event *ev,
                          bool poison,
-                         struct sp_errbuf *perr)
+                         struct sp_errbuf *perr,
+                         bool folded)
 {
     char error[sizeof(perr->msg) + sizeof(perr->field) + 4];
     int rc = 0;
 
-    if (!poison && proj_projection_handles(c->r->proj, ev->type_id))
+    if (!folded && !poison && proj_projection_handles(c->r->proj, ev->type_id))
         rc = c->r->ops->fold(c->r, ev, &poison, perr, c->eb);
     if (rc == 0 && poison) {
         if (perr->field[0] != '\0' && strstr(perr->msg, perr->field) == NULL)
@@ -142,7 +144,7 @@ int proj__apply_record(const struct es_log_record *rec, void *ud)
 
     es_event_init(&ev);
     decode_check(rec, &ev, &poison, &perr);
-    return apply_decoded(c, rec, &ev, poison, &perr);
+    return apply_decoded(c, rec, &ev, poison, &perr, false);
 }
 
 /* ------------------------------------------------------------ parallel decoding */
@@ -204,9 +206,47 @@ static void decode_all(const struct proj__rec *recs, size_t n, struct decoded *o
     }
 }
 
+/*
+ * The store folds the batch's events in one call (ops->fold_many): the ones that decoded,
+ * passed the catalogue and that the projection handles, in order, up to the first poison
+ * one when the policy halts. The poison ones it finds are marked in dec[] with their reason,
+ * so that apply_decoded only settles each record afterwards (in order; a halt stops that
+ * walk at the first poison record, before anything fold_many left unapplied).
+ * @return 0, or the store's transient error.
+ */
+static int fold_many(struct proj__apply *c, struct decoded *dec, size_t n)
+{
+    struct es_event **evs = sp_xcalloc(n, sizeof(*evs));
+    struct proj__fold_outcome *out = sp_xcalloc(n, sizeof(*out));
+    size_t *at = sp_xcalloc(n, sizeof(*at)), m = 0, done = 0;
+    bool halt_first = c->policy == PROJ_POISON_HALT;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        if (dec[i].poison && halt_first)
+            break; /* the walk halts there: nothing after it is folded */
+        if (!dec[i].poison && proj_projection_handles(c->r->proj, dec[i].ev.type_id)) {
+            at[m] = i;
+            evs[m++] = &dec[i].ev;
+        }
+    }
+    rc = c->r->ops->fold_many(c->r, evs, m, halt_first, out, &done, c->eb);
+    for (size_t k = 0; rc == 0 && k < done; k++) {
+        if (out[k].poison) {
+            dec[at[k]].poison = true;
+            dec[at[k]].perr = out[k].perr;
+        }
+    }
+    free(out);
+    free(at);
+    free(evs);
+    return rc;
+}
+
 int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done)
 {
     struct decoded *dec;
+    bool batch_folds = c->r->ops->fold_many != NULL;
     size_t i = 0;
     int stop = 0;
 
@@ -215,8 +255,10 @@ int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t
         return 0;
     dec = sp_xcalloc(n, sizeof(*dec));
     decode_all(recs, n, dec);
+    if (batch_folds && (c->fatal = fold_many(c, dec, n)) != 0)
+        stop = 1; /* the batch is rolled back: nothing is settled */
     for (; i < n && stop == 0; i++) {
-        stop = apply_decoded(c, &recs[i].rec, &dec[i].ev, dec[i].poison, &dec[i].perr);
+        stop = apply_decoded(c, &recs[i].rec, &dec[i].ev, dec[i].poison, &dec[i].perr, batch_folds);
         if (stop == 0)
             (*done)++;
     }
@@ -277,8 +319,9 @@ int proj__apply_batch(struct proj_runner *r,
     if (rc != 0)
         return rc;
     /* Small batches (live) are decoded record by record as they are read; large ones
-     * (catch-up, rebuild) are read first and decoded on every core. */
-    if (max < PROJ_DECODE_PARALLEL_MIN || decode_threads(max) < 2) {
+     * (catch-up, rebuild), and every batch of a store that folds a batch at once, are read
+     * first and decoded (on every core when large). */
+    if (r->ops->fold_many == NULL && (max < PROJ_DECODE_PARALLEL_MIN || decode_threads(max) < 2)) {
         rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
     } else {
         struct collect_ctx k = {NULL, 0, 0};

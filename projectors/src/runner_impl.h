@@ -24,6 +24,12 @@ struct proj_runner;
  * it (exclusive against any other writer of the view: PostgreSQL's projection advisory
  * lock; LMDB's single writer), commit or rollback ends it.
  */
+/** What fold_many found for one event. */
+struct proj__fold_outcome {
+    bool poison;           /* the event itself failed: dead-letter or halt */
+    struct sp_errbuf perr; /* why, when poison */
+};
+
 struct proj__store_ops {
     /** (Re)open the store if needed. @return 0 or SP_EUNAVAIL / SP_ESTATE / SP_EDB. */
     int (*connect)(struct proj_runner *r, struct sp_errbuf *eb);
@@ -49,6 +55,22 @@ struct proj__store_ops {
                 bool *poison,
                 struct sp_errbuf *perr,
                 struct sp_errbuf *eb);
+    /**
+     * Optional: fold @p n events (each checked, each handled by the projection) in order in
+     * one go, inside the batch. A poison event (the fold's own refusal, or SQLSTATE class 22
+     * or 23) is found without giving up the others: out[i].poison and out[i].perr say which
+     * and why; with @p stop_at_poison the first poison event ends the call and the events
+     * after it are not applied. *n_done: how many of evs the outcomes cover (n, or the
+     * poison event's index + 1 when it stopped there).
+     * @return 0; non-zero fails the batch (transient: eb says why).
+     */
+    int (*fold_many)(struct proj_runner *r,
+                     struct es_event *const *evs,
+                     size_t n,
+                     bool stop_at_poison,
+                     struct proj__fold_outcome *out,
+                     size_t *n_done,
+                     struct sp_errbuf *eb);
     int (*dead_letter)(struct proj_runner *r,
                        const struct es_log_record *rec,
                        const char *event_id,

@@ -1,9 +1,11 @@
 /*
  * The PostgreSQL store kind of the runner: one transaction per batch under the
- * projection's advisory lock, one SAVEPOINT per folded event (so a poison event is
- * dead-lettered or halts without losing the rest of the batch, while a transient database
- * error fails the whole batch for a retry), checkpoints in stockpot.checkpoints and dead
- * letters in stockpot.dead_letters, both in the batch's transaction.
+ * projection's advisory lock; a batch's events are folded under one SAVEPOINT, and when one
+ * of them fails because of itself (poison) the batch is bisected under nested savepoints
+ * down to that event, so a poison event is dead-lettered or halts without losing the rest
+ * of the batch, while a transient database error fails the whole batch for a retry.
+ * Checkpoints in stockpot.checkpoints and dead letters in stockpot.dead_letters, both in
+ * the batch's transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,16 @@ static bool fold_error_is_poison(int rc, const struct sp_errbuf *perr)
     return strncmp(perr->field, "22", 2) == 0 || strncmp(perr->field, "23", 2) == 0;
 }
 
+/* Transient failure of a fold: eb says which event and why. */
+static int
+fold_transient(const struct es_event *ev, const struct sp_errbuf *perr, struct sp_errbuf *eb)
+{
+    sp_err_set(eb, SP_EUNAVAIL, perr->field[0] != '\0' ? perr->field : NULL,
+               "transient error applying offset %d:%lld (%s): %s", (int)ev->pos.partition,
+               (long long)ev->pos.offset, ev->type, perr->msg);
+    return SP_EUNAVAIL;
+}
+
 static int pg_fold(struct proj_runner *r,
                    const struct es_event *ev,
                    bool *poison,
@@ -137,14 +149,82 @@ static int pg_fold(struct proj_runner *r,
     rc = r->proj->folds[ev->type_id](r->conn, ev, perr);
     if (rc == 0)
         return proj_pg_exec_script(r->conn, "RELEASE SAVEPOINT proj_event", eb);
-    if (!fold_error_is_poison(rc, perr) || PQstatus(r->conn) != CONNECTION_OK) {
-        sp_err_set(eb, SP_EUNAVAIL, perr->field[0] != '\0' ? perr->field : NULL,
-                   "transient error applying offset %d:%lld (%s): %s", (int)ev->pos.partition,
-                   (long long)ev->pos.offset, ev->type, perr->msg);
-        return SP_EUNAVAIL;
-    }
+    if (!fold_error_is_poison(rc, perr) || PQstatus(r->conn) != CONNECTION_OK)
+        return fold_transient(ev, perr, eb);
     *poison = true;
     return proj_pg_exec_script(r->conn, "ROLLBACK TO SAVEPOINT proj_event", eb);
+}
+
+struct bisect {
+    struct proj_runner *r;
+    struct es_event *const *evs;
+    struct proj__fold_outcome *out;
+    bool stop_at_poison;
+    bool stopped; /* a poison event was found and stop_at_poison */
+    size_t n_done;
+    struct sp_errbuf *eb;
+};
+
+/*
+ * Fold evs[lo..hi) under one savepoint. If a fold fails because of its event (poison),
+ * roll back to the savepoint and fold each half the same way, down to the one event that
+ * fails, which is marked poison (and, with stop_at_poison, ends it: it is the first one,
+ * since the left half is always folded first). Without poison that is one savepoint for
+ * the whole range instead of one per event; with k poison events about 2k log2(n) extra
+ * folds. A transient failure returns at once: the caller rolls the batch back.
+ */
+static int bisect_fold(struct bisect *b, size_t lo, size_t hi)
+{
+    struct sp_errbuf perr = {{0}, {0}};
+    size_t i = lo;
+    int rc;
+
+    if (lo == hi || b->stopped)
+        return 0;
+    if ((rc = proj_pg_exec_script(b->r->conn, "SAVEPOINT proj_batch", b->eb)) != 0)
+        return rc;
+    for (; i < hi; i++) {
+        const struct es_event *ev = b->evs[i];
+        if ((rc = b->r->proj->folds[ev->type_id](b->r->conn, ev, &perr)) != 0)
+            break;
+    }
+    if (rc == 0) {
+        if (b->n_done < hi)
+            b->n_done = hi;
+        return proj_pg_exec_script(b->r->conn, "RELEASE SAVEPOINT proj_batch", b->eb);
+    }
+    if (!fold_error_is_poison(rc, &perr) || PQstatus(b->r->conn) != CONNECTION_OK)
+        return fold_transient(b->evs[i], &perr, b->eb);
+    if ((rc = proj_pg_exec_script(b->r->conn, "ROLLBACK TO SAVEPOINT proj_batch", b->eb)) != 0 ||
+        (rc = proj_pg_exec_script(b->r->conn, "RELEASE SAVEPOINT proj_batch", b->eb)) != 0)
+        return rc;
+    if (hi - lo == 1) {
+        b->out[lo].poison = true;
+        b->out[lo].perr = perr;
+        b->n_done = hi;
+        b->stopped = b->stop_at_poison;
+        return 0;
+    }
+    /* the events before the failing one fold again in the left half; i is in one of them */
+    size_t mid = lo + (hi - lo) / 2;
+    if ((rc = bisect_fold(b, lo, mid)) != 0)
+        return rc;
+    return bisect_fold(b, mid, hi);
+}
+
+static int pg_fold_many(struct proj_runner *r,
+                        struct es_event *const *evs,
+                        size_t n,
+                        bool stop_at_poison,
+                        struct proj__fold_outcome *out,
+                        size_t *n_done,
+                        struct sp_errbuf *eb)
+{
+    struct bisect b = {r, evs, out, stop_at_poison, false, 0, eb};
+    int rc = bisect_fold(&b, 0, n);
+
+    *n_done = rc == 0 ? (b.stopped ? b.n_done : n) : 0;
+    return rc;
 }
 
 static int pg_dead_letter(struct proj_runner *r,
@@ -187,6 +267,7 @@ const struct proj__store_ops proj__store_pg = {
     .checkpoint_load = pg_checkpoint_load,
     .checkpoint_store = pg_checkpoint_store,
     .fold = pg_fold,
+    .fold_many = pg_fold_many,
     .dead_letter = pg_dead_letter,
     .batch_begin = pg_batch_begin,
     .batch_end = pg_batch_end,

@@ -3,6 +3,7 @@
  * policy stops the projection before them (needs PostgreSQL: run under pg_virtualenv).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -181,12 +182,127 @@ static void test_transient_is_retried(void **state)
     pgtest_teardown(&t);
 }
 
+/*
+ * Bisection: the batch's events fold under one savepoint, and a poison one is found by
+ * folding halves. A log of 40 events, users with distinct names but at @p poison[] (an
+ * update of an unknown recipe: the fold's own refusal; or, when @p dup, a second user
+ * named like the first: a unique violation, SQLSTATE 23505), folded in one batch and one
+ * event per batch: the same dead letters, the same users, the checkpoint at the end.
+ */
+static void bisect_case(const int *poison, size_t n_poison, bool dup)
+{
+    char *one_batch = NULL;
+
+    static const size_t batch_sizes[] = {100, 7, 1};
+    for (size_t bs = 0; bs < 3; bs++) {
+        size_t batch_max = batch_sizes[bs];
+        struct pgtest t;
+        struct sp_errbuf eb = {{0}, {0}};
+        struct proj_runner *r;
+        char want[256] = "", *got;
+        size_t k = 0;
+
+        pgtest_setup(&t);
+        for (int i = 0; i < 40; i++) {
+            char id[32], name[32];
+            snprintf(id, sizeof(id), "73012345678%05d", 100 + i);
+            if (k < n_poison && poison[k] == i) {
+                if (dup && i > 0)
+                    user(&t, id, "user0"); /* the name of offset 0's user */
+                else
+                    pgtest_append(&t, "RecipeUpdated", "recipe-7301234567890999", 2,
+                                  json_pack("{s:s}", "title", "t"));
+                snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", k ? "," : "", i);
+                k++;
+                continue;
+            }
+            snprintf(name, sizeof(name), "user%d", i);
+            user(&t, id, name);
+        }
+        r = pgtest_runner_new(&t, batch_max, PROJ_POISON_DEAD_LETTER, NULL);
+        assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+        got = pgtest_value(t.conn, "SELECT coalesce(string_agg(\"offset\"::text, ',' ORDER BY "
+                                   "\"offset\"), '') FROM stockpot.dead_letters");
+        assert_string_equal(got, want);
+        free(got);
+        assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"),
+                         40 - (long long)n_poison);
+        assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 40);
+        got = pgtest_value(t.conn, "SELECT string_agg(id || username || version, ',' ORDER BY id) "
+                                   "FROM stockpot.users");
+        if (one_batch == NULL)
+            one_batch = got;
+        else {
+            assert_string_equal(got, one_batch);
+            free(got);
+        }
+        proj_runner_free(r);
+        pgtest_teardown(&t);
+    }
+    free(one_batch);
+}
+
+static void test_bisect_first(void **state)
+{
+    (void)state;
+    bisect_case((const int[]){0}, 1, false);
+}
+
+static void test_bisect_middle(void **state)
+{
+    (void)state;
+    bisect_case((const int[]){20}, 1, false);
+    bisect_case((const int[]){21}, 1, true);
+}
+
+static void test_bisect_last(void **state)
+{
+    (void)state;
+    bisect_case((const int[]){39}, 1, true);
+}
+
+static void test_bisect_two(void **state)
+{
+    (void)state;
+    bisect_case((const int[]){5, 30}, 2, false);
+    bisect_case((const int[]){12, 13}, 2, true);
+}
+
+/* Halt with a poison event in the middle of one batch: the 20 before it are committed. */
+static void test_bisect_halt(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_runner *r;
+    int64_t n = 0;
+    (void)state;
+
+    pgtest_setup(&t);
+    for (int i = 0; i < 40; i++) {
+        char id[32], name[32];
+        snprintf(id, sizeof(id), "73012345678%05d", 100 + i);
+        snprintf(name, sizeof(name), "user%d", i == 20 ? 3 : i); /* offset 20 repeats user3 */
+        user(&t, id, name);
+    }
+    r = pgtest_runner_new(&t, 100, PROJ_POISON_HALT, NULL);
+    assert_int_equal(proj_runner_step(r, &n, &eb), SP_ESTATE);
+    assert_int_equal(n, 20);
+    assert_true(proj_runner_halted(r, NULL));
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 20);
+    assert_int_equal(
+        pgtest_count(t.conn, "SELECT max(substr(username, 5)::int) FROM stockpot.users"), 19);
+    assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"), 20);
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dead_letter),
-        cmocka_unit_test(test_halt),
-        cmocka_unit_test(test_transient_is_retried),
+        cmocka_unit_test(test_dead_letter),          cmocka_unit_test(test_halt),
+        cmocka_unit_test(test_transient_is_retried), cmocka_unit_test(test_bisect_first),
+        cmocka_unit_test(test_bisect_middle),        cmocka_unit_test(test_bisect_last),
+        cmocka_unit_test(test_bisect_two),           cmocka_unit_test(test_bisect_halt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
