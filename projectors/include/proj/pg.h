@@ -17,7 +17,11 @@ SP_MUST_CHECK int
 proj_pg_connect(const char *conninfo, const char *app, PGconn **out, struct sp_errbuf *eb);
 
 /**
- * Run one parameterised statement (PQexecParams, text parameters and results).
+ * Run one parameterised statement (text parameters and results). On a connection made by
+ * proj_pg_connect each distinct @p sql text is prepared once per session (PQprepare) and
+ * then executed with PQexecPrepared: the server parses and plans it once, not per call
+ * (up to 256 texts per connection; others, and connections made elsewhere, use
+ * PQexecParams). Prepared statements are session state: ROLLBACK keeps them.
  * @param params, nparams  text values; a NULL entry is SQL NULL; copied by libpq
  * @param[out] out  the result if it succeeded (owned: PQclear()); may be NULL to discard
  * @return 0; SP_EUNAVAIL if the connection is lost; SP_EDB for any other error
