@@ -22,6 +22,7 @@
 #include "es/event.h"
 #include "proj/analytics.h"
 #include "sp/buf.h"
+#include "sp_test_events.h"
 
 #include "sp/banned.h"
 
@@ -121,104 +122,6 @@ static int32_t day_of(const char *date)
     return d;
 }
 
-/* µs of @p day + h:m:s.us */
-static int64_t at(int32_t day, int h, int m, int s, int us)
-{
-    return (int64_t)day * PROJ_ANALYTICS_DAY_US + ((int64_t)h * 3600 + m * 60 + s) * 1000000 + us;
-}
-
-/* Make an event: data from a JSON text with %llu ids, actor, time, partition. */
-static struct es_event *ev_new(const char *type,
-                               const char *category,
-                               uint64_t stream_id,
-                               uint64_t actor,
-                               int64_t time_us,
-                               int32_t partition,
-                               json_t *data)
-{
-    struct es_event *ev = malloc(sizeof(*ev));
-    char stream[64], actor_s[24];
-
-    assert_non_null(ev);
-    snprintf(stream, sizeof(stream), "%s-%llu", category, (unsigned long long)stream_id);
-    snprintf(actor_s, sizeof(actor_s), "%llu", (unsigned long long)actor);
-    es_event_init(ev);
-    assert_int_equal(es_event_make(ev, type, stream, 1, actor ? actor_s : NULL, NULL, NULL, data),
-                     0);
-    ev->time_us = time_us;
-    ev->pos.partition = partition;
-    ev->pos.offset = 0;
-    if (es_event_check(ev, NULL, NULL) != 0)
-        fail_msg("test event %s breaks its schema", type);
-    return ev;
-}
-
-static void ev_free(struct es_event *ev)
-{
-    es_event_release(ev);
-    free(ev);
-}
-
-static char *ids(uint64_t id)
-{
-    static char buf[8][24];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof(buf[i]), "%llu", (unsigned long long)id);
-    return buf[i];
-}
-
-static struct es_event *registered(uint64_t user, int64_t t, int32_t p)
-{
-    char name[32];
-    snprintf(name, sizeof(name), "user%llu", (unsigned long long)user);
-    return ev_new("UserRegistered", "user", user, user, t, p,
-                  json_pack("{s:s,s:s,s:s,s:s}", "user_id", ids(user), "username", name, "email",
-                            "u@example.org", "password_hash",
-                            "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$"
-                            "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"));
-}
-
-static struct es_event *login(uint64_t user, uint64_t session, int64_t t, int32_t p)
-{
-    return ev_new("SessionStarted", "session", session, user, t, p,
-                  json_pack("{s:s,s:s,s:s,s:s}", "session_id", ids(session), "user_id", ids(user),
-                            "refresh_hash",
-                            "0000000000000000000000000000000000000000000000000000000000000000",
-                            "expires_at", "2030-01-01T00:00:00.000000Z"));
-}
-
-static struct es_event *
-created(uint64_t recipe, uint64_t author, const char *title, int64_t t, int32_t p)
-{
-    return ev_new("RecipeCreated", "recipe", recipe, author, t, p,
-                  json_pack("{s:s,s:s,s:s,s:s,s:[s],s:[s],s:[],s:[]}", "recipe_id", ids(recipe),
-                            "author_id", ids(author), "title", title, "description", "d",
-                            "ingredients", "x", "steps", "y", "tags", "image_media_ids"));
-}
-
-static struct es_event *deleted(uint64_t recipe, uint64_t author, int64_t t, int32_t p)
-{
-    return ev_new("RecipeDeleted", "recipe", recipe, author, t, p, json_object());
-}
-
-static struct es_event *
-reaction(const char *type, uint64_t user, uint64_t recipe, uint64_t author, int64_t t, int32_t p)
-{
-    return ev_new(type, "user", user, user, t, p,
-                  json_pack("{s:s,s:s,s:s}", "user_id", ids(user), "recipe_id", ids(recipe),
-                            "recipe_author_id", ids(author)));
-}
-
-static struct es_event *
-commented(uint64_t comment, uint64_t user, uint64_t recipe, uint64_t author, int64_t t, int32_t p)
-{
-    return ev_new("RecipeCommented", "comment", comment, user, t, p,
-                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "comment_id", ids(comment), "recipe_id",
-                            ids(recipe), "user_id", ids(user), "content", "nice",
-                            "recipe_author_id", ids(author)));
-}
-
 /* ------------------------------------------------------------------ dates */
 
 static void test_dates(void **state)
@@ -240,9 +143,9 @@ static void test_dates(void **state)
             fail_msg("\"%s\" was accepted", bad[i]);
     /* Day boundaries: 23:59:59.999999 is the day before 00:00:00, also before 1970. */
     d = day_of("2026-12-05");
-    assert_int_equal(proj_analytics_day_of(at(d, 0, 0, 0, 0)), d);
-    assert_int_equal(proj_analytics_day_of(at(d, 0, 0, 0, 0) - 1), d - 1);
-    assert_int_equal(proj_analytics_day_of(at(d, 23, 59, 59, 999999)), d);
+    assert_int_equal(proj_analytics_day_of(sp_test_at(d, 0, 0, 0, 0)), d);
+    assert_int_equal(proj_analytics_day_of(sp_test_at(d, 0, 0, 0, 0) - 1), d - 1);
+    assert_int_equal(proj_analytics_day_of(sp_test_at(d, 23, 59, 59, 999999)), d);
     assert_int_equal(proj_analytics_day_of(-1), -1);
     assert_int_equal(proj_analytics_day_of(0), 0);
     /* 2026-12-05 is a Saturday: its week starts on Monday 2026-11-30. */
@@ -265,24 +168,24 @@ enum { U1 = 1001, U2 = 1002, U3 = 1003, U4 = 1004, R50 = 50, R100 = 100, R200 = 
 static size_t example(struct es_event **evs, int32_t d0)
 {
     size_t n = 0;
-    evs[n++] = registered(U1, at(d0, 10, 0, 0, 0), 0);
-    evs[n++] = login(U1, 9001, at(d0, 10, 1, 0, 0), 0);
-    evs[n++] = created(R100, U1, "Soup", at(d0, 11, 0, 0, 0), 0);
-    evs[n++] = registered(U2, at(d0, 23, 59, 59, 999999), 0);
-    evs[n++] = registered(U3, at(d0 + 1, 0, 0, 0, 0), 0);
-    evs[n++] = reaction("RecipeLiked", U2, R100, U1, at(d0 + 1, 9, 0, 0, 0), 0);
-    evs[n++] = created(R200, U3, "Stew", at(d0 + 1, 12, 0, 0, 0), 0);
-    evs[n++] = created(R50, U3, "Bread", at(d0 + 1, 13, 0, 0, 0), 0);
-    evs[n++] = commented(7001, U2, R200, U3, at(d0 + 2, 8, 0, 0, 0), 0);
-    evs[n++] = reaction("RecipeUnliked", U2, R100, U1, at(d0 + 3, 8, 0, 0, 0), 0);
-    evs[n++] = registered(U4, at(d0 + 7, 6, 0, 0, 0), 0);
-    evs[n++] = created(R300, U4, "Cake", at(d0 + 7, 7, 0, 0, 0), 0);
-    evs[n++] = login(U1, 9002, at(d0 + 8, 7, 0, 0, 0), 0);
-    evs[n++] = reaction("RecipeLiked", U1, R300, U4, at(d0 + 8, 8, 0, 0, 0), 0);
-    evs[n++] = commented(7002, U1, R50, U3, at(d0 + 8, 9, 0, 0, 0), 0);
-    evs[n++] = reaction("RecipeLiked", U3, R100, U1, at(d0 + 14, 8, 0, 0, 0), 0);
-    evs[n++] = reaction("RecipeLiked", U3, R300, U4, at(d0 + 14, 9, 0, 0, 0), 0);
-    evs[n++] = deleted(R300, U4, at(d0 + 15, 9, 0, 0, 0), 0);
+    evs[n++] = sp_test_registered(U1, sp_test_at(d0, 10, 0, 0, 0), 0);
+    evs[n++] = sp_test_login(U1, 9001, sp_test_at(d0, 10, 1, 0, 0), 0);
+    evs[n++] = sp_test_created(R100, U1, "Soup", sp_test_at(d0, 11, 0, 0, 0), 0);
+    evs[n++] = sp_test_registered(U2, sp_test_at(d0, 23, 59, 59, 999999), 0);
+    evs[n++] = sp_test_registered(U3, sp_test_at(d0 + 1, 0, 0, 0, 0), 0);
+    evs[n++] = sp_test_reaction("RecipeLiked", U2, R100, U1, sp_test_at(d0 + 1, 9, 0, 0, 0), 0);
+    evs[n++] = sp_test_created(R200, U3, "Stew", sp_test_at(d0 + 1, 12, 0, 0, 0), 0);
+    evs[n++] = sp_test_created(R50, U3, "Bread", sp_test_at(d0 + 1, 13, 0, 0, 0), 0);
+    evs[n++] = sp_test_commented(7001, U2, R200, U3, sp_test_at(d0 + 2, 8, 0, 0, 0), 0);
+    evs[n++] = sp_test_reaction("RecipeUnliked", U2, R100, U1, sp_test_at(d0 + 3, 8, 0, 0, 0), 0);
+    evs[n++] = sp_test_registered(U4, sp_test_at(d0 + 7, 6, 0, 0, 0), 0);
+    evs[n++] = sp_test_created(R300, U4, "Cake", sp_test_at(d0 + 7, 7, 0, 0, 0), 0);
+    evs[n++] = sp_test_login(U1, 9002, sp_test_at(d0 + 8, 7, 0, 0, 0), 0);
+    evs[n++] = sp_test_reaction("RecipeLiked", U1, R300, U4, sp_test_at(d0 + 8, 8, 0, 0, 0), 0);
+    evs[n++] = sp_test_commented(7002, U1, R50, U3, sp_test_at(d0 + 8, 9, 0, 0, 0), 0);
+    evs[n++] = sp_test_reaction("RecipeLiked", U3, R100, U1, sp_test_at(d0 + 14, 8, 0, 0, 0), 0);
+    evs[n++] = sp_test_reaction("RecipeLiked", U3, R300, U4, sp_test_at(d0 + 14, 9, 0, 0, 0), 0);
+    evs[n++] = sp_test_deleted(R300, U4, sp_test_at(d0 + 15, 9, 0, 0, 0), 0);
     return n;
 }
 
@@ -400,13 +303,13 @@ static void test_example(void **state)
     assert_int_equal(nr, 1);
     assert_int_equal(r[0].id, R50);
     assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_7D,
-                                            at(d0 + 15, 12, 0, 0, 0), 8, r, &nr, &eb),
+                                            sp_test_at(d0 + 15, 12, 0, 0, 0), 8, r, &nr, &eb),
                      0);
     assert_int_equal(nr, 1);
     assert_int_equal(r[0].id, R100);
     assert_int_equal(r[0].score, 1);
     assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_30D,
-                                            at(d0 + 3, 23, 0, 0, 0), 8, r, &nr, &eb),
+                                            sp_test_at(d0 + 3, 23, 0, 0, 0), 8, r, &nr, &eb),
                      0);
     assert_int_equal(nr, 2);
     assert_int_equal(r[0].id, R200);
@@ -414,17 +317,17 @@ static void test_example(void **state)
     assert_int_equal(r[1].id, R100);
     assert_int_equal(r[1].score, 0);
     assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_24H,
-                                            at(d0 + 1, 9, 30, 0, 0), 8, r, &nr, &eb),
+                                            sp_test_at(d0 + 1, 9, 30, 0, 0), 8, r, &nr, &eb),
                      0);
     assert_int_equal(nr, 1);
     assert_int_equal(r[0].id, R100);
     /* The hour of 08:59 ends 24h before the like of D1 09:00 is in it: at D2 08:59 it is. */
     assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_24H,
-                                            at(d0 + 2, 8, 59, 0, 0), 8, r, &nr, &eb),
+                                            sp_test_at(d0 + 2, 8, 59, 0, 0), 8, r, &nr, &eb),
                      0);
     assert_int_equal(nr, 2); /* R200's comment at D2 08:00 and R100's like at D1 09:00 */
-    assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_24H, at(d0 + 2, 9, 0, 0, 0),
-                                            8, r, &nr, &eb),
+    assert_int_equal(proj_analytics_popular(&f.dbs, txn, PROJ_AN_WINDOW_24H,
+                                            sp_test_at(d0 + 2, 9, 0, 0, 0), 8, r, &nr, &eb),
                      0);
     assert_int_equal(nr, 1);
     assert_int_equal(r[0].id, R200);
@@ -438,7 +341,7 @@ static void test_example(void **state)
                      SP_EINVAL);
     mdb_txn_abort(txn);
     for (size_t i = 0; i < n; i++)
-        ev_free(evs[i]);
+        sp_test_event_free(evs[i]);
     fx_close(&f);
 }
 
@@ -470,36 +373,38 @@ static size_t random_log(struct es_event **evs, struct es_event **per[PARTS], si
         n_per[p] = 0;
     for (uint64_t u = 0; u < RAND_USERS; u++) {
         int32_t p = (int32_t)(u % PARTS);
-        int64_t t = at(d0, 0, 0, 0, 0) + (int64_t)(rng_next(&seed) % (40 * 86400ULL)) * 1000000;
-        evs[n] = registered(5000 + u, t, p);
+        int64_t t =
+            sp_test_at(d0, 0, 0, 0, 0) + (int64_t)(rng_next(&seed) % (40 * 86400ULL)) * 1000000;
+        evs[n] = sp_test_registered(5000 + u, t, p);
         per[p][n_per[p]++] = evs[n++];
     }
     for (size_t i = 0; i < RAND_EVENTS; i++) {
         uint64_t r = rng_next(&seed);
         uint64_t user = 5000 + r % RAND_USERS, recipe = 100 + (r >> 8) % 40;
         int32_t p = (int32_t)((r >> 16) % PARTS);
-        int64_t t = at(d0, 0, 0, 0, 0) + (int64_t)((r >> 20) % (40 * 86400ULL)) * 1000000;
+        int64_t t = sp_test_at(d0, 0, 0, 0, 0) + (int64_t)((r >> 20) % (40 * 86400ULL)) * 1000000;
         switch ((r >> 40) % 6) {
         case 0:
-            evs[n] = login(user, 100000 + i, t, p);
+            evs[n] = sp_test_login(user, 100000 + i, t, p);
             break;
         case 1: /* likes are on the liker's stream: user-<id> in id % 3 */
             p = (int32_t)(user % PARTS);
-            evs[n] = reaction("RecipeLiked", user, recipe, 5000, t, p);
+            evs[n] = sp_test_reaction("RecipeLiked", user, recipe, 5000, t, p);
             break;
         case 2:
             p = (int32_t)(user % PARTS);
-            evs[n] = reaction("RecipeUnliked", user, recipe, 5000, t, p);
+            evs[n] = sp_test_reaction("RecipeUnliked", user, recipe, 5000, t, p);
             break;
         case 3:
-            evs[n] = commented(200000 + i, user, recipe, 5000, t, p);
+            evs[n] = sp_test_commented(200000 + i, user, recipe, 5000, t, p);
             break;
         case 4: /* a stream lives in one partition: recipe-<id> in id % 3 */
-            evs[n] = created(recipe, user, i % 2 ? "Rye" : "Rice", t, (int32_t)(recipe % PARTS));
+            evs[n] =
+                sp_test_created(recipe, user, i % 2 ? "Rye" : "Rice", t, (int32_t)(recipe % PARTS));
             p = (int32_t)(recipe % PARTS);
             break;
         default:
-            evs[n] = deleted(recipe, user, t, (int32_t)(recipe % PARTS));
+            evs[n] = sp_test_deleted(recipe, user, t, (int32_t)(recipe % PARTS));
             p = (int32_t)(recipe % PARTS);
             break;
         }
@@ -601,7 +506,7 @@ static void test_interleavings(void **state)
     }
     sp_buf_release(&first);
     for (size_t i = 0; i < n; i++)
-        ev_free(evs[i]);
+        sp_test_event_free(evs[i]);
 }
 
 /* Activity before the registration stays pending, then joins the day's bitmap. */
@@ -610,8 +515,8 @@ static void test_pending(void **state)
     (void)state;
     struct fx f;
     int32_t d = day_of("2026-11-10");
-    struct es_event *like = reaction("RecipeLiked", 77, 5, 1, at(d, 1, 0, 0, 0), 1);
-    struct es_event *reg = registered(77, at(d - 1, 1, 0, 0, 0), 0);
+    struct es_event *like = sp_test_reaction("RecipeLiked", 77, 5, 1, sp_test_at(d, 1, 0, 0, 0), 1);
+    struct es_event *reg = sp_test_registered(77, sp_test_at(d - 1, 1, 0, 0, 0), 0);
     MDB_txn *txn;
     MDB_stat st;
     struct proj_analytics_summary s;
@@ -636,8 +541,8 @@ static void test_pending(void **state)
     assert_int_equal(s.mau, 1);
     proj_analytics_summary_release(&s);
     mdb_txn_abort(txn);
-    ev_free(like);
-    ev_free(reg);
+    sp_test_event_free(like);
+    sp_test_event_free(reg);
     fx_close(&f);
 }
 
@@ -648,10 +553,10 @@ static void test_poison(void **state)
     (void)state;
     struct fx a, b;
     int32_t d = day_of("2026-11-10");
-    struct es_event *evs[3] = {registered(1, at(d, 1, 0, 0, 0), 0),
-                               login(1, 50, at(d, 2, 0, 0, 0), 0),
-                               registered(1, at(d, 3, 0, 0, 0), 0)};
-    struct es_event *big = registered(2, at(d, 1, 0, 0, 0), 300);
+    struct es_event *evs[3] = {sp_test_registered(1, sp_test_at(d, 1, 0, 0, 0), 0),
+                               sp_test_login(1, 50, sp_test_at(d, 2, 0, 0, 0), 0),
+                               sp_test_registered(1, sp_test_at(d, 3, 0, 0, 0), 0)};
+    struct es_event *big = sp_test_registered(2, sp_test_at(d, 1, 0, 0, 0), 300);
     int rcs[3];
     struct sp_buf da, db;
     MDB_txn *txn;
@@ -680,8 +585,8 @@ static void test_poison(void **state)
     sp_buf_release(&da);
     sp_buf_release(&db);
     for (int i = 0; i < 3; i++)
-        ev_free(evs[i]);
-    ev_free(big);
+        sp_test_event_free(evs[i]);
+    sp_test_event_free(big);
     fx_close(&a);
     fx_close(&b);
 }
@@ -701,14 +606,15 @@ static void test_popular_many(void **state)
     MDB_txn *txn;
 
     assert_non_null(evs);
-    evs[n++] = registered(1, at(d, 0, 0, 0, 0), 0);
+    evs[n++] = sp_test_registered(1, sp_test_at(d, 0, 0, 0, 0), 0);
     for (int i = 1; i <= 200; i++) {
-        evs[n++] = created(1000 + (uint64_t)i, 1, "R", at(d, 1, 0, 0, 0), 0);
+        evs[n++] = sp_test_created(1000 + (uint64_t)i, 1, "R", sp_test_at(d, 1, 0, 0, 0), 0);
         for (int k = 0; k < i; k++)
-            evs[n++] = reaction("RecipeLiked", 1, 1000 + (uint64_t)i, 1, at(d, 2, 0, 0, k), 0);
+            evs[n++] = sp_test_reaction("RecipeLiked", 1, 1000 + (uint64_t)i, 1,
+                                        sp_test_at(d, 2, 0, 0, k), 0);
     }
     for (int i = 200; i > 155; i--)
-        evs[n++] = deleted(1000 + (uint64_t)i, 1, at(d, 3, 0, 0, 0), 0);
+        evs[n++] = sp_test_deleted(1000 + (uint64_t)i, 1, sp_test_at(d, 3, 0, 0, 0), 0);
     assert_true(n <= cap);
     fx_open(&f);
     fx_batch(&f, evs, n, NULL);
@@ -716,7 +622,8 @@ static void test_popular_many(void **state)
     for (int w = 0; w < 2; w++) {
         enum proj_analytics_window win = w ? PROJ_AN_WINDOW_ALL : PROJ_AN_WINDOW_7D;
         assert_int_equal(
-            proj_analytics_popular(&f.dbs, txn, win, at(d, 12, 0, 0, 0), 10, r, &nr, NULL), 0);
+            proj_analytics_popular(&f.dbs, txn, win, sp_test_at(d, 12, 0, 0, 0), 10, r, &nr, NULL),
+            0);
         assert_int_equal(nr, 10);
         for (int i = 0; i < 10; i++) {
             assert_int_equal(r[i].id, 1155 - i);
@@ -725,7 +632,7 @@ static void test_popular_many(void **state)
     }
     mdb_txn_abort(txn);
     for (size_t i = 0; i < n; i++)
-        ev_free(evs[i]);
+        sp_test_event_free(evs[i]);
     free(evs);
     fx_close(&f);
 }

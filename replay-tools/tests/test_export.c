@@ -34,6 +34,7 @@
 #include "es/log.h"
 #include "proj/analytics.h"
 #include "replay_test_run.h"
+#include "sp_test_events.h"
 #include "sp_test_kafka.h"
 
 #include "sp/banned.h"
@@ -45,7 +46,6 @@ enum { U1 = 1001, U2 = 1002, U3 = 1003, U4 = 1004, R50 = 50, R100 = 100, R200 = 
 
 static char root[64];      /* the test's directory: log/, views/, exports */
 static int32_t d0;         /* Monday 2026-11-02 */
-static json_t *versions;   /* stream -> last version appended */
 static int64_t n_appended; /* events in the log */
 static char from_s[16], to_s[16];
 
@@ -142,82 +142,37 @@ static void run_msg(int want, const char *msg, const char *const *args)
 
 /* ------------------------------------------------------------------ the log */
 
+/* This test's events: the log assigns their positions, so the helpers' partition is 0. */
 static int64_t at(int32_t day, int h, int m, int s, int us)
 {
-    return (int64_t)day * PROJ_ANALYTICS_DAY_US +
-           ((int64_t)h * 3600 + (int64_t)m * 60 + s) * 1000000 + us;
-}
-
-static char *ids(uint64_t id)
-{
-    static char buf[8][24];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof(buf[i]), "%llu", (unsigned long long)id);
-    return buf[i];
-}
-
-static struct es_event *
-ev_new(const char *type, const char *category, uint64_t id, uint64_t actor, int64_t t, json_t *data)
-{
-    struct es_event *ev = malloc(sizeof(*ev));
-    char stream[64];
-    json_int_t version;
-
-    assert_non_null(ev);
-    snprintf(stream, sizeof(stream), "%s-%llu", category, (unsigned long long)id);
-    version = json_integer_value(json_object_get(versions, stream)) + 1;
-    json_object_set_new(versions, stream, json_integer(version));
-    es_event_init(ev);
-    assert_int_equal(es_event_make(ev, type, stream, version, ids(actor), NULL, NULL, data), 0);
-    ev->time_us = t;
-    if (es_event_check(ev, NULL, NULL) != 0)
-        fail_msg("test event %s breaks its schema", type);
-    return ev;
+    return sp_test_at(day, h, m, s, us);
 }
 
 static struct es_event *registered(uint64_t user, int64_t t)
 {
-    char name[32];
-    snprintf(name, sizeof(name), "user%llu", (unsigned long long)user);
-    return ev_new("UserRegistered", "user", user, user, t,
-                  json_pack("{s:s,s:s,s:s,s:s}", "user_id", ids(user), "username", name, "email",
-                            "u@example.org", "password_hash",
-                            "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$SECRETPWHASH"));
+    return sp_test_registered(user, t, 0);
 }
 
 static struct es_event *login(uint64_t user, uint64_t session, int64_t t)
 {
-    return ev_new("SessionStarted", "session", session, user, t,
-                  json_pack("{s:s,s:s,s:s,s:s}", "session_id", ids(session), "user_id", ids(user),
-                            "refresh_hash",
-                            "5ec5e75ec5e75ec5e75ec5e75ec5e75ec5e75ec5e75ec5e75ec5e75ec5e75ec5",
-                            "expires_at", "2030-01-01T00:00:00.000000Z"));
+    return sp_test_login(user, session, t, 0);
 }
 
 static struct es_event *created(uint64_t recipe, uint64_t author, const char *title, int64_t t)
 {
-    return ev_new("RecipeCreated", "recipe", recipe, author, t,
-                  json_pack("{s:s,s:s,s:s,s:s,s:[s],s:[s],s:[],s:[]}", "recipe_id", ids(recipe),
-                            "author_id", ids(author), "title", title, "description", "d",
-                            "ingredients", "x", "steps", "y", "tags", "image_media_ids"));
+    return sp_test_created(recipe, author, title, t, 0);
 }
 
 static struct es_event *
 reaction(const char *type, uint64_t user, uint64_t recipe, uint64_t author, int64_t t)
 {
-    return ev_new(type, "user", user, user, t,
-                  json_pack("{s:s,s:s,s:s}", "user_id", ids(user), "recipe_id", ids(recipe),
-                            "recipe_author_id", ids(author)));
+    return sp_test_reaction(type, user, recipe, author, t, 0);
 }
 
 static struct es_event *
 commented(uint64_t comment, uint64_t user, uint64_t recipe, uint64_t author, int64_t t)
 {
-    return ev_new("RecipeCommented", "comment", comment, user, t,
-                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "comment_id", ids(comment), "recipe_id",
-                            ids(recipe), "user_id", ids(user), "content", "nice",
-                            "recipe_author_id", ids(author)));
+    return sp_test_commented(comment, user, recipe, author, t, 0);
 }
 
 /* The example of test_analytics.c: 18 events over D0..D15. */
@@ -241,7 +196,7 @@ static size_t example(struct es_event **evs)
     evs[n++] = commented(7002, U1, R50, U3, at(d0 + 8, 9, 0, 0, 0));
     evs[n++] = reaction("RecipeLiked", U3, R100, U1, at(d0 + 14, 8, 0, 0, 0));
     evs[n++] = reaction("RecipeLiked", U3, R300, U4, at(d0 + 14, 9, 0, 0, 0));
-    evs[n++] = ev_new("RecipeDeleted", "recipe", R300, U4, at(d0 + 15, 9, 0, 0, 0), json_object());
+    evs[n++] = sp_test_deleted(R300, U4, at(d0 + 15, 9, 0, 0, 0), 0);
     return n;
 }
 
@@ -267,10 +222,8 @@ static void append_to(struct es_log *log, struct es_event **evs, size_t n, size_
         if (es_log_append(log, (const struct es_event *const *)evs + i, k, NULL, &eb) != 0)
             fail_msg("append failed: %s", eb.msg);
     }
-    for (size_t i = 0; i < n; i++) {
-        es_event_release(evs[i]);
-        free(evs[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        sp_test_event_free(evs[i]);
 }
 
 /* Append to the embedded log, one batch. */
@@ -305,7 +258,7 @@ static int setup(void **state)
     snprintf(dir, sizeof(dir), "%s/tmp", root);
     assert_int_equal(mkdir(dir, 0700), 0);
     setenv("TMPDIR", dir, 1);
-    versions = json_object();
+    sp_test_events_reset();
     assert_int_equal(proj_analytics_date_parse("2026-11-02", &d0), 0);
     proj_analytics_date_format(d0, from_s, sizeof(from_s));
     proj_analytics_date_format(d0 + 15, to_s, sizeof(to_s));
@@ -325,7 +278,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static int teardown(void **state)
 {
     (void)state;
-    json_decref(versions);
+    sp_test_events_reset();
     return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -748,7 +701,7 @@ static int setup_kafka(void **state)
     ko = kafka_opts();
     if (es_log_open_kafka(&ko, ES_LOG_WRITER, &log, &eb) != 0)
         fail_msg("kafka writer: %s", eb.msg);
-    json_object_clear(versions);
+    sp_test_events_reset();
     append_to(log, evs, example(evs), 4);
     append_to(log, evs, more(evs, 2001, 6), 5);
     es_log_close(log);
