@@ -90,6 +90,28 @@ static inline void an__popular_key(uint8_t key[AN_POPULAR_KEY_BYTES], int64_t sc
     proj__be64(key + 8, id);
 }
 
+/* A recipes value: u64 author id, u8 flags, u16 title length, the title. */
+#define AN_RECIPE_HEAD_BYTES 11
+#define AN_RECIPE_DELETED    1 /* flags */
+struct an_recipe_rec {
+    uint64_t author_id;
+    uint8_t flags;
+    uint16_t title_len;
+    const uint8_t *title; /* borrowed from the value */
+};
+
+/* Decode a recipes value (the title borrowed from @p v). @return 0 or SP_ECORRUPT. */
+static inline int an__recipe_decode(const MDB_val *v, struct an_recipe_rec *r, struct sp_errbuf *eb)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < AN_RECIPE_HEAD_BYTES ||
+        v->mv_size != AN_RECIPE_HEAD_BYTES + (size_t)proj__get16(p + 9) ||
+        proj__get16(p + 9) > AN_TITLE_MAX)
+        return sp_err_set(eb, SP_ECORRUPT, NULL, "analytics recipe record is corrupt");
+    *r = (struct an_recipe_rec){proj__get64(p), p[8], proj__get16(p + 9), p + AN_RECIPE_HEAD_BYTES};
+    return 0;
+}
+
 /*
  * A stored bitmap value (active, cohorts): u64 cardinality + portable Roaring bytes.
  * @param[out] out  owned (roaring_bitmap_free); an empty bitmap if @p v is NULL

@@ -406,16 +406,14 @@ static int take_recipe(const struct proj_analytics_dbs *dbs,
     if (rc != 0 && rc != MDB_NOTFOUND)
         return proj__mdb_err(eb, rc, "could not read the analytics recipes");
     if (rc == 0) {
-        const uint8_t *p = v.mv_data;
-        if (v.mv_size < 11 || v.mv_size != 11u + proj__get16(p + 9))
-            return sp_err_set(eb, SP_ECORRUPT, NULL, "analytics recipe record is corrupt");
-        if (p[8] & 1)
+        struct an_recipe_rec rec;
+        if ((rc = an__recipe_decode(&v, &rec, eb)) != 0)
+            return rc;
+        if (rec.flags & AN_RECIPE_DELETED)
             return 0;
-        size_t len = proj__get16(p + 9);
-        if (len >= sizeof(out->title))
-            len = sizeof(out->title) - 1;
-        memcpy(out->title, p + 11, len);
-        out->author_id = (int64_t)proj__get64(p);
+        _Static_assert(sizeof(out->title) > AN_TITLE_MAX, "a kept title fits");
+        memcpy(out->title, rec.title, rec.title_len);
+        out->author_id = (int64_t)rec.author_id;
     }
     out->id = (int64_t)id;
     out->score = an__score(c);

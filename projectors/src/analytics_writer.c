@@ -263,14 +263,13 @@ static int recipe_record(struct proj_analytics_writer *w,
     proj__be64(kb, id);
     int rc = mdb_get(txn, w->dbs.recipes, &k, &v);
     if (rc == 0) {
-        const uint8_t *p = v.mv_data;
-        if (v.mv_size < 11 || v.mv_size != 11u + proj__get16(p + 9) ||
-            proj__get16(p + 9) > AN_TITLE_MAX)
-            return sp_err_set(eb, SP_ECORRUPT, NULL, "analytics recipe record is corrupt");
-        r.author_id = proj__get64(p);
-        r.flags = p[8];
-        r.title_len = proj__get16(p + 9);
-        memcpy(r.title, p + 11, r.title_len);
+        struct an_recipe_rec rec;
+        if ((rc = an__recipe_decode(&v, &rec, eb)) != 0)
+            return rc;
+        r.author_id = rec.author_id;
+        r.flags = rec.flags;
+        r.title_len = rec.title_len;
+        memcpy(r.title, rec.title, rec.title_len);
     } else if (rc != MDB_NOTFOUND) {
         return proj__mdb_err(eb, rc, "could not read the analytics recipes");
     }
@@ -487,7 +486,7 @@ static int fold_recipe(struct proj_analytics_writer *w,
             set_title(r, title);
         break;
     default:
-        r->flags |= 1;
+        r->flags |= AN_RECIPE_DELETED;
         break;
     }
     return 0;
@@ -681,13 +680,14 @@ static int flush_recipes(struct proj_analytics_writer *w, MDB_txn *txn, struct s
 {
     for (size_t i = 0; i < w->n_recipes; i++) {
         const struct an_recipe *r = &w->recipes[i];
-        uint8_t key[8], val[11 + AN_TITLE_MAX];
+        uint8_t key[8], val[AN_RECIPE_HEAD_BYTES + AN_TITLE_MAX];
         proj__be64(key, r->id);
         proj__be64(val, r->author_id);
         val[8] = r->flags;
         proj__be16(val + 9, r->title_len);
-        memcpy(val + 11, r->title, r->title_len);
-        int rc = put(txn, w->dbs.recipes, key, sizeof(key), val, 11u + r->title_len, eb);
+        memcpy(val + AN_RECIPE_HEAD_BYTES, r->title, r->title_len);
+        int rc = put(txn, w->dbs.recipes, key, sizeof(key), val,
+                     AN_RECIPE_HEAD_BYTES + (size_t)r->title_len, eb);
         if (rc != 0)
             return rc;
     }

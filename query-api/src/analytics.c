@@ -119,18 +119,11 @@ static json_t *id_json(int64_t id)
     return json_string(s);
 }
 
-/*
- * A title as a JSON string. The view keeps titles cut at a character boundary, but its
- * reader copies at most sizeof(title) - 1 bytes of them by byte count: should a title
- * still end inside a UTF-8 character, that part is dropped instead of failing the answer.
- */
+/* A title as a JSON string: the view keeps at most 500 bytes of it, cut at a UTF-8
+ * character boundary, and the reader returns them whole (proj/analytics.h). */
 static json_t *title_json(const char *title)
 {
-    size_t n = strlen(title);
-    json_t *s = json_stringn(title, n);
-
-    for (int cut = 0; s == NULL && cut < 3 && n > 0; cut++)
-        s = json_stringn(title, --n);
+    json_t *s = json_string(title);
     return s != NULL ? s : json_string("");
 }
 

@@ -118,25 +118,6 @@ static int64_t popular_at(const struct replay__export_opts *o)
     return o->has_at ? o->at_us : ((int64_t)o->to + 1) * PROJ_ANALYTICS_DAY_US - 1;
 }
 
-/* Length of @p s without an incomplete UTF-8 sequence at its end (a title the view
- * truncated to its buffer may end inside a character). */
-static size_t utf8_whole(const char *s)
-{
-    size_t len = strlen(s), i = len, cont = 0;
-
-    while (i > 0 && cont < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) {
-        i--;
-        cont++;
-    }
-    if (i > 0 && (unsigned char)s[i - 1] >= 0xc0) {
-        unsigned char lead = (unsigned char)s[i - 1];
-        size_t need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
-        if (cont < need)
-            return i - 1;
-    }
-    return len;
-}
-
 static int fill_popular(struct an_export *x, struct replay__table *t, struct sp_errbuf *eb)
 {
     struct proj_analytics_recipe *r = sp_xcalloc(x->o->limit, sizeof(*r));
@@ -153,7 +134,7 @@ static int fill_popular(struct an_export *x, struct replay__table *t, struct sp_
             replay__table_cstr(t, proj_analytics_window_name((enum proj_analytics_window)w));
             replay__table_uint(t, i + 1);
             replay__table_id(t, r[i].id);
-            replay__table_str(t, r[i].title, utf8_whole(r[i].title));
+            replay__table_str(t, r[i].title, strlen(r[i].title)); /* whole: proj/analytics.h */
             replay__table_id(t, r[i].author_id);
             replay__table_int(t, r[i].score);
             replay__table_uint(t, r[i].likes);
