@@ -406,7 +406,7 @@ static int take_recipe(const struct proj_analytics_dbs *dbs,
     if (rc != 0 && rc != MDB_NOTFOUND)
         return proj__mdb_err(eb, rc, "could not read the analytics recipes");
     if (rc == 0) {
-        struct an_recipe_rec rec;
+        struct an_recipe_rec rec = {0};
         if ((rc = an__recipe_decode(&v, &rec, eb)) != 0)
             return rc;
         if (rec.flags & AN_RECIPE_DELETED)

@@ -263,7 +263,7 @@ static int recipe_record(struct proj_analytics_writer *w,
     proj__be64(kb, id);
     int rc = mdb_get(txn, w->dbs.recipes, &k, &v);
     if (rc == 0) {
-        struct an_recipe_rec rec;
+        struct an_recipe_rec rec = {0};
         if ((rc = an__recipe_decode(&v, &rec, eb)) != 0)
             return rc;
         r.author_id = rec.author_id;
