@@ -71,6 +71,51 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
         rel) ") x "                                                                                \
              "WHERE e.user_id = x.u AND e.recipe_id = x.r"
 
+/* Counters start from the rows folded before their entity (the log is ordered per stream
+ * only), so each always equals its count over the rows. @p id (SQL_*_COUNTS: $1) is the
+ * entity's id; pg_batch_end recounts with them too. */
+#define SQL_USER_COUNTS_OF(id)                                                                     \
+    "(SELECT count(*) FROM stockpot.follows WHERE followee_id = " id "), "                         \
+    "(SELECT count(*) FROM stockpot.follows WHERE follower_id = " id "), "                         \
+    "(SELECT count(*) FROM stockpot.recipes WHERE author_id = " id ")"
+#define SQL_RECIPE_COUNTS_OF(id)                                                                   \
+    "(SELECT count(*) FROM stockpot.likes WHERE recipe_id = " id "), "                             \
+    "(SELECT count(*) FROM stockpot.comments WHERE recipe_id = " id ")"
+#define SQL_USER_COUNTS   SQL_USER_COUNTS_OF("$1::bigint")
+#define SQL_RECIPE_COUNTS SQL_RECIPE_COUNTS_OF("$1::bigint")
+
+/* Text array of a JSON array without duplicates, each value at its first occurrence (tags). */
+#define SQL_TEXT_SET(p)                                                                            \
+    "ARRAY(SELECT e FROM jsonb_array_elements_text(" p ") WITH ORDINALITY AS x(e, n) "             \
+    "GROUP BY e ORDER BY min(n))"
+#define SQL_ID_ARRAY(p)                                                                            \
+    "ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(" p                                     \
+    ") WITH ORDINALITY AS x(e, n) ORDER BY n)"
+
+/**
+ * The notification id of @p ev, the causing event (schemas/sql/002_social.sql): Snowflake
+ * layout, 41 bits of milliseconds since 2024-01-01T00:00:00Z, 10 bits of the partition and
+ * 12 of the offset, so a rebuild yields the same ids.
+ * @return 0; SP_EINVAL if the event has no log position; SP_ESCHEMA if its time is outside
+ *         2024-2093.
+ */
+int proj__notification_id(const struct es_event *ev, int64_t *id, struct sp_errbuf *eb);
+
+/**
+ * Fold evs[0..n) (each checked against the catalogue and of a type the projection folds)
+ * with the effect of folding them one by one in order with the projection's folds[], in a
+ * few set-based statements per run of events that touch distinct rows (pg_fold_set.c).
+ * Runs inside the caller's transaction; the caller's batch_end completes it.
+ * @return 0; on an error the effect is unknown (the caller rolls back to a savepoint): a
+ *         poison-class error (SP_ENOTFOUND, SP_ESCHEMA, SP_EDB of SQLSTATE class 22 or 23)
+ *         means one of the events would fail alone, and the caller looks for it by folding
+ *         parts of the batch; SP_EDB of another class or SP_EUNAVAIL is transient.
+ */
+int proj__pg_fold_set(PGconn *conn,
+                      const struct es_event *const *evs,
+                      size_t n,
+                      struct sp_errbuf *eb);
+
 /* Folds of pg_social.c, each a proj_apply_fn (see proj/projection.h). */
 int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);

@@ -75,20 +75,17 @@ user_version(PGconn *conn, const struct es_event *ev, const char *id, struct sp_
     return proj_pg_exec(conn, SQL_USER_VERSION, 2, params, NULL, eb);
 }
 
-/* The Snowflake-layout notification id of the event (see 002_social.sql), as text. */
-static int
-notification_id(const struct es_event *ev, char *out, size_t out_size, struct sp_errbuf *eb)
+int proj__notification_id(const struct es_event *ev, int64_t *id, struct sp_errbuf *eb)
 {
     int64_t ms = ev->time_us / 1000;
-    uint64_t id;
 
     if (ev->pos.partition < 0 || ev->pos.offset < 0)
         return sp_err_set(eb, SP_EINVAL, "position", "event has no log position");
     if (ms < NOTIF_EPOCH_MS || ms - NOTIF_EPOCH_MS >= NOTIF_MAX_MS)
         return sp_err_set(eb, SP_ESCHEMA, "time", "event time is outside 2024-2093");
-    id = ((uint64_t)(ms - NOTIF_EPOCH_MS) << 22) | ((uint64_t)(ev->pos.partition & 0x3FF) << 12) |
-         ((uint64_t)ev->pos.offset & 0xFFF);
-    snprintf(out, out_size, "%llu", (unsigned long long)id);
+    *id = (int64_t)(((uint64_t)(ms - NOTIF_EPOCH_MS) << 22) |
+                    ((uint64_t)(ev->pos.partition & 0x3FF) << 12) |
+                    ((uint64_t)ev->pos.offset & 0xFFF));
     return 0;
 }
 
@@ -101,8 +98,10 @@ notify(PGconn *conn, const struct es_event *ev, const struct notification *n, st
 
     if (strcmp(n->recipient, n->actor) == 0)
         return 0;
-    if ((rc = notification_id(ev, id, sizeof(id), eb)) != 0)
+    int64_t nid = 0;
+    if ((rc = proj__notification_id(ev, &nid, eb)) != 0)
         return rc;
+    snprintf(id, sizeof(id), "%lld", (long long)nid);
     snprintf(partition, sizeof(partition), "%d", (int)ev->pos.partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)ev->pos.offset);
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));

@@ -166,7 +166,10 @@ struct bisect {
 };
 
 /*
- * Fold evs[lo..hi) under one savepoint. If a fold fails because of its event (poison),
+ * Fold evs[lo..hi) under one savepoint: set-wise (the projection's fold_set) when the range
+ * holds more than one event and the projection can, else one by one with its folds[], so
+ * that a single event is always judged by its own fold. If that fails because of an event
+ * (poison),
  * roll back to the savepoint and fold each half the same way, down to the one event that
  * fails, which is marked poison (and, with stop_at_poison, ends it: it is the first one,
  * since the left half is always folded first). Without poison that is one savepoint for
@@ -183,10 +186,15 @@ static int bisect_fold(struct bisect *b, size_t lo, size_t hi)
         return 0;
     if ((rc = proj_pg_exec_script(b->r->conn, "SAVEPOINT proj_batch", b->eb)) != 0)
         return rc;
-    for (; i < hi; i++) {
-        const struct es_event *ev = b->evs[i];
-        if ((rc = b->r->proj->folds[ev->type_id](b->r->conn, ev, &perr)) != 0)
-            break;
+    if (hi - lo > 1 && b->r->proj->fold_set != NULL) {
+        rc = b->r->proj->fold_set(b->r->conn, (const struct es_event *const *)b->evs + lo, hi - lo,
+                                  &perr);
+    } else {
+        for (; i < hi; i++) {
+            const struct es_event *ev = b->evs[i];
+            if ((rc = b->r->proj->folds[ev->type_id](b->r->conn, ev, &perr)) != 0)
+                break;
+        }
     }
     if (rc == 0) {
         if (b->n_done < hi)
@@ -194,7 +202,7 @@ static int bisect_fold(struct bisect *b, size_t lo, size_t hi)
         return proj_pg_exec_script(b->r->conn, "RELEASE SAVEPOINT proj_batch", b->eb);
     }
     if (!fold_error_is_poison(rc, &perr) || PQstatus(b->r->conn) != CONNECTION_OK)
-        return fold_transient(b->evs[i], &perr, b->eb);
+        return fold_transient(b->evs[i < hi ? i : lo], &perr, b->eb);
     if ((rc = proj_pg_exec_script(b->r->conn, "ROLLBACK TO SAVEPOINT proj_batch", b->eb)) != 0 ||
         (rc = proj_pg_exec_script(b->r->conn, "RELEASE SAVEPOINT proj_batch", b->eb)) != 0)
         return rc;

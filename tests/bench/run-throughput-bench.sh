@@ -14,10 +14,11 @@
 #  5. peak RSS (VmHWM) of each daemon.
 #
 # usage: tests/bench/run-throughput-bench.sh [--events N] [--data FILE] [--duration S]
-#            [--build DIR]
+#            [--build DIR] [--skip-ingest]
 #   --events N     log size for steps 1-3 (default 1000000)
 #   --duration S   seconds of each wrk run (default 10)
 #   --data FILE    recipes for the log (default ../shared/data/recipes.jsonl, read in place)
+#   --skip-ingest  steps 1-3 and the projector's RSS only
 # Needs wrk and nginx (deploy/install-deps.sh). PostgreSQL comes from pg_virtualenv.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -26,13 +27,15 @@ set -euo pipefail
 DATA=$(realpath -m "$ROOT/../shared/data/recipes.jsonl")
 EVENTS=1000000
 DURATION=10
+SKIP_INGEST=
 while [ $# -gt 0 ]; do
     case "$1" in
     --events) EVENTS=$2; shift 2 ;;
     --data) DATA=$(realpath "$2"); shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --build) BUILD=$(realpath -m "$2"); shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    --skip-ingest) SKIP_INGEST=1; shift ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run-throughput-bench.sh: unknown argument \"$1\"" >&2; exit 2 ;;
     esac
 done
@@ -45,7 +48,8 @@ if [ -z "${SP_BENCH_IN_PG:-}" ]; then
     done
     [ -r "$DATA" ] || { echo "run-throughput-bench.sh: cannot read --data \"$DATA\"" >&2; exit 2; }
     bench_build_missing --all stockpot-command-api stockpot-projector stockpot-replay stockpot-loggen
-    bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --build "$BUILD"
+    bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --build "$BUILD" \
+        ${SKIP_INGEST:+--skip-ingest}
 fi
 
 bench_stack_init throughput
@@ -108,6 +112,12 @@ t0=$(now_s)
 REBUILD_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(now_s)")
 REBUILD_RATE=$(rate "$EVENTS" "$REBUILD_S")
 echo "rebuild pg: $REBUILD_S s, $REBUILD_RATE events/s = $(pct "$REBUILD_RATE" "$COPY_RATE") of COPY (target >= 15%)"
+
+if [ -n "$SKIP_INGEST" ]; then
+    echo "== 5. peak RSS (VmHWM)"
+    echo "stockpot-projector (catch-up of $EVENTS events): ${RSS[projector]}"
+    exit 0
+fi
 
 echo "== 4. ingest: POST /recipes against nginx serving a static file of the same size (wrk, $DURATION s each)"
 export STOCKPOT_LOG_DIR=$TMP/ingest-log STOCKPOT_WRITEMODEL_DIR=$TMP/ingest-wm

@@ -46,6 +46,21 @@ struct proj_table {
 typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 
 /**
+ * Optional: fold the events evs[0..n) (n >= 2; each passed es_event_check and has a fold
+ * in the projection's folds[]) inside the caller's open transaction with the same effect as
+ * folds[] applied to them one by one in order, in fewer statements (a set at a time).
+ * @return 0; SP_ESCHEMA, SP_EINVAL, SP_ETOOBIG, SP_ENOTFOUND, or SP_EDB of SQLSTATE class 22
+ *         or 23 when one of the events would fail alone (which one is not said: the runner
+ *         rolls back and folds parts of the batch to find it, folding single events with
+ *         folds[]); any other SP_EDB or SP_EUNAVAIL: transient. Any non-zero return leaves
+ *         the transaction in an unknown state: the caller rolls back (to a savepoint).
+ */
+typedef int (*proj_fold_set_fn)(PGconn *conn,
+                                const struct es_event *const *evs,
+                                size_t n,
+                                struct sp_errbuf *eb);
+
+/**
  * Optional hook run inside the caller's open transaction around each batch of folds:
  * batch_begin before the first event (e.g. prepare per-session scratch tables), batch_end
  * after the last one and before the checkpoint is stored and the batch committed (e.g.
@@ -99,6 +114,7 @@ struct proj_projection {
     const char *migrations;          /* migration set, relative to the SQL dir ("." = all) */
     const struct proj_table *tables; /* the view's tables */
     size_t n_tables;
+    proj_fold_set_fn fold_set; /* NULL: events are folded one by one */
     proj_batch_fn batch_begin; /* NULL: none */
     proj_batch_fn batch_end;   /* NULL: none */
     /* PROJ_STORE_LMDB */

@@ -1,0 +1,493 @@
+/*
+ * Set-wise folding of the "pg" projection: a batch of events in a few statements per event
+ * type instead of one to three statements (and round trips) per event.
+ *
+ * Two events that touch different row keys (a user, a recipe, a follow pair, a like pair, a
+ * comment) commute: every table of the view is a function of its rows' own streams (the
+ * counters are recounted at the batch's end, users.version takes the greatest noted, the
+ * feed is computed by each statement from the current rows of the other table:
+ * pg_internal.h), which is what already makes a rebuild on a partitioned log equal the
+ * live view whatever the interleaving of partitions. So only the order of the events of
+ * one key matters: the k-th event of a key in the batch goes to round k, and the rounds
+ * fold in order, each as one statement per event type present (a fixed order of types),
+ * which takes the round's events of that type as one JSON array parameter. A like, its
+ * unlike and a like again fold in three rounds; likes of different pairs in one statement.
+ * Sessions and read marks have no key: their statements fold several events of one row
+ * themselves (the last refresh, the greatest read mark; a session starts first in its
+ * stream and its revocation sets another column).
+ *
+ * The statements are those of the per-event folds (pg_projection.c, pg_social.c) applied
+ * to sets of rows; the tests fold the same logs both ways and compare checksums.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "es/catalogue.h"
+#include "pg_internal.h"
+#include "proj/pg.h"
+#include "proj/projection.h"
+#include "sp/alloc.h"
+#include "sp/pg_channels.h"
+#include "sp/time.h"
+
+#include "sp/banned.h"
+
+/* The rows of a statement: a round's events of one type, as JSON objects
+ * {id: stream id, v: stream version, at: time, n: notification id or null, p: partition,
+ *  o: offset, d: payload}. */
+#define SQL_ROW_COLUMNS                                                                            \
+    "id bigint, v bigint, at timestamptz, n bigint, p integer, o bigint, d jsonb"
+/* The rows go through an array the planner cannot see into, so that it sizes them at a
+ * few (unnest: 10) rather than json_to_recordset's 100: joined to a read model table that
+ * is an index probe per row; at 100 PostgreSQL hash-joined a sequential scan of the whole
+ * table (recipes, follows) in every statement, about 1-4 ms each at 12,000 recipes. */
+#define SQL_ROWS                                                                                   \
+    "ev AS (SELECT * FROM unnest(ARRAY(SELECT r FROM json_to_recordset($1::json) "                 \
+    "AS r(" SQL_ROW_COLUMNS "))) AS e(" SQL_ROW_COLUMNS "))"
+#define SQL_ID(key) "(ev.d->>'" key "')::bigint"
+
+#define SQL_NOTIFY_ONCE(rel)                                                                       \
+    "SELECT pg_notify('" SP_PG_CHANNEL_NOTIFICATIONS "', '') FROM (SELECT 1 FROM " rel             \
+    " LIMIT 1) AS once"
+#define SQL_NOTIFICATIONS_INSERT                                                                   \
+    "INSERT INTO stockpot.notifications (id, user_id, kind, actor_id, recipe_id, comment_id, "     \
+    "partition, \"offset\", created_at) "
+
+/* clang-format off */
+static const char sql_user_registered[] =
+    "WITH " SQL_ROWS " INSERT INTO stockpot.users (id, username, created_at, updated_at, "
+    "version, follower_count, following_count, recipe_count) "
+    "SELECT ev.id, ev.d->>'username', ev.at, ev.at, ev.v, " SQL_USER_COUNTS_OF("ev.id") " FROM ev";
+
+/* a count of the rows updated: fewer than the events means a user the view does not hold */
+static const char sql_profile_updated[] =
+    "WITH " SQL_ROWS ", upd AS (UPDATE stockpot.users u SET "
+    "full_name = CASE WHEN ev.d ? 'full_name' THEN ev.d->>'full_name' ELSE u.full_name END, "
+    "bio = CASE WHEN ev.d ? 'bio' THEN ev.d->>'bio' ELSE u.bio END, "
+    "avatar_media_id = CASE WHEN ev.d ? 'avatar_media_id' "
+    "THEN (ev.d->>'avatar_media_id')::bigint ELSE u.avatar_media_id END, "
+    "updated_at = ev.at, version = ev.v FROM ev WHERE u.id = ev.id RETURNING 1) "
+    "SELECT count(*) FROM upd";
+
+static const char sql_recipe_created[] =
+    "WITH " SQL_ROWS ", r AS (INSERT INTO stockpot.recipes (id, author_id, title, description, "
+    "ingredients, steps, tags, image_media_ids, created_at, updated_at, version, like_count, "
+    "comment_count) SELECT ev.id, " SQL_ID("author_id") ", ev.d->>'title', "
+    "coalesce(ev.d->>'description', ''), coalesce(ev.d->'ingredients', '[]'), "
+    "coalesce(ev.d->'steps', '[]'), " SQL_TEXT_SET("coalesce(ev.d->'tags', '[]')") ", "
+    SQL_ID_ARRAY("coalesce(ev.d->'image_media_ids', '[]')") ", ev.at, ev.at, ev.v, "
+    SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "
+    "t AS (INSERT INTO stockpot.recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
+    "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "
+    "d AS (" SQL_DIRTY_USERS("SELECT author_id FROM r") ") "
+    SQL_FEED_ADD_RECIPE("r");
+
+/* a count of the rows updated, as for profiles; the tags follow in two more statements */
+static const char sql_recipe_updated[] =
+    "WITH " SQL_ROWS ", upd AS (UPDATE stockpot.recipes r SET "
+    "title = CASE WHEN ev.d ? 'title' THEN ev.d->>'title' ELSE r.title END, "
+    "description = CASE WHEN ev.d ? 'description' "
+    "THEN coalesce(ev.d->>'description', '') ELSE r.description END, "
+    "ingredients = CASE WHEN ev.d ? 'ingredients' THEN ev.d->'ingredients' "
+    "ELSE r.ingredients END, "
+    "steps = CASE WHEN ev.d ? 'steps' THEN ev.d->'steps' ELSE r.steps END, "
+    "tags = CASE WHEN ev.d ? 'tags' THEN " SQL_TEXT_SET("ev.d->'tags'") " ELSE r.tags END, "
+    "image_media_ids = CASE WHEN ev.d ? 'image_media_ids' "
+    "THEN " SQL_ID_ARRAY("ev.d->'image_media_ids'") " ELSE r.image_media_ids END, "
+    "updated_at = ev.at, version = ev.v FROM ev WHERE r.id = ev.id RETURNING 1) "
+    "SELECT count(*) FROM upd";
+static const char sql_recipe_tags_delete[] =
+    "WITH " SQL_ROWS " DELETE FROM stockpot.recipe_tags t USING ev "
+    "WHERE ev.d ? 'tags' AND t.recipe_id = ev.id";
+static const char sql_recipe_tags_insert[] =
+    "WITH " SQL_ROWS " INSERT INTO stockpot.recipe_tags (tag, recipe_id) "
+    "SELECT DISTINCT e, ev.id FROM ev, jsonb_array_elements_text(ev.d->'tags') AS e "
+    "WHERE ev.d ? 'tags' ON CONFLICT DO NOTHING";
+
+static const char sql_recipe_deleted[] =
+    "WITH " SQL_ROWS ", t AS (DELETE FROM stockpot.recipe_tags t USING ev "
+    "WHERE t.recipe_id = ev.id), "
+    "r AS (DELETE FROM stockpot.recipes r USING ev WHERE r.id = ev.id "
+    "RETURNING r.id, r.author_id), "
+    "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
+    SQL_DIRTY_USERS("SELECT author_id FROM r");
+
+static const char sql_user_followed[] =
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+    "created_at) SELECT ev.id, " SQL_ID("followee_id") ", ev.at FROM ev "
+    "ON CONFLICT DO NOTHING RETURNING follower_id, followee_id), "
+    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, LATERAL (VALUES (ins.follower_id), "
+                               "(ins.followee_id)) AS w(v)") "), "
+    "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
+    "SELECT ins.follower_id, r.id FROM ins JOIN stockpot.recipes r "
+    "ON r.author_id = ins.followee_id ON CONFLICT DO NOTHING), "
+    "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("followee_id") ", 'follow', "
+    "ev.id, NULL, NULL, ev.p, ev.o, ev.at FROM ev WHERE " SQL_ID("followee_id") " <> ev.id "
+    "AND NOT EXISTS (SELECT 1 FROM stockpot.follows f WHERE f.follower_id = ev.id "
+    "AND f.followee_id = " SQL_ID("followee_id") ") ON CONFLICT DO NOTHING RETURNING 1) "
+    SQL_NOTIFY_ONCE("nt");
+
+static const char sql_user_unfollowed[] =
+    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.follows f USING ev "
+    "WHERE f.follower_id = ev.id AND f.followee_id = " SQL_ID("followee_id") " "
+    "RETURNING f.follower_id, f.followee_id), "
+    "x AS MATERIALIZED (SELECT del.follower_id AS u, r.id FROM del JOIN stockpot.recipes r "
+    "ON r.author_id = del.followee_id WHERE del.follower_id <> del.followee_id), "
+    "fe AS (DELETE FROM stockpot.feed_entries e USING x WHERE e.user_id = x.u "
+    "AND e.recipe_id = x.id) "
+    SQL_DIRTY_USERS("SELECT v FROM del, LATERAL (VALUES (del.follower_id), "
+                    "(del.followee_id)) AS w(v)");
+
+static const char sql_recipe_liked[] =
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+    "SELECT " SQL_ID("recipe_id") ", ev.id, ev.at FROM ev ON CONFLICT DO NOTHING "
+    "RETURNING recipe_id, user_id), "
+    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") "), "
+    "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'like', "
+    "ev.id, " SQL_ID("recipe_id") ", NULL, ev.p, ev.o, ev.at FROM ev "
+    "WHERE " SQL_ID("recipe_author_id") " <> ev.id AND NOT EXISTS (SELECT 1 FROM "
+    "stockpot.likes l WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id) "
+    "ON CONFLICT DO NOTHING RETURNING 1) "
+    SQL_NOTIFY_ONCE("nt");
+
+static const char sql_recipe_unliked[] =
+    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.likes l USING ev "
+    "WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id "
+    "RETURNING l.recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del");
+
+static const char sql_recipe_commented[] =
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+    "content, created_at) SELECT ev.id, " SQL_ID("recipe_id") ", " SQL_ID("user_id") ", "
+    "ev.d->>'content', ev.at FROM ev ON CONFLICT DO NOTHING "
+    "RETURNING id, recipe_id, user_id), "
+    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") "), "
+    "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'comment', "
+    SQL_ID("user_id") ", " SQL_ID("recipe_id") ", ev.id, ev.p, ev.o, ev.at FROM ev "
+    "WHERE " SQL_ID("recipe_author_id") " <> " SQL_ID("user_id") " AND NOT EXISTS "
+    "(SELECT 1 FROM stockpot.comments c WHERE c.id = ev.id) "
+    "ON CONFLICT DO NOTHING RETURNING 1) "
+    SQL_NOTIFY_ONCE("nt");
+
+static const char sql_comment_deleted[] =
+    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.comments c USING ev WHERE c.id = ev.id "
+    "RETURNING c.recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del");
+
+/* read marks only move forward, so several of one user fold as their greatest */
+static const char sql_notifications_read[] =
+    "WITH " SQL_ROWS " INSERT INTO stockpot.notification_reads (user_id, up_to_id) "
+    "SELECT ev.id, max(" SQL_ID("up_to_id") ") FROM ev GROUP BY ev.id "
+    "ON CONFLICT (user_id) DO UPDATE SET "
+    "up_to_id = greatest(stockpot.notification_reads.up_to_id, EXCLUDED.up_to_id)";
+
+static const char sql_session_started[] =
+    "WITH " SQL_ROWS " INSERT INTO stockpot.sessions (id, user_id, expires_at) "
+    "SELECT ev.id, " SQL_ID("user_id") ", (ev.d->>'expires_at')::timestamptz FROM ev "
+    "ON CONFLICT (id) DO NOTHING";
+
+/* of several refreshes of one session the last (by stream version) stands; the session's
+ * SessionStarted comes first in its stream, so in an earlier batch or this round's earlier
+ * statement, and SessionRevoked sets another column */
+static const char sql_session_refreshed[] =
+    "WITH " SQL_ROWS ", last AS (SELECT DISTINCT ON (ev.id) ev.id, ev.d FROM ev "
+    "ORDER BY ev.id, ev.v DESC) UPDATE stockpot.sessions s "
+    "SET expires_at = (last.d->>'expires_at')::timestamptz FROM last WHERE s.id = last.id";
+
+static const char sql_session_revoked[] =
+    "WITH " SQL_ROWS " UPDATE stockpot.sessions s SET revoked = true FROM ev WHERE s.id = ev.id";
+
+/* the user-<id> streams' versions of the events that change no user row (pg_internal.h) */
+static const char sql_user_versions[] =
+    "INSERT INTO pg_temp.proj_user_versions (id, version) "
+    "SELECT id, v FROM json_to_recordset($1::json) AS r(id bigint, v bigint)";
+/* clang-format on */
+
+/* How each type folds as a set: its statement, whether it expects one row per event
+ * (the statement returns the count of rows it updated), whether its events notify (the
+ * rows carry a notification id), whether it notes the user stream's version, and which
+ * row key its events touch. */
+enum key_kind {
+    KEY_NONE = 0, /* the type's statement folds several events of one row itself */
+    KEY_USER,
+    KEY_RECIPE,
+    KEY_FOLLOW,
+    KEY_LIKE,
+    KEY_COMMENT,
+};
+
+struct set_fold {
+    const char *sql;
+    bool expect_each; /* sql returns count(*) of updated rows: fewer is SP_ENOTFOUND */
+    bool notifies;
+    bool notes_version;
+    enum key_kind key;
+};
+
+static const struct set_fold set_folds[ES_TYPE__COUNT] = {
+    [ES_TYPE_USER_REGISTERED] = {sql_user_registered, false, false, false, KEY_USER},
+    [ES_TYPE_PROFILE_UPDATED] = {sql_profile_updated, true, false, false, KEY_USER},
+    [ES_TYPE_RECIPE_CREATED] = {sql_recipe_created, false, false, false, KEY_RECIPE},
+    [ES_TYPE_RECIPE_UPDATED] = {sql_recipe_updated, true, false, false, KEY_RECIPE},
+    [ES_TYPE_RECIPE_DELETED] = {sql_recipe_deleted, false, false, false, KEY_RECIPE},
+    [ES_TYPE_USER_FOLLOWED] = {sql_user_followed, false, true, true, KEY_FOLLOW},
+    [ES_TYPE_USER_UNFOLLOWED] = {sql_user_unfollowed, false, false, true, KEY_FOLLOW},
+    [ES_TYPE_RECIPE_LIKED] = {sql_recipe_liked, false, true, true, KEY_LIKE},
+    [ES_TYPE_RECIPE_UNLIKED] = {sql_recipe_unliked, false, false, true, KEY_LIKE},
+    [ES_TYPE_RECIPE_COMMENTED] = {sql_recipe_commented, false, true, false, KEY_COMMENT},
+    [ES_TYPE_COMMENT_DELETED] = {sql_comment_deleted, false, false, false, KEY_COMMENT},
+    [ES_TYPE_NOTIFICATIONS_READ] = {sql_notifications_read, false, false, true, KEY_NONE},
+    [ES_TYPE_SESSION_STARTED] = {sql_session_started, false, false, false, KEY_NONE},
+    [ES_TYPE_SESSION_REFRESHED] = {sql_session_refreshed, false, false, false, KEY_NONE},
+    [ES_TYPE_SESSION_REVOKED] = {sql_session_revoked, false, false, false, KEY_NONE},
+};
+
+/*
+ * The order of the statements of a round. Events of one key are in different rounds, so
+ * only the types without a key (KEY_NONE) depend on it: a session starts before it is
+ * refreshed or revoked (the enum's order is the catalogue's, alphabetical).
+ */
+static const enum es_type fold_order[] = {
+    ES_TYPE_USER_REGISTERED,  ES_TYPE_PROFILE_UPDATED,   ES_TYPE_RECIPE_CREATED,
+    ES_TYPE_RECIPE_UPDATED,   ES_TYPE_RECIPE_DELETED,    ES_TYPE_USER_FOLLOWED,
+    ES_TYPE_USER_UNFOLLOWED,  ES_TYPE_RECIPE_LIKED,      ES_TYPE_RECIPE_UNLIKED,
+    ES_TYPE_RECIPE_COMMENTED, ES_TYPE_COMMENT_DELETED,   ES_TYPE_NOTIFICATIONS_READ,
+    ES_TYPE_SESSION_STARTED,  ES_TYPE_SESSION_REFRESHED, ES_TYPE_SESSION_REVOKED,
+};
+
+/* Whether the statements of type @p t run in a round (else its events fold one by one). */
+static bool in_fold_order(enum es_type t)
+{
+    for (size_t k = 0; k < sizeof(fold_order) / sizeof(fold_order[0]); k++)
+        if (fold_order[k] == t)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ rounds by row key */
+
+/*
+ * How many events of the batch touched each row key so far: an open-addressing map of
+ * 64-bit hashes, tagged with a generation so that starting over costs nothing. Two keys of
+ * one hash only put an event in a later round than it needs, which is always correct.
+ */
+struct keycount {
+    uint64_t *hash;
+    uint32_t *gen;
+    uint32_t *count;
+    size_t mask;
+    uint32_t cur;
+};
+
+static void keycount_init(struct keycount *k, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    k->hash = sp_xcalloc(cap, sizeof(*k->hash));
+    k->gen = sp_xcalloc(cap, sizeof(*k->gen));
+    k->count = sp_xcalloc(cap, sizeof(*k->count));
+    k->mask = cap - 1;
+    k->cur = 1;
+}
+
+static void keycount_free(struct keycount *k)
+{
+    free(k->hash);
+    free(k->gen);
+    free(k->count);
+}
+
+/* Count one more event of key @p h. @return how many came before it (0 for the first). */
+static uint32_t keycount_next(struct keycount *k, uint64_t h)
+{
+    for (size_t i = (size_t)h & k->mask;; i = (i + 1) & k->mask) {
+        if (k->gen[i] != k->cur) {
+            k->gen[i] = k->cur;
+            k->hash[i] = h;
+            k->count[i] = 1;
+            return 0;
+        }
+        if (k->hash[i] == h)
+            return k->count[i]++;
+    }
+}
+
+/* Hash of the row key @p ev touches; its numbers are those of the payload's id fields. */
+static uint64_t event_key(const struct es_event *ev, enum key_kind kind)
+{
+    struct {
+        int64_t kind, a, b;
+    } key = {kind, es_event_stream_id(ev), 0};
+    const char *other = NULL;
+
+    if (kind == KEY_FOLLOW)
+        other = json_string_value(json_object_get(ev->data, "followee_id"));
+    else if (kind == KEY_LIKE)
+        other = json_string_value(json_object_get(ev->data, "recipe_id"));
+    if (other != NULL)
+        key.b = (int64_t)XXH3_64bits(other, strlen(other));
+    return XXH3_64bits(&key, sizeof(key));
+}
+
+/* ------------------------------------------------------------ statements */
+
+typedef json_t *round_rows[ES_TYPE__COUNT]; /* a round's rows by type; NULL: none */
+
+struct fold_set {
+    PGconn *conn;
+    round_rows *rounds; /* rounds[0..n_rounds) */
+    size_t n_rounds, cap_rounds;
+    json_t *versions; /* {id, v} of every event that notes its user's version */
+    struct sp_errbuf *eb;
+};
+
+/* Run @p sql with the JSON array @p rows as $1. */
+static int exec_rows(struct fold_set *s, const char *sql, const json_t *rows, PGresult **res)
+{
+    char *text = json_dumps(rows, JSON_COMPACT);
+    int rc;
+
+    if (text == NULL)
+        return sp_err_set(s->eb, SP_EUNAVAIL, NULL, "out of memory encoding a batch");
+    const char *params[] = {text};
+    rc = proj_pg_exec(s->conn, sql, 1, params, res, s->eb);
+    free(text);
+    return rc;
+}
+
+/* Fold one round's rows of type @p t. */
+static int round_fold(struct fold_set *s, int t, json_t *rows)
+{
+    PGresult *res = NULL;
+    int rc = exec_rows(s, set_folds[t].sql, rows, set_folds[t].expect_each ? &res : NULL);
+
+    if (rc == 0 && set_folds[t].expect_each) {
+        long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+        if (n != (long long)json_array_size(rows))
+            rc = sp_err_set(s->eb, SP_ENOTFOUND, NULL, "%s of a %s the view does not hold",
+                            es_type_name((enum es_type)t),
+                            t == ES_TYPE_PROFILE_UPDATED ? "user" : "recipe");
+    }
+    PQclear(res);
+    if (rc == 0 && t == ES_TYPE_RECIPE_UPDATED) {
+        bool tags = false;
+        for (size_t i = 0; i < json_array_size(rows) && !tags; i++)
+            tags = json_object_get(json_object_get(json_array_get(rows, i), "d"), "tags");
+        if (tags && (rc = exec_rows(s, sql_recipe_tags_delete, rows, NULL)) == 0)
+            rc = exec_rows(s, sql_recipe_tags_insert, rows, NULL);
+    }
+    return rc;
+}
+
+/* Fold the rounds gathered (unless @p discard), in order, each type by type; then forget
+ * them. */
+static int rounds_flush(struct fold_set *s, bool discard)
+{
+    int rc = discard ? 1 : 0;
+
+    for (size_t r = 0; r < s->n_rounds; r++) {
+        for (size_t k = 0; k < sizeof(fold_order) / sizeof(fold_order[0]); k++) {
+            enum es_type t = fold_order[k];
+            if (rc == 0 && s->rounds[r][t] != NULL)
+                rc = round_fold(s, t, s->rounds[r][t]);
+            json_decref(s->rounds[r][t]);
+            s->rounds[r][t] = NULL;
+        }
+    }
+    s->n_rounds = 0;
+    return discard ? 0 : rc;
+}
+
+/* The row of @p ev for its type's statement. */
+static json_t *event_row(const struct es_event *ev, const struct set_fold *f)
+{
+    char at[32];
+    json_t *row;
+
+    sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
+    row = json_pack("{s:I, s:I, s:s, s:O}", "id", (json_int_t)es_event_stream_id(ev), "v",
+                    (json_int_t)ev->stream_version, "at", at, "d", ev->data);
+    if (row != NULL && f->notifies) {
+        struct sp_errbuf ignored = {{0}, {0}};
+        int64_t id = 0;
+        /* an id that cannot be made (a time outside 2024-2093) stays null: only a
+         * notification actually written needs it, and its NOT NULL then fails the set,
+         * whose events the caller folds one by one (pg_social.c says why) */
+        json_object_set_new(row, "n",
+                            proj__notification_id(ev, &id, &ignored) == 0 ? json_integer(id)
+                                                                          : json_null());
+        json_object_set_new(row, "p", json_integer(ev->pos.partition));
+        json_object_set_new(row, "o", json_integer(ev->pos.offset));
+    }
+    return row;
+}
+
+/* Add @p row to round @p r (allocating the rounds up to it) under its type. */
+static void round_add(struct fold_set *s, size_t r, enum es_type t, json_t *row)
+{
+    if (r >= s->cap_rounds) {
+        size_t cap = s->cap_rounds ? 2 * s->cap_rounds : 4;
+        while (cap <= r)
+            cap *= 2;
+        s->rounds = sp_xrealloc(s->rounds, cap * sizeof(*s->rounds));
+        memset(s->rounds + s->cap_rounds, 0, (cap - s->cap_rounds) * sizeof(*s->rounds));
+        s->cap_rounds = cap;
+    }
+    if (r >= s->n_rounds)
+        s->n_rounds = r + 1;
+    if (s->rounds[r][t] == NULL)
+        s->rounds[r][t] = json_array();
+    json_array_append_new(s->rounds[r][t], row);
+}
+
+int proj__pg_fold_set(PGconn *conn,
+                      const struct es_event *const *evs,
+                      size_t n,
+                      struct sp_errbuf *eb)
+{
+    struct fold_set s = {conn, NULL, 0, 0, json_array(), eb};
+    struct keycount keys;
+    int rc = 0;
+
+    if (s.versions == NULL)
+        return sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory");
+    keycount_init(&keys, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct es_event *ev = evs[i];
+        const struct set_fold *f = &set_folds[ev->type_id];
+        json_t *row;
+
+        if (f->sql == NULL || !in_fold_order(ev->type_id)) {
+            /* a type of the per-event folds without a set statement: folded alone, after
+             * everything before it and before everything after it */
+            proj_apply_fn one = proj_pg_projection()->folds[ev->type_id];
+            if ((rc = rounds_flush(&s, false)) != 0 || one == NULL || (rc = one(conn, ev, eb)) != 0)
+                break;
+            keys.cur++;
+            continue;
+        }
+        if ((row = event_row(ev, f)) == NULL) {
+            rc = sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory");
+            break;
+        }
+        round_add(&s, f->key != KEY_NONE ? keycount_next(&keys, event_key(ev, f->key)) : 0,
+                  ev->type_id, row);
+        if (f->notes_version)
+            json_array_append_new(s.versions,
+                                  json_pack("{s:I, s:I}", "id", (json_int_t)es_event_stream_id(ev),
+                                            "v", (json_int_t)ev->stream_version));
+    }
+    if (rc == 0)
+        rc = rounds_flush(&s, false);
+    else
+        (void)rounds_flush(&s, true);
+    if (rc == 0 && json_array_size(s.versions) > 0)
+        rc = exec_rows(&s, sql_user_versions, s.versions, NULL);
+    json_decref(s.versions);
+    free(s.rounds);
+    keycount_free(&keys);
+    return rc;
+}

@@ -1,0 +1,236 @@
+/*
+ * The set-wise fold of the "pg" projection (pg_fold_set.c) against the per-event folds:
+ * a realistic log from stockpot-loggen (few users over a few days, so that one batch holds
+ * many events of one row: likes and unlikes of a pair, profile updates, session refreshes,
+ * recipes created, updated and deleted) folded one event per batch, which takes the
+ * per-event folds, must give the same read model (proj_checksum) as the same log folded
+ * in batches of many sizes, of random sizes, and in one set of every event.
+ * Needs PostgreSQL (pg_virtualenv) and the stockpot-loggen binary (SP_LOGGEN).
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "es/catalogue.h"
+#include "pgtest.h"
+#include "proj/pg.h"
+#include "proj/projection.h"
+#include "proj/runner.h"
+
+#include "sp/banned.h"
+
+#define LOG_EVENTS "6000"
+
+/* The log, the reference checksum (one event per batch) and its database. */
+static struct pgtest ref;
+static char ref_sum[40];
+
+static void checksum(PGconn *conn, char *out, size_t out_size)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    assert_int_equal(proj_checksum(conn, proj_pg_projection(), out, out_size, &eb), 0);
+}
+
+/* On a mismatch: which tables differ between @p conn and the reference, and their sizes. */
+static void explain_mismatch(PGconn *conn, const char *what)
+{
+    const struct proj_projection *p = proj_pg_projection();
+    char sql[512];
+
+    for (size_t i = 0; i < p->n_tables; i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) || ' rows, ' || md5(coalesce(string_agg(t::text, ',' ORDER BY "
+                 "%s), '')) FROM %s t",
+                 p->tables[i].order_by, p->tables[i].name);
+        char *a = pgtest_value(conn, sql), *b = pgtest_value(ref.conn, sql);
+        if (strcmp(a, b) != 0)
+            fprintf(stderr, "%s: %s differs: %s, one by one %s\n", what, p->tables[i].name, a, b);
+        free(a);
+        free(b);
+    }
+}
+
+static int setup(void **state)
+{
+    char cmd[512];
+    (void)state;
+
+    pgtest_setup_db(&ref);
+    /* 6,000 events of 30 users over 2 days: every batch repeats rows */
+    snprintf(cmd, sizeof(cmd),
+             "STOCKPOT_LOG_DIR=%s '%s' --events " LOG_EVENTS " --users 30 --days 2 --seed 7 "
+             "--recipes '%s' >/dev/null",
+             ref.dir, SP_LOGGEN, SP_SAMPLE_RECIPES);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "test_fold_set: %s failed\n", cmd);
+        return -1;
+    }
+    pgtest_open_log(&ref);
+    pgtest_catch_up(&ref, 1);
+    checksum(ref.conn, ref_sum, sizeof(ref_sum));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pgtest_teardown(&ref);
+    return 0;
+}
+
+/* The reference is no trivial view: every table the social folds write has rows. */
+static void test_reference_is_rich(void **state)
+{
+    static const char *const tables[] = {
+        "stockpot.users",         "stockpot.recipes",
+        "stockpot.recipe_tags",   "stockpot.follows",
+        "stockpot.likes",         "stockpot.comments",
+        "stockpot.notifications", "stockpot.notification_reads",
+        "stockpot.sessions",      "stockpot.feed_entries",
+    };
+    char sql[96];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
+        if (pgtest_count(ref.conn, sql) == 0)
+            fail_msg("%s is empty", tables[i]);
+    }
+    assert_true(pgtest_count(ref.conn, "SELECT count(*) FROM stockpot.sessions WHERE revoked") > 0);
+    assert_int_equal(pgtest_count(ref.conn, "SELECT count(*) FROM stockpot.dead_letters"), 0);
+    assert_int_equal(pgtest_count(ref.conn, "SELECT next_offset FROM stockpot.checkpoints"),
+                     atoll(LOG_EVENTS));
+}
+
+/* proj_rebuild in batches of each size, in a fresh database: the same checksum. */
+static void test_batch_sizes(void **state)
+{
+    static const size_t sizes[] = {2, 3, 17, 500, 6000};
+    struct sp_errbuf eb = {{0}, {0}};
+    struct pgtest t;
+    (void)state;
+
+    pgtest_setup_db(&t);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct proj_batch_stats st;
+        char sum[40], what[64];
+        int rc = proj_rebuild(t.conn, proj_pg_projection(), ref.log, sizes[i],
+                              PROJ_POISON_DEAD_LETTER, &st, &eb);
+        if (rc != 0)
+            fail_msg("rebuild in batches of %zu: %s", sizes[i], eb.msg);
+        checksum(t.conn, sum, sizeof(sum));
+        snprintf(what, sizeof(what), "batches of %zu", sizes[i]);
+        if (strcmp(sum, ref_sum) != 0) {
+            explain_mismatch(t.conn, what);
+            fail_msg("%s: checksum %s, one by one %s", what, sum, ref_sum);
+        }
+    }
+    pgtest_teardown(&t);
+}
+
+/* A fresh database fed by runners of random batch sizes, one step each. */
+static void test_random_batches(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    unsigned seed = 11;
+    char sum[40];
+    (void)state;
+
+    pgtest_setup_db(&t);
+    t.log = ref.log;
+    for (int steps = 0; pgtest_count(t.conn, "SELECT coalesce(max(next_offset), 0) FROM "
+                                             "stockpot.checkpoints") < atoll(LOG_EVENTS);
+         steps++) {
+        size_t batch_max = 1 + (size_t)(rand_r(&seed) % 900);
+        struct proj_runner *r = pgtest_runner_new(&t, batch_max, PROJ_POISON_DEAD_LETTER, NULL);
+        int64_t applied = 0;
+        if (proj_runner_step(r, &applied, &eb) != 0)
+            fail_msg("step of %zu: %s", batch_max, eb.msg);
+        proj_runner_free(r);
+        assert_true(steps < 1000);
+    }
+    checksum(t.conn, sum, sizeof(sum));
+    if (strcmp(sum, ref_sum) != 0)
+        explain_mismatch(t.conn, "random batches");
+    assert_string_equal(sum, ref_sum);
+    t.log = NULL;
+    pgtest_teardown(&t);
+}
+
+struct collected {
+    struct es_event *evs;
+    size_t n;
+};
+
+static int collect(const struct es_log_record *rec, void *ud)
+{
+    struct collected *c = ud;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_event *ev = &c->evs[c->n];
+
+    es_event_init(ev);
+    assert_int_equal(es_log_record_decode(rec, ev, &eb), 0);
+    assert_int_equal(es_event_check(ev, NULL, &eb), 0);
+    if (proj_projection_handles(proj_pg_projection(), ev->type_id))
+        c->n++;
+    else
+        es_event_release(ev);
+    return 0;
+}
+
+/* Every event of the log in one call of fold_set (many rounds per key), in a fresh
+ * database, with the projection's batch hooks around it as the runner calls them. */
+static void test_one_set(void **state)
+{
+    const struct proj_projection *p = proj_pg_projection();
+    struct collected c = {calloc((size_t)atoll(LOG_EVENTS), sizeof(struct es_event)), 0};
+    struct sp_errbuf eb = {{0}, {0}};
+    const struct es_event **evs;
+    struct pgtest t;
+    int64_t next = 0;
+    char sum[40];
+    (void)state;
+
+    assert_non_null(p->fold_set);
+    assert_int_equal(es_log_read(ref.log, 0, 0, (size_t)atoll(LOG_EVENTS), collect, &c, &next, &eb),
+                     0);
+    assert_true(c.n > 5000);
+    evs = calloc(c.n, sizeof(*evs));
+    for (size_t i = 0; i < c.n; i++)
+        evs[i] = &c.evs[i];
+    pgtest_setup_db(&t);
+    assert_int_equal(proj_pg_exec_script(t.conn, "BEGIN", &eb), 0);
+    assert_int_equal(p->batch_begin(t.conn, &eb), 0);
+    if (p->fold_set(t.conn, evs, c.n, &eb) != 0)
+        fail_msg("fold_set: %s", eb.msg);
+    assert_int_equal(p->batch_end(t.conn, &eb), 0);
+    assert_int_equal(proj_pg_exec_script(t.conn, "COMMIT", &eb), 0);
+    checksum(t.conn, sum, sizeof(sum));
+    if (strcmp(sum, ref_sum) != 0)
+        explain_mismatch(t.conn, "one set");
+    assert_string_equal(sum, ref_sum);
+    pgtest_teardown(&t);
+    for (size_t i = 0; i < c.n; i++)
+        es_event_release(&c.evs[i]);
+    free(c.evs);
+    free(evs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_is_rich),
+        cmocka_unit_test(test_batch_sizes),
+        cmocka_unit_test(test_random_batches),
+        cmocka_unit_test(test_one_set),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
