@@ -65,8 +65,8 @@ static int pg_event_proc(PGEventId id, void *info, void *pass)
 int proj_pg_connect(const char *conninfo, const char *app, PGconn **out, struct sp_errbuf *eb)
 {
     const char *keys[] = {"dbname", "application_name", "client_encoding", "options", NULL};
-    /* jit=off: a fold's statements touch a few rows by key, but the batch-end recounts
-     * read scratch tables that have no statistics, whose default estimates pushed the
+    /* jit=off: a fold's statements touch a few rows by key, but the batch's end reads
+     * scratch tables that have no statistics, whose default estimates pushed the
      * cost past jit_above_cost: PostgreSQL then spent ~200 ms compiling each batch's end
      * (seen as 250 ms from a like to its row on a 2,000-user read model). */
     const char *vals[] = {conninfo ? conninfo : "", app ? app : "stockpot", "UTF8",

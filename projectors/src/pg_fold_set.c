@@ -4,7 +4,7 @@
  *
  * Two events that touch different row keys (a user, a recipe, a follow pair, a like pair, a
  * comment) commute: every table of the view is a function of its rows' own streams (the
- * counters are recounted at the batch's end, users.version takes the greatest noted, the
+ * counters' deltas are summed at the batch's end, users.version takes the greatest noted, the
  * feed is computed by each statement from the current rows of the other table:
  * pg_internal.h), which is what already makes a rebuild on a partitioned log equal the
  * live view whatever the interleaving of partitions. So only the order of the events of
@@ -59,7 +59,8 @@
 
 /* clang-format off */
 static const char sql_user_registered[] =
-    "WITH " SQL_ROWS " INSERT INTO stockpot.users (id, username, created_at, updated_at, "
+    "WITH " SQL_ROWS ", f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_USER_COLS) ") "
+    "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
     "version, follower_count, following_count, recipe_count) "
     "SELECT ev.id, ev.d->>'username', ev.at, ev.at, ev.v, " SQL_USER_COUNTS_OF("ev.id") " FROM ev";
 
@@ -83,7 +84,8 @@ static const char sql_recipe_created[] =
     SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "
     "t AS (INSERT INTO stockpot.recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
     "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "
-    "d AS (" SQL_DIRTY_USERS("SELECT author_id FROM r") ") "
+    "f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_RECIPE_COLS) "), "
+    "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 FROM r") ") "
     SQL_FEED_ADD_RECIPE("r");
 
 /* a count of the rows updated, as for profiles; the tags follow in two more statements */
@@ -114,14 +116,15 @@ static const char sql_recipe_deleted[] =
     "r AS (DELETE FROM stockpot.recipes r USING ev WHERE r.id = ev.id "
     "RETURNING r.id, r.author_id), "
     "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
-    SQL_DIRTY_USERS("SELECT author_id FROM r");
+    SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r");
 
 static const char sql_user_followed[] =
     "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
     "created_at) SELECT ev.id, " SQL_ID("followee_id") ", ev.at FROM ev "
     "ON CONFLICT DO NOTHING RETURNING follower_id, followee_id), "
-    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, LATERAL (VALUES (ins.follower_id), "
-                               "(ins.followee_id)) AS w(v)") "), "
+    "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, LATERAL (VALUES "
+                                "(ins.followee_id, " SQL_COL_FOLLOWERS "), "
+                                "(ins.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)") "), "
     "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
     "SELECT ins.follower_id, r.id FROM ins JOIN stockpot.recipes r "
     "ON r.author_id = ins.followee_id ON CONFLICT DO NOTHING), "
@@ -139,14 +142,15 @@ static const char sql_user_unfollowed[] =
     "ON r.author_id = del.followee_id WHERE del.follower_id <> del.followee_id), "
     "fe AS (DELETE FROM stockpot.feed_entries e USING x WHERE e.user_id = x.u "
     "AND e.recipe_id = x.id) "
-    SQL_DIRTY_USERS("SELECT v FROM del, LATERAL (VALUES (del.follower_id), "
-                    "(del.followee_id)) AS w(v)");
+    SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, LATERAL (VALUES "
+                     "(del.followee_id, " SQL_COL_FOLLOWERS "), "
+                     "(del.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)");
 
 static const char sql_recipe_liked[] =
     "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
     "SELECT " SQL_ID("recipe_id") ", ev.id, ev.at FROM ev ON CONFLICT DO NOTHING "
     "RETURNING recipe_id, user_id), "
-    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") "), "
+    "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", 1 FROM ins") "), "
     "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'like', "
     "ev.id, " SQL_ID("recipe_id") ", NULL, ev.p, ev.o, ev.at FROM ev "
     "WHERE " SQL_ID("recipe_author_id") " <> ev.id AND NOT EXISTS (SELECT 1 FROM "
@@ -157,14 +161,14 @@ static const char sql_recipe_liked[] =
 static const char sql_recipe_unliked[] =
     "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.likes l USING ev "
     "WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id "
-    "RETURNING l.recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del");
+    "RETURNING l.recipe_id) " SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", -1 FROM del");
 
 static const char sql_recipe_commented[] =
     "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
     "content, created_at) SELECT ev.id, " SQL_ID("recipe_id") ", " SQL_ID("user_id") ", "
     "ev.d->>'content', ev.at FROM ev ON CONFLICT DO NOTHING "
     "RETURNING id, recipe_id, user_id), "
-    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") "), "
+    "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_COMMENTS ", 1 FROM ins") "), "
     "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'comment', "
     SQL_ID("user_id") ", " SQL_ID("recipe_id") ", ev.id, ev.p, ev.o, ev.at FROM ev "
     "WHERE " SQL_ID("recipe_author_id") " <> " SQL_ID("user_id") " AND NOT EXISTS "
@@ -174,7 +178,7 @@ static const char sql_recipe_commented[] =
 
 static const char sql_comment_deleted[] =
     "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.comments c USING ev WHERE c.id = ev.id "
-    "RETURNING c.recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del");
+    "RETURNING c.recipe_id) " SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_COMMENTS ", -1 FROM del");
 
 /* read marks only move forward, so several of one user fold as their greatest */
 static const char sql_notifications_read[] =

@@ -24,21 +24,29 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
 
 /*
  * Counters (users.follower_count, following_count, recipe_count; recipes.like_count,
- * comment_count) are not updated by the folds: a fold that changes the rows they count
- * marks the counted entity in a per-session scratch table, and the projection's
- * batch_end recounts each marked entity once per batch. Updating one row once per event
- * inside a long transaction (a rebuild, a daemon batch) keeps row versions that cannot be
- * pruned, so every update walked a longer chain (quadratic). A marked entity the view
- * does not hold yet is recounted to nothing; its UserRegistered / RecipeCreated counts
- * the rows itself. Each SQL_DIRTY_* is a statement to end a data-modifying WITH, @p sel
- * a SELECT of the ids to mark.
+ * comment_count) are not updated by the folds: a fold that inserts or deletes a counted
+ * row notes +1 or -1 for the counting entity and column in a per-session scratch table
+ * (no key: no scratch row is updated), and the projection's batch_end adds each entity's
+ * sums once per batch. Updating one row once per event inside a long transaction (a
+ * rebuild, a daemon batch) keeps row versions that cannot be pruned, so every update
+ * walked a longer chain (quadratic); recounting each changed entity at the batch's end
+ * instead cost a count over all of its rows per batch. An entity the view does not hold
+ * yet takes no delta; its UserRegistered / RecipeCreated counts the rows there at that
+ * point and forgets the deltas noted for it before (SQL_FORGET_DELTAS), so every counter
+ * equals its count over the rows after every batch. SQL_COUNT_DELTAS(sel) is a statement
+ * for a data-modifying WITH, @p sel a SELECT of (entity id, SQL_COL_*, delta).
  */
-#define SQL_DIRTY_USERS(sel)                                                                       \
-    "INSERT INTO pg_temp.proj_dirty_users (id) SELECT DISTINCT x FROM (" sel ") s(x) "             \
-    "ON CONFLICT DO NOTHING"
-#define SQL_DIRTY_RECIPES(sel)                                                                     \
-    "INSERT INTO pg_temp.proj_dirty_recipes (id) SELECT DISTINCT x FROM (" sel ") s(x) "           \
-    "ON CONFLICT DO NOTHING"
+#define SQL_COL_FOLLOWERS     "1" /* users.follower_count: follows with followee_id = id */
+#define SQL_COL_FOLLOWING     "2" /* users.following_count: follows with follower_id = id */
+#define SQL_COL_RECIPES       "3" /* users.recipe_count: recipes with author_id = id */
+#define SQL_COL_LIKES         "4" /* recipes.like_count: likes with recipe_id = id */
+#define SQL_COL_COMMENTS      "5" /* recipes.comment_count: comments with recipe_id = id */
+#define SQL_COUNT_DELTAS(sel) "INSERT INTO pg_temp.proj_count_deltas (id, col, d) " sel
+/* Forget the deltas noted for the new entities @p ids (a SELECT) of @p cols (a list). */
+#define SQL_FORGET_DELTAS(ids, cols)                                                               \
+    "DELETE FROM pg_temp.proj_count_deltas WHERE id IN (" ids ") AND col IN (" cols ")"
+#define SQL_USER_COLS   SQL_COL_FOLLOWERS ", " SQL_COL_FOLLOWING ", " SQL_COL_RECIPES
+#define SQL_RECIPE_COLS SQL_COL_LIKES ", " SQL_COL_COMMENTS
 
 /*
  * users.version follows every event of the user's stream, most of which (likes, follows,
@@ -73,7 +81,7 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
 
 /* Counters start from the rows folded before their entity (the log is ordered per stream
  * only), so each always equals its count over the rows. @p id (SQL_*_COUNTS: $1) is the
- * entity's id; pg_batch_end recounts with them too. */
+ * entity's id. */
 #define SQL_USER_COUNTS_OF(id)                                                                     \
     "(SELECT count(*) FROM stockpot.follows WHERE followee_id = " id "), "                         \
     "(SELECT count(*) FROM stockpot.follows WHERE follower_id = " id "), "                         \

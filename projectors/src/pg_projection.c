@@ -47,11 +47,15 @@ static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_er
     snprintf(version, sizeof(version), "%lld", (long long)ev->stream_version);
     const char *params[] = {id, json_string_value(json_object_get(ev->data, "username")), at,
                             version};
-    return proj_pg_exec(conn,
-                        "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
-                        "version, follower_count, following_count, recipe_count) "
-                        "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
-                        4, params, NULL, eb);
+    return proj_pg_exec(
+        conn,
+        "WITH f AS (" SQL_FORGET_DELTAS(
+            "$1::bigint",
+            SQL_USER_COLS) ") "
+                           "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
+                           "version, follower_count, following_count, recipe_count) "
+                           "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
+        4, params, NULL, eb);
 }
 
 static int expect_one_row(PGconn *conn,
@@ -135,7 +139,9 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                       "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", "
                       SQL_ID_ARRAY("$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS ") "
                       "RETURNING id, author_id), "
-                      "d AS (" SQL_DIRTY_USERS("SELECT author_id FROM r") ") "
+                      "f AS (" SQL_FORGET_DELTAS("$1::bigint", SQL_RECIPE_COLS) "), "
+                      "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 "
+                                                "FROM r") ") "
                       SQL_FEED_ADD_RECIPE("r"),
                       10, params, NULL, eb);
     /* clang-format on */
@@ -213,7 +219,7 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
                         "r AS (DELETE FROM stockpot.recipes WHERE id = $1 "
                         "RETURNING id, author_id), "
                         "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
-                        SQL_DIRTY_USERS("SELECT author_id FROM r"),
+                        SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r"),
                         1, params, NULL, eb);
     /* clang-format on */
 }
@@ -252,21 +258,21 @@ static const struct proj_table pg_tables[] = {
 };
 
 /*
- * The per-session scratch tables of the counters to recount (see pg_internal.h), and the
- * batch's join methods: every fold joins a few rows (one event's, or a segment's) to the
- * read model by key, which is an index probe per row. The planner's estimates say
- * otherwise in the case that matters most: in a rebuild or a catch-up the tables grow
- * within one transaction from nothing, the statistics (and the prepared statements' plans,
- * made at the first batch) describe nearly empty tables, and it hash-joined a sequential
+ * The per-session scratch tables of the counters' deltas and the users' versions
+ * (pg_internal.h), and the batch's join methods: every fold joins a few rows (one
+ * event's, or a round's: pg_fold_set.c) to the read model by key, which is an index probe per row.
+ * The planner's estimates say otherwise in the case that matters most: in a rebuild or a catch-up
+ * the tables grow within one transaction from nothing, the statistics (and the prepared statements'
+ * plans, made at the first batch) describe nearly empty tables, and it hash-joined a sequential
  * scan of recipes or follows in every statement (3-4 ms each at 3,000 recipes, growing
  * with the table). SET LOCAL: the batch's transaction only, before any fold is planned.
  */
 static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
 {
     return proj_pg_exec_script(conn,
-                               "DO $$ BEGIN IF to_regclass('pg_temp.proj_dirty_users') IS NULL "
-                               "THEN CREATE TEMP TABLE proj_dirty_users (id bigint PRIMARY KEY); "
-                               "CREATE TEMP TABLE proj_dirty_recipes (id bigint PRIMARY KEY); "
+                               "DO $$ BEGIN IF to_regclass('pg_temp.proj_count_deltas') IS NULL "
+                               "THEN CREATE TEMP TABLE proj_count_deltas (id bigint NOT NULL, "
+                               "col smallint NOT NULL, d bigint NOT NULL); "
                                "CREATE TEMP TABLE proj_user_versions (id bigint NOT NULL, "
                                "version bigint NOT NULL); "
                                "END IF; END $$; "
@@ -276,32 +282,35 @@ static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
 
 /* The rows of scratch table @p t as a set the planner sizes at a few rows (unnest of an
  * array it cannot see: 10), whatever the table's unknown statistics suggest. Joined to
- * users or recipes, that is an index probe per marked row; the table's default estimate
+ * users or recipes, that is an index probe per noted row; the table's default estimate
  * (2,260 rows) made PostgreSQL hash-join a sequential scan of the whole read model table
  * in every batch instead (about 9 ms a batch at 17,000 recipes, growing with the table). */
 #define SQL_SCRATCH(t) "unnest(ARRAY(SELECT x FROM pg_temp." t " x))"
 
-/* Recount the counters of the rows the batch's folds marked, once per row, writing only
- * those that changed, and move each noted user's version; then forget the marks. A mark
- * left by a folded event that was rolled back (poison) only costs a recount: counters
- * always end equal to their counts. (Rolled-back folds leave no version note: their
- * savepoint takes it back.) Unformatted: clang-format breaks this literal apart. */
+/* Add each entity's noted deltas to its counters, once per row and only where they do
+ * not sum to nothing, and move each noted user's version; then forget the notes. A note
+ * of a folded event that was rolled back (poison) went with its savepoint. Unformatted:
+ * clang-format breaks this literal apart. */
 /* clang-format off */
+#define SQL_DELTA_SUM(c) "coalesce(sum(x.d) FILTER (WHERE x.col = " c "), 0)"
 static const char pg_batch_end_sql[] =
     "UPDATE stockpot.users u SET version = v.version FROM (SELECT id, max(version) AS "
     "version FROM " SQL_SCRATCH("proj_user_versions") " AS n(id, version) GROUP BY id) v "
     "WHERE u.id = v.id AND u.version < v.version; "
     "DELETE FROM pg_temp.proj_user_versions; "
-    "UPDATE stockpot.users u SET follower_count = c.fr, following_count = c.fg, "
-    "recipe_count = c.rc FROM (SELECT d.id, " SQL_USER_COUNTS_OF("d.id") " AS rc "
-    "FROM " SQL_SCRATCH("proj_dirty_users") " AS d(id)) c(id, fr, fg, rc) "
-    "WHERE u.id = c.id AND (u.follower_count, u.following_count, u.recipe_count) "
-    "IS DISTINCT FROM (c.fr, c.fg, c.rc); "
-    "UPDATE stockpot.recipes r SET like_count = c.lc, comment_count = c.cc "
-    "FROM (SELECT d.id, " SQL_RECIPE_COUNTS_OF("d.id") " AS cc "
-    "FROM " SQL_SCRATCH("proj_dirty_recipes") " AS d(id)) c(id, lc, cc) "
-    "WHERE r.id = c.id AND (r.like_count, r.comment_count) IS DISTINCT FROM (c.lc, c.cc); "
-    "DELETE FROM pg_temp.proj_dirty_users; DELETE FROM pg_temp.proj_dirty_recipes";
+    "UPDATE stockpot.users u SET follower_count = u.follower_count + c.fr, "
+    "following_count = u.following_count + c.fg, recipe_count = u.recipe_count + c.rc "
+    "FROM (SELECT x.id, " SQL_DELTA_SUM(SQL_COL_FOLLOWERS) ", " SQL_DELTA_SUM(SQL_COL_FOLLOWING)
+    ", " SQL_DELTA_SUM(SQL_COL_RECIPES) " FROM " SQL_SCRATCH("proj_count_deltas") " AS x "
+    "WHERE x.col IN (" SQL_USER_COLS ") GROUP BY x.id) c(id, fr, fg, rc) "
+    "WHERE u.id = c.id AND (c.fr, c.fg, c.rc) <> (0, 0, 0); "
+    "UPDATE stockpot.recipes r SET like_count = r.like_count + c.lc, "
+    "comment_count = r.comment_count + c.cc "
+    "FROM (SELECT x.id, " SQL_DELTA_SUM(SQL_COL_LIKES) ", " SQL_DELTA_SUM(SQL_COL_COMMENTS)
+    " FROM " SQL_SCRATCH("proj_count_deltas") " AS x "
+    "WHERE x.col IN (" SQL_RECIPE_COLS ") GROUP BY x.id) c(id, lc, cc) "
+    "WHERE r.id = c.id AND (c.lc, c.cc) <> (0, 0); "
+    "DELETE FROM pg_temp.proj_count_deltas";
 /* clang-format on */
 
 static int pg_batch_end(PGconn *conn, struct sp_errbuf *eb)

@@ -2,16 +2,16 @@
  * The social folds of the "pg" projection (issue 4, schemas/sql/002_social.sql): follows,
  * likes, comments with their counters, notifications, read marks and sessions.
  *
- * Every counter equals a count over its rows in every committed state: a row change marks
- * the counted entity in the same statement (ON CONFLICT DO NOTHING / DELETE ... RETURNING,
- * only when rows were actually affected) and the batch's end recounts each marked entity
- * once (pg_internal.h); an entity created later starts its counters from the rows already
- * there (pg_projection.c), as the log is ordered per stream only.
- * Likes and comments are facts of the liker's and commenter's streams: only their own
- * RecipeUnliked / CommentDeleted remove them, never RecipeDeleted (rows of a deleted recipe
- * stay, counted nowhere), so no table depends on how partitions interleave. Notifications
- * depend only on the causing stream's order. Notification ids are derived from the causing
- * event's time and log position, so a rebuild yields the same rows.
+ * Every counter equals a count over its rows in every committed state: a row change notes
+ * +1 or -1 for the counting entity in the same statement (ON CONFLICT DO NOTHING / DELETE
+ * ... RETURNING, only when rows were actually affected) and the batch's end adds each
+ * entity's sum once (pg_internal.h); an entity created later starts its counters from the rows
+ * already there (pg_projection.c), as the log is ordered per stream only. Likes and comments are
+ * facts of the liker's and commenter's streams: only their own RecipeUnliked / CommentDeleted
+ * remove them, never RecipeDeleted (rows of a deleted recipe stay, counted nowhere), so no table
+ * depends on how partitions interleave. Notifications depend only on the causing stream's order.
+ * Notification ids are derived from the causing event's time and log position, so a rebuild yields
+ * the same rows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,14 +129,16 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
         return rc;
     sp_time_format_rfc3339(ev->time_us, at, sizeof(at));
     const char *params[] = {follower, field(ev, "followee_id"), at};
-    /* mark both users (one, for a self-follow); a new follow brings the followee's live
-     * recipes into the follower's feed (pg_internal.h) */
+    /* count it for both users (the same one twice, for a self-follow); a new follow brings the
+     * followee's live recipes into the follower's feed (pg_internal.h) */
     /* clang-format off */
     rc = exec_count(conn,
                     "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
                     "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
-                    "upd AS (" SQL_DIRTY_USERS("SELECT v FROM ins, "
-                                               "(VALUES ($1::bigint), ($2::bigint)) AS w(v)") "), "
+                    "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, (VALUES "
+                                                "($2::bigint, " SQL_COL_FOLLOWERS "), "
+                                                "($1::bigint, " SQL_COL_FOLLOWING ")) "
+                                                "AS w(id, col)") "), "
                     "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
                     "SELECT $1::bigint, r.id FROM ins, stockpot.recipes r "
                     "WHERE r.author_id = $2::bigint ON CONFLICT DO NOTHING) "
@@ -168,8 +170,9 @@ int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_
                         "fe AS (DELETE FROM stockpot.feed_entries e USING del, stockpot.recipes r "
                         "WHERE r.author_id = $2::bigint AND $1::bigint <> $2::bigint "
                         "AND e.user_id = $1::bigint AND e.recipe_id = r.id) "
-                        SQL_DIRTY_USERS("SELECT v FROM del, "
-                                        "(VALUES ($1::bigint), ($2::bigint)) AS w(v)"),
+                        SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, (VALUES "
+                                         "($2::bigint, " SQL_COL_FOLLOWERS "), "
+                                         "($1::bigint, " SQL_COL_FOLLOWING ")) AS w(id, col)"),
                         2, params, NULL, eb);
     /* clang-format on */
 }
@@ -190,7 +193,8 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
     rc = exec_count(conn,
                     "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
-                    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                    "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", 1 "
+                                                "FROM ins") ") "
                     "SELECT count(*) FROM ins",
                     3, params, &inserted, eb);
     /* clang-format on */
@@ -210,11 +214,11 @@ int proj__pg_recipe_unliked(PGconn *conn, const struct es_event *ev, struct sp_e
     if (rc != 0 || (rc = user_version(conn, ev, liker, eb)) != 0)
         return rc;
     const char *params[] = {field(ev, "recipe_id"), liker};
-    return proj_pg_exec(
-        conn,
-        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
-        "AND user_id = $2 RETURNING recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del"),
-        2, params, NULL, eb);
+    return proj_pg_exec(conn,
+                        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
+                        "AND user_id = $2 RETURNING recipe_id) " SQL_COUNT_DELTAS(
+                            "SELECT recipe_id, " SQL_COL_LIKES ", -1 FROM del"),
+                        2, params, NULL, eb);
 }
 
 int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -235,7 +239,8 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
                     "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
                     "content, created_at) VALUES ($1, $2, $3, $4, $5) "
                     "ON CONFLICT DO NOTHING RETURNING recipe_id), "
-                    "upd AS (" SQL_DIRTY_RECIPES("SELECT recipe_id FROM ins") ") "
+                    "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_COMMENTS ", 1 "
+                                                "FROM ins") ") "
                     "SELECT count(*) FROM ins",
                     5, params, &inserted, eb);
     /* clang-format on */
@@ -258,7 +263,8 @@ int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_
     const char *params[] = {comment};
     return proj_pg_exec(conn,
                         "WITH del AS (DELETE FROM stockpot.comments WHERE id = $1 "
-                        "RETURNING recipe_id) " SQL_DIRTY_RECIPES("SELECT recipe_id FROM del"),
+                        "RETURNING recipe_id) " SQL_COUNT_DELTAS(
+                            "SELECT recipe_id, " SQL_COL_COMMENTS ", -1 FROM del"),
                         1, params, NULL, eb);
 }
 

@@ -85,6 +85,27 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Every counter equals its count over the rows, and some are not zero. */
+static void assert_counters(PGconn *conn)
+{
+    assert_int_equal(
+        pgtest_count(conn, "SELECT count(*) FROM stockpot.users u WHERE "
+                           "follower_count <> (SELECT count(*) FROM stockpot.follows f "
+                           "WHERE f.followee_id = u.id) OR following_count <> (SELECT count(*) "
+                           "FROM stockpot.follows f WHERE f.follower_id = u.id) OR recipe_count "
+                           "<> (SELECT count(*) FROM stockpot.recipes r WHERE r.author_id = u.id)"),
+        0);
+    assert_int_equal(pgtest_count(conn, "SELECT count(*) FROM stockpot.recipes r WHERE like_count "
+                                        "<> (SELECT count(*) FROM stockpot.likes l WHERE "
+                                        "l.recipe_id = r.id) OR comment_count <> (SELECT count(*) "
+                                        "FROM stockpot.comments c WHERE c.recipe_id = r.id)"),
+                     0);
+    assert_true(
+        pgtest_count(conn, "SELECT sum(follower_count + recipe_count) FROM stockpot.users") > 0);
+    assert_true(pgtest_count(conn, "SELECT sum(like_count + comment_count) FROM stockpot.recipes") >
+                0);
+}
+
 /* The reference is no trivial view: every table the social folds write has rows. */
 static void test_reference_is_rich(void **state)
 {
@@ -105,6 +126,7 @@ static void test_reference_is_rich(void **state)
     }
     assert_true(pgtest_count(ref.conn, "SELECT count(*) FROM stockpot.sessions WHERE revoked") > 0);
     assert_int_equal(pgtest_count(ref.conn, "SELECT count(*) FROM stockpot.dead_letters"), 0);
+    assert_counters(ref.conn);
     assert_int_equal(pgtest_count(ref.conn, "SELECT next_offset FROM stockpot.checkpoints"),
                      atoll(LOG_EVENTS));
 }
@@ -217,6 +239,7 @@ static void test_one_set(void **state)
     if (strcmp(sum, ref_sum) != 0)
         explain_mismatch(t.conn, "one set");
     assert_string_equal(sum, ref_sum);
+    assert_counters(t.conn);
     pgtest_teardown(&t);
     for (size_t i = 0; i < c.n; i++)
         es_event_release(&c.evs[i]);
