@@ -221,6 +221,10 @@ static int daemon_runners(struct daemon *d)
         opts.batch_max = (size_t)sp_config_int(d->cfg, opts.proj->store == PROJ_STORE_LMDB
                                                            ? "views.batch_max"
                                                            : "projector.batch_max");
+        opts.catchup_batch_max = opts.proj->store == PROJ_STORE_LMDB
+                                     ? opts.batch_max
+                                     : (size_t)sp_config_int(d->cfg, "projector.catchup_batch_max");
+        opts.batch_linger_ms = (int)sp_config_int(d->cfg, "projector.batch_linger_ms");
         rc = d->kafka ? proj_runner_new_consumer(&opts, &copts, d->cfg, &d->projs[i].r, &eb)
                       : proj_runner_new(&opts, d->log, &d->projs[i].r, &eb);
         if (rc != 0) {

@@ -53,6 +53,9 @@ struct proj_runner *proj__runner_alloc(const struct proj_runner_opts *opts, int3
         r->vs.opts.map_size_bytes = opts->view_map_size_bytes;
     }
     r->batch_max = opts->batch_max;
+    r->catchup_max =
+        opts->catchup_batch_max > opts->batch_max ? opts->catchup_batch_max : opts->batch_max;
+    r->linger_ms = opts->batch_linger_ms > 0 ? opts->batch_linger_ms : 0;
     r->policy = opts->policy;
     r->metrics = opts->metrics;
     if (nparts > 0)
@@ -124,7 +127,7 @@ int proj_runner_new_consumer(const struct proj_runner_opts *opts,
         return sp_err_set(eb, SP_EINVAL, NULL, "an LMDB view runner needs a view directory");
     r = proj__runner_alloc(opts, 0);
     r->cfg = cfg;
-    r->batch = sp_xcalloc(r->batch_max, sizeof(*r->batch));
+    r->batch = sp_xcalloc(r->catchup_max, sizeof(*r->batch));
     r->poll_ms = copts->poll_ms > 0 ? copts->poll_ms : 200;
     r->session_timeout_ms = copts->session_timeout_ms;
     r->heartbeat_interval_ms = copts->heartbeat_interval_ms;
@@ -230,15 +233,22 @@ int proj__runner_halt(struct proj_runner *r,
 static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, struct sp_errbuf *eb)
 {
     struct proj_batch_stats st;
-    int64_t t0_us = sp_time_mono_us(), from = r->checkpoint[p]; /* -1 until loaded */
+    int64_t t0_us, from = r->checkpoint[p]; /* -1 until loaded */
+    size_t max = r->backlog ? r->catchup_max : r->batch_max;
     int rc;
 
+    /* live: give a batch up to linger_ms to fill, before the transaction opens */
+    if (!r->backlog && r->linger_ms > 0 && from >= 0)
+        if (es_log_wait(r->log, p, from + (int64_t)r->batch_max - 1, r->linger_ms, NULL) != 0) {
+            /* not full in time (or the end could not be read): apply what there is */
+        }
+    t0_us = sp_time_mono_us();
     memset(&st, 0, sizeof(st));
     rc = r->ops->begin(r, eb);
     if (rc == 0)
         rc = r->ops->checkpoint_load(r, p, &from, eb);
     if (rc == 0)
-        rc = proj__apply_batch(r, r->log, p, from, r->batch_max, &st, eb);
+        rc = proj__apply_batch(r, r->log, p, from, max, &st, eb);
     if (rc == 0 && st.next_offset != from)
         rc = r->ops->checkpoint_store(r, p, st.next_offset, eb);
     if (rc == 0 && st.next_offset != from)
@@ -252,6 +262,7 @@ static int step_partition(struct proj_runner *r, int32_t p, int64_t *consumed, s
     }
     r->checkpoint[p] = st.next_offset;
     *consumed = st.next_offset - from;
+    r->backlog = *consumed >= (int64_t)max;
     if (*consumed > 0)
         proj__runner_count(r, &st, t0_us);
     if (st.halted)

@@ -50,8 +50,8 @@ static int collect(const struct es_log_record *rec, void *ud)
     struct proj_runner *r = ud;
     struct proj__rec *b;
 
-    if (r->n_batch >= r->batch_max)
-        return SP_ETOOBIG; /* cannot happen: the poll asks for at most batch_max */
+    if (r->n_batch >= r->catchup_max)
+        return SP_ETOOBIG; /* cannot happen: the polls ask for at most catchup_max */
     b = &r->batch[r->n_batch++];
     proj__rec_copy(b, rec);
     return 0;
@@ -299,7 +299,18 @@ int proj__runner_consumer_step(struct proj_runner *r, int64_t *applied, struct s
     if (rc == 0 && r->consumer == NULL)
         rc = consumer_open(r, eb);
     if (rc == 0 && r->n_batch == 0) {
-        rc = es_consumer_poll(r->consumer, r->batch_max, r->poll_ms, collect, r, eb);
+        size_t max = r->backlog ? r->catchup_max : r->batch_max;
+        rc = es_consumer_poll(r->consumer, max, r->poll_ms, collect, r, eb);
+        /* live: give the batch up to linger_ms to fill */
+        int64_t until_us = sp_time_mono_us() + (int64_t)r->linger_ms * 1000;
+        while (rc == 0 && !r->backlog && r->linger_ms > 0 && r->n_batch > 0 && r->n_batch < max &&
+               r->consumer != NULL) {
+            int64_t left_ms = (until_us - sp_time_mono_us()) / 1000;
+            if (left_ms <= 0)
+                break;
+            rc = es_consumer_poll(r->consumer, max - r->n_batch, (int)left_ms, collect, r, eb);
+        }
+        r->backlog = rc == 0 && r->n_batch >= max;
         if (rc != 0) {
             sp_logf(SP_LOG_WARN, (const char *[]){"projection", r->proj->name, NULL},
                     "consumer failed, re-opening it: %s", eb->msg);

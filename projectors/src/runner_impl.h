@@ -117,6 +117,9 @@ struct proj_runner {
     bool conn_borrowed;                 /* conn is the caller's (a rebuild): never closed */
     struct proj__view_store vs;         /* LMDB view store */
     size_t batch_max;
+    size_t catchup_max; /* ≥ batch_max (proj_runner_opts.catchup_batch_max) */
+    int linger_ms;      /* proj_runner_opts.batch_linger_ms */
+    bool backlog;       /* the last batch was full: the next may take catchup_max */
     enum proj_poison_policy policy;
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     struct es_log *log;         /* borrowed; log mode only */
@@ -133,7 +136,7 @@ struct proj_runner {
     const struct sp_config *cfg;  /* borrowed; NULL in log mode */
     struct es_consumer *consumer; /* owned; NULL until opened or after it failed */
     bool *assigned;               /* per partition (nparts) */
-    struct proj__rec *batch;      /* batch_max slots; n_batch polled, not yet applied */
+    struct proj__rec *batch;      /* catchup_max slots; n_batch polled, not yet applied */
     size_t n_batch;
     int poll_ms;               /* longest wait of one poll */
     int session_timeout_ms;    /* 0 = librdkafka's default */

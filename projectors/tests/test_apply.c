@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "pgtest.h"
+#include "proj/projection.h"
 #include "proj/runner.h"
 
 #include "sp/banned.h"
@@ -167,6 +170,103 @@ static void test_new_events_after_catch_up(void **state)
     pgtest_teardown(&t);
 }
 
+static struct proj_runner *
+sized_runner(struct pgtest *t, size_t batch_max, size_t catchup_batch_max, int linger_ms)
+{
+    struct proj_runner_opts opts = {
+        .proj = proj_pg_projection(),
+        .conninfo = t->conninfo,
+        .batch_max = batch_max,
+        .catchup_batch_max = catchup_batch_max,
+        .batch_linger_ms = linger_ms,
+        .policy = PROJ_POISON_DEAD_LETTER,
+    };
+    struct proj_runner *r = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+
+    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
+    return r;
+}
+
+static int64_t step(struct proj_runner *r)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    int64_t applied = -1;
+
+    if (proj_runner_step(r, &applied, &eb) != 0)
+        fail_msg("step: %s", eb.msg);
+    return applied;
+}
+
+/* A full batch lets the next step take up to catchup_batch_max, until a batch is not
+ * full; then live batches are batch_max again. */
+static void test_catchup_batches(void **state)
+{
+    struct pgtest t;
+    struct proj_runner *r;
+    (void)state;
+
+    pgtest_setup(&t);
+    pgtest_append_mixed(&t, 60, 100); /* 60 + 100 + 33 + 20 + 1 = 214 events */
+    r = sized_runner(&t, 10, 80, 0);
+    assert_int_equal(step(r), 10);
+    assert_int_equal(step(r), 80);
+    assert_int_equal(step(r), 80);
+    assert_int_equal(step(r), 44);
+    assert_int_equal(step(r), 0);
+    build_log(&t); /* 10 more: one live batch of batch_max, then the rest */
+    assert_int_equal(step(r), 10);
+    assert_int_equal(step(r), 0);
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
+struct late_append {
+    struct pgtest *t;
+    int after_ms;
+};
+
+static void *append_late(void *arg)
+{
+    struct late_append *a = arg;
+    struct timespec ts = {0, (long)a->after_ms * 1000000L};
+
+    nanosleep(&ts, NULL);
+    build_log(a->t);
+    return NULL;
+}
+
+/* batch_linger_ms: a live step waits for a full batch, up to the linger, and applies
+ * what there is when the linger ends. */
+static void test_batch_linger(void **state)
+{
+    struct pgtest t;
+    struct proj_runner *r;
+    pthread_t tid;
+    struct late_append late = {&t, 100};
+    (void)state;
+
+    pgtest_setup(&t);
+    pgtest_append(&t, "UserRegistered", "user-7301234567899999", 1,
+                  json_pack("{s:s,s:s,s:s,s:s}", "user_id", "7301234567899999", "username", "early",
+                            "email", "early@example.com", "password_hash", "$argon2id$v=19$z"));
+    r = sized_runner(&t, 10, 0, 30000);
+    assert_int_equal(step(r), 1); /* the first step learns the checkpoint: no linger */
+    /* ten events come 100 ms later: without the linger the step would find none */
+    assert_int_equal(pthread_create(&tid, NULL, append_late, &late), 0);
+    assert_int_equal(step(r), 10);
+    assert_int_equal(pthread_join(tid, NULL), 0);
+    proj_runner_free(r);
+
+    r = sized_runner(&t, 1000, 0, 50);
+    assert_int_equal(step(r), 0);
+    pgtest_append(&t, "ProfileUpdated", "user-7301234567899999", 2,
+                  json_pack("{s:s}", "full_name", "Early Bird"));
+    assert_int_equal(step(r), 1); /* 50 ms without a full batch: what there is */
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
 static void test_reconnect(void **state)
 {
     struct pgtest t;
@@ -254,6 +354,8 @@ int main(void)
         cmocka_unit_test(test_restart_exactly_once),
         cmocka_unit_test(test_new_events_after_catch_up),
         cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_catchup_batches),
+        cmocka_unit_test(test_batch_linger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,8 +110,9 @@ static int rebuild(const struct sp_config *cfg,
             proj_rebuild_view(proj, dir, (size_t)sp_config_int(cfg, "views.map_size_mb") << 20, log,
                               (size_t)sp_config_int(cfg, "views.batch_max"), policy, &st, &eb);
     else
-        rc = proj_rebuild(conn, proj, log, (size_t)sp_config_int(cfg, "projector.batch_max"),
-                          policy, &st, &eb);
+        rc =
+            proj_rebuild(conn, proj, log, (size_t)sp_config_int(cfg, "projector.catchup_batch_max"),
+                         policy, &st, &eb);
     if (rc != 0) {
         replay__error("rebuild of \"%s\" failed, nothing changed: %s", proj->name, eb.msg);
         return REPLAY_EXIT_FAIL;

@@ -45,6 +45,15 @@ struct proj_runner_opts {
     const struct proj_projection *proj; /* borrowed, static */
     const char *conninfo;               /* libpq connection string; copied */
     size_t batch_max;                   /* most events per transaction, ≥ 1 */
+    /* Most events per transaction while a backlog is applied (catch-up, a burst): a step
+     * that follows a full batch takes up to this many, until a batch is not full. Fewer,
+     * larger transactions fold faster; live batches stay small, so freshness at low load
+     * does not change. 0 (or less than batch_max): batch_max. */
+    size_t catchup_batch_max;
+    /* Live: how long a step waits for batch_max events before it applies fewer,
+     * milliseconds (throughput under load for a little freshness); 0: never waits. Not
+     * while a backlog is applied. */
+    int batch_linger_ms;
     enum proj_poison_policy policy;
     struct sp_metrics *metrics; /* borrowed, may be NULL; series described here */
     const char *view_dir;       /* LMDB views: the view's directory (proj/view.h); copied */
