@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -253,6 +255,86 @@ static void test_same_view_as_lmdb(void **state)
     }
     /* offsets, not events: a real broker's last commit marker counts, the mock has none */
     assert_in_range(proj_runner_lag(r), 0, PARTS);
+    assert_view(f, t.conn);
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
+static struct proj_runner *sized_runner(
+    struct fixture *f, const struct pgtest *t, size_t batch_max, size_t catchup, int linger)
+{
+    struct proj_runner_opts opts = {
+        .proj = proj_pg_projection(),
+        .conninfo = t->conninfo,
+        .batch_max = batch_max,
+        .catchup_batch_max = catchup,
+        .batch_linger_ms = linger,
+        .policy = PROJ_POISON_DEAD_LETTER,
+    };
+    struct proj_consumer_opts copts = {100, 4000, 300};
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_runner *r = NULL;
+
+    assert_int_equal(proj_runner_new_consumer(&opts, &copts, f->cfg, &r, &eb), 0);
+    return r;
+}
+
+/* Consumer mode: after a full poll of batch_max the next takes up to catchup_batch_max. */
+static void test_catchup_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_runner *r;
+    struct pgtest t;
+    int64_t total = 0, k, largest = 0;
+    int64_t deadline_us = sp_time_mono_us() + (int64_t)WAIT_MS * 1000;
+
+    pgtest_setup_db(&t);
+    append_range(f->kafka, f->evs, 0, f->evs->n);
+    r = sized_runner(f, &t, 4, 40, 0);
+    while (total < N_EVENTS && sp_time_mono_us() < deadline_us) {
+        if (proj_runner_step(r, &k, &eb) != 0)
+            fail_msg("step: %s", eb.msg);
+        total += k;
+        largest = k > largest ? k : largest;
+    }
+    assert_int_equal(total, N_EVENTS);
+    assert_in_range(largest, 5, 40);
+    assert_view(f, t.conn);
+    proj_runner_free(r);
+    pgtest_teardown(&t);
+}
+
+static void *append_all(void *arg)
+{
+    struct fixture *f = arg;
+    sleep_ms(300);
+    append_range(f->kafka, f->evs, 0, f->evs->n);
+    return NULL;
+}
+
+/* Consumer mode: a live step with a linger polls until its batch is full. */
+static void test_batch_linger(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_runner *r;
+    struct pgtest t;
+    pthread_t tid;
+    int64_t k = 0;
+    int64_t deadline_us = sp_time_mono_us() + (int64_t)WAIT_MS * 1000;
+
+    pgtest_setup_db(&t);
+    r = sized_runner(f, &t, N_EVENTS, 0, 20000);
+    assert_int_equal(pthread_create(&tid, NULL, append_all, f), 0);
+    /* the appends come in transactions of 4 events: the first step that finds any waits
+     * for the rest */
+    while (k == 0 && sp_time_mono_us() < deadline_us) {
+        if (proj_runner_step(r, &k, &eb) != 0)
+            fail_msg("step: %s", eb.msg);
+    }
+    assert_int_equal(pthread_join(tid, NULL), 0);
+    assert_int_equal(k, N_EVENTS);
     assert_view(f, t.conn);
     proj_runner_free(r);
     pgtest_teardown(&t);
@@ -497,6 +579,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_view_as_lmdb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_from_kafka, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catchup_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_split_and_takeover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_and_leader_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_sigterm_brokers_down, setup, teardown),
