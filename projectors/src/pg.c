@@ -68,9 +68,11 @@ int proj_pg_connect(const char *conninfo, const char *app, PGconn **out, struct 
     /* jit=off: a fold's statements touch a few rows by key, but the batch's end reads
      * scratch tables that have no statistics, whose default estimates pushed the
      * cost past jit_above_cost: PostgreSQL then spent ~200 ms compiling each batch's end
-     * (seen as 250 ms from a like to its row on a 2,000-user read model). */
+     * (seen as 250 ms from a like to its row on a 2,000-user read model).
+     * search_path=stockpot: the folds name the view's tables unqualified, so that a
+     * rebuild folds into its shadow schema by setting its own (projectors/src/rebuild.c). */
     const char *vals[] = {conninfo ? conninfo : "", app ? app : "stockpot", "UTF8",
-                          "-c TimeZone=UTC -c jit=off", NULL};
+                          "-c TimeZone=UTC -c jit=off -c search_path=stockpot", NULL};
     PGconn *conn;
 
     *out = NULL;

@@ -54,19 +54,19 @@
     "SELECT pg_notify('" SP_PG_CHANNEL_NOTIFICATIONS "', '') FROM (SELECT 1 FROM " rel             \
     " LIMIT 1) AS once"
 #define SQL_NOTIFICATIONS_INSERT                                                                   \
-    "INSERT INTO stockpot.notifications (id, user_id, kind, actor_id, recipe_id, comment_id, "     \
+    "INSERT INTO notifications (id, user_id, kind, actor_id, recipe_id, comment_id, "              \
     "partition, \"offset\", created_at) "
 
 /* clang-format off */
 static const char sql_user_registered[] =
     "WITH " SQL_ROWS ", f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_USER_COLS) ") "
-    "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
+    "INSERT INTO users (id, username, created_at, updated_at, "
     "version, follower_count, following_count, recipe_count) "
     "SELECT ev.id, ev.d->>'username', ev.at, ev.at, ev.v, " SQL_USER_COUNTS_OF("ev.id") " FROM ev";
 
 /* a count of the rows updated: fewer than the events means a user the view does not hold */
 static const char sql_profile_updated[] =
-    "WITH " SQL_ROWS ", upd AS (UPDATE stockpot.users u SET "
+    "WITH " SQL_ROWS ", upd AS (UPDATE users u SET "
     "full_name = CASE WHEN ev.d ? 'full_name' THEN ev.d->>'full_name' ELSE u.full_name END, "
     "bio = CASE WHEN ev.d ? 'bio' THEN ev.d->>'bio' ELSE u.bio END, "
     "avatar_media_id = CASE WHEN ev.d ? 'avatar_media_id' "
@@ -75,14 +75,14 @@ static const char sql_profile_updated[] =
     "SELECT count(*) FROM upd";
 
 static const char sql_recipe_created[] =
-    "WITH " SQL_ROWS ", r AS (INSERT INTO stockpot.recipes (id, author_id, title, description, "
+    "WITH " SQL_ROWS ", r AS (INSERT INTO recipes (id, author_id, title, description, "
     "ingredients, steps, tags, image_media_ids, created_at, updated_at, version, like_count, "
     "comment_count) SELECT ev.id, " SQL_ID("author_id") ", ev.d->>'title', "
     "coalesce(ev.d->>'description', ''), coalesce(ev.d->'ingredients', '[]'), "
     "coalesce(ev.d->'steps', '[]'), " SQL_TEXT_SET("coalesce(ev.d->'tags', '[]')") ", "
     SQL_ID_ARRAY("coalesce(ev.d->'image_media_ids', '[]')") ", ev.at, ev.at, ev.v, "
     SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "
-    "t AS (INSERT INTO stockpot.recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
+    "t AS (INSERT INTO recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
     "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "
     "f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_RECIPE_COLS) "), "
     "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 FROM r") ") "
@@ -90,7 +90,7 @@ static const char sql_recipe_created[] =
 
 /* a count of the rows updated, as for profiles; the tags follow in two more statements */
 static const char sql_recipe_updated[] =
-    "WITH " SQL_ROWS ", upd AS (UPDATE stockpot.recipes r SET "
+    "WITH " SQL_ROWS ", upd AS (UPDATE recipes r SET "
     "title = CASE WHEN ev.d ? 'title' THEN ev.d->>'title' ELSE r.title END, "
     "description = CASE WHEN ev.d ? 'description' "
     "THEN coalesce(ev.d->>'description', '') ELSE r.description END, "
@@ -103,68 +103,68 @@ static const char sql_recipe_updated[] =
     "updated_at = ev.at, version = ev.v FROM ev WHERE r.id = ev.id RETURNING 1) "
     "SELECT count(*) FROM upd";
 static const char sql_recipe_tags_delete[] =
-    "WITH " SQL_ROWS " DELETE FROM stockpot.recipe_tags t USING ev "
+    "WITH " SQL_ROWS " DELETE FROM recipe_tags t USING ev "
     "WHERE ev.d ? 'tags' AND t.recipe_id = ev.id";
 static const char sql_recipe_tags_insert[] =
-    "WITH " SQL_ROWS " INSERT INTO stockpot.recipe_tags (tag, recipe_id) "
+    "WITH " SQL_ROWS " INSERT INTO recipe_tags (tag, recipe_id) "
     "SELECT DISTINCT e, ev.id FROM ev, jsonb_array_elements_text(ev.d->'tags') AS e "
     "WHERE ev.d ? 'tags' ON CONFLICT DO NOTHING";
 
 static const char sql_recipe_deleted[] =
-    "WITH " SQL_ROWS ", t AS (DELETE FROM stockpot.recipe_tags t USING ev "
+    "WITH " SQL_ROWS ", t AS (DELETE FROM recipe_tags t USING ev "
     "WHERE t.recipe_id = ev.id), "
-    "r AS (DELETE FROM stockpot.recipes r USING ev WHERE r.id = ev.id "
+    "r AS (DELETE FROM recipes r USING ev WHERE r.id = ev.id "
     "RETURNING r.id, r.author_id), "
     "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
     SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r");
 
 static const char sql_user_followed[] =
-    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO follows (follower_id, followee_id, "
     "created_at) SELECT ev.id, " SQL_ID("followee_id") ", ev.at FROM ev "
     "ON CONFLICT DO NOTHING RETURNING follower_id, followee_id), "
     "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, LATERAL (VALUES "
                                 "(ins.followee_id, " SQL_COL_FOLLOWERS "), "
                                 "(ins.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)") "), "
-    "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
-    "SELECT ins.follower_id, r.id FROM ins JOIN stockpot.recipes r "
+    "fe AS (INSERT INTO feed_entries (user_id, recipe_id) "
+    "SELECT ins.follower_id, r.id FROM ins JOIN recipes r "
     "ON r.author_id = ins.followee_id ON CONFLICT DO NOTHING), "
     "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("followee_id") ", 'follow', "
     "ev.id, NULL, NULL, ev.p, ev.o, ev.at FROM ev WHERE " SQL_ID("followee_id") " <> ev.id "
-    "AND NOT EXISTS (SELECT 1 FROM stockpot.follows f WHERE f.follower_id = ev.id "
+    "AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = ev.id "
     "AND f.followee_id = " SQL_ID("followee_id") ") ON CONFLICT DO NOTHING RETURNING 1) "
     SQL_NOTIFY_ONCE("nt");
 
 static const char sql_user_unfollowed[] =
-    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.follows f USING ev "
+    "WITH " SQL_ROWS ", del AS (DELETE FROM follows f USING ev "
     "WHERE f.follower_id = ev.id AND f.followee_id = " SQL_ID("followee_id") " "
     "RETURNING f.follower_id, f.followee_id), "
-    "x AS MATERIALIZED (SELECT del.follower_id AS u, r.id FROM del JOIN stockpot.recipes r "
+    "x AS MATERIALIZED (SELECT del.follower_id AS u, r.id FROM del JOIN recipes r "
     "ON r.author_id = del.followee_id WHERE del.follower_id <> del.followee_id), "
-    "fe AS (DELETE FROM stockpot.feed_entries e USING x WHERE e.user_id = x.u "
+    "fe AS (DELETE FROM feed_entries e USING x WHERE e.user_id = x.u "
     "AND e.recipe_id = x.id) "
     SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, LATERAL (VALUES "
                      "(del.followee_id, " SQL_COL_FOLLOWERS "), "
                      "(del.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)");
 
 static const char sql_recipe_liked[] =
-    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO likes (recipe_id, user_id, created_at) "
     "SELECT " SQL_ID("recipe_id") ", ev.id, ev.at FROM ev ON CONFLICT DO NOTHING "
     "RETURNING recipe_id, user_id), "
     "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", 1 FROM ins") "), "
     "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'like', "
     "ev.id, " SQL_ID("recipe_id") ", NULL, ev.p, ev.o, ev.at FROM ev "
     "WHERE " SQL_ID("recipe_author_id") " <> ev.id AND NOT EXISTS (SELECT 1 FROM "
-    "stockpot.likes l WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id) "
+    "likes l WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id) "
     "ON CONFLICT DO NOTHING RETURNING 1) "
     SQL_NOTIFY_ONCE("nt");
 
 static const char sql_recipe_unliked[] =
-    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.likes l USING ev "
+    "WITH " SQL_ROWS ", del AS (DELETE FROM likes l USING ev "
     "WHERE l.recipe_id = " SQL_ID("recipe_id") " AND l.user_id = ev.id "
     "RETURNING l.recipe_id) " SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", -1 FROM del");
 
 static const char sql_recipe_commented[] =
-    "WITH " SQL_ROWS ", ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO comments (id, recipe_id, user_id, "
     "content, created_at) SELECT ev.id, " SQL_ID("recipe_id") ", " SQL_ID("user_id") ", "
     "ev.d->>'content', ev.at FROM ev ON CONFLICT DO NOTHING "
     "RETURNING id, recipe_id, user_id), "
@@ -172,23 +172,23 @@ static const char sql_recipe_commented[] =
     "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("recipe_author_id") ", 'comment', "
     SQL_ID("user_id") ", " SQL_ID("recipe_id") ", ev.id, ev.p, ev.o, ev.at FROM ev "
     "WHERE " SQL_ID("recipe_author_id") " <> " SQL_ID("user_id") " AND NOT EXISTS "
-    "(SELECT 1 FROM stockpot.comments c WHERE c.id = ev.id) "
+    "(SELECT 1 FROM comments c WHERE c.id = ev.id) "
     "ON CONFLICT DO NOTHING RETURNING 1) "
     SQL_NOTIFY_ONCE("nt");
 
 static const char sql_comment_deleted[] =
-    "WITH " SQL_ROWS ", del AS (DELETE FROM stockpot.comments c USING ev WHERE c.id = ev.id "
+    "WITH " SQL_ROWS ", del AS (DELETE FROM comments c USING ev WHERE c.id = ev.id "
     "RETURNING c.recipe_id) " SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_COMMENTS ", -1 FROM del");
 
 /* read marks only move forward, so several of one user fold as their greatest */
 static const char sql_notifications_read[] =
-    "WITH " SQL_ROWS " INSERT INTO stockpot.notification_reads (user_id, up_to_id) "
+    "WITH " SQL_ROWS " INSERT INTO notification_reads (user_id, up_to_id) "
     "SELECT ev.id, max(" SQL_ID("up_to_id") ") FROM ev GROUP BY ev.id "
     "ON CONFLICT (user_id) DO UPDATE SET "
-    "up_to_id = greatest(stockpot.notification_reads.up_to_id, EXCLUDED.up_to_id)";
+    "up_to_id = greatest(notification_reads.up_to_id, EXCLUDED.up_to_id)";
 
 static const char sql_session_started[] =
-    "WITH " SQL_ROWS " INSERT INTO stockpot.sessions (id, user_id, expires_at) "
+    "WITH " SQL_ROWS " INSERT INTO sessions (id, user_id, expires_at) "
     "SELECT ev.id, " SQL_ID("user_id") ", (ev.d->>'expires_at')::timestamptz FROM ev "
     "ON CONFLICT (id) DO NOTHING";
 
@@ -197,11 +197,11 @@ static const char sql_session_started[] =
  * statement, and SessionRevoked sets another column */
 static const char sql_session_refreshed[] =
     "WITH " SQL_ROWS ", last AS (SELECT DISTINCT ON (ev.id) ev.id, ev.d FROM ev "
-    "ORDER BY ev.id, ev.v DESC) UPDATE stockpot.sessions s "
+    "ORDER BY ev.id, ev.v DESC) UPDATE sessions s "
     "SET expires_at = (last.d->>'expires_at')::timestamptz FROM last WHERE s.id = last.id";
 
 static const char sql_session_revoked[] =
-    "WITH " SQL_ROWS " UPDATE stockpot.sessions s SET revoked = true FROM ev WHERE s.id = ev.id";
+    "WITH " SQL_ROWS " UPDATE sessions s SET revoked = true FROM ev WHERE s.id = ev.id";
 
 /* the user-<id> streams' versions of the events that change no user row (pg_internal.h) */
 static const char sql_user_versions[] =

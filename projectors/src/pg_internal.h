@@ -14,6 +14,13 @@
 #include "es/event.h"
 #include "sp/err.h"
 
+/*
+ * The folds name the view's tables (users, recipes, ...) unqualified: they resolve through
+ * the connection's search_path, stockpot (proj_pg_connect), or stockpot_next while a
+ * rebuild folds into its shadow schema (rebuild.c). Checkpoints, dead letters and the
+ * per-session scratch tables (pg_temp) are always named in full.
+ */
+
 /**
  * The event's stream id as decimal text. Every fold runs after the runner checked the event
  * against the catalogue (es_event_check): the stream is "<category>-<id>" of the type's
@@ -58,7 +65,7 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
 #define SQL_USER_VERSION "INSERT INTO pg_temp.proj_user_versions (id, version) VALUES ($1, $2)"
 
 /*
- * The home feed (stockpot.feed_entries, schemas/sql/003_feed.sql) holds after every event
+ * The home feed (feed_entries, schemas/sql/003_feed.sql) holds after every event
  * exactly {(u, r) : r live AND (u = r.author_id OR u follows r.author_id)}. Each statement
  * below computes one event's delta from the current rows of the other table, so the rows
  * do not depend on the order of events of different streams.
@@ -69,13 +76,13 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
  */
 #define SQL_FEED_READERS(rel)                                                                      \
     "SELECT " rel ".author_id AS u, " rel ".id AS r FROM " rel " UNION ALL "                       \
-    "SELECT f.follower_id, " rel ".id FROM " rel " JOIN stockpot.follows f "                       \
+    "SELECT f.follower_id, " rel ".id FROM " rel " JOIN follows f "                                \
     "ON f.followee_id = " rel ".author_id"
 #define SQL_FEED_ADD_RECIPE(rel)                                                                   \
-    "INSERT INTO stockpot.feed_entries (user_id, recipe_id) " SQL_FEED_READERS(                    \
-        rel) " ON CONFLICT DO NOTHING"
+    "INSERT INTO feed_entries (user_id, recipe_id) " SQL_FEED_READERS(rel) " ON CONFLICT DO "      \
+                                                                           "NOTHING"
 #define SQL_FEED_REMOVE_RECIPE(rel)                                                                \
-    "DELETE FROM stockpot.feed_entries e USING (" SQL_FEED_READERS(                                \
+    "DELETE FROM feed_entries e USING (" SQL_FEED_READERS(                                         \
         rel) ") x "                                                                                \
              "WHERE e.user_id = x.u AND e.recipe_id = x.r"
 
@@ -83,12 +90,12 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
  * only), so each always equals its count over the rows. @p id (SQL_*_COUNTS: $1) is the
  * entity's id. */
 #define SQL_USER_COUNTS_OF(id)                                                                     \
-    "(SELECT count(*) FROM stockpot.follows WHERE followee_id = " id "), "                         \
-    "(SELECT count(*) FROM stockpot.follows WHERE follower_id = " id "), "                         \
-    "(SELECT count(*) FROM stockpot.recipes WHERE author_id = " id ")"
+    "(SELECT count(*) FROM follows WHERE followee_id = " id "), "                                  \
+    "(SELECT count(*) FROM follows WHERE follower_id = " id "), "                                  \
+    "(SELECT count(*) FROM recipes WHERE author_id = " id ")"
 #define SQL_RECIPE_COUNTS_OF(id)                                                                   \
-    "(SELECT count(*) FROM stockpot.likes WHERE recipe_id = " id "), "                             \
-    "(SELECT count(*) FROM stockpot.comments WHERE recipe_id = " id ")"
+    "(SELECT count(*) FROM likes WHERE recipe_id = " id "), "                                      \
+    "(SELECT count(*) FROM comments WHERE recipe_id = " id ")"
 #define SQL_USER_COUNTS   SQL_USER_COUNTS_OF("$1::bigint")
 #define SQL_RECIPE_COUNTS SQL_RECIPE_COUNTS_OF("$1::bigint")
 

@@ -50,11 +50,10 @@ static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_er
     return proj_pg_exec(
         conn,
         "WITH f AS (" SQL_FORGET_DELTAS(
-            "$1::bigint",
-            SQL_USER_COLS) ") "
-                           "INSERT INTO stockpot.users (id, username, created_at, updated_at, "
-                           "version, follower_count, following_count, recipe_count) "
-                           "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
+            "$1::bigint", SQL_USER_COLS) ") "
+                                         "INSERT INTO users (id, username, created_at, updated_at, "
+                                         "version, follower_count, following_count, recipe_count) "
+                                         "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
         4, params, NULL, eb);
 }
 
@@ -88,7 +87,7 @@ static int profile_updated(PGconn *conn, const struct es_event *ev, struct sp_er
     const char *params[] = {id, data, at, version};
     rc =
         expect_one_row(conn,
-                       "UPDATE stockpot.users SET "
+                       "UPDATE users SET "
                        "full_name = CASE WHEN $2::jsonb ? 'full_name' THEN $2::jsonb->>'full_name' "
                        "ELSE full_name END, "
                        "bio = CASE WHEN $2::jsonb ? 'bio' THEN $2::jsonb->>'bio' ELSE bio END, "
@@ -104,7 +103,7 @@ static int tags_insert(PGconn *conn, const char *id, const char *tags, struct sp
 {
     const char *params[] = {id, tags};
     return proj_pg_exec(conn,
-                        "INSERT INTO stockpot.recipe_tags (tag, recipe_id) "
+                        "INSERT INTO recipe_tags (tag, recipe_id) "
                         "SELECT DISTINCT e, $1::bigint FROM jsonb_array_elements_text($2::jsonb) "
                         "AS x(e) ON CONFLICT DO NOTHING",
                         2, params, NULL, eb);
@@ -133,7 +132,7 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                             version};
     /* clang-format off */
     rc = proj_pg_exec(conn,
-                      "WITH r AS (INSERT INTO stockpot.recipes (id, author_id, title, "
+                      "WITH r AS (INSERT INTO recipes (id, author_id, title, "
                       "description, ingredients, steps, tags, image_media_ids, created_at, "
                       "updated_at, version, like_count, comment_count) VALUES ($1, $2, $3, $4, "
                       "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", "
@@ -176,7 +175,7 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
     /* clang-format off */
     rc = expect_one_row(
         conn,
-        "UPDATE stockpot.recipes SET "
+        "UPDATE recipes SET "
         "title = CASE WHEN $2::jsonb ? 'title' THEN $2::jsonb->>'title' ELSE title END, "
         "description = CASE WHEN $2::jsonb ? 'description' "
         "THEN coalesce($2::jsonb->>'description', '') ELSE description END, "
@@ -193,8 +192,7 @@ static int recipe_updated(PGconn *conn, const struct es_event *ev, struct sp_err
     if (rc == 0 && json_object_get(ev->data, "tags") != NULL) {
         const char *del[] = {id};
         char *tags = array_text(ev->data, "tags");
-        rc = proj_pg_exec(conn, "DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1", 1, del,
-                          NULL, eb);
+        rc = proj_pg_exec(conn, "DELETE FROM recipe_tags WHERE recipe_id = $1", 1, del, NULL, eb);
         if (rc == 0)
             rc = tags_insert(conn, id, tags, eb);
         free(tags);
@@ -215,8 +213,8 @@ static int recipe_deleted(PGconn *conn, const struct es_event *ev, struct sp_err
     proj__stream_id(ev, id, sizeof(id));
     /* clang-format off */
     return proj_pg_exec(conn,
-                        "WITH t AS (DELETE FROM stockpot.recipe_tags WHERE recipe_id = $1), "
-                        "r AS (DELETE FROM stockpot.recipes WHERE id = $1 "
+                        "WITH t AS (DELETE FROM recipe_tags WHERE recipe_id = $1), "
+                        "r AS (DELETE FROM recipes WHERE id = $1 "
                         "RETURNING id, author_id), "
                         "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
                         SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r"),
@@ -294,17 +292,17 @@ static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
 /* clang-format off */
 #define SQL_DELTA_SUM(c) "coalesce(sum(x.d) FILTER (WHERE x.col = " c "), 0)"
 static const char pg_batch_end_sql[] =
-    "UPDATE stockpot.users u SET version = v.version FROM (SELECT id, max(version) AS "
+    "UPDATE users u SET version = v.version FROM (SELECT id, max(version) AS "
     "version FROM " SQL_SCRATCH("proj_user_versions") " AS n(id, version) GROUP BY id) v "
     "WHERE u.id = v.id AND u.version < v.version; "
     "DELETE FROM pg_temp.proj_user_versions; "
-    "UPDATE stockpot.users u SET follower_count = u.follower_count + c.fr, "
+    "UPDATE users u SET follower_count = u.follower_count + c.fr, "
     "following_count = u.following_count + c.fg, recipe_count = u.recipe_count + c.rc "
     "FROM (SELECT x.id, " SQL_DELTA_SUM(SQL_COL_FOLLOWERS) ", " SQL_DELTA_SUM(SQL_COL_FOLLOWING)
     ", " SQL_DELTA_SUM(SQL_COL_RECIPES) " FROM " SQL_SCRATCH("proj_count_deltas") " AS x "
     "WHERE x.col IN (" SQL_USER_COLS ") GROUP BY x.id) c(id, fr, fg, rc) "
     "WHERE u.id = c.id AND (c.fr, c.fg, c.rc) <> (0, 0, 0); "
-    "UPDATE stockpot.recipes r SET like_count = r.like_count + c.lc, "
+    "UPDATE recipes r SET like_count = r.like_count + c.lc, "
     "comment_count = r.comment_count + c.cc "
     "FROM (SELECT x.id, " SQL_DELTA_SUM(SQL_COL_LIKES) ", " SQL_DELTA_SUM(SQL_COL_COMMENTS)
     " FROM " SQL_SCRATCH("proj_count_deltas") " AS x "

@@ -109,7 +109,7 @@ notify(PGconn *conn, const struct es_event *ev, const struct notification *n, st
                             partition, offset,       at};
     /* the query API's notification streams LISTEN: told at commit (sp/pg_channels.h) */
     return proj_pg_exec(conn,
-                        "WITH ins AS (INSERT INTO stockpot.notifications (id, user_id, kind, "
+                        "WITH ins AS (INSERT INTO notifications (id, user_id, kind, "
                         "actor_id, recipe_id, comment_id, partition, \"offset\", created_at) "
                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING "
                         "RETURNING 1) SELECT pg_notify('" SP_PG_CHANNEL_NOTIFICATIONS "', '') "
@@ -133,14 +133,14 @@ int proj__pg_user_followed(PGconn *conn, const struct es_event *ev, struct sp_er
      * followee's live recipes into the follower's feed (pg_internal.h) */
     /* clang-format off */
     rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.follows (follower_id, followee_id, "
+                    "WITH ins AS (INSERT INTO follows (follower_id, followee_id, "
                     "created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
                     "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, (VALUES "
                                                 "($2::bigint, " SQL_COL_FOLLOWERS "), "
                                                 "($1::bigint, " SQL_COL_FOLLOWING ")) "
                                                 "AS w(id, col)") "), "
-                    "fe AS (INSERT INTO stockpot.feed_entries (user_id, recipe_id) "
-                    "SELECT $1::bigint, r.id FROM ins, stockpot.recipes r "
+                    "fe AS (INSERT INTO feed_entries (user_id, recipe_id) "
+                    "SELECT $1::bigint, r.id FROM ins, recipes r "
                     "WHERE r.author_id = $2::bigint ON CONFLICT DO NOTHING) "
                     "SELECT count(*) FROM ins",
                     3, params, &inserted, eb);
@@ -165,9 +165,9 @@ int proj__pg_user_unfollowed(PGconn *conn, const struct es_event *ev, struct sp_
      * own (a self-follow, which the write model refuses, must not empty one's own feed) */
     /* clang-format off */
     return proj_pg_exec(conn,
-                        "WITH del AS (DELETE FROM stockpot.follows WHERE follower_id = $1 "
+                        "WITH del AS (DELETE FROM follows WHERE follower_id = $1 "
                         "AND followee_id = $2 RETURNING 1), "
-                        "fe AS (DELETE FROM stockpot.feed_entries e USING del, stockpot.recipes r "
+                        "fe AS (DELETE FROM feed_entries e USING del, recipes r "
                         "WHERE r.author_id = $2::bigint AND $1::bigint <> $2::bigint "
                         "AND e.user_id = $1::bigint AND e.recipe_id = r.id) "
                         SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, (VALUES "
@@ -191,7 +191,7 @@ int proj__pg_recipe_liked(PGconn *conn, const struct es_event *ev, struct sp_err
     const char *params[] = {field(ev, "recipe_id"), liker, at};
     /* clang-format off */
     rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.likes (recipe_id, user_id, created_at) "
+                    "WITH ins AS (INSERT INTO likes (recipe_id, user_id, created_at) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING recipe_id), "
                     "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_LIKES ", 1 "
                                                 "FROM ins") ") "
@@ -215,7 +215,7 @@ int proj__pg_recipe_unliked(PGconn *conn, const struct es_event *ev, struct sp_e
         return rc;
     const char *params[] = {field(ev, "recipe_id"), liker};
     return proj_pg_exec(conn,
-                        "WITH del AS (DELETE FROM stockpot.likes WHERE recipe_id = $1 "
+                        "WITH del AS (DELETE FROM likes WHERE recipe_id = $1 "
                         "AND user_id = $2 RETURNING recipe_id) " SQL_COUNT_DELTAS(
                             "SELECT recipe_id, " SQL_COL_LIKES ", -1 FROM del"),
                         2, params, NULL, eb);
@@ -236,7 +236,7 @@ int proj__pg_recipe_commented(PGconn *conn, const struct es_event *ev, struct sp
                             field(ev, "content"), at};
     /* clang-format off */
     rc = exec_count(conn,
-                    "WITH ins AS (INSERT INTO stockpot.comments (id, recipe_id, user_id, "
+                    "WITH ins AS (INSERT INTO comments (id, recipe_id, user_id, "
                     "content, created_at) VALUES ($1, $2, $3, $4, $5) "
                     "ON CONFLICT DO NOTHING RETURNING recipe_id), "
                     "upd AS (" SQL_COUNT_DELTAS("SELECT recipe_id, " SQL_COL_COMMENTS ", 1 "
@@ -262,7 +262,7 @@ int proj__pg_comment_deleted(PGconn *conn, const struct es_event *ev, struct sp_
         return rc;
     const char *params[] = {comment};
     return proj_pg_exec(conn,
-                        "WITH del AS (DELETE FROM stockpot.comments WHERE id = $1 "
+                        "WITH del AS (DELETE FROM comments WHERE id = $1 "
                         "RETURNING recipe_id) " SQL_COUNT_DELTAS(
                             "SELECT recipe_id, " SQL_COL_COMMENTS ", -1 FROM del"),
                         1, params, NULL, eb);
@@ -280,9 +280,9 @@ int proj__pg_notifications_read(PGconn *conn, const struct es_event *ev, struct 
     const char *params[] = {user, field(ev, "up_to_id")};
     /* the read mark only moves forward */
     return proj_pg_exec(conn,
-                        "INSERT INTO stockpot.notification_reads (user_id, up_to_id) "
+                        "INSERT INTO notification_reads (user_id, up_to_id) "
                         "VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET up_to_id = "
-                        "greatest(stockpot.notification_reads.up_to_id, EXCLUDED.up_to_id)",
+                        "greatest(notification_reads.up_to_id, EXCLUDED.up_to_id)",
                         2, params, NULL, eb);
 }
 
@@ -298,7 +298,7 @@ int proj__pg_session_started(PGconn *conn, const struct es_event *ev, struct sp_
     /* refresh_hash is checked for shape only and never stored */
     const char *params[] = {session, field(ev, "user_id"), field(ev, "expires_at")};
     return proj_pg_exec(conn,
-                        "INSERT INTO stockpot.sessions (id, user_id, expires_at) "
+                        "INSERT INTO sessions (id, user_id, expires_at) "
                         "VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
                         3, params, NULL, eb);
 }
@@ -315,8 +315,8 @@ int proj__pg_session_refreshed(PGconn *conn, const struct es_event *ev, struct s
     if (rc != 0)
         return rc;
     const char *params[] = {session, field(ev, "expires_at")};
-    return proj_pg_exec(conn, "UPDATE stockpot.sessions SET expires_at = $2 WHERE id = $1", 2,
-                        params, NULL, eb);
+    return proj_pg_exec(conn, "UPDATE sessions SET expires_at = $2 WHERE id = $1", 2, params, NULL,
+                        eb);
 }
 
 int proj__pg_session_revoked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -329,6 +329,6 @@ int proj__pg_session_revoked(PGconn *conn, const struct es_event *ev, struct sp_
     if (rc != 0)
         return rc;
     const char *params[] = {session};
-    return proj_pg_exec(conn, "UPDATE stockpot.sessions SET revoked = true WHERE id = $1", 1,
-                        params, NULL, eb);
+    return proj_pg_exec(conn, "UPDATE sessions SET revoked = true WHERE id = $1", 1, params, NULL,
+                        eb);
 }

@@ -1,8 +1,8 @@
 /*
- * Rebuilding a projection from offset 0: a PostgreSQL read model in one transaction
- * (readers see the old view until it commits), an LMDB view as a new generation swapped
- * in at the end, or up to a given position of the log; and checksums of the PostgreSQL
- * tables.
+ * Rebuilding a projection from offset 0: a PostgreSQL read model in one transaction, into
+ * a shadow schema swapped in at its end (readers see the old view until it commits), an LMDB view
+ * as a new generation swapped in at the end, or up to a given position of the log; and checksums of
+ * the PostgreSQL tables.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,25 +16,40 @@
 
 #include "sp/banned.h"
 
+/* The shadow schema a rebuild folds into, and where --keep-old puts the previous tables. */
+#define SHADOW_SCHEMA "stockpot_next"
+#define OLD_SCHEMA    "stockpot_old"
+
+/* "stockpot.users" -> "users". Table names are compiled-in identifiers of the projection,
+ * never input. */
+static const char *table_base(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    return dot != NULL ? dot + 1 : name;
+}
+
 /*
- * Empty the projection's tables, checkpoints and dead letters with DELETE, never TRUNCATE:
- * TRUNCATE takes ACCESS EXCLUSIVE locks that would block every reader (query-api) until
- * the rebuild commits, while under MVCC readers of deleted rows keep seeing the old view.
+ * A fresh shadow schema with an empty copy of each of the projection's tables, folded
+ * into from here on (search_path, for this transaction); and the projection's checkpoints
+ * and dead letters deleted (they live in schema stockpot: the new view's are written in
+ * this transaction).
  */
-static int rebuild_empty(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
+static int shadow_create(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
 {
     const char *params[] = {proj->name};
     struct sp_buf sql;
-    int rc = 0;
+    int rc;
 
     sp_buf_init(&sql, 0);
-    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++) {
-        sp_buf_reset(&sql);
-        /* Table names are compiled-in identifiers of the projection, never input. */
-        rc = sp_buf_addf(&sql, "DELETE FROM %s", proj->tables[i].name);
-        if (rc == 0)
-            rc = proj_pg_exec_script(conn, sql.data, eb);
-    }
+    rc = sp_buf_addf(&sql, "DROP SCHEMA IF EXISTS " SHADOW_SCHEMA " CASCADE; "
+                           "CREATE SCHEMA " SHADOW_SCHEMA "; ");
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
+        rc = sp_buf_addf(&sql, "CREATE TABLE " SHADOW_SCHEMA ".%s (LIKE %s INCLUDING ALL); ",
+                         table_base(proj->tables[i].name), proj->tables[i].name);
+    if (rc == 0)
+        rc = sp_buf_addf(&sql, "SET LOCAL search_path = " SHADOW_SCHEMA);
+    if (rc == 0)
+        rc = proj_pg_exec_script(conn, sql.data, eb);
     sp_buf_release(&sql);
     if (rc == 0)
         rc = proj_pg_exec(conn, "DELETE FROM stockpot.checkpoints WHERE projection = $1", 1, params,
@@ -42,6 +57,70 @@ static int rebuild_empty(PGconn *conn, const struct proj_projection *proj, struc
     if (rc == 0)
         rc = proj_pg_exec(conn, "DELETE FROM stockpot.dead_letters WHERE projection = $1", 1,
                           params, NULL, eb);
+    return rc;
+}
+
+/* The swap's statements: lock the old tables, move or drop them, move the new ones in. */
+static int swap_script(const struct proj_projection *proj, bool keep_old, struct sp_buf *sql)
+{
+    int rc = sp_buf_addf(sql, "SET LOCAL lock_timeout = '200ms'; LOCK TABLE ");
+
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
+        rc = sp_buf_addf(sql, "%s%s", i ? ", " : "", proj->tables[i].name);
+    if (rc == 0)
+        rc = sp_buf_addf(sql, " IN ACCESS EXCLUSIVE MODE; ");
+    if (rc == 0 && keep_old)
+        rc = sp_buf_addf(sql, "DROP SCHEMA IF EXISTS " OLD_SCHEMA " CASCADE; "
+                              "CREATE SCHEMA " OLD_SCHEMA "; ");
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++) {
+        const char *t = proj->tables[i].name, *base = table_base(t);
+        rc = keep_old ? sp_buf_addf(sql, "ALTER TABLE %s SET SCHEMA " OLD_SCHEMA "; ", t)
+                      : sp_buf_addf(sql, "DROP TABLE %s; ", t);
+        if (rc == 0)
+            rc = sp_buf_addf(sql, "ALTER TABLE " SHADOW_SCHEMA ".%s SET SCHEMA stockpot; ", base);
+    }
+    if (rc == 0)
+        rc = sp_buf_addf(sql, "DROP SCHEMA " SHADOW_SCHEMA "; SET LOCAL lock_timeout = 0; "
+                              "SET LOCAL search_path = stockpot");
+    return rc;
+}
+
+/*
+ * Swap the shadow tables in (see proj_rebuild). The locks are taken under a savepoint with
+ * a short lock_timeout: when readers hold the old tables past it (or a lock order would
+ * deadlock), the savepoint gives back what was taken and it tries again, up to
+ * SWAP_TRIES times, so a reader never waits long and is never a deadlock's victim.
+ */
+#define SWAP_TRIES 150
+static int
+shadow_swap(PGconn *conn, const struct proj_projection *proj, bool keep_old, struct sp_errbuf *eb)
+{
+    struct sp_buf sql;
+    int rc;
+
+    sp_buf_init(&sql, 0);
+    rc = swap_script(proj, keep_old, &sql);
+    for (int i = 0; rc == 0 && i < SWAP_TRIES; i++) {
+        struct sp_errbuf perr = {{0}, {0}};
+        if ((rc = proj_pg_exec_script(conn, "SAVEPOINT proj_swap", eb)) != 0)
+            break;
+        rc = proj_pg_exec_script(conn, sql.data, &perr);
+        if (rc == 0) {
+            rc = proj_pg_exec_script(conn, "RELEASE SAVEPOINT proj_swap", eb);
+            break;
+        }
+        if (strcmp(perr.field, "55P03") != 0) { /* not lock_not_available */
+            *eb = perr;
+            break;
+        }
+        rc = proj_pg_exec_script(conn, "ROLLBACK TO SAVEPOINT proj_swap", eb);
+        if (rc == 0 && i + 1 == SWAP_TRIES)
+            rc = sp_err_set(eb, SP_EUNAVAIL, NULL,
+                            "could not lock the old tables to swap the rebuilt ones in: "
+                            "readers held them for %d tries of 200 ms",
+                            SWAP_TRIES);
+    }
+    sp_buf_release(&sql);
     return rc;
 }
 
@@ -194,6 +273,7 @@ int proj_rebuild(PGconn *conn,
                  struct es_log *log,
                  size_t batch_max,
                  enum proj_poison_policy policy,
+                 bool keep_old,
                  struct proj_batch_stats *stats,
                  struct sp_errbuf *eb)
 {
@@ -207,12 +287,14 @@ int proj_rebuild(PGconn *conn,
     r->conn_borrowed = true;
     rc = r->ops->begin(r, eb);
     if (rc == 0)
-        rc = rebuild_empty(conn, proj, eb);
+        rc = shadow_create(conn, proj, eb);
     for (int32_t p = 0; rc == 0 && p < nparts; p++) {
         rc = es_log_end(log, p, &end, eb);
         if (rc == 0)
             rc = rebuild_partition(r, log, p, end, false, NULL, stats, eb);
     }
+    if (rc == 0)
+        rc = shadow_swap(conn, proj, keep_old, eb);
     if (rc == 0)
         rc = r->ops->commit(r, eb);
     if (rc != 0)

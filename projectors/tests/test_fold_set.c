@@ -144,7 +144,7 @@ static void test_batch_sizes(void **state)
         struct proj_batch_stats st;
         char sum[40], what[64];
         int rc = proj_rebuild(t.conn, proj_pg_projection(), ref.log, sizes[i],
-                              PROJ_POISON_DEAD_LETTER, &st, &eb);
+                              PROJ_POISON_DEAD_LETTER, false, &st, &eb);
         if (rc != 0)
             fail_msg("rebuild in batches of %zu: %s", sizes[i], eb.msg);
         checksum(t.conn, sum, sizeof(sum));

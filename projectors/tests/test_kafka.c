@@ -357,9 +357,9 @@ static void test_rebuild_from_kafka(void **state)
     r = runner(f, &t, 3);
     step_until(&r, 1, &total, N_EVENTS / 3);
     assert_true(total < N_EVENTS);
-    assert_int_equal(
-        proj_rebuild(t.conn, proj_pg_projection(), f->kafka, 10, PROJ_POISON_DEAD_LETTER, &st, &eb),
-        0);
+    assert_int_equal(proj_rebuild(t.conn, proj_pg_projection(), f->kafka, 10,
+                                  PROJ_POISON_DEAD_LETTER, false, &st, &eb),
+                     0);
     assert_int_equal(st.applied + st.dead, N_EVENTS);
     assert_view(f, t.conn);
     for (int32_t p = 0; p < PARTS; p++) {
@@ -445,8 +445,8 @@ static void rebuild_fresh(struct fixture *f, struct pgtest *t, struct proj_batch
             sleep_ms(500);
         rc = es_log_open_kafka(&ko, ES_LOG_READER, &log, &eb);
         if (rc == 0)
-            rc = proj_rebuild(t->conn, proj_pg_projection(), log, 50, PROJ_POISON_DEAD_LETTER, st,
-                              &eb);
+            rc = proj_rebuild(t->conn, proj_pg_projection(), log, 50, PROJ_POISON_DEAD_LETTER,
+                              false, st, &eb);
         es_log_close(log);
         log = NULL;
         if (rc != 0)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -37,9 +39,9 @@ static void test_rebuild_equals_incremental(void **state)
     assert_int_equal(strlen(live), 32);
     assert_string_not_equal(live, empty);
 
-    assert_int_equal(
-        proj_rebuild(t.conn, proj_pg_projection(), t.log, 13, PROJ_POISON_DEAD_LETTER, &st, &eb),
-        0);
+    assert_int_equal(proj_rebuild(t.conn, proj_pg_projection(), t.log, 13, PROJ_POISON_DEAD_LETTER,
+                                  false, &st, &eb),
+                     0);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb), 0);
     assert_string_equal(live, rebuilt);
     assert_int_equal(st.dead, 1);
@@ -61,7 +63,7 @@ static void test_rebuild_equals_incremental(void **state)
     /* halt policy: the rebuild rolls back and leaves the view as it was */
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
     assert_int_equal(
-        proj_rebuild(t.conn, proj_pg_projection(), t.log, 13, PROJ_POISON_HALT, &st, &eb),
+        proj_rebuild(t.conn, proj_pg_projection(), t.log, 13, PROJ_POISON_HALT, false, &st, &eb),
         SP_ESTATE);
     assert_true(st.halted);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb), 0);
@@ -87,7 +89,7 @@ static void *rebuild_thread(void *arg)
     job->rc = proj_pg_connect(job->conninfo, "rebuild-test", &conn, &eb);
     if (job->rc == 0)
         job->rc = proj_rebuild(conn, proj_pg_projection(), job->log, 5, PROJ_POISON_DEAD_LETTER,
-                               &job->st, &eb);
+                               false, &job->st, &eb);
     snprintf(job->msg, sizeof(job->msg), "%s", eb.msg);
     PQfinish(conn);
     return NULL;
@@ -110,7 +112,7 @@ static void wait_rebuild_blocked(PGconn *conn)
 
 /*
  * While a rebuild is in progress (held open: it waits for a row lock on its checkpoint
- * row, after it emptied the tables), readers are not blocked and see the old view.
+ * row, after it created its shadow tables), readers are not blocked and see the old view.
  */
 static void test_readers_see_old_view_during_rebuild(void **state)
 {
@@ -174,11 +176,116 @@ static void test_readers_see_old_view_during_rebuild(void **state)
     pgtest_teardown(&t);
 }
 
+struct reader_job {
+    const char *conninfo;
+    atomic_bool stop;
+    long long queries, errors;
+    char first_error[256];
+};
+
+/* Reads the view in a loop, as the query API does (one statement per read, names resolved
+ * each time), counting the reads and the errors. */
+static void *reader_thread(void *arg)
+{
+    struct reader_job *job = arg;
+    struct sp_errbuf eb = {{0}, {0}};
+    PGconn *conn = NULL;
+
+    if (proj_pg_connect(job->conninfo, "reader", &conn, &eb) != 0) {
+        job->errors++;
+        return NULL;
+    }
+    while (!atomic_load(&job->stop)) {
+        PGresult *res = PQexecParams(
+            conn,
+            "SELECT count(*) FROM stockpot.recipes r JOIN stockpot.users u ON u.id = r.author_id "
+            "LEFT JOIN stockpot.recipe_tags t ON t.recipe_id = r.id",
+            0, NULL, NULL, NULL, NULL, 0);
+        job->queries++;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            if (job->errors++ == 0)
+                snprintf(job->first_error, sizeof(job->first_error), "%s",
+                         PQresultErrorMessage(res));
+        }
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+/*
+ * The swap under live reads: a reader loops over the view while rebuilds run one after
+ * the other; not one read fails, and each rebuilt view equals the live one. --keep-old
+ * keeps the previous tables in schema stockpot_old (the next one replaces them).
+ */
+static void test_swap_under_reads_and_keep_old(void **state)
+{
+    struct pgtest t;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct proj_batch_stats st;
+    struct reader_job reader;
+    pthread_t tid;
+    char live[40], rebuilt[40];
+    (void)state;
+
+    pgtest_setup(&t);
+    pgtest_append_mixed(&t, 5, 30);
+    pgtest_catch_up(&t, 9);
+    assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
+    memset(&reader, 0, sizeof(reader));
+    reader.conninfo = t.conninfo;
+    atomic_init(&reader.stop, false);
+    assert_int_equal(pthread_create(&tid, NULL, reader_thread, &reader), 0);
+    for (int i = 0; i < 8; i++) {
+        if (proj_rebuild(t.conn, proj_pg_projection(), t.log, 11, PROJ_POISON_DEAD_LETTER,
+                         i % 2 == 1, &st, &eb) != 0)
+            fail_msg("rebuild %d: %s", i, eb.msg);
+        assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb),
+                         0);
+        assert_string_equal(rebuilt, live);
+    }
+    atomic_store(&reader.stop, true);
+    assert_int_equal(pthread_join(tid, NULL), 0);
+    if (reader.errors != 0)
+        fail_msg("%lld of %lld reads failed during the swaps: %s", reader.errors, reader.queries,
+                 reader.first_error);
+    assert_true(reader.queries > 0);
+    /* the shadow schema is gone; the last rebuild (i = 7) kept the old tables */
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM pg_namespace "
+                                          "WHERE nspname = 'stockpot_next'"),
+                     0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot_old.recipes"),
+                     pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipes"));
+
+    /* keep-old holds the view as it was before: a drifted title shows there only */
+    assert_int_equal(
+        proj_pg_exec_script(t.conn, "UPDATE stockpot.recipes SET title = 'stale'", &eb), 0);
+    assert_int_equal(proj_rebuild(t.conn, proj_pg_projection(), t.log, 11, PROJ_POISON_DEAD_LETTER,
+                                  true, &st, &eb),
+                     0);
+    assert_true(pgtest_count(t.conn, "SELECT count(*) FROM stockpot_old.recipes "
+                                     "WHERE title = 'stale'") > 0);
+    assert_int_equal(
+        pgtest_count(t.conn, "SELECT count(*) FROM stockpot.recipes WHERE title = 'stale'"), 0);
+    /* without it, no old tables are kept beside an older stockpot_old */
+    assert_int_equal(proj_rebuild(t.conn, proj_pg_projection(), t.log, 11, PROJ_POISON_DEAD_LETTER,
+                                  false, &st, &eb),
+                     0);
+    assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM pg_tables WHERE schemaname "
+                                          "IN ('stockpot_old', 'stockpot_next') AND tablename = "
+                                          "'users'"),
+                     1); /* the kept one of the rebuild before */
+    assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb), 0);
+    assert_string_equal(rebuilt, live);
+    pgtest_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rebuild_equals_incremental),
         cmocka_unit_test(test_readers_see_old_view_during_rebuild),
+        cmocka_unit_test(test_swap_under_reads_and_keep_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

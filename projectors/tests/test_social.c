@@ -485,8 +485,9 @@ static void test_batched_counters(void **state)
     pgtest_check(t.conn, "SELECT count(*) FROM stockpot.dead_letters", "1");
     assert_batched_counters(t.conn);
     pgtest_check(t.conn, "SELECT count(*) FROM stockpot.likes", "1");
-    assert_int_equal(
-        proj_rebuild(t.conn, proj_pg_projection(), t.log, 7, PROJ_POISON_DEAD_LETTER, &st, &eb), 0);
+    assert_int_equal(proj_rebuild(t.conn, proj_pg_projection(), t.log, 7, PROJ_POISON_DEAD_LETTER,
+                                  false, &st, &eb),
+                     0);
     assert_batched_counters(t.conn);
     pgtest_teardown(&t);
 }
@@ -686,7 +687,8 @@ static void test_randomised(void **state)
     /* a rebuild from the log gives identical tables */
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), live, sizeof(live), &eb), 0);
     assert_int_equal(
-        proj_rebuild(t.conn, proj_pg_projection(), t.log, 50, PROJ_POISON_HALT, &st, &eb), 0);
+        proj_rebuild(t.conn, proj_pg_projection(), t.log, 50, PROJ_POISON_HALT, false, &st, &eb),
+        0);
     assert_int_equal(proj_checksum(t.conn, proj_pg_projection(), rebuilt, sizeof(rebuilt), &eb), 0);
     assert_string_equal(live, rebuilt);
     assert_invariants(t.conn);

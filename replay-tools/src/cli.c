@@ -13,7 +13,7 @@
 
 static const struct replay_cmd cmds[] = {
     {"migrate", "apply the SQL migrations", replay_cmd_migrate},
-    {"rebuild", "empty a projection and re-apply the whole log", replay_cmd_rebuild},
+    {"rebuild", "rebuild a projection from the whole log and swap it in", replay_cmd_rebuild},
     {"dump", "print events as NDJSON", replay_cmd_dump},
     {"verify", "check checksums, decoding and stream versions", replay_cmd_verify},
     {"checksum", "print a checksum of a projection's tables", replay_cmd_checksum},

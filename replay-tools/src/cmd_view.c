@@ -92,7 +92,8 @@ view_dir(const struct sp_config *cfg, const struct proj_projection *proj, char *
 static int rebuild(const struct sp_config *cfg,
                    const struct proj_projection *proj,
                    PGconn *conn,
-                   struct es_log *log)
+                   struct es_log *log,
+                   bool keep_old)
 {
     struct sp_errbuf eb = {{0}, {0}};
     struct proj_batch_stats st;
@@ -112,7 +113,7 @@ static int rebuild(const struct sp_config *cfg,
     else
         rc =
             proj_rebuild(conn, proj, log, (size_t)sp_config_int(cfg, "projector.catchup_batch_max"),
-                         policy, &st, &eb);
+                         policy, keep_old, &st, &eb);
     if (rc != 0) {
         replay__error("rebuild of \"%s\" failed, nothing changed: %s", proj->name, eb.msg);
         return REPLAY_EXIT_FAIL;
@@ -131,28 +132,35 @@ int replay_cmd_rebuild(const struct sp_config *cfg, int argc, char **argv)
     struct sp_errbuf eb = {{0}, {0}};
     struct es_log *log = NULL;
     PGconn *conn = NULL;
-    int rc =
-        projection_arg("rebuild",
-                       "Re-applies the whole log to the projection, readers keeping the "
-                       "old view until\nthe new one is complete. PostgreSQL (pg): empties "
-                       "the tables, checkpoint and\ndead letters and re-applies in one "
-                       "transaction; it waits for a running\nprojector's batch (both hold "
-                       "the projection's advisory lock). LMDB views\n(search, analytics): builds a "
-                       "new generation in views.dir/<name> beside the live one\nand swaps "
-                       "it in atomically. A running projector then resumes from the new\n"
-                       "checkpoint.",
-                       argc, argv, &proj);
+    bool keep_old = argc >= 1 && strcmp(argv[argc - 1], "--keep-old") == 0;
+    int rc = projection_arg(
+        "rebuild",
+        "Re-applies the whole log to the projection, readers keeping the old view until\n"
+        "the new one is complete. PostgreSQL (pg): folds into new tables in schema\n"
+        "stockpot_next in one transaction and swaps them in at its end; it waits for a\n"
+        "running projector's batch (both hold the projection's advisory lock).\n"
+        "--keep-old (pg, after the projection) keeps the previous tables in schema\n"
+        "stockpot_old. LMDB views (search, analytics): builds a new generation in\n"
+        "views.dir/<name> beside the live one and swaps it in atomically. A running\n"
+        "projector then resumes from the new checkpoint.",
+        keep_old ? argc - 1 : argc, argv, &proj);
     if (rc != 0)
         return rc < 0 ? REPLAY_EXIT_OK : rc;
+    if (keep_old && proj->store != PROJ_STORE_PG) {
+        replay__error("rebuild: --keep-old applies to PostgreSQL projections; \"%s\" is an LMDB "
+                      "view (its previous generation is replaced)",
+                      proj->name);
+        return REPLAY_EXIT_USAGE;
+    }
     if (es_log_open(cfg, ES_LOG_READER, &log, &eb) != 0) {
         replay__error("could not open the event log \"%s\": %s", sp_config_str(cfg, "log.dir"),
                       eb.msg);
         return REPLAY_EXIT_FAIL;
     }
     if (proj->store == PROJ_STORE_LMDB)
-        rc = rebuild(cfg, proj, NULL, log);
+        rc = rebuild(cfg, proj, NULL, log, false);
     else if ((rc = connect_pg(cfg, &conn)) == 0 && (rc = migrate(conn, false)) == 0)
-        rc = rebuild(cfg, proj, conn, log);
+        rc = rebuild(cfg, proj, conn, log, keep_old);
     PQfinish(conn);
     es_log_close(log);
     return rc;

@@ -41,7 +41,7 @@ static void test_usage(void **state)
     replay_usage(f);
     assert_int_equal(fclose(f), 0);
     assert_non_null(strstr(text, "usage: stockpot-replay"));
-    assert_non_null(strstr(text, "  rebuild   empty a projection"));
+    assert_non_null(strstr(text, "  rebuild   rebuild a projection"));
     assert_non_null(strstr(text, "  checksum  "));
     assert_non_null(strstr(text, "pg.conninfo")); /* the config keys */
     free(text);

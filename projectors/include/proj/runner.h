@@ -173,17 +173,26 @@ int64_t proj_runner_checkpoint(const struct proj_runner *r);
 int64_t proj_runner_lag(const struct proj_runner *r);
 
 /**
- * Rebuild @p proj from offset 0 in ONE transaction on @p conn: take the projection lock,
- * empty its tables, delete its checkpoint rows and dead letters, apply every record up
- * to the log end seen at the start (batches of @p batch_max), store the checkpoints,
- * commit. The tables are emptied with DELETE, not TRUNCATE (whose ACCESS EXCLUSIVE lock
- * would block every reader for the whole rebuild): readers are never blocked and keep
- * seeing the old view, MVCC, until the commit shows them the new one at once. A running
- * projector's next batch waits on the projection lock, then resumes from the new
- * checkpoint. The deleted old rows are dead tuples that autovacuum reclaims.
+ * Rebuild @p proj from offset 0 in ONE transaction on @p conn, into a shadow schema:
+ * take the projection lock; create schema stockpot_next with an empty copy of each of the
+ * projection's tables (CREATE TABLE ... (LIKE stockpot.<t> INCLUDING ALL): columns,
+ * defaults, constraints, indexes); delete the projection's checkpoint rows and dead
+ * letters; apply every record up to the log end seen at the start (batches of
+ * @p batch_max) with search_path = stockpot_next (the folds name their tables
+ * unqualified); store the checkpoints; then swap: each old table leaves schema stockpot
+ * (dropped, or moved to schema stockpot_old when @p keep_old, replacing an older one
+ * there) and its new one takes its place; commit. Readers (query-api) keep reading the
+ * old tables, never blocked, until the swap, which waits for the statements in flight
+ * and makes the next ones wait a few milliseconds (ACCESS EXCLUSIVE on the old tables,
+ * taken with lock_timeout 200 ms and retried, so that the rebuild never deadlocks with a
+ * reader and a reader is never the victim of one); the commit shows them the new view at
+ * once. The new tables hold no dead rows of the old view. A running projector's next batch
+ * waits on the projection lock, then resumes from the new checkpoint (its prepared
+ * statements are planned again on the new tables).
  * Works on every backend: each partition is read (es_log_read) from 0 to its end as
  * queried at the start (Kafka: past trailing transaction markers), and gets its own
  * checkpoint row.
+ * @param keep_old  keep the previous tables in schema stockpot_old (for comparison)
  * @param[out] stats  totals (next_offset = end of partition 0)
  * @return 0; SP_ESTATE if a poison event halted it (policy halt; rolled back);
  *         SP_EDB / SP_EUNAVAIL / es_log errors (rolled back).
@@ -193,6 +202,7 @@ SP_MUST_CHECK int proj_rebuild(PGconn *conn,
                                struct es_log *log,
                                size_t batch_max,
                                enum proj_poison_policy policy,
+                               bool keep_old,
                                struct proj_batch_stats *stats,
                                struct sp_errbuf *eb);
 
