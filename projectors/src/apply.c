@@ -337,7 +337,7 @@ int proj__apply_batch(struct proj_runner *r,
     if (rc < 0)
         return rc;
     /* also when halted: the events before the poison one are committed */
-    rc = r->ops->batch_end(r, eb);
+    rc = r->defer_batch_end ? 0 : r->ops->batch_end(r, eb);
     if (rc != 0)
         return rc;
     /* Kafka: the read may end past offsets that hold no record (transaction markers) */

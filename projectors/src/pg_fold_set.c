@@ -59,7 +59,7 @@
 
 /* clang-format off */
 static const char sql_user_registered[] =
-    "WITH " SQL_ROWS ", f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_USER_COLS) ") "
+    "WITH " SQL_ROWS ", f AS (" SQL_FORGET_DELTAS("USING ev WHERE x.id = ev.id", SQL_USER_COLS) ") "
     "INSERT INTO users (id, username, created_at, updated_at, "
     "version, follower_count, following_count, recipe_count) "
     "SELECT ev.id, ev.d->>'username', ev.at, ev.at, ev.v, " SQL_USER_COUNTS_OF("ev.id") " FROM ev";
@@ -84,7 +84,7 @@ static const char sql_recipe_created[] =
     SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "
     "t AS (INSERT INTO recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
     "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "
-    "f AS (" SQL_FORGET_DELTAS("SELECT id FROM ev", SQL_RECIPE_COLS) "), "
+    "f AS (" SQL_FORGET_DELTAS("USING ev WHERE x.id = ev.id", SQL_RECIPE_COLS) "), "
     "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 FROM r") ") "
     SQL_FEED_ADD_RECIPE("r");
 

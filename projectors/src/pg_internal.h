@@ -49,9 +49,12 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
 #define SQL_COL_LIKES         "4" /* recipes.like_count: likes with recipe_id = id */
 #define SQL_COL_COMMENTS      "5" /* recipes.comment_count: comments with recipe_id = id */
 #define SQL_COUNT_DELTAS(sel) "INSERT INTO pg_temp.proj_count_deltas (id, col, d) " sel
-/* Forget the deltas noted for the new entities @p ids (a SELECT) of @p cols (a list). */
-#define SQL_FORGET_DELTAS(ids, cols)                                                               \
-    "DELETE FROM pg_temp.proj_count_deltas WHERE id IN (" ids ") AND col IN (" cols ")"
+/* Forget the deltas of @p cols (a list) noted for the new entities: the notes x that
+ * @p match selects ("WHERE x.id = $1", or "USING ev WHERE x.id = ev.id": a join the
+ * planner makes an index probe per new entity; an IN (SELECT ...) became a scan of every
+ * note per entity). */
+#define SQL_FORGET_DELTAS(match, cols)                                                             \
+    "DELETE FROM pg_temp.proj_count_deltas x " match " AND x.col IN (" cols ")"
 #define SQL_USER_COLS   SQL_COL_FOLLOWERS ", " SQL_COL_FOLLOWING ", " SQL_COL_RECIPES
 #define SQL_RECIPE_COLS SQL_COL_LIKES ", " SQL_COL_COMMENTS
 

@@ -50,10 +50,11 @@ static int user_registered(PGconn *conn, const struct es_event *ev, struct sp_er
     return proj_pg_exec(
         conn,
         "WITH f AS (" SQL_FORGET_DELTAS(
-            "$1::bigint", SQL_USER_COLS) ") "
-                                         "INSERT INTO users (id, username, created_at, updated_at, "
-                                         "version, follower_count, following_count, recipe_count) "
-                                         "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
+            "WHERE x.id = $1::bigint",
+            SQL_USER_COLS) ") "
+                           "INSERT INTO users (id, username, created_at, updated_at, "
+                           "version, follower_count, following_count, recipe_count) "
+                           "VALUES ($1, $2, $3, $3, $4, " SQL_USER_COUNTS ")",
         4, params, NULL, eb);
 }
 
@@ -138,7 +139,7 @@ recipe_insert(PGconn *conn, const struct es_event *ev, const char *id, struct sp
                       "$5::jsonb, $6::jsonb, " SQL_TEXT_SET("$7::jsonb") ", "
                       SQL_ID_ARRAY("$8::jsonb") ", $9, $9, $10, " SQL_RECIPE_COUNTS ") "
                       "RETURNING id, author_id), "
-                      "f AS (" SQL_FORGET_DELTAS("$1::bigint", SQL_RECIPE_COLS) "), "
+                      "f AS (" SQL_FORGET_DELTAS("WHERE x.id = $1::bigint", SQL_RECIPE_COLS) "), "
                       "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 "
                                                 "FROM r") ") "
                       SQL_FEED_ADD_RECIPE("r"),
@@ -257,13 +258,16 @@ static const struct proj_table pg_tables[] = {
 
 /*
  * The per-session scratch tables of the counters' deltas and the users' versions
- * (pg_internal.h), and the batch's join methods: every fold joins a few rows (one
- * event's, or a round's: pg_fold_set.c) to the read model by key, which is an index probe per row.
- * The planner's estimates say otherwise in the case that matters most: in a rebuild or a catch-up
- * the tables grow within one transaction from nothing, the statistics (and the prepared statements'
- * plans, made at the first batch) describe nearly empty tables, and it hash-joined a sequential
- * scan of recipes or follows in every statement (3-4 ms each at 3,000 recipes, growing
- * with the table). SET LOCAL: the batch's transaction only, before any fold is planned.
+ * (pg_internal.h), and the batch's plan methods: every fold joins a few rows (one
+ * event's, or a round's: pg_fold_set.c) to the read model or the scratch tables by key,
+ * which is an index probe per row. The planner's estimates say otherwise in the cases
+ * that matter most: in a rebuild or a catch-up the tables grow within one transaction
+ * from nothing, the statistics (and the prepared statements' plans, made at the first
+ * batch) describe nearly empty tables, and it hash-joined a sequential scan of recipes or
+ * follows in every statement (3-4 ms each at 3,000 recipes, growing with the table), and
+ * rescanned all of a rebuild's counter notes per new recipe (never analyzed, a temporary
+ * table looks small). So hash and merge joins and sequential scans where an index serves
+ * are off. SET LOCAL: the batch's transaction only, before any fold is planned.
  */
 static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
 {
@@ -271,10 +275,12 @@ static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
                                "DO $$ BEGIN IF to_regclass('pg_temp.proj_count_deltas') IS NULL "
                                "THEN CREATE TEMP TABLE proj_count_deltas (id bigint NOT NULL, "
                                "col smallint NOT NULL, d bigint NOT NULL); "
+                               "CREATE INDEX ON proj_count_deltas (id); "
                                "CREATE TEMP TABLE proj_user_versions (id bigint NOT NULL, "
                                "version bigint NOT NULL); "
                                "END IF; END $$; "
-                               "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+                               "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+                               "SET LOCAL enable_seqscan = off",
                                eb);
 }
 

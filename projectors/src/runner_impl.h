@@ -120,6 +120,9 @@ struct proj_runner {
     size_t catchup_max; /* ≥ batch_max (proj_runner_opts.catchup_batch_max) */
     int linger_ms;      /* proj_runner_opts.batch_linger_ms */
     bool backlog;       /* the last batch was full: the next may take catchup_max */
+    /* A PostgreSQL rebuild's batches all run in its one transaction: the store's
+     * batch_end runs once, at its end (see proj_rebuild), not after each batch. */
+    bool defer_batch_end;
     enum proj_poison_policy policy;
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     struct es_log *log;         /* borrowed; log mode only */

@@ -157,10 +157,22 @@ struct proj_runner *pgtest_runner_new(struct pgtest *t,
                                       enum proj_poison_policy policy,
                                       struct sp_metrics *m)
 {
+    return pgtest_runner_sized(t, batch_max, 0, 0, policy, m);
+}
+
+struct proj_runner *pgtest_runner_sized(struct pgtest *t,
+                                        size_t batch_max,
+                                        size_t catchup_batch_max,
+                                        int batch_linger_ms,
+                                        enum proj_poison_policy policy,
+                                        struct sp_metrics *m)
+{
     struct proj_runner_opts opts = {
         .proj = proj_pg_projection(),
         .conninfo = t->conninfo,
         .batch_max = batch_max,
+        .catchup_batch_max = catchup_batch_max,
+        .batch_linger_ms = batch_linger_ms,
         .policy = policy,
         .metrics = m,
     };

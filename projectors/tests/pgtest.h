@@ -63,6 +63,13 @@ struct proj_runner *pgtest_runner_new(struct pgtest *t,
                                       size_t batch_max,
                                       enum proj_poison_policy policy,
                                       struct sp_metrics *m);
+/** pgtest_runner_new with proj_runner_opts.catchup_batch_max and batch_linger_ms. */
+struct proj_runner *pgtest_runner_sized(struct pgtest *t,
+                                        size_t batch_max,
+                                        size_t catchup_batch_max,
+                                        int batch_linger_ms,
+                                        enum proj_poison_policy policy,
+                                        struct sp_metrics *m);
 /** Apply t->log up to its end with a fresh dead-letter runner of batches of @p batch_max
  *  events, then free it; fails the test (printing why) on error. */
 void pgtest_catch_up(struct pgtest *t, size_t batch_max);

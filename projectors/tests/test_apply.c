@@ -170,24 +170,6 @@ static void test_new_events_after_catch_up(void **state)
     pgtest_teardown(&t);
 }
 
-static struct proj_runner *
-sized_runner(struct pgtest *t, size_t batch_max, size_t catchup_batch_max, int linger_ms)
-{
-    struct proj_runner_opts opts = {
-        .proj = proj_pg_projection(),
-        .conninfo = t->conninfo,
-        .batch_max = batch_max,
-        .catchup_batch_max = catchup_batch_max,
-        .batch_linger_ms = linger_ms,
-        .policy = PROJ_POISON_DEAD_LETTER,
-    };
-    struct proj_runner *r = NULL;
-    struct sp_errbuf eb = {{0}, {0}};
-
-    assert_int_equal(proj_runner_new(&opts, t->log, &r, &eb), 0);
-    return r;
-}
-
 static int64_t step(struct proj_runner *r)
 {
     struct sp_errbuf eb = {{0}, {0}};
@@ -208,7 +190,7 @@ static void test_catchup_batches(void **state)
 
     pgtest_setup(&t);
     pgtest_append_mixed(&t, 60, 100); /* 60 + 100 + 33 + 20 + 1 = 214 events */
-    r = sized_runner(&t, 10, 80, 0);
+    r = pgtest_runner_sized(&t, 10, 80, 0, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(step(r), 10);
     assert_int_equal(step(r), 80);
     assert_int_equal(step(r), 80);
@@ -250,7 +232,7 @@ static void test_batch_linger(void **state)
     pgtest_append(&t, "UserRegistered", "user-7301234567899999", 1,
                   json_pack("{s:s,s:s,s:s,s:s}", "user_id", "7301234567899999", "username", "early",
                             "email", "early@example.com", "password_hash", "$argon2id$v=19$z"));
-    r = sized_runner(&t, 10, 0, 30000);
+    r = pgtest_runner_sized(&t, 10, 0, 30000, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(step(r), 1); /* the first step learns the checkpoint: no linger */
     /* ten events come 100 ms later: without the linger the step would find none */
     assert_int_equal(pthread_create(&tid, NULL, append_late, &late), 0);
@@ -258,7 +240,7 @@ static void test_batch_linger(void **state)
     assert_int_equal(pthread_join(tid, NULL), 0);
     proj_runner_free(r);
 
-    r = sized_runner(&t, 1000, 0, 50);
+    r = pgtest_runner_sized(&t, 1000, 0, 50, PROJ_POISON_DEAD_LETTER, NULL);
     assert_int_equal(step(r), 0);
     pgtest_append(&t, "ProfileUpdated", "user-7301234567899999", 2,
                   json_pack("{s:s}", "full_name", "Early Bird"));

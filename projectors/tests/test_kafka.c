@@ -162,21 +162,29 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct proj_runner *runner(struct fixture *f, const struct pgtest *t, size_t batch_max)
+/* A consumer-mode runner of "pg" on the mock; batch sizes as proj_runner_opts has them. */
+static struct proj_runner *sized_runner(
+    struct fixture *f, const struct pgtest *t, size_t batch_max, size_t catchup, int linger)
 {
     struct proj_runner_opts opts = {
         .proj = proj_pg_projection(),
         .conninfo = t->conninfo,
         .batch_max = batch_max,
+        .catchup_batch_max = catchup,
+        .batch_linger_ms = linger,
         .policy = PROJ_POISON_DEAD_LETTER,
     };
-    /* the mock waits about session.timeout.ms for members to rejoin a rebalance */
     struct proj_consumer_opts copts = {100, 4000, 300};
     struct sp_errbuf eb = {{0}, {0}};
     struct proj_runner *r = NULL;
 
     assert_int_equal(proj_runner_new_consumer(&opts, &copts, f->cfg, &r, &eb), 0);
     return r;
+}
+
+static struct proj_runner *runner(struct fixture *f, const struct pgtest *t, size_t batch_max)
+{
+    return sized_runner(f, t, batch_max, 0, 0);
 }
 
 /* Step runners @p rs[0..n) in turn until they applied @p want records in all (counted in
@@ -258,25 +266,6 @@ static void test_same_view_as_lmdb(void **state)
     assert_view(f, t.conn);
     proj_runner_free(r);
     pgtest_teardown(&t);
-}
-
-static struct proj_runner *sized_runner(
-    struct fixture *f, const struct pgtest *t, size_t batch_max, size_t catchup, int linger)
-{
-    struct proj_runner_opts opts = {
-        .proj = proj_pg_projection(),
-        .conninfo = t->conninfo,
-        .batch_max = batch_max,
-        .catchup_batch_max = catchup,
-        .batch_linger_ms = linger,
-        .policy = PROJ_POISON_DEAD_LETTER,
-    };
-    struct proj_consumer_opts copts = {100, 4000, 300};
-    struct sp_errbuf eb = {{0}, {0}};
-    struct proj_runner *r = NULL;
-
-    assert_int_equal(proj_runner_new_consumer(&opts, &copts, f->cfg, &r, &eb), 0);
-    return r;
 }
 
 /* Consumer mode: after a full poll of batch_max the next takes up to catchup_batch_max. */

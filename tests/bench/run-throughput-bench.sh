@@ -58,7 +58,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 now_s() { date +%s.%N; }
 rate() { python3 -c 'import sys; print("%.0f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 pct() { python3 -c 'import sys; print("%.1f%%" % (100 * float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
-hwm() { awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+# hwm PID: peak resident set (VmHWM: heap and the pages of the mapped LMDB log it read)
+# and, now, the anonymous (heap) and file-backed parts of the resident set
+hwm() {
+    awk '/VmHWM/ {h = $2} /RssAnon/ {a = $2} /RssFile/ {f = $2}
+         END {printf "VmHWM %.0f MB (now: heap %.0f MB, mapped files %.0f MB)\n", h / 1024, a / 1024, f / 1024}' \
+        "/proc/$1/status" 2>/dev/null || echo "?"
+}
 declare -A RSS=()
 
 bench_print_machine
@@ -86,16 +92,27 @@ echo "== 3. PostgreSQL projection on $EVENTS events"
 "$BIN/stockpot-replay" migrate >/dev/null
 t0=$(now_s)
 start projector
-python3 - "$STOCKPOT_PROJECTOR_PORT" <<'EOF'
+# waits for no lag; samples the projector's heap (RssAnon) by tenths of the log applied
+python3 - "$STOCKPOT_PROJECTOR_PORT" "${PIDS[projector]}" "$EVENTS" >"$TMP/heap.txt" <<'EOF'
 import http.client, re, sys, time
-port, deadline, streak = int(sys.argv[1]), time.monotonic() + 7200, 0
+port, pid, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+deadline, streak, tenth, samples = time.monotonic() + 7200, 0, 0, []
 LAG = re.compile(r'^stockpot_projection_lag_events\{[^}]*projection="pg"[^}]*\} (\S+)$', re.M)
+def heap_mb():
+    for line in open("/proc/%s/status" % pid):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0
 while time.monotonic() < deadline:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("GET", "/metrics")
     lags = [float(x) for x in LAG.findall(c.getresponse().read().decode())]
+    if lags and min(lags) >= 0 and (total - max(lags)) * 10 >= (tenth + 1) * total:
+        tenth = int((total - max(lags)) * 10 // total)
+        samples.append("%d%% %.0f" % (tenth * 10, heap_mb()))
     streak = streak + 1 if lags and max(lags) == 0 else 0
     if streak == 2:
+        print(" ".join(samples))
         sys.exit(0)
     time.sleep(0.2)
 sys.exit("the projector did not catch up in 2 hours")
@@ -107,6 +124,7 @@ kill -TERM "${PIDS[projector]}"
 wait "${PIDS[projector]}" || true
 unset "PIDS[projector]"
 echo "live catch-up: $LIVE_S s, $LIVE_RATE events/s = $(pct "$LIVE_RATE" "$COPY_RATE") of COPY (target >= 10%)"
+echo "projector heap (RssAnon, MB) by share of the log applied: $(cat "$TMP/heap.txt")"
 t0=$(now_s)
 "$BIN/stockpot-replay" rebuild pg >"$TMP/rebuild.out" 2>&1
 REBUILD_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(now_s)")
