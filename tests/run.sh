@@ -43,6 +43,15 @@ echo "tests/run.sh: building Debug with address,undefined sanitizers into build-
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DSP_SANITIZE=address,undefined
 cmake --build "$BUILD" -j2
 
+# A full run (no ctest arguments) also compiles the Release build (-O2) into build-release/,
+# as the benchmarks and deploy/local/run.sh use it: GCC's -O2 analyses find warnings
+# (-Werror=maybe-uninitialized) that the Debug build cannot, twice a broken Release build.
+if (($# == 0)); then
+  echo "tests/run.sh: compiling Release into build-release/ (warnings only; tests use build-asan/)"
+  cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$ROOT/build-release" -j2
+fi
+
 # ---------------------------------------------------------------- tests
 export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
