@@ -70,9 +70,14 @@ int proj_pg_connect(const char *conninfo, const char *app, PGconn **out, struct 
      * cost past jit_above_cost: PostgreSQL then spent ~200 ms compiling each batch's end
      * (seen as 250 ms from a like to its row on a 2,000-user read model).
      * search_path=stockpot: the folds name the view's tables unqualified, so that a
-     * rebuild folds into its shadow schema by setting its own (projectors/src/rebuild.c). */
+     * rebuild folds into its shadow schema by setting its own (projectors/src/rebuild.c).
+     * client_min_messages=warning: the migrations' and the rebuild's IF [NOT] EXISTS
+     * NOTICEs ("schema ... already exists, skipping") are not news to an operator; libpq
+     * printed them on stderr. */
     const char *vals[] = {conninfo ? conninfo : "", app ? app : "stockpot", "UTF8",
-                          "-c TimeZone=UTC -c jit=off -c search_path=stockpot", NULL};
+                          "-c TimeZone=UTC -c jit=off -c search_path=stockpot "
+                          "-c client_min_messages=warning",
+                          NULL};
     PGconn *conn;
 
     *out = NULL;

@@ -9,7 +9,9 @@
 /**
  * Connect with a libpq connection string ("" = libpq defaults and the PG* environment),
  * with client_encoding UTF8, TimeZone UTC, jit off (folds and recounts touch rows by key;
- * a misestimate must not buy a JIT compilation) and application_name @p app (may be NULL).
+ * a misestimate must not buy a JIT compilation), search_path stockpot (the folds name the
+ * view's tables unqualified), client_min_messages warning (no NOTICEs on stderr) and
+ * application_name @p app (may be NULL).
  * @param[out] out  owned; PQfinish() it
  * @return 0; SP_EUNAVAIL if the server cannot be reached (eb says why).
  */
