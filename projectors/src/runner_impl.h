@@ -46,9 +46,9 @@ struct proj__store_ops {
     int (*checkpoint_load)(struct proj_runner *r, int32_t p, int64_t *next, struct sp_errbuf *eb);
     int (*checkpoint_store)(struct proj_runner *r, int32_t p, int64_t next, struct sp_errbuf *eb);
     /**
-     * Fold one event that passed es_event_check, all or nothing (a savepoint, a nested
-     * transaction). @return 0 (applied, or *poison with the reason in @p perr and
-     * nothing of it kept); non-zero fails the batch (transient: eb says why).
+     * Fold one event that passed es_event_check, all or nothing (a nested transaction).
+     * Used only by a store without fold_many. @return 0 (applied, or *poison with the reason in @p
+     * perr and nothing of it kept); non-zero fails the batch (transient: eb says why).
      */
     int (*fold)(struct proj_runner *r,
                 const struct es_event *ev,

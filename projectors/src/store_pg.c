@@ -136,25 +136,6 @@ fold_transient(const struct es_event *ev, const struct sp_errbuf *perr, struct s
     return SP_EUNAVAIL;
 }
 
-static int pg_fold(struct proj_runner *r,
-                   const struct es_event *ev,
-                   bool *poison,
-                   struct sp_errbuf *perr,
-                   struct sp_errbuf *eb)
-{
-    int rc = proj_pg_exec_script(r->conn, "SAVEPOINT proj_event", eb);
-
-    if (rc != 0)
-        return rc;
-    rc = r->proj->folds[ev->type_id](r->conn, ev, perr);
-    if (rc == 0)
-        return proj_pg_exec_script(r->conn, "RELEASE SAVEPOINT proj_event", eb);
-    if (!fold_error_is_poison(rc, perr) || PQstatus(r->conn) != CONNECTION_OK)
-        return fold_transient(ev, perr, eb);
-    *poison = true;
-    return proj_pg_exec_script(r->conn, "ROLLBACK TO SAVEPOINT proj_event", eb);
-}
-
 struct bisect {
     struct proj_runner *r;
     struct es_event *const *evs;
@@ -274,7 +255,6 @@ const struct proj__store_ops proj__store_pg = {
     .rollback = pg_rollback,
     .checkpoint_load = pg_checkpoint_load,
     .checkpoint_store = pg_checkpoint_store,
-    .fold = pg_fold,
     .fold_many = pg_fold_many,
     .dead_letter = pg_dead_letter,
     .batch_begin = pg_batch_begin,
