@@ -33,6 +33,7 @@
 #include "sp/alloc.h"
 #include "sp/pg_channels.h"
 #include "sp/time.h"
+#include "view_codec.h"
 
 #include "sp/banned.h"
 
@@ -273,50 +274,38 @@ static bool in_fold_order(enum es_type t)
 /* ------------------------------------------------------------ rounds by row key */
 
 /*
- * How many events of the batch touched each row key so far: an open-addressing map of
- * 64-bit hashes, tagged with a generation so that starting over costs nothing. Two keys of
- * one hash only put an event in a later round than it needs, which is always correct.
+ * How many events of the batch touched each row key so far: the key's hash (a proj_idmap,
+ * view_codec.h) -> its slot in counts[]. Two keys of one hash only put an event in a
+ * later round than it needs, which is always correct.
  */
 struct keycount {
-    uint64_t *hash;
-    uint32_t *gen;
-    uint32_t *count;
-    size_t mask;
-    uint32_t cur;
+    struct proj_idmap slots;
+    uint32_t *counts; /* [slots.n] */
+    size_t cap;
 };
-
-static void keycount_init(struct keycount *k, size_t n)
-{
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    k->hash = sp_xcalloc(cap, sizeof(*k->hash));
-    k->gen = sp_xcalloc(cap, sizeof(*k->gen));
-    k->count = sp_xcalloc(cap, sizeof(*k->count));
-    k->mask = cap - 1;
-    k->cur = 1;
-}
 
 static void keycount_free(struct keycount *k)
 {
-    free(k->hash);
-    free(k->gen);
-    free(k->count);
+    proj__idmap_release(&k->slots);
+    free(k->counts);
+}
+
+/* Forget every key (after an event folded alone: everything after it comes later). */
+static void keycount_reset(struct keycount *k)
+{
+    proj__idmap_reset(&k->slots);
 }
 
 /* Count one more event of key @p h. @return how many came before it (0 for the first). */
 static uint32_t keycount_next(struct keycount *k, uint64_t h)
 {
-    for (size_t i = (size_t)h & k->mask;; i = (i + 1) & k->mask) {
-        if (k->gen[i] != k->cur) {
-            k->gen[i] = k->cur;
-            k->hash[i] = h;
-            k->count[i] = 1;
-            return 0;
-        }
-        if (k->hash[i] == h)
-            return k->count[i]++;
-    }
+    int64_t i = proj__idmap_get(&k->slots, h);
+    if (i >= 0)
+        return k->counts[i]++;
+    PROJ_GROW(k->counts, k->cap, k->slots.n + 1);
+    k->counts[k->slots.n] = 1;
+    proj__idmap_put(&k->slots, h, (uint32_t)k->slots.n);
+    return 0;
 }
 
 /* Hash of the row key @p ev touches; its numbers are those of the payload's id fields. */
@@ -453,12 +442,11 @@ int proj__pg_fold_set(PGconn *conn,
                       struct sp_errbuf *eb)
 {
     struct fold_set s = {conn, NULL, 0, 0, json_array(), eb};
-    struct keycount keys;
+    struct keycount keys = {{NULL, 0, 0}, NULL, 0};
     int rc = 0;
 
     if (s.versions == NULL)
         return sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory");
-    keycount_init(&keys, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct es_event *ev = evs[i];
         const struct set_fold *f = &set_folds[ev->type_id];
@@ -470,7 +458,7 @@ int proj__pg_fold_set(PGconn *conn,
             proj_apply_fn one = proj_pg_projection()->folds[ev->type_id];
             if ((rc = rounds_flush(&s, false)) != 0 || one == NULL || (rc = one(conn, ev, eb)) != 0)
                 break;
-            keys.cur++;
+            keycount_reset(&keys);
             continue;
         }
         if ((row = event_row(ev, f)) == NULL) {
