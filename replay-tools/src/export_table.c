@@ -227,13 +227,7 @@ int replay__table_open(struct replay__table *t,
 {
     struct stat st;
 
-    memset(t, 0, sizeof(*t));
-    t->fd = -1;
-    t->fmt = fmt;
-    t->cols = cols;
-    t->ncols = ncols;
-    sp_buf_init(&t->out, 0);
-    sp_buf_init(&t->scratch, 0);
+    replay__table_open_mem(t, fmt, cols, ncols);
     t->sha = EVP_MD_CTX_new();
     if (t->sha == NULL || EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) != 1)
         return sp_err_set(eb, SP_EINVAL, NULL, "could not start a SHA-256 (libcrypto)");
