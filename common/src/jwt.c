@@ -6,9 +6,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <xxhash.h>
+
 #include <jansson.h>
 #include <jwt.h>
 
+#include "sp/alloc.h"
 #include "sp/jwt.h"
 #include "sp/banned.h"
 
@@ -222,5 +225,96 @@ int sp_jwt_verify(const unsigned char *key,
         *out = c;
 out_free_jwt:
     jwt_free(jwt);
+    return rc;
+}
+
+struct jwt__cache_slot {
+    uint64_t hash;
+    size_t len; /* 0 = empty */
+    struct sp_jwt_claims claims;
+    char token[SP_JWT_CACHE_TOKEN_MAX];
+};
+
+struct sp_jwt_cache {
+    unsigned char key[1024];
+    size_t key_len;
+    uint64_t seed;
+    size_t mask;
+    struct jwt__cache_slot *slots;
+};
+
+int sp_jwt_cache_new(const unsigned char *key,
+                     size_t key_len,
+                     size_t slots,
+                     struct sp_jwt_cache **out)
+{
+    size_t n = 1;
+    if (key_len == 0 || key_len > sizeof(((struct sp_jwt_cache *)NULL)->key) || slots == 0 ||
+        slots > ((size_t)1 << 20))
+        return SP_EINVAL;
+    while (n < slots)
+        n <<= 1;
+    struct sp_jwt_cache *c = sp_xcalloc(1, sizeof(*c));
+    if (getrandom(&c->seed, sizeof(c->seed), 0) != (ssize_t)sizeof(c->seed)) {
+        int rc = -errno;
+        free(c);
+        return rc;
+    }
+    memcpy(c->key, key, key_len);
+    c->key_len = key_len;
+    c->mask = n - 1;
+    c->slots = sp_xcalloc(n, sizeof(*c->slots));
+    *out = c;
+    return 0;
+}
+
+void sp_jwt_cache_free(struct sp_jwt_cache *cache)
+{
+    if (!cache)
+        return;
+    explicit_bzero(cache->slots, (cache->mask + 1) * sizeof(*cache->slots));
+    explicit_bzero(cache->key, sizeof(cache->key));
+    free(cache->slots);
+    free(cache);
+}
+
+/* 1 if the @p n bytes at @p a and @p b are equal, in time that depends on n only. */
+static int jwt__ct_equal(const char *a, const char *b, size_t n)
+{
+    unsigned char d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+int sp_jwt_verify_cached(struct sp_jwt_cache *cache,
+                         const char *token,
+                         int64_t now_s,
+                         struct sp_jwt_claims *out,
+                         struct sp_errbuf *eb)
+{
+    size_t len = token ? strnlen(token, SP_JWT_CACHE_TOKEN_MAX + 1) : 0;
+    if (len == 0 || len > SP_JWT_CACHE_TOKEN_MAX)
+        return sp_jwt_verify(cache->key, cache->key_len, token, now_s, out, eb);
+    uint64_t h = XXH3_64bits_withSeed(token, len, cache->seed);
+    struct jwt__cache_slot *s = &cache->slots[h & cache->mask];
+    if (s->len == len && s->hash == h && jwt__ct_equal(s->token, token, len)) {
+        if (s->claims.exp_s <= now_s) {
+            s->len = 0;
+            return sp_err_set(eb, SP_EAUTH, NULL, "access token has expired or has no exp");
+        }
+        if (s->claims.iat_s > now_s + SP_JWT_SKEW_S) /* the clock stepped back */
+            return sp_err_set(eb, SP_EAUTH, NULL,
+                              "access token has no iat or is issued in the future");
+        *out = s->claims;
+        return 0;
+    }
+    int rc = sp_jwt_verify(cache->key, cache->key_len, token, now_s, out, eb);
+    if (rc == 0) {
+        s->hash = h;
+        s->len = len;
+        s->claims = *out;
+        memcpy(s->token, token, len);
+    }
     return rc;
 }

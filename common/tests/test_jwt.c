@@ -1,5 +1,5 @@
 /* Tests of HS256 access tokens: round trip, bad signature, alg none/HS384, exp, iat, claims,
- * roles. */
+ * roles, and the cache of verified tokens. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,13 +275,312 @@ static void test_roles_claim(void **state)
     }
 }
 
+/* Every field of @p got equals @p want. */
+static void assert_claims_equal(const struct sp_jwt_claims *got, const struct sp_jwt_claims *want)
+{
+    assert_int_equal(got->user_id, want->user_id);
+    assert_int_equal(got->session_id, want->session_id);
+    assert_int_equal(got->iat_s, want->iat_s);
+    assert_int_equal(got->exp_s, want->exp_s);
+    assert_string_equal(got->jti, want->jti);
+    assert_int_equal(got->roles, want->roles);
+}
+
+static struct sp_jwt_cache *cache_of(size_t slots)
+{
+    struct sp_jwt_cache *cache = NULL;
+
+    assert_int_equal(sp_jwt_cache_new(KEY, KEY_LEN, slots, &cache), 0);
+    assert_non_null(cache);
+    return cache;
+}
+
+static void test_cache_same_claims(void **state)
+{
+    static const struct {
+        int64_t user_id, session_id;
+        unsigned roles;
+        const char *jti; /* NULL: random */
+    } cases[] = {
+        {42, 4242, SP_JWT_ROLE_OPERATOR, "jti-c1"},
+        {7, 8, 0, NULL},
+        {INT64_MAX, INT64_MAX - 1, 0,
+         "0123456789012345678901234567890123456789012345678901234567890123"},
+    };
+    struct sp_jwt_cache *cache = cache_of(64);
+    struct sp_errbuf eb = {{0}, {0}};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sp_jwt_claims want, got;
+        char *tok = NULL;
+
+        assert_int_equal(sp_jwt_sign(KEY, KEY_LEN, cases[i].user_id, cases[i].session_id,
+                                     cases[i].roles, cases[i].jti, NOW, 900, &tok),
+                         0);
+        memset(&want, 0, sizeof(want));
+        assert_int_equal(sp_jwt_verify(KEY, KEY_LEN, tok, NOW + 10, &want, &eb), 0);
+        assert_int_equal(want.user_id, cases[i].user_id);
+        assert_int_equal(want.roles, cases[i].roles);
+        /* first call: a miss, verified and kept; second and third: hits */
+        for (int round = 0; round < 3; round++) {
+            memset(&got, 0x5a, sizeof(got));
+            assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 10 + round, &got, &eb), 0);
+            assert_claims_equal(&got, &want);
+        }
+        free(tok);
+    }
+    sp_jwt_cache_free(cache);
+}
+
+static void test_cache_expiry_and_key(void **state)
+{
+    struct sp_jwt_cache *cache = cache_of(16);
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_jwt_claims c;
+    char *tok = NULL, *forged = NULL;
+
+    (void)state;
+    assert_int_equal(sp_jwt_sign(KEY, KEY_LEN, 42, 4242, 0, "jti-exp", NOW, 900, &tok), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 899, &c, &eb), 0); /* hit */
+    assert_int_equal(c.exp_s, NOW + 900);
+    /* a hit checks exp: refused from exp on, exactly as sp_jwt_verify, nothing filled */
+    c.user_id = -1;
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 900, &c, &eb), SP_EAUTH);
+    assert_non_null(strstr(eb.msg, "expired"));
+    assert_int_equal(c.user_id, -1);
+    assert_int_equal(sp_jwt_verify(KEY, KEY_LEN, tok, NOW + 900, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 901, &c, &eb), SP_EAUTH);
+    assert_int_equal(c.user_id, -1);
+    /* and it verifies again for a time before exp, as an uncached token would */
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 1, &c, &eb), 0);
+    assert_int_equal(c.user_id, 42);
+
+    /* the same claims signed with another key: refused although tok is cached */
+    assert_int_equal(sp_jwt_sign((const unsigned char *)"other-key", 9, 42, 4242, 0, "jti-exp", NOW,
+                                 900, &forged),
+                     0);
+    assert_string_not_equal(forged, tok);
+    c.user_id = -1;
+    assert_int_equal(sp_jwt_verify_cached(cache, forged, NOW + 1, &c, &eb), SP_EAUTH);
+    assert_non_null(strstr(eb.msg, "signature"));
+    assert_int_equal(c.user_id, -1);
+    /* refusing it did not evict or replace the cached token */
+    assert_int_equal(sp_jwt_verify_cached(cache, forged, NOW + 2, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 2, &c, &eb), 0);
+    assert_int_equal(c.user_id, 42);
+    sp_jwt_cache_free(cache);
+
+    /* a cache is bound to its key: tok does not verify through a cache of another key */
+    assert_int_equal(sp_jwt_cache_new((const unsigned char *)"other-key", 9, 16, &cache), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 1, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, forged, NOW + 1, &c, &eb), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 1, &c, &eb), SP_EAUTH);
+    sp_jwt_cache_free(cache);
+    free(forged);
+    free(tok);
+}
+
+static void test_cache_near_miss(void **state)
+{
+    /* one slot: every token looks in the slot that holds the cached one */
+    struct sp_jwt_cache *cache = cache_of(1);
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_jwt_claims c;
+    char *tok = NULL, *bad;
+    size_t n, dot;
+
+    (void)state;
+    assert_int_equal(sp_jwt_sign(KEY, KEY_LEN, 42, 4242, 0, "jti-near", NOW, 900, &tok), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    n = strlen(tok);
+    bad = strdup(tok);
+    assert_non_null(bad);
+    /* the last signature character: 4 bits of the MAC and 2 zero bits, so change it to
+     * another character whose low 2 bits are zero ("A" = 0, "E" = 4) */
+    bad[n - 1] = tok[n - 1] == 'A' ? 'E' : 'A';
+    c.user_id = -1;
+    assert_int_equal(sp_jwt_verify_cached(cache, bad, NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(c.user_id, -1);
+    /* the first signature character */
+    memcpy(bad, tok, n + 1);
+    dot = (size_t)(strrchr(tok, '.') - tok);
+    bad[dot + 1] = tok[dot + 1] == 'A' ? 'B' : 'A';
+    assert_int_equal(sp_jwt_verify_cached(cache, bad, NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(c.user_id, -1);
+    /* the first character (header) */
+    memcpy(bad, tok, n + 1);
+    bad[0] = tok[0] == 'e' ? 'f' : 'e';
+    assert_int_equal(sp_jwt_verify_cached(cache, bad, NOW, &c, &eb), SP_EAUTH);
+    /* a prefix of the cached token, one byte shorter */
+    memcpy(bad, tok, n + 1);
+    bad[n - 1] = '\0';
+    assert_int_equal(sp_jwt_verify_cached(cache, bad, NOW, &c, &eb), SP_EAUTH);
+    /* the cached token itself is still answered */
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    assert_int_equal(c.user_id, 42);
+    assert_string_equal(c.jti, "jti-near");
+    free(bad);
+    free(tok);
+    sp_jwt_cache_free(cache);
+}
+
+static void test_cache_replacement(void **state)
+{
+    struct sp_jwt_cache *cache = cache_of(1);
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_jwt_claims c;
+    char *a = NULL, *b = NULL;
+
+    (void)state;
+    assert_int_equal(
+        sp_jwt_sign(KEY, KEY_LEN, 11, 111, SP_JWT_ROLE_OPERATOR, "jti-a", NOW, 900, &a), 0);
+    assert_int_equal(sp_jwt_sign(KEY, KEY_LEN, 22, 222, 0, "jti-b", NOW, 600, &b), 0);
+    for (int round = 0; round < 4; round++) {
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(sp_jwt_verify_cached(cache, a, NOW + round, &c, &eb), 0);
+        assert_int_equal(c.user_id, 11);
+        assert_int_equal(c.session_id, 111);
+        assert_int_equal(c.exp_s, NOW + 900);
+        assert_string_equal(c.jti, "jti-a");
+        assert_int_equal(c.roles, SP_JWT_ROLE_OPERATOR);
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(sp_jwt_verify_cached(cache, b, NOW + round, &c, &eb), 0);
+        assert_int_equal(c.user_id, 22);
+        assert_int_equal(c.session_id, 222);
+        assert_int_equal(c.exp_s, NOW + 600);
+        assert_string_equal(c.jti, "jti-b");
+        assert_int_equal(c.roles, 0);
+    }
+    /* b (in the slot now) expires before a; a still verifies after b's expiry */
+    assert_int_equal(sp_jwt_verify_cached(cache, b, NOW + 600, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, a, NOW + 600, &c, &eb), 0);
+    assert_int_equal(c.user_id, 11);
+    free(a);
+    free(b);
+    sp_jwt_cache_free(cache);
+}
+
+static void test_cache_long_tokens(void **state)
+{
+    struct sp_jwt_cache *cache = cache_of(4);
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_jwt_claims c, want;
+    char pad[601], grant[700];
+    jwt_t *jwt = NULL;
+    char *tok, *garbage;
+
+    (void)state;
+    /* a valid token longer than SP_JWT_CACHE_TOKEN_MAX (an extra claim): verified each time */
+    memset(pad, 'p', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    snprintf(grant, sizeof(grant), "{\"pad\":\"%s\"}", pad);
+    assert_int_equal(jwt_new(&jwt), 0);
+    assert_int_equal(jwt_add_grant(jwt, "sub", "42"), 0);
+    assert_int_equal(jwt_add_grant(jwt, "sid", "4242"), 0);
+    assert_int_equal(jwt_add_grant(jwt, "jti", "jti-long"), 0);
+    assert_int_equal(jwt_add_grant_int(jwt, "iat", NOW), 0);
+    assert_int_equal(jwt_add_grant_int(jwt, "exp", NOW + 900), 0);
+    assert_int_equal(jwt_add_grants_json(jwt, grant), 0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, KEY, (int)KEY_LEN), 0);
+    tok = jwt_encode_str(jwt);
+    assert_non_null(tok);
+    jwt_free(jwt);
+    assert_true(strlen(tok) > SP_JWT_CACHE_TOKEN_MAX);
+    assert_int_equal(sp_jwt_verify(KEY, KEY_LEN, tok, NOW, &want, &eb), 0);
+    for (int round = 0; round < 2; round++) {
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + round, &c, &eb), 0);
+        assert_claims_equal(&c, &want);
+        assert_string_equal(c.jti, "jti-long");
+    }
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW + 900, &c, &eb), SP_EAUTH);
+    /* one slot: a long token that differs from a verified one only after byte
+     * SP_JWT_CACHE_TOKEN_MAX (in its signature) is refused */
+    sp_jwt_cache_free(cache);
+    cache = cache_of(1);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    garbage = strdup(tok);
+    assert_non_null(garbage);
+    garbage[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
+    c.user_id = -1;
+    assert_int_equal(sp_jwt_verify_cached(cache, garbage, NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(c.user_id, -1);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    assert_int_equal(sp_jwt_verify_cached(cache, garbage, NOW, &c, &eb), SP_EAUTH);
+    free(garbage);
+    free(tok);
+
+    /* garbage of SP_JWT_CACHE_TOKEN_MAX + 1 bytes and more, and beyond SP_JWT_MAX_BYTES */
+    static const size_t lens[] = {SP_JWT_CACHE_TOKEN_MAX + 1, 600, SP_JWT_MAX_BYTES + 1};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        garbage = malloc(lens[i] + 1);
+        assert_non_null(garbage);
+        memset(garbage, 'x', lens[i]);
+        garbage[10] = '.';
+        garbage[lens[i] - 10] = '.';
+        garbage[lens[i]] = '\0';
+        c.user_id = -1;
+        assert_int_equal(sp_jwt_verify_cached(cache, garbage, NOW, &c, &eb), SP_EAUTH);
+        assert_int_equal(sp_jwt_verify_cached(cache, garbage, NOW, &c, &eb), SP_EAUTH);
+        assert_int_equal(c.user_id, -1);
+        free(garbage);
+    }
+    /* short garbage, empty and NULL tokens are refused too */
+    assert_int_equal(sp_jwt_verify_cached(cache, "not.a.jwt", NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, "", NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(sp_jwt_verify_cached(cache, NULL, NOW, &c, &eb), SP_EAUTH);
+    assert_int_equal(c.user_id, -1);
+    sp_jwt_cache_free(cache);
+}
+
+static void test_cache_new_args(void **state)
+{
+    static const unsigned char big_key[1025] = {1};
+    struct sp_jwt_cache *cache = NULL;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct sp_jwt_claims c;
+    char *tok = NULL;
+
+    (void)state;
+    assert_int_equal(sp_jwt_cache_new(KEY, KEY_LEN, 0, &cache), SP_EINVAL);
+    assert_int_equal(sp_jwt_cache_new(KEY, KEY_LEN, ((size_t)1 << 20) + 1, &cache), SP_EINVAL);
+    assert_int_equal(sp_jwt_cache_new(KEY, KEY_LEN, SIZE_MAX, &cache), SP_EINVAL);
+    assert_int_equal(sp_jwt_cache_new(KEY, 0, 16, &cache), SP_EINVAL);
+    assert_int_equal(sp_jwt_cache_new(big_key, sizeof(big_key), 16, &cache), SP_EINVAL);
+    assert_null(cache);
+    sp_jwt_cache_free(NULL); /* no-op */
+
+    /* the largest key is accepted and used; slots are rounded up (3 -> 4) */
+    assert_int_equal(sp_jwt_cache_new(big_key, sizeof(big_key) - 1, 3, &cache), 0);
+    assert_non_null(cache);
+    assert_int_equal(sp_jwt_sign(big_key, sizeof(big_key) - 1, 5, 6, 0, "jti-big", NOW, 60, &tok),
+                     0);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    assert_int_equal(c.user_id, 5);
+    assert_int_equal(sp_jwt_verify_cached(cache, tok, NOW, &c, &eb), 0);
+    assert_int_equal(c.session_id, 6);
+    free(tok);
+    sp_jwt_cache_free(cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_bad_signature),
-        cmocka_unit_test(test_alg_pinned),  cmocka_unit_test(test_times),
-        cmocka_unit_test(test_claims),      cmocka_unit_test(test_roles_round_trip),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_bad_signature),
+        cmocka_unit_test(test_alg_pinned),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_claims),
+        cmocka_unit_test(test_roles_round_trip),
         cmocka_unit_test(test_roles_claim),
+        cmocka_unit_test(test_cache_same_claims),
+        cmocka_unit_test(test_cache_expiry_and_key),
+        cmocka_unit_test(test_cache_near_miss),
+        cmocka_unit_test(test_cache_replacement),
+        cmocka_unit_test(test_cache_long_tokens),
+        cmocka_unit_test(test_cache_new_args),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,10 @@ struct qry_auth {
     struct qry_db *db; /* borrowed */
     char *secret;      /* owned */
     size_t secret_len;
+    struct sp_jwt_cache *tokens; /* owned verified tokens; NULL = verify each time */
 };
+
+#define AUTH_TOKEN_CACHE_SLOTS 4096 /* verified tokens remembered (sp_jwt_cache) */
 
 /* One session check in flight. */
 struct auth_check {
@@ -30,6 +33,9 @@ struct qry_auth *qry_auth_new(struct qry_db *db, const char *secret)
     auth->db = db;
     auth->secret = sp_xstrdup(secret);
     auth->secret_len = strlen(secret);
+    if (sp_jwt_cache_new((const unsigned char *)secret, auth->secret_len, AUTH_TOKEN_CACHE_SLOTS,
+                         &auth->tokens) != 0)
+        auth->tokens = NULL; /* a key too long to cache: every token is verified in full */
     return auth;
 }
 
@@ -37,6 +43,7 @@ void qry_auth_free(struct qry_auth *auth)
 {
     if (auth == NULL)
         return;
+    sp_jwt_cache_free(auth->tokens);
     free(auth->secret);
     free(auth);
 }
@@ -50,6 +57,8 @@ int qry_auth_token(const struct qry_auth *auth,
 
     if (token == NULL)
         return sp_err_set(eb, SP_EAUTH, NULL, "a bearer access token is required");
+    if (auth->tokens)
+        return sp_jwt_verify_cached(auth->tokens, token, sp_time_now_us() / 1000000, out, eb);
     return sp_jwt_verify((const unsigned char *)auth->secret, auth->secret_len, token,
                          sp_time_now_us() / 1000000, out, eb);
 }

@@ -18,7 +18,8 @@
  * checks exp and iat itself (DESIGN.md, "Auth"). It does not know about sessions:
  * callers check that the session is not revoked.
  *
- * @locality any thread; no shared state.
+ * @locality sp_jwt_sign and sp_jwt_verify: any thread, no shared state. A struct
+ * sp_jwt_cache belongs to one thread.
  */
 #ifndef SP_JWT_H
 #define SP_JWT_H
@@ -86,5 +87,43 @@ SP_MUST_CHECK int sp_jwt_verify(const unsigned char *key,
                                 int64_t now_s,
                                 struct sp_jwt_claims *out,
                                 struct sp_errbuf *eb);
+
+/**
+ * A cache of verified access tokens, so a client that sends the same token with every
+ * request pays for its HMAC and JSON decoding once (as Envoy's jwt_authn caches verified
+ * tokens). Direct-mapped: @p slots entries (rounded up to a power of two), each holding
+ * one token of at most SP_JWT_CACHE_TOKEN_MAX bytes and its claims; longer tokens are
+ * verified every time. A slot is chosen by XXH3-64 of the token with a random seed, so a
+ * client cannot aim at another's slot, and a hit compares the whole token in constant
+ * time. Only tokens that verified are kept; a hit still checks exp and iat against
+ * @p now_s, so a cached token expires exactly when an uncached one would. The cache is bound to the
+ * key it was made with. About (SP_JWT_CACHE_TOKEN_MAX + 128) bytes per slot.
+ */
+struct sp_jwt_cache;
+
+#define SP_JWT_CACHE_TOKEN_MAX 512 /* longest token kept in the cache, bytes */
+
+/**
+ * New cache of @p slots (1 .. 1 << 20) entries for tokens signed with @p key (copied,
+ * 1 .. 1024 bytes).
+ * @param[out] out owned; free with sp_jwt_cache_free
+ * @return 0; SP_EINVAL for a bad @p slots or key; -errno if no randomness is available.
+ */
+SP_MUST_CHECK int
+sp_jwt_cache_new(const unsigned char *key, size_t key_len, size_t slots, struct sp_jwt_cache **out);
+
+/** Free @p cache; NULL is a no-op. */
+void sp_jwt_cache_free(struct sp_jwt_cache *cache);
+
+/**
+ * sp_jwt_verify with the cache's key, answered from the cache when @p token verified
+ * before; same inputs, outputs and errors. A token that verifies is put in its slot
+ * (replacing what was there).
+ */
+SP_MUST_CHECK int sp_jwt_verify_cached(struct sp_jwt_cache *cache,
+                                       const char *token,
+                                       int64_t now_s,
+                                       struct sp_jwt_claims *out,
+                                       struct sp_errbuf *eb);
 
 #endif

@@ -1,10 +1,10 @@
 /*
  * Bearer authentication for the query API (DESIGN.md "Auth", RFC 6750): the access token
  * is verified with sp_jwt_verify (HS256 with jwt.secret, algorithm pinned, exp and iat
- * checked), then its session is looked up in stockpot.sessions through the asynchronous
- * pool: a session known to be revoked, expired or of another user is refused; a session
- * the projection does not know yet is accepted (the projection may lag behind the
- * command API that issued the token).
+ * checked; a token verified before is answered from an sp_jwt_cache), then its session is looked up
+ * in stockpot.sessions through the asynchronous pool: a session known to be revoked, expired or of
+ * another user is refused; a session the projection does not know yet is accepted (the projection
+ * may lag behind the command API that issued the token).
  *
  * @locality the thread of the event_base of the qry_db given to qry_auth_new.
  */
