@@ -12,6 +12,7 @@
 #include "es/catalogue.h"
 #include "es/event.h"
 #include "json_parse.h"
+#include "sp/buf.h"
 #include "sp/alloc.h"
 #include "sp/time.h"
 
@@ -37,6 +38,7 @@ void es_event_release(struct es_event *ev)
     free(ev->actor);
     free(ev->correlation_id);
     free(ev->causation_id);
+    free(ev->wire);
     json_decref(ev->data);
     es_event_init(ev);
 }
@@ -129,55 +131,49 @@ int es_event_make(struct es_event *ev,
     return 0;
 }
 
-/* Set @p key to string @p val (steals nothing); NULL val is skipped when optional. */
-static int
-set_str(json_t *obj, const char *key, const char *val, bool required, struct sp_errbuf *eb)
+/* true if @p s needs escaping in a JSON string: '"', '\\' or a control character. */
+static bool needs_escape(const char *s, size_t n)
 {
-    json_t *js;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+            return true;
+    return false;
+}
 
+/*
+ * Append ,"key":"val"; a NULL @p val is skipped when optional. A value that needs escaping
+ * (never one this code makes: ids, names, request ids) is escaped by jansson itself, so
+ * the bytes stay those json_dumps wrote (stockpot-replay copy-log compares them).
+ * @return 0; SP_EINVAL (missing, not UTF-8) with @p eb; SP_ETOOBIG from @p b's cap.
+ */
+static int
+put_str(struct sp_buf *b, const char *key, const char *val, bool required, struct sp_errbuf *eb)
+{
+    int rc;
     if (val == NULL) {
         if (!required)
             return 0;
         return sp_err_set(eb, SP_EINVAL, key, "event attribute \"%s\" is missing", key);
     }
-    js = json_string(val);
-    if (js == NULL)
+    size_t n = strlen(val);
+    if (!es__utf8_valid(val, n))
         return sp_err_set(eb, SP_EINVAL, key, "event attribute \"%s\" is not valid UTF-8", key);
-    json_object_set_new(obj, key, js);
-    return 0;
-}
-
-/* Build the envelope object in the fixed CloudEvents key order. */
-static int envelope_build(const struct es_event *ev, json_t *obj, struct sp_errbuf *eb)
-{
-    char time_buf[40];
-    int rc;
-
-    if (!es_uuid_valid(ev->id))
-        return sp_err_set(eb, SP_EINVAL, "id", "event id \"%s\" is not a UUID", ev->id);
-    if (ev->stream_version < 1)
-        return sp_err_set(eb, SP_EINVAL, "streamversion", "event stream version must be >= 1");
-    if (!json_is_object(ev->data))
-        return sp_err_set(eb, SP_EINVAL, "data", "event data must be a JSON object");
-    sp_time_format_rfc3339(ev->time_us, time_buf, sizeof(time_buf));
-
-    json_object_set_new(obj, "specversion", json_string("1.0"));
-    if ((rc = set_str(obj, "id", ev->id, true, eb)) ||
-        (rc = set_str(obj, "source", ev->source, true, eb)) ||
-        (rc = set_str(obj, "type", ev->type, true, eb)) ||
-        (rc = set_str(obj, "subject", ev->subject, true, eb)) ||
-        (rc = set_str(obj, "time", time_buf, true, eb)) ||
-        (rc = set_str(obj, "datacontenttype", ES_DATACONTENTTYPE, true, eb)) ||
-        (rc = set_str(obj, "dataschema", ev->dataschema, true, eb)) ||
-        (rc = set_str(obj, "stream", ev->stream, true, eb)))
+    if ((rc = sp_buf_add(b, ",\"", 2)) != 0 || (rc = sp_buf_adds(b, key)) != 0 ||
+        (rc = sp_buf_add(b, "\":", 2)) != 0)
         return rc;
-    json_object_set_new(obj, "streamversion", json_integer(ev->stream_version));
-    if ((rc = set_str(obj, "actor", ev->actor, false, eb)) ||
-        (rc = set_str(obj, "correlationid", ev->correlation_id, false, eb)) ||
-        (rc = set_str(obj, "causationid", ev->causation_id, false, eb)))
-        return rc;
-    json_object_set(obj, "data", ev->data);
-    return 0;
+    if (!needs_escape(val, n)) {
+        if ((rc = sp_buf_add(b, "\"", 1)) != 0 || (rc = sp_buf_add(b, val, n)) != 0)
+            return rc;
+        return sp_buf_add(b, "\"", 1);
+    }
+    json_t *js = json_stringn(val, n);
+    char *dumped = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(js);
+    if (!dumped)
+        return sp_err_set(eb, SP_EINVAL, key, "event attribute \"%s\" cannot be encoded", key);
+    rc = sp_buf_adds(b, dumped);
+    free(dumped);
+    return rc;
 }
 
 struct dump_ctx {
@@ -193,29 +189,73 @@ static int dump_cb(const char *chunk, size_t size, void *ud)
     return ctx->rc ? -1 : 0;
 }
 
-int es_event_encode(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb)
+/*
+ * Write the envelope in the fixed CloudEvents key order straight into @p out (the bytes
+ * json_dumps(JSON_COMPACT) made of the object it once built), data through jansson.
+ * @return 0; SP_EINVAL with @p eb; SP_ETOOBIG from @p out's cap.
+ */
+static int envelope_write(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb)
 {
-    struct dump_ctx ctx = {out, 0};
-    size_t start = out->len;
-    json_t *obj = json_object();
+    char time_buf[40], num[48];
     int rc;
 
-    rc = envelope_build(ev, obj, eb);
-    if (rc)
-        goto out_free_obj;
-    if (json_dump_callback(obj, dump_cb, &ctx, JSON_COMPACT) != 0) {
-        if (out->data != NULL && out->len > start) {
-            out->len = start;
-            out->data[start] = '\0';
-        }
-        if (ctx.rc == SP_ETOOBIG)
-            rc = sp_err_set(eb, SP_ETOOBIG, NULL, "encoded event %s exceeds %zu bytes", ev->id,
-                            out->max_bytes);
-        else
-            rc = sp_err_set(eb, SP_EINVAL, NULL, "could not encode event %s", ev->id);
+    if (!es_uuid_valid(ev->id))
+        return sp_err_set(eb, SP_EINVAL, "id", "event id \"%s\" is not a UUID", ev->id);
+    if (ev->stream_version < 1)
+        return sp_err_set(eb, SP_EINVAL, "streamversion", "event stream version must be >= 1");
+    if (!json_is_object(ev->data))
+        return sp_err_set(eb, SP_EINVAL, "data", "event data must be a JSON object");
+    sp_time_format_rfc3339(ev->time_us, time_buf, sizeof(time_buf));
+    snprintf(num, sizeof(num), ",\"streamversion\":%lld", (long long)ev->stream_version);
+
+    if ((rc = sp_buf_adds(out, "{\"specversion\":\"1.0\"")) ||
+        (rc = put_str(out, "id", ev->id, true, eb)) ||
+        (rc = put_str(out, "source", ev->source, true, eb)) ||
+        (rc = put_str(out, "type", ev->type, true, eb)) ||
+        (rc = put_str(out, "subject", ev->subject, true, eb)) ||
+        (rc = put_str(out, "time", time_buf, true, eb)) ||
+        (rc = put_str(out, "datacontenttype", ES_DATACONTENTTYPE, true, eb)) ||
+        (rc = put_str(out, "dataschema", ev->dataschema, true, eb)) ||
+        (rc = put_str(out, "stream", ev->stream, true, eb)) || (rc = sp_buf_adds(out, num)) ||
+        (rc = put_str(out, "actor", ev->actor, false, eb)) ||
+        (rc = put_str(out, "correlationid", ev->correlation_id, false, eb)) ||
+        (rc = put_str(out, "causationid", ev->causation_id, false, eb)) ||
+        (rc = sp_buf_adds(out, ",\"data\":")))
+        return rc;
+    struct dump_ctx ctx = {out, 0};
+    if (json_dump_callback(ev->data, dump_cb, &ctx, JSON_COMPACT) != 0)
+        return ctx.rc ? ctx.rc
+                      : sp_err_set(eb, SP_EINVAL, "data", "could not encode event %s", ev->id);
+    return sp_buf_add(out, "}", 1);
+}
+
+int es_event_encode(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb)
+{
+    size_t start = out->len;
+    int rc = ev->wire ? sp_buf_add(out, ev->wire, ev->wire_len) : envelope_write(ev, out, eb);
+    if (rc == 0)
+        return 0;
+    if (out->data != NULL && out->len > start) {
+        out->len = start;
+        out->data[start] = '\0';
     }
-out_free_obj:
-    json_decref(obj);
+    if (rc == SP_ETOOBIG)
+        return sp_err_set(eb, SP_ETOOBIG, NULL, "encoded event %s exceeds %zu bytes", ev->id,
+                          out->max_bytes);
+    return rc;
+}
+
+int es_event_seal(struct es_event *ev, size_t max_bytes, struct sp_errbuf *eb)
+{
+    struct sp_buf b;
+    free(ev->wire);
+    ev->wire = NULL;
+    ev->wire_len = 0;
+    sp_buf_init(&b, max_bytes);
+    int rc = es_event_encode(ev, &b, eb);
+    if (rc == 0)
+        ev->wire = sp_buf_detach(&b, &ev->wire_len);
+    sp_buf_release(&b);
     return rc;
 }
 

@@ -100,3 +100,8 @@ extern "C" int es__json_parse(const void *buf, size_t len, json_t **out, struct 
                           err.what ? err.what : "out of memory");
     return 0;
 }
+
+extern "C" bool es__utf8_valid(const char *s, size_t len)
+{
+    return simdjson::validate_utf8(s, len);
+}

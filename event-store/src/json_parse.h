@@ -14,6 +14,7 @@
 #ifndef ES_JSON_PARSE_H
 #define ES_JSON_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -33,6 +34,9 @@ extern "C" {
  *         key, U+0000, an integer out of range, too deep).
  */
 int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb);
+
+/** true if the @p len bytes at @p s are valid UTF-8 (RFC 3629), by simdjson. Any thread. */
+bool es__utf8_valid(const char *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* Unit tests for es/event.h: CloudEvents round trips of every v1 type, strict decode. */
+/* Unit tests for es/event.h: CloudEvents round trips of every v1 type, strict decode, the
+ * encoding against jansson's, sealed encodings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "es/event.h"
+#include "sp/time.h"
 
 #include "sp/banned.h"
 
@@ -317,6 +319,314 @@ static void test_position_tokens(void **state)
     assert_int_equal(es_position_parse(NULL, &pos), SP_EINVAL);
 }
 
+/* json_dumps(JSON_COMPACT) of the envelope of @p ev built as a jansson object in the
+ * documented key order (es/event.h); owned. */
+static char *jansson_encoding(const struct es_event *ev)
+{
+    char time_buf[40];
+    json_t *obj = json_object();
+    char *text;
+
+    assert_non_null(obj);
+    sp_time_format_rfc3339(ev->time_us, time_buf, sizeof(time_buf));
+    assert_int_equal(json_object_set_new(obj, "specversion", json_string("1.0")), 0);
+    assert_int_equal(json_object_set_new(obj, "id", json_string(ev->id)), 0);
+    assert_int_equal(json_object_set_new(obj, "source", json_string(ev->source)), 0);
+    assert_int_equal(json_object_set_new(obj, "type", json_string(ev->type)), 0);
+    assert_int_equal(json_object_set_new(obj, "subject", json_string(ev->subject)), 0);
+    assert_int_equal(json_object_set_new(obj, "time", json_string(time_buf)), 0);
+    assert_int_equal(json_object_set_new(obj, "datacontenttype", json_string("application/json")),
+                     0);
+    assert_int_equal(json_object_set_new(obj, "dataschema", json_string(ev->dataschema)), 0);
+    assert_int_equal(json_object_set_new(obj, "stream", json_string(ev->stream)), 0);
+    assert_int_equal(json_object_set_new(obj, "streamversion", json_integer(ev->stream_version)),
+                     0);
+    if (ev->actor != NULL)
+        assert_int_equal(json_object_set_new(obj, "actor", json_string(ev->actor)), 0);
+    if (ev->correlation_id != NULL)
+        assert_int_equal(json_object_set_new(obj, "correlationid", json_string(ev->correlation_id)),
+                         0);
+    if (ev->causation_id != NULL)
+        assert_int_equal(json_object_set_new(obj, "causationid", json_string(ev->causation_id)), 0);
+    assert_int_equal(json_object_set(obj, "data", ev->data), 0);
+    text = json_dumps(obj, JSON_COMPACT);
+    assert_non_null(text);
+    json_decref(obj);
+    return text;
+}
+
+static void assert_str_or_null_equal(const char *got, const char *want)
+{
+    if (want == NULL)
+        assert_null(got);
+    else {
+        assert_non_null(got);
+        assert_string_equal(got, want);
+    }
+}
+
+/* @p ev encodes to the bytes jansson makes of its envelope, and decodes back to it. */
+static void check_encoding(const struct es_event *ev)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_event back;
+    struct sp_buf buf;
+    char *want = jansson_encoding(ev);
+
+    sp_buf_init(&buf, 0);
+    assert_int_equal(sp_buf_adds(&buf, "prefix"), 0); /* appended after what is there */
+    assert_int_equal(es_event_encode(ev, &buf, &eb), 0);
+    assert_int_equal(buf.len, strlen("prefix") + strlen(want));
+    assert_memory_equal(buf.data, "prefix", strlen("prefix"));
+    assert_string_equal(buf.data + strlen("prefix"), want);
+
+    es_event_init(&back);
+    assert_int_equal(
+        es_event_decode(buf.data + strlen("prefix"), buf.len - strlen("prefix"), &back, &eb), 0);
+    assert_string_equal(back.id, ev->id);
+    assert_string_equal(back.source, ev->source);
+    assert_string_equal(back.type, ev->type);
+    assert_int_equal(back.type_id, ev->type_id);
+    assert_string_equal(back.subject, ev->subject);
+    assert_int_equal(back.time_us, ev->time_us);
+    assert_string_equal(back.dataschema, ev->dataschema);
+    assert_string_equal(back.stream, ev->stream);
+    assert_int_equal(back.stream_version, ev->stream_version);
+    assert_str_or_null_equal(back.actor, ev->actor);
+    assert_str_or_null_equal(back.correlation_id, ev->correlation_id);
+    assert_str_or_null_equal(back.causation_id, ev->causation_id);
+    assert_true(json_equal(back.data, ev->data));
+    assert_null(back.wire);
+    es_event_release(&back);
+    sp_buf_release(&buf);
+    free(want);
+}
+
+/* Data whose strings need escaping: quotes, backslash, newline, tab, \x01, non-ASCII. */
+static json_t *escaping_data(void)
+{
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:[s,s], s:{s:s}, s:i, s:b, s:n, s:f}", "title",
+                  "say \"oui\" \\ non", "description", "line 1\nline 2\tcol\x01 end\x1f\b\f\r\x7f/",
+                  "name", "crème brûlée 🍮 法式焦糖布丁", "tags", "\"q\"", "a\\b", "nested", "k\"\\",
+                  "\n\t", "count", 3, "ok", 1, "none", "ratio", 0.5);
+
+    assert_non_null(data);
+    return data;
+}
+
+static void test_encode_matches_jansson(void **state)
+{
+    struct es_event ev;
+
+    (void)state;
+    es_event_init(&ev);
+    /* actor and correlation id, no causation id, data that needs escaping */
+    assert_int_equal(es_event_make(&ev, "RecipeCreated", "recipe-7301234567892", 3, "7301234567890",
+                                   "req-1", NULL, escaping_data()),
+                     0);
+    check_encoding(&ev);
+    /* and a causation id set by hand */
+    ev.causation_id = strdup("01890a5d-ac96-774b-bcce-b302099a8057");
+    assert_non_null(ev.causation_id);
+    check_encoding(&ev);
+    /* only the causation id */
+    free(ev.actor);
+    free(ev.correlation_id);
+    ev.actor = NULL;
+    ev.correlation_id = NULL;
+    check_encoding(&ev);
+    es_event_release(&ev);
+
+    /* no actor, no correlation id, empty data, another source */
+    assert_int_equal(es_event_make(&ev, "RecipeDeleted", "recipe-73", 1, NULL, NULL,
+                                   "/stockpot/replay", json_object()),
+                     0);
+    check_encoding(&ev);
+    es_event_release(&ev);
+
+    /* every sample type */
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        make_sample(&ev, &samples[i], (int64_t)i + 1);
+        check_encoding(&ev);
+        es_event_release(&ev);
+    }
+
+    /* the largest stream version and a time with zero microseconds */
+    assert_int_equal(es_event_make(&ev, "RecipeUpdated", "recipe-7301234567892", INT64_MAX, "1",
+                                   NULL, NULL, json_pack("{s:s}", "title", "t")),
+                     0);
+    ev.time_us = 1750000000LL * 1000000;
+    check_encoding(&ev);
+    es_event_release(&ev);
+}
+
+static void test_encode_envelope_escapes_match_jansson(void **state)
+{
+    /* envelope attributes (as es_event_decode accepts them) that need escaping */
+    static const char *const texts[] = {
+        "a\"b\\c", "line\nnext\ttab\rcr", "ctl\x01", "crème brûlée 🍮",
+        "ctl\x1f", "bs\b ff\f",           "del\x7f", "slash/",
+    };
+    struct es_event ev;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        es_event_init(&ev);
+        assert_int_equal(es_event_make(&ev, "RecipeDeleted", "recipe-73", 1, texts[i], texts[i],
+                                       NULL, json_object()),
+                         0);
+        ev.causation_id = strdup(texts[i]);
+        assert_non_null(ev.causation_id);
+        check_encoding(&ev);
+        es_event_release(&ev);
+    }
+}
+
+static void test_encode_rejects_bad_utf8(void **state)
+{
+    static const char *const bad[] = {"\xff\xfe", "ok\xc3", "\xc0\xaf", "\xed\xa0\x80"};
+    struct es_event ev;
+    struct sp_buf buf;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (int attr = 0; attr < 3; attr++) {
+            struct sp_errbuf eb = {{0}, {0}};
+            char **slot;
+
+            make_sample(&ev, &samples[4], 1);
+            slot = attr == 0 ? &ev.actor : attr == 1 ? &ev.correlation_id : &ev.causation_id;
+            free(*slot);
+            *slot = strdup(bad[i]);
+            assert_non_null(*slot);
+            sp_buf_init(&buf, 0);
+            assert_int_equal(sp_buf_adds(&buf, "x"), 0);
+            assert_int_equal(es_event_encode(&ev, &buf, &eb), SP_EINVAL);
+            assert_int_equal(buf.len, 1); /* unchanged */
+            assert_string_equal(buf.data, "x");
+            assert_string_equal(eb.field, attr == 0   ? "actor"
+                                          : attr == 1 ? "correlationid"
+                                                      : "causationid");
+            assert_non_null(strstr(eb.msg, "UTF-8"));
+            /* nor can it be sealed */
+            assert_int_equal(es_event_seal(&ev, 0, &eb), SP_EINVAL);
+            assert_null(ev.wire);
+            assert_int_equal(ev.wire_len, 0);
+            es_event_release(&ev);
+            sp_buf_release(&buf);
+        }
+    }
+    /* a required attribute too, into an empty buffer */
+    make_sample(&ev, &samples[0], 1);
+    free(ev.source);
+    ev.source = strdup("/stockpot/\xff");
+    assert_non_null(ev.source);
+    sp_buf_init(&buf, 0);
+    assert_int_equal(es_event_encode(&ev, &buf, NULL), SP_EINVAL);
+    assert_int_equal(buf.len, 0);
+    es_event_release(&ev);
+    sp_buf_release(&buf);
+}
+
+static void test_seal(void **state)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_event ev;
+    struct sp_buf plain, sealed;
+    char *want;
+
+    (void)state;
+    es_event_init(&ev);
+    assert_int_equal(es_event_make(&ev, "RecipeCreated", "recipe-7301234567892", 2, "7301234567890",
+                                   "req-9", NULL, escaping_data()),
+                     0);
+    ev.causation_id = strdup("01890a5d-ac96-774b-bcce-b302099a8057");
+    assert_non_null(ev.causation_id);
+    sp_buf_init(&plain, 0);
+    assert_int_equal(es_event_encode(&ev, &plain, &eb), 0);
+    assert_null(ev.wire);
+
+    assert_int_equal(es_event_seal(&ev, 0, NULL), 0);
+    assert_non_null(ev.wire);
+    assert_int_equal(ev.wire_len, plain.len);
+    assert_memory_equal(ev.wire, plain.data, plain.len);
+    want = jansson_encoding(&ev);
+    assert_int_equal(ev.wire_len, strlen(want));
+    assert_memory_equal(ev.wire, want, ev.wire_len);
+    free(want);
+
+    /* encode copies the sealed bytes, appended to what the buffer holds, twice */
+    sp_buf_init(&sealed, 0);
+    assert_int_equal(es_event_encode(&ev, &sealed, &eb), 0);
+    assert_int_equal(sealed.len, plain.len);
+    assert_memory_equal(sealed.data, plain.data, plain.len);
+    assert_int_equal(es_event_encode(&ev, &sealed, &eb), 0);
+    assert_int_equal(sealed.len, 2 * plain.len);
+    assert_memory_equal(sealed.data + plain.len, plain.data, plain.len);
+    assert_int_equal(sealed.data[sealed.len], '\0');
+    sp_buf_release(&sealed);
+
+    /* a sealed event still obeys the output buffer's cap, leaving it unchanged */
+    sp_buf_init(&sealed, plain.len);
+    assert_int_equal(sp_buf_adds(&sealed, "x"), 0);
+    assert_int_equal(es_event_encode(&ev, &sealed, &eb), SP_ETOOBIG);
+    assert_int_equal(sealed.len, 1);
+    assert_string_equal(sealed.data, "x");
+    sp_buf_release(&sealed);
+
+    /* sealing again (with exactly enough room) keeps the same bytes */
+    assert_int_equal(es_event_seal(&ev, plain.len, &eb), 0);
+    assert_non_null(ev.wire);
+    assert_int_equal(ev.wire_len, plain.len);
+    assert_memory_equal(ev.wire, plain.data, plain.len);
+
+    /* encode copies ev->wire instead of encoding again: a change made after sealing (which
+     * the contract forbids) does not show */
+    ev.stream_version = 99;
+    sp_buf_init(&sealed, 0);
+    assert_int_equal(es_event_encode(&ev, &sealed, &eb), 0);
+    assert_int_equal(sealed.len, plain.len);
+    assert_memory_equal(sealed.data, plain.data, plain.len);
+    sp_buf_release(&sealed);
+
+    /* release frees the bytes (ASan would report a leak) and resets the event */
+    es_event_release(&ev);
+    assert_null(ev.wire);
+    assert_int_equal(ev.wire_len, 0);
+    sp_buf_release(&plain);
+}
+
+static void test_seal_too_big(void **state)
+{
+    struct sp_errbuf eb = {{0}, {0}};
+    struct es_event ev;
+    struct sp_buf buf;
+
+    (void)state;
+    make_sample(&ev, &samples[4], 1);
+    sp_buf_init(&buf, 0);
+    assert_int_equal(es_event_encode(&ev, &buf, NULL), 0);
+    assert_int_equal(es_event_seal(&ev, buf.len - 1, &eb), SP_ETOOBIG);
+    assert_null(ev.wire);
+    assert_int_equal(ev.wire_len, 0);
+    assert_true(strlen(eb.msg) > 0);
+    assert_int_equal(es_event_seal(&ev, 10, &eb), SP_ETOOBIG);
+    assert_null(ev.wire);
+    /* a failed seal drops the bytes of an earlier one */
+    assert_int_equal(es_event_seal(&ev, 0, &eb), 0);
+    assert_non_null(ev.wire);
+    assert_int_equal(es_event_seal(&ev, buf.len - 1, &eb), SP_ETOOBIG);
+    assert_null(ev.wire);
+    assert_int_equal(ev.wire_len, 0);
+    /* and the event still encodes in full */
+    sp_buf_reset(&buf);
+    assert_int_equal(es_event_encode(&ev, &buf, NULL), 0);
+    assert_true(buf.len > 10);
+    es_event_release(&ev);
+    sp_buf_release(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +639,11 @@ int main(void)
         cmocka_unit_test(test_decode_not_json),
         cmocka_unit_test(test_decode_optional_null_and_unknown),
         cmocka_unit_test(test_position_tokens),
+        cmocka_unit_test(test_encode_matches_jansson),
+        cmocka_unit_test(test_encode_envelope_escapes_match_jansson),
+        cmocka_unit_test(test_encode_rejects_bad_utf8),
+        cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_seal_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,8 @@ struct es_event {
     char *causation_id;           /* causing event id or NULL */
     json_t *data;                 /* payload object; one owned reference */
     struct es_position pos;       /* set when read from a log; {-1,-1} otherwise */
+    char *wire;                   /* owned encoding kept by es_event_seal, or NULL */
+    size_t wire_len;              /* its length, bytes */
 };
 
 /** Initialise an empty event (all NULL, pos = {-1,-1}). */
@@ -81,6 +83,15 @@ SP_MUST_CHECK int es_event_make(struct es_event *ev,
  */
 SP_MUST_CHECK int
 es_event_encode(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb);
+
+/**
+ * Encode @p ev once (es_event_encode) and keep the bytes in ev->wire, so every later
+ * es_event_encode of it (a log's append) copies them instead of encoding again. For an
+ * event that is complete: nothing of it may change after (es_event_release drops the
+ * bytes with the rest). @p max_bytes caps the encoding (0 = no cap).
+ * @return 0; the errors of es_event_encode (SP_EINVAL, SP_ETOOBIG), ev->wire then NULL.
+ */
+SP_MUST_CHECK int es_event_seal(struct es_event *ev, size_t max_bytes, struct sp_errbuf *eb);
 
 /**
  * Decode @p len bytes of CloudEvents JSON into @p ev (initialised; its old contents are
