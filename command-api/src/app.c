@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "app_priv.h"
 
@@ -10,29 +12,12 @@
 
 #include "sp/banned.h"
 
-static void flush_cb(evutil_socket_t fd, short what, void *ud)
-{
-    struct cmd_app *app = ud;
-    (void)fd;
-    (void)what;
-    cmd__flush_all(app);
-}
-
-static void recover_cb(evutil_socket_t fd, short what, void *ud)
-{
-    struct cmd_app *app = ud;
-    (void)fd;
-    (void)what;
-    (void)cmd__wm_recover(app, true);
-}
-
 static bool ready_cb(void *ud, struct sp_buf *why)
 {
     struct cmd_app *app = ud;
-    bool usable = !app->fenced && cmd__wm_recover(app, false);
-    const char *reason = app->fenced   ? app->fenced_why
-                         : app->broken ? app->broken_why
-                                       : "write model not caught up or log closed";
+    char unusable[sizeof(app->fenced_why)];
+    bool usable = cmd__usable(app, unusable, sizeof(unusable));
+    const char *reason = !usable ? unusable : "write model not caught up or log closed";
     if (app->ready && app->log && app->wm && usable)
         return true;
     if (sp_buf_adds(why, reason) != 0)
@@ -77,6 +62,9 @@ static int load_auth(struct cmd_app *app, struct sp_errbuf *eb)
         memcpy(app->jwt_key, secret, len);
     }
     app->jwt_key_len = len;
+    int rc = sp_jwt_cache_new(app->jwt_key, len, CMD__TOKEN_CACHE, &app->tokens);
+    if (rc != 0)
+        return sp_err_set(eb, rc, NULL, "could not make the access token cache");
     app->jwt_ttl_s = sp_config_int(cfg, "jwt.ttl_s");
     app->refresh_ttl_s = sp_config_int(cfg, "refresh.ttl_s");
     app->argon2.t_cost = (uint32_t)sp_config_int(cfg, "argon2.t_cost");
@@ -86,7 +74,7 @@ static int load_auth(struct cmd_app *app, struct sp_errbuf *eb)
     if (per_minute > 0) {
         struct sp_ratelimit_opts rl = {per_minute, INT64_C(60000000), per_minute,
                                        CMD__RATELIMIT_KEYS};
-        int rc = sp_ratelimit_new(&rl, &app->rl_login, eb);
+        rc = sp_ratelimit_new(&rl, &app->rl_login, eb);
         if (rc == 0)
             rc = sp_ratelimit_new(&rl, &app->rl_register, eb);
         if (rc != 0)
@@ -133,6 +121,25 @@ static int open_stores(struct cmd_app *app, struct sp_errbuf *eb)
     return 0;
 }
 
+/* The committer's condition variable times its waits on CLOCK_MONOTONIC. */
+static void init_work_cv(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static int start_committer(struct cmd_app *app, struct sp_errbuf *eb)
+{
+    int rc = cmd__committer_start(app);
+    if (rc != 0)
+        return sp_err_set(eb, rc, NULL, "could not start the committer thread: %s",
+                          sp_strerror(rc));
+    return 0;
+}
+
 static int start_http(struct cmd_app *app, struct sp_errbuf *eb)
 {
     const struct sp_config *cfg = app->cfg;
@@ -165,7 +172,13 @@ int cmd_app_new(const struct sp_config *cfg,
 
     app->cfg = cfg;
     app->base = base;
+    app->wake_fd = -1;
+    TAILQ_INIT(&app->pending);
     TAILQ_INIT(&app->queue);
+    TAILQ_INIT(&app->done);
+    pthread_mutex_init(&app->mu, NULL);
+    pthread_cond_init(&app->idle_cv, NULL);
+    init_work_cv(&app->work_cv);
     es_snowflake_init(&app->ids, 0);
     app->dev_mode = strcmp(sp_config_str(cfg, "mode"), "dev") == 0;
     app->batch_max = (size_t)sp_config_int(cfg, "command.batch_max");
@@ -175,11 +188,8 @@ int cmd_app_new(const struct sp_config *cfg,
     app->ev_ptrs = sp_xcalloc(app->batch_max * CMD__MAX_EVENTS, sizeof(const struct es_event *));
     app->metrics = sp_metrics_new();
     cmd__metrics_describe(app->metrics);
-    app->flush_ev = event_new(base, -1, 0, flush_cb, app);
-    app->recover_ev = evtimer_new(base, recover_cb, app);
-    SP_ASSERT(app->flush_ev != NULL && app->recover_ev != NULL);
     if ((rc = load_auth(app, eb)) != 0 || (rc = open_stores(app, eb)) != 0 ||
-        (rc = start_http(app, eb)) != 0) {
+        (rc = start_committer(app, eb)) != 0 || (rc = start_http(app, eb)) != 0) {
         cmd_app_free(app);
         return rc;
     }
@@ -201,15 +211,13 @@ struct sp_metrics *cmd_app_metrics(struct cmd_app *app)
 void cmd_app_drain(struct cmd_app *app)
 {
     app->ready = false;
-    if (app->wm && app->log)
-        cmd__flush_all(app);
+    cmd__flush_all(app);
 }
 
 void cmd_app_shutdown(struct cmd_app *app)
 {
     app->ready = false;
-    if (app->wm && app->log)
-        cmd__flush_all(app);
+    cmd__committer_stop(app);
     sp_http_server_free(app->http);
     app->http = NULL;
     es_log_close(app->log);
@@ -225,9 +233,15 @@ void cmd_app_free(struct cmd_app *app)
     cmd_app_shutdown(app);
     if (app->flush_ev)
         event_free(app->flush_ev);
-    if (app->recover_ev)
-        event_free(app->recover_ev);
+    if (app->done_ev)
+        event_free(app->done_ev);
+    if (app->wake_fd >= 0)
+        close(app->wake_fd);
+    pthread_mutex_destroy(&app->mu);
+    pthread_cond_destroy(&app->work_cv);
+    pthread_cond_destroy(&app->idle_cv);
     sp_metrics_free(app->metrics);
+    sp_jwt_cache_free(app->tokens);
     sp_ratelimit_free(app->rl_login);
     sp_ratelimit_free(app->rl_register);
     free(app->batch);

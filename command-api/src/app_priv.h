@@ -1,13 +1,17 @@
 /*
  * Internals shared by the command-api source files: the app object, the queued
  * command, the group-commit batch, the deciders and the route table.
- * @locality everything on the app's event loop thread.
+ * @locality two threads (DESIGN.md "Command side", batch.c): the app's event loop thread
+ * reads requests, validates and authenticates them, reads the write model (read txns) and
+ * answers; the committer thread decides, appends and commits batches, and alone writes the
+ * write model and the log. Fields say which thread owns them; "mu" = struct cmd_app's.
  */
 #ifndef CMD_APP_PRIV_H
 #define CMD_APP_PRIV_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/queue.h>
 
 #include <jansson.h>
@@ -21,12 +25,14 @@
 #include "es/event.h"
 #include "es/id.h"
 #include "es/log.h"
+#include "sp/jwt.h"
 #include "sp/ratelimit.h"
 #include "sp/http.h"
 
 #define CMD__MAX_EVENTS     2     /* most events one command appends */
 #define CMD__RATELIMIT_KEYS 65536 /* client addresses each rate limiter remembers at most */
 #define CMD__IDEM_KEY_MAX   128   /* Idempotency-Key length cap, bytes (README) */
+#define CMD__TOKEN_CACHE    4096  /* verified access tokens remembered (sp_jwt_cache) */
 /* Request header that sets the time of a command's events, mode = dev only (cmd/app.h) */
 #define CMD__DEV_TIME_HEADER "Stockpot-Dev-Time"
 
@@ -100,35 +106,58 @@ struct cmd__hooks {
     bool fail_catch_up; /* every write model catch-up fails while set */
 };
 
+TAILQ_HEAD(cmd__queue, cmd__command);
+
 struct cmd_app {
     const struct sp_config *cfg; /* borrowed */
     struct event_base *base;     /* borrowed */
-    struct sp_metrics *metrics;  /* owned */
-    struct sp_http_server *http; /* owned; NULL after shutdown */
-    struct es_log *log;          /* owned; NULL after shutdown */
-    struct cmd__wm *wm;          /* owned; NULL after shutdown */
-    struct es_snowflake ids;
-    struct event *flush_ev; /* zero-timeout event that flushes the queue */
-    TAILQ_HEAD(cmd__queue, cmd__command) queue;
+    struct sp_metrics *metrics;  /* owned; thread-safe */
+    struct sp_http_server *http; /* owned; NULL after shutdown; loop thread */
+    struct es_log *log;          /* owned; NULL after shutdown; committer */
+    struct cmd__wm *wm;          /* owned; NULL after shutdown; writes: committer */
+    struct es_snowflake ids;     /* committer */
+    /*
+     * Hand-off between the threads. The loop collects the commands of one loop pass in
+     * @pending and, when the pass's flush_ev runs, moves them to @queue in one step, so
+     * what arrives together is decided together. The committer takes up to batch_max
+     * commands from @queue, and puts the decided batch, in order, on @done, then wakes
+     * done_ev through @wake_fd (an eventfd); the loop answers them.
+     */
+    struct event *flush_ev;    /* loop: zero-timeout event handing @pending over */
+    struct event *done_ev;     /* loop: readable @wake_fd, answers @done */
+    int wake_fd;               /* eventfd, -1 before start */
+    struct cmd__queue pending; /* loop only */
+    pthread_mutex_t mu;        /* guards queue, done, busy, stop, kick, broken*, fenced* */
+    pthread_cond_t work_cv;    /* committer waits: queue non-empty, stop or kick */
+    pthread_cond_t idle_cv;    /* cmd__flush_all waits: queue empty and not busy */
+    struct cmd__queue queue;   /* mu */
+    struct cmd__queue done;    /* mu */
+    bool busy;                 /* mu: the committer holds a batch */
+    bool stop;                 /* mu: the committer exits once @queue is empty */
+    bool kick;                 /* mu: retry the write model catch-up now (while broken) */
+    pthread_t committer;       /* valid while committer_on */
+    bool committer_on;
     size_t batch_max;
-    struct cmd__command **batch;     /* batch_max slots, owned */
-    struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned */
-    const struct es_event **ev_ptrs; /* same, owned */
-    bool ready;
+    struct cmd__command **batch;     /* batch_max slots, owned; committer */
+    struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned; committer */
+    const struct es_event **ev_ptrs; /* same, owned; committer */
+    bool ready;                      /* loop */
     bool dev_mode; /* mode = dev: Stockpot-Dev-Time is honoured, else refused (cmd/app.h) */
     /*
      * The write model missed durable events (its batch commit and the catch-up after it
      * failed): nothing is decided or read from it, /readyz and every command answer 503,
-     * until a catch-up succeeds (retried by recover_ev, each batch and each request).
+     * until a catch-up succeeds (the committer retries each second, before each batch,
+     * and when a request or /readyz kicks it, at most each 100 ms).
+     * Written by the committer under mu; the loop reads them under mu.
      */
     bool broken;
     char broken_why[200];
-    int64_t recover_at_us;    /* monotonic µs of the last catch-up attempt while broken */
-    struct event *recover_ev; /* timer retrying the catch-up while broken */
+    int64_t recover_at_us; /* committer: monotonic µs of the last catch-up attempt */
     /*
      * Another writer with the same transactional.id took over the log (es_log_append
      * returned SP_EFENCED): for good, every command and /readyz answer 503 with the
      * reason and nothing is appended or acknowledged any more (cmd/app.h).
+     * Written by the committer under mu; the loop reads them under mu.
      */
     bool fenced;
     char fenced_why[600];
@@ -145,6 +174,7 @@ struct cmd_app {
     struct cmd__hooks hooks;
     unsigned char jwt_key[256];
     size_t jwt_key_len;
+    struct sp_jwt_cache *tokens; /* owned; verified access tokens; loop thread */
     int64_t jwt_ttl_s, refresh_ttl_s;
     size_t max_event_bytes; /* log.max_event_bytes */
     struct cmd__argon2 argon2;
@@ -158,11 +188,33 @@ struct cmd__command *cmd__command_new(enum cmd__kind kind, struct sp_http_req *r
 /** Free a command and everything it owns; NULL is a no-op. */
 void cmd__command_free(struct cmd__command *c);
 
-/** Queue @p c (ownership moves to the app) and schedule a flush of the queue. */
+/**
+ * Queue @p c (ownership moves to the app; loop thread): it goes to the committer at the
+ * end of this loop pass and is answered on the loop thread once its batch is durable.
+ */
 void cmd__enqueue(struct cmd_app *app, struct cmd__command *c);
 
-/** Decide, append and answer every queued command, in batches of up to batch_max. */
+/**
+ * Start the committer thread and the loop's hand-off events (after the stores are open).
+ * @return 0, or -errno if the eventfd, an event or the thread could not be made.
+ */
+SP_MUST_CHECK int cmd__committer_start(struct cmd_app *app);
+
+/**
+ * Loop thread: hand every queued command to the committer, wait until it has decided,
+ * appended and committed them all, and answer them (drain and shutdown).
+ */
 void cmd__flush_all(struct cmd_app *app);
+
+/** Loop thread: flush everything, then stop and join the committer. No-op if not started. */
+void cmd__committer_stop(struct cmd_app *app);
+
+/**
+ * Loop thread: is the app accepting commands? false while fenced or while the write
+ * model is broken (then it kicks the committer to retry the catch-up); @p why (may be
+ * NULL, @p why_size bytes) gets the reason.
+ */
+bool cmd__usable(struct cmd_app *app, char *why, size_t why_size);
 
 /**
  * Decide one command inside the batch's nested txn @p txn: set c->status and either
@@ -204,8 +256,8 @@ void cmd__fail(struct cmd__command *c, int status, const char *slug, const char 
     __attribute__((format(printf, 4, 5)));
 
 /**
- * If the write model is broken (app->broken), try to catch it up from the log, at most
- * once per 100 ms unless @p force. @return true if the write model is usable.
+ * Committer thread: if the write model is broken (app->broken), try to catch it up from
+ * the log, at most once per 100 ms unless @p force. @return true if it is usable.
  */
 bool cmd__wm_recover(struct cmd_app *app, bool force);
 

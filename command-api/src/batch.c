@@ -8,11 +8,20 @@
  * write model never skips an event and its checkpoint never passes what it folded.
  * Checkpoints are per partition (Kafka); a command's position is that of its last event.
  * A fenced append (SP_EFENCED) stops the app for good: see cmd/app.h.
+ *
+ * Threads: the loop thread parses, validates and answers; the committer thread (one, so
+ * the log and the write model keep a single writer) decides, appends and commits. While
+ * the committer waits for one batch's fsync the loop reads and validates the next one
+ * and writes the answers of the one before, so throughput grows with concurrency until
+ * the CPU or the disk is spent. A batch is still answered only once it is durable.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "app_priv.h"
 
@@ -63,7 +72,7 @@ void cmd__command_free(struct cmd__command *c)
 
 void cmd__enqueue(struct cmd_app *app, struct cmd__command *c)
 {
-    TAILQ_INSERT_TAIL(&app->queue, c, link);
+    TAILQ_INSERT_TAIL(&app->pending, c, link);
     event_active(app->flush_ev, EV_TIMEOUT, 1);
 }
 
@@ -86,17 +95,18 @@ static int wm_commit(struct cmd_app *app, MDB_txn *txn)
     return mdb_txn_commit(txn);
 }
 
+/* Committer thread; takes mu. */
 static void mark_broken(struct cmd_app *app, const char *why)
 {
-    const struct timeval retry = {1, 0};
     if (!app->broken)
         sp_log(SP_LOG_ERROR, "write model is behind the log, refusing commands: %s", why);
+    pthread_mutex_lock(&app->mu);
     app->broken = true;
-    snprintf(app->broken_why, sizeof(app->broken_why), "write model is behind the log: %s", why);
+    snprintf(app->broken_why, sizeof(app->broken_why), "write model is behind the log: %.160s",
+             why);
+    pthread_mutex_unlock(&app->mu);
     app->recover_at_us = sp_time_mono_us();
     sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 1);
-    if (app->recover_ev && event_add(app->recover_ev, &retry) != 0)
-        sp_log(SP_LOG_ERROR, "could not schedule the write model catch-up retry");
 }
 
 void cmd__mark_fenced(struct cmd_app *app, const char *why)
@@ -104,11 +114,13 @@ void cmd__mark_fenced(struct cmd_app *app, const char *why)
     const char *tid = sp_config_str(app->cfg, "kafka.transactional_id");
     if (app->fenced)
         return;
+    pthread_mutex_lock(&app->mu);
     app->fenced = true;
     snprintf(app->fenced_why, sizeof(app->fenced_why),
              "fenced: another command-api with transactional.id \"%s\" took over the event log "
              "(or the log writer hit a fatal error): %s",
              tid, why);
+    pthread_mutex_unlock(&app->mu);
     sp_log(SP_LOG_ERROR,
            "command-api is fenced: another command-api with transactional.id \"%s\" took over "
            "the event log (or the log writer hit a fatal error); acknowledging nothing more, "
@@ -130,10 +142,10 @@ bool cmd__wm_recover(struct cmd_app *app, bool force)
         mark_broken(app, eb.msg);
         return false;
     }
+    pthread_mutex_lock(&app->mu);
     app->broken = false;
     app->broken_why[0] = '\0';
-    if (app->recover_ev)
-        event_del(app->recover_ev);
+    pthread_mutex_unlock(&app->mu);
     sp_metrics_gauge_set(app->metrics, "stockpot_writemodel_broken", "", 0);
     sp_log(SP_LOG_INFO, "write model caught up with the log again; accepting commands");
     return true;
@@ -282,8 +294,11 @@ static int stream_positions(struct cmd_app *app,
     return rc;
 }
 
-/* After a durable append: positions into answers, final idempotency records. */
-static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
+/*
+ * After a durable append: positions into answers, final idempotency records (*@p idem set
+ * if there is any).
+ */
+static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n, bool *idem)
 {
     size_t k = 0;
     char tok[32];
@@ -304,6 +319,7 @@ static int finish_batch(struct cmd_app *app, MDB_txn *txn, size_t n)
             rec.body = json_dumps(c->resp, JSON_COMPACT);
             rc = cmd__wm_idem_put(app->wm, txn, c->idem_key, &rec);
             free(rec.body);
+            *idem = true;
         }
     }
     if (rc == 0)
@@ -359,6 +375,7 @@ static int refold_unsure(struct cmd_app *app, size_t n_evs, struct sp_errbuf *eb
 static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_evs)
 {
     struct sp_errbuf eb = {0};
+    bool idem = false;
     int rc;
     if (n_evs == 0) {
         mdb_txn_abort(txn);
@@ -371,8 +388,11 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
         return;
     }
     sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
-    rc = finish_batch(app, txn, n);
+    rc = finish_batch(app, txn, n, &idem);
     rc = rc == 0 ? wm_commit(app, txn) : (mdb_txn_abort(txn), rc);
+    /* idempotency answers are not in the log: durable before anyone is answered */
+    if (rc == 0 && idem && cmd__wm_sync(app->wm) != 0)
+        sp_log(SP_LOG_ERROR, "the batch's idempotency answers may not survive a system crash");
     if (rc != 0) {
         /* The events are durable; rebuild what the write model missed from the log. */
         sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
@@ -446,29 +466,31 @@ static void answer(struct cmd_app *app, struct cmd__command *c)
     c->errors = NULL;
 }
 
-/* Answer and free the batch's @p n commands. */
-static void answer_batch(struct cmd_app *app, size_t n)
+/*
+ * Loop thread: answer and free the decided commands of @p list, in order. A batch is
+ * always whole on the list, so the first of a repeated idempotency key is still there.
+ */
+static void answer_list(struct cmd_app *app, struct cmd__queue *list)
 {
-    for (size_t i = 0; i < n; i++)
-        if (app->batch[i]->dup_of)
-            copy_dup(app->batch[i]);
-    for (size_t i = 0; i < n; i++)
-        answer(app, app->batch[i]);
-    for (size_t i = 0; i < n; i++)
-        cmd__command_free(app->batch[i]);
+    struct cmd__command *c;
+    TAILQ_FOREACH(c, list, link)
+        if (c->dup_of)
+            copy_dup(c);
+    TAILQ_FOREACH(c, list, link)
+        answer(app, c);
+    while ((c = TAILQ_FIRST(list)) != NULL) {
+        TAILQ_REMOVE(list, c, link);
+        cmd__command_free(c);
+    }
 }
 
-static void flush_batch(struct cmd_app *app)
+/* Committer thread: decide, append and commit app->batch[0..n). */
+static void decide_batch(struct cmd_app *app, size_t n)
 {
-    size_t n = 0, n_evs = 0;
+    size_t n_evs = 0;
     int64_t t0_us = sp_time_mono_us();
-    struct cmd__command *c;
     MDB_txn *txn = NULL;
 
-    while (n < app->batch_max && (c = TAILQ_FIRST(&app->queue)) != NULL) {
-        TAILQ_REMOVE(&app->queue, c, link);
-        app->batch[n++] = c;
-    }
     if (app->fenced) {
         for (size_t i = 0; i < n; i++)
             fail_internal(app->batch[i], 503, "unavailable", CMD__FENCED_DETAIL);
@@ -484,7 +506,6 @@ static void flush_batch(struct cmd_app *app)
                 app->ev_ptrs[n_evs++] = &app->batch[i]->evs[e];
         commit_batch(app, txn, n, n_evs);
     }
-    answer_batch(app, n);
     sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
     sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
     sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);
@@ -492,10 +513,166 @@ static void flush_batch(struct cmd_app *app)
                        (double)(sp_time_mono_us() - t0_us) / 1e6);
 }
 
+/* Committer thread: wake the loop's done_ev. */
+static void wake_loop(struct cmd_app *app)
+{
+    uint64_t one = 1;
+    while (write(app->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * Committer thread, with mu held: wait for work. While the write model is broken, retry
+ * its catch-up each second, and when kicked (at most each 100 ms, cmd__wm_recover).
+ * @return false when stopped with nothing queued.
+ */
+static bool await_work(struct cmd_app *app)
+{
+    for (;;) {
+        if (!TAILQ_EMPTY(&app->queue))
+            return true;
+        if (app->stop)
+            return false;
+        bool force = false;
+        if (app->kick) {
+            app->kick = false;
+        } else if (!app->broken) {
+            pthread_cond_wait(&app->work_cv, &app->mu);
+            continue;
+        } else {
+            struct timespec at;
+            clock_gettime(CLOCK_MONOTONIC, &at);
+            at.tv_sec += 1;
+            if (pthread_cond_timedwait(&app->work_cv, &app->mu, &at) != ETIMEDOUT)
+                continue;
+            force = true;
+        }
+        if (!app->broken)
+            continue;
+        pthread_mutex_unlock(&app->mu);
+        (void)cmd__wm_recover(app, force);
+        pthread_mutex_lock(&app->mu);
+    }
+}
+
+static void *committer_main(void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c;
+    pthread_mutex_lock(&app->mu);
+    while (await_work(app)) {
+        size_t n = 0;
+        while (n < app->batch_max && (c = TAILQ_FIRST(&app->queue)) != NULL) {
+            TAILQ_REMOVE(&app->queue, c, link);
+            app->batch[n++] = c;
+        }
+        app->busy = true;
+        pthread_mutex_unlock(&app->mu);
+        decide_batch(app, n);
+        pthread_mutex_lock(&app->mu);
+        for (size_t i = 0; i < n; i++)
+            TAILQ_INSERT_TAIL(&app->done, app->batch[i], link);
+        app->busy = false;
+        if (TAILQ_EMPTY(&app->queue))
+            pthread_cond_broadcast(&app->idle_cv);
+        wake_loop(app);
+    }
+    pthread_mutex_unlock(&app->mu);
+    return NULL;
+}
+
+/* Loop thread: move the commands of this loop pass to the committer. */
+static void hand_over(struct cmd_app *app)
+{
+    if (TAILQ_EMPTY(&app->pending))
+        return;
+    pthread_mutex_lock(&app->mu);
+    TAILQ_CONCAT(&app->queue, &app->pending, link);
+    pthread_cond_signal(&app->work_cv);
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* Loop thread: answer what the committer has finished. */
+static void answer_done(struct cmd_app *app)
+{
+    struct cmd__queue list = TAILQ_HEAD_INITIALIZER(list);
+    pthread_mutex_lock(&app->mu);
+    TAILQ_CONCAT(&list, &app->done, link);
+    pthread_mutex_unlock(&app->mu);
+    answer_list(app, &list);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    hand_over(ud);
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *ud)
+{
+    uint64_t n;
+    (void)what;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN && errno != EINTR)
+        sp_log(SP_LOG_ERROR, "command-api: reading the committer's eventfd failed: %s",
+               strerror(errno));
+    answer_done(ud);
+}
+
+int cmd__committer_start(struct cmd_app *app)
+{
+    app->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (app->wake_fd < 0)
+        return -errno;
+    app->flush_ev = event_new(app->base, -1, 0, flush_cb, app);
+    app->done_ev = event_new(app->base, app->wake_fd, EV_READ | EV_PERSIST, done_cb, app);
+    if (!app->flush_ev || !app->done_ev || event_add(app->done_ev, NULL) != 0)
+        return -ENOMEM;
+    int rc = pthread_create(&app->committer, NULL, committer_main, app);
+    if (rc != 0)
+        return -rc;
+    app->committer_on = true;
+    return 0;
+}
+
 void cmd__flush_all(struct cmd_app *app)
 {
-    while (!TAILQ_EMPTY(&app->queue))
-        flush_batch(app);
+    if (!app->committer_on)
+        return;
+    hand_over(app);
+    pthread_mutex_lock(&app->mu);
+    while (!TAILQ_EMPTY(&app->queue) || app->busy)
+        pthread_cond_wait(&app->idle_cv, &app->mu);
+    pthread_mutex_unlock(&app->mu);
+    answer_done(app);
+}
+
+void cmd__committer_stop(struct cmd_app *app)
+{
+    if (!app->committer_on)
+        return;
+    cmd__flush_all(app);
+    pthread_mutex_lock(&app->mu);
+    app->stop = true;
+    pthread_cond_signal(&app->work_cv);
+    pthread_mutex_unlock(&app->mu);
+    pthread_join(app->committer, NULL);
+    app->committer_on = false;
+}
+
+bool cmd__usable(struct cmd_app *app, char *why, size_t why_size)
+{
+    bool usable;
+    pthread_mutex_lock(&app->mu);
+    usable = !app->fenced && !app->broken;
+    if (why && why_size > 0)
+        snprintf(why, why_size, "%s", app->fenced ? app->fenced_why : app->broken_why);
+    if (app->broken && !app->fenced) {
+        app->kick = true;
+        pthread_cond_signal(&app->work_cv);
+    }
+    pthread_mutex_unlock(&app->mu);
+    return usable;
 }
 
 void cmd__metrics_describe(struct sp_metrics *m)

@@ -43,15 +43,13 @@ void cmd__fail_field(
 }
 
 /*
- * Refuse an event the log would refuse (log.max_event_bytes) with 413 for this command
- * alone, rather than failing the whole batch's append. @return 0 or SP_ETOOBIG.
+ * Encode the complete event once for the log's append (es_event_seal), refusing one the
+ * log would refuse (log.max_event_bytes) with 413 for this command alone, rather than
+ * failing the whole batch's append. @return 0, SP_ETOOBIG or SP_EINVAL.
  */
-static int check_size(struct cmd_app *app, struct cmd__command *c, const struct es_event *ev)
+static int check_size(struct cmd_app *app, struct cmd__command *c, struct es_event *ev)
 {
-    struct sp_buf b;
-    sp_buf_init(&b, app->max_event_bytes);
-    int rc = es_event_encode(ev, &b, NULL);
-    sp_buf_release(&b);
+    int rc = es_event_seal(ev, app->max_event_bytes, NULL);
     if (rc == SP_ETOOBIG)
         cmd__fail(c, 413, "too-big", "the resulting event exceeds %zu bytes", app->max_event_bytes);
     return rc;

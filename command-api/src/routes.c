@@ -114,8 +114,7 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct sp_
         reply_unauthorized(req, "a bearer access token is required");
         return SP_EAUTH;
     }
-    int rc =
-        sp_jwt_verify(app->jwt_key, app->jwt_key_len, tok, sp_time_now_us() / 1000000, cl, &eb);
+    int rc = sp_jwt_verify_cached(app->tokens, tok, sp_time_now_us() / 1000000, cl, &eb);
     if (rc != 0)
         reply_unauthorized(req, eb.msg);
     return rc;
@@ -127,14 +126,16 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct sp_
  */
 static bool refuse_if_broken(struct cmd_app *app, struct sp_http_req *req)
 {
-    if (app->fenced) {
-        sp_http_add_header(req, "Retry-After", "1");
+    if (cmd__usable(app, NULL, 0))
+        return false;
+    sp_http_add_header(req, "Retry-After", "1");
+    pthread_mutex_lock(&app->mu);
+    bool fenced = app->fenced;
+    pthread_mutex_unlock(&app->mu);
+    if (fenced) {
         sp_http_reply_problem(req, 503, "unavailable", CMD__FENCED_DETAIL, NULL);
         return true;
     }
-    if (cmd__wm_recover(app, false))
-        return false;
-    sp_http_add_header(req, "Retry-After", "1");
     sp_http_reply_problem(req, 503, "unavailable",
                           "the write model is catching up with the event log; retry later", NULL);
     return true;

@@ -20,10 +20,16 @@
  * to 1016 bytes) fits LMDB's 511-byte key limit; case-insensitivity is ASCII only ("É" and "é" are
  * different emails).
  *
- * Durability: every commit is synced (no MDB_NOSYNC). The log is still the record of
- * truth: after a crash between the log append of a batch and the write model commit of
- * that batch, catch-up refolds the batch's events, but that batch's idempotency records
- * are lost (they are not in the log). See cmd/app.h.
+ * Durability: every commit syncs its pages but not its meta page (MDB_NOMETASYNC: one
+ * flush per commit instead of two; the meta page is flushed by the next commit's sync or
+ * by cmd__wm_sync). A commit survives a process crash; after a system crash the write
+ * model may come back at the commit before the last one, with its checkpoint, and the
+ * start-up catch-up refolds the rest from the log (the log is the record of truth; the
+ * write model is a fold of it). What the log does not hold, the idempotency answers, is
+ * synced at once: a batch that stores any calls cmd__wm_sync before it is answered.
+ * After a crash between the log append of a batch and the write model commit of that
+ * batch, catch-up refolds the batch's events, but that batch's idempotency records are
+ * lost (they are not in the log). See cmd/app.h.
  *
  * Format: meta "format" = CMD__WM_FORMAT. A write model of another (or no) format, or one
  * folded from another log (meta "log"; absent = "lmdb", as every write model before the
@@ -90,6 +96,12 @@ SP_MUST_CHECK int cmd__wm_open(const char *dir,
                                const char *log_id,
                                struct cmd__wm **out,
                                struct sp_errbuf *eb);
+
+/**
+ * Flush the write model to disk, the meta page of its last commit included (mdb_env_sync).
+ * @return 0; SP_EDB if the flush failed.
+ */
+SP_MUST_CHECK int cmd__wm_sync(struct cmd__wm *wm);
 
 /** Sync and close; NULL is a no-op. */
 void cmd__wm_close(struct cmd__wm *wm);
