@@ -173,9 +173,14 @@ class ImportCrash(unittest.TestCase):
 
 
 class CommandCrash(unittest.TestCase):
-    """kill -9 command-api under concurrent writes: every acknowledged command is in the
-    log after restart, the write model caught up from the log agrees with it, and the
-    read model still equals a rebuild."""
+    """kill -9 command-api under concurrent writes (16 keep-alive clients, so group-commit
+    batches are large and several are in flight between the loop and the committer
+    thread): every acknowledged command is in the log after restart, a command retried
+    with its Idempotency-Key after the crash takes effect exactly once (acknowledged or
+    not), the write model caught up from the log agrees with it, and the read model still
+    equals a rebuild."""
+
+    WRITERS = 16
 
     @classmethod
     def setUpClass(cls):
@@ -186,47 +191,66 @@ class CommandCrash(unittest.TestCase):
     def tearDownClass(cls):
         cls.c.stop_all()
 
+    @staticmethod
+    def body_of(recipes, k):
+        """Recipe k with a title unique to k, so its events can be counted."""
+        body = h.recipe_body(recipes[k])
+        body["title"] = ("c%d %s" % (k, body["title"]))[:100]
+        return body
+
     def test_kill9_command_api_under_load(self):
         recipes = h.load_jsonl(h.sample_path())
         user = h.register_and_login(self.c.command_port, "crasher", "crasher password")
         tok = user["access_token"]
         lock = threading.Lock()
         acked, failures = [], []
+        acked_keyed, unknown_keyed = {}, []  # k -> answer; ks whose outcome is unknown
         stop = threading.Event()
 
         def writer(w):
             cli = h.KeepAliveClient(self.c.command_port, timeout=30)
             k = w
             while not stop.is_set() and k < len(recipes):
+                keyed = k % 2 == 0
+                hdrs = {"Idempotency-Key": "crash-%d" % k} if keyed else None
                 try:
-                    r = cli.request("POST", "/recipes", h.recipe_body(recipes[k]), token=tok)
+                    r = cli.request("POST", "/recipes", self.body_of(recipes, k), token=tok,
+                                    headers=hdrs)
                 except OSError as e:
                     with lock:
-                        failures.append(repr(e))
+                        if keyed:
+                            unknown_keyed.append(k)
+                        if not stop.is_set():
+                            failures.append(repr(e))
                     return
                 with lock:
                     if r.status == 201:
                         acked.append(r.json())
+                        if keyed:
+                            acked_keyed[k] = r.json()
                     else:
                         failures.append(r)
                         return
-                k += 4
+                k += self.WRITERS
 
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(self.WRITERS)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with lock:
-                if len(acked) >= 200 or failures:
+                if len(acked) >= 300 or failures:
                     break
             time.sleep(0.005)
+        stop.set()  # requests in flight now are cut by the kill; no new ones start
         self.c["command"].kill9()
-        stop.set()
         for t in threads:
             t.join(60)
-        self.assertGreaterEqual(len(acked), 200, failures[:3])
-        sys.stderr.write("command-api killed after %d acknowledged creates\n" % len(acked))
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(len(acked), 300)
+        sys.stderr.write("command-api killed after %d acknowledged creates (%d with an "
+                         "Idempotency-Key; %d keyed ones in flight)\n"
+                         % (len(acked), len(acked_keyed), len(unknown_keyed)))
 
         self.c["command"].start()
         self.assertEqual(self.c.replay("verify").returncode, 0)
@@ -235,6 +259,31 @@ class CommandCrash(unittest.TestCase):
         logged_ids = {e["data"]["recipe_id"] for e in logged}
         missing = [a["recipe_id"] for a in acked if a["recipe_id"] not in logged_ids]
         self.assertEqual(missing, [], "acknowledged creates lost by kill -9")
+        # retried with their keys, acknowledged commands answer as the first time and take
+        # effect once. One in flight at the kill may take effect twice when retried: if its
+        # batch reached the log but not the write model, the catch-up refolds its events
+        # but cannot rebuild the idempotency record (the log does not carry the key), so
+        # it is only checked to have taken effect (not lost); see the README, "Known gaps"
+        for k, first in sorted(acked_keyed.items()):
+            r = h.request(self.c.command_port, "POST", "/recipes", self.body_of(recipes, k),
+                          token=tok, headers={"Idempotency-Key": "crash-%d" % k})
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json()["recipe_id"], first["recipe_id"], k)
+        for k in unknown_keyed:
+            r = h.request(self.c.command_port, "POST", "/recipes", self.body_of(recipes, k),
+                          token=tok, headers={"Idempotency-Key": "crash-%d" % k})
+            self.assertEqual(r.status, 201, r)
+        logged = [h.json.loads(l) for l in self.c.replay("dump", "--type", "RecipeCreated").stdout.splitlines()
+                  if l.strip()]
+        logged_ids = {e["data"]["recipe_id"] for e in logged}
+        titles = [e["data"]["title"] for e in logged]
+        for k in acked_keyed:
+            self.assertEqual(titles.count(self.body_of(recipes, k)["title"]), 1, k)
+        twice = [k for k in unknown_keyed if titles.count(self.body_of(recipes, k)["title"]) != 1]
+        for k in unknown_keyed:
+            self.assertGreaterEqual(titles.count(self.body_of(recipes, k)["title"]), 1, k)
+        sys.stderr.write("in-flight keyed commands retried: %d, took effect twice: %s\n"
+                         % (len(unknown_keyed), twice))
         # the write model agrees with the log: version 1 of acknowledged recipes, the session
         after = []
         for a in acked[:: max(1, len(acked) // 20)]:
