@@ -14,11 +14,12 @@
 #  5. peak RSS (VmHWM) of each daemon.
 #
 # usage: tests/bench/run-throughput-bench.sh [--events N] [--data FILE] [--duration S]
-#            [--build DIR] [--skip-ingest]
+#            [--build DIR] [--skip-ingest | --ingest-only]
 #   --events N     log size for steps 1-3 (default 1000000)
 #   --duration S   seconds of each wrk run (default 10)
 #   --data FILE    recipes for the log (default ../shared/data/recipes.jsonl, read in place)
 #   --skip-ingest  steps 1-3 and the projector's RSS only
+#   --ingest-only  steps 4-5 only (the command API's figures)
 # Needs wrk and nginx (deploy/install-deps.sh). PostgreSQL comes from pg_virtualenv.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -28,6 +29,7 @@ DATA=$(realpath -m "$ROOT/../shared/data/recipes.jsonl")
 EVENTS=1000000
 DURATION=10
 SKIP_INGEST=
+INGEST_ONLY=
 while [ $# -gt 0 ]; do
     case "$1" in
     --events) EVENTS=$2; shift 2 ;;
@@ -35,7 +37,8 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --build) BUILD=$(realpath -m "$2"); shift 2 ;;
     --skip-ingest) SKIP_INGEST=1; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --ingest-only) INGEST_ONLY=1; shift ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run-throughput-bench.sh: unknown argument \"$1\"" >&2; exit 2 ;;
     esac
 done
@@ -49,7 +52,7 @@ if [ -z "${SP_BENCH_IN_PG:-}" ]; then
     [ -r "$DATA" ] || { echo "run-throughput-bench.sh: cannot read --data \"$DATA\"" >&2; exit 2; }
     bench_build_missing --all stockpot-command-api stockpot-projector stockpot-replay stockpot-loggen
     bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --build "$BUILD" \
-        ${SKIP_INGEST:+--skip-ingest}
+        ${SKIP_INGEST:+--skip-ingest} ${INGEST_ONLY:+--ingest-only}
 fi
 
 bench_stack_init throughput
@@ -70,6 +73,7 @@ declare -A RSS=()
 bench_print_machine
 echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min); wrk $(wrk --version 2>&1 | head -1 | cut -d' ' -f2); $("$NGINX" -v 2>&1)"
 
+bulk_steps() {
 echo "== 1. log: stockpot-loggen --events $EVENTS"
 t0=$(now_s)
 "$BIN/stockpot-loggen" --events "$EVENTS" --recipes "$DATA" --days 60 >"$TMP/loggen.json"
@@ -131,6 +135,10 @@ REBUILD_S=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(s
 REBUILD_RATE=$(rate "$EVENTS" "$REBUILD_S")
 echo "rebuild pg: $REBUILD_S s, $REBUILD_RATE events/s = $(pct "$REBUILD_RATE" "$COPY_RATE") of COPY (target >= 15%)"
 
+}
+if [ -z "$INGEST_ONLY" ]; then
+    bulk_steps
+fi
 if [ -n "$SKIP_INGEST" ]; then
     echo "== 5. peak RSS (VmHWM)"
     echo "stockpot-projector (catch-up of $EVENTS events): ${RSS[projector]}"
@@ -214,7 +222,7 @@ done
 RSS[command]=$(hwm "${PIDS[command]}")
 
 echo "== 5. peak RSS (VmHWM)"
-echo "stockpot-projector (catch-up of $EVENTS events): ${RSS[projector]}"
+[ -n "$INGEST_ONLY" ] || echo "stockpot-projector (catch-up of $EVENTS events): ${RSS[projector]}"
 echo "stockpot-command-api (ingest runs): ${RSS[command]}"
 echo "targets: rebuild pg >= 15% and live catch-up >= 10% of COPY rows/s;" \
     "POST /recipes >= 50% of nginx at 256 connections (p99 <= 20 ms) and >= 25% at 16"
