@@ -51,16 +51,35 @@ void cmd__hmac_sha256(
     SP_ASSERT(md != NULL && md_len == 32);
 }
 
-void cmd__sha256_hex(const void *data, size_t len, char *out)
+void cmd__hex32(const unsigned char *in, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[32];
-    cmd__sha256(data, len, md);
     for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
     }
     out[64] = '\0';
+}
+
+int cmd__unhex32(const char *in, unsigned char *out)
+{
+    if (strlen(in) != 64)
+        return SP_EINVAL;
+    for (size_t i = 0; i < 64; i++) {
+        char c = in[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return SP_EINVAL;
+        out[i / 2] = (unsigned char)(i % 2 ? (out[i / 2] | v) : v << 4);
+    }
+    return 0;
+}
+
+void cmd__sha256_hex(const void *data, size_t len, char *out)
+{
+    unsigned char md[32];
+    cmd__sha256(data, len, md);
+    cmd__hex32(md, out);
 }
 
 int cmd__password_hash(const struct cmd__argon2 *p,

@@ -27,6 +27,15 @@ struct cmd__argon2 {
 /** Fill @p out with @p n bytes from getrandom(2). @return 0 or -errno. */
 SP_MUST_CHECK int cmd__random(void *out, size_t n);
 
+/** Lower-case hex of the 32 bytes at @p in into @p out (65 bytes, NUL-terminated). */
+void cmd__hex32(const unsigned char *in, char *out);
+
+/**
+ * The 32 bytes of @p in, 64 lower-case hex digits (as cmd__hex32 writes), into @p out.
+ * @return 0; SP_EINVAL for another length or a character that is not [0-9a-f].
+ */
+SP_MUST_CHECK int cmd__unhex32(const char *in, unsigned char *out);
+
 /** Lower-case hex SHA-256 of @p len bytes into @p out (65 bytes). */
 void cmd__sha256_hex(const void *data, size_t len, char *out);
 

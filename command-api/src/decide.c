@@ -10,6 +10,7 @@
 
 #include "app_priv.h"
 
+#include "sp/alloc.h"
 #include "sp/jwt.h"
 #include "sp/log.h"
 #include "sp/time.h"
@@ -115,6 +116,12 @@ static int emit(struct cmd_app *app,
     c->n_evs++;
     if (c->dev_time)
         ev->time_us = c->dev_time_us;
+    if (c->idem_on) { /* so catch-up can rebuild the idempotency answer (wm.h) */
+        char fp[65];
+        cmd__hex32(c->idem_fp, fp);
+        ev->idempotency_key = sp_xstrdup(c->idem_key);
+        ev->idempotency_fp = sp_xstrdup(fp);
+    }
     /* Validation let the request through, so its event must match the schema: if not,
      * that is our bug, and the event is never appended (500). */
     if ((rc = es_event_check(ev, NULL, &eb)) != 0) {

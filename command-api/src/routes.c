@@ -150,16 +150,6 @@ static json_t *anon_body(struct cmd_app *app, struct sp_http_req *req, valid_fn 
     return refuse_if_broken(app, req) ? NULL : valid_body(req, valid);
 }
 
-static void hex32(const unsigned char *in, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* c->idem_fp = HMAC over (kind, target, raw body); c->idem_key = the scoped record key. */
 static void idem_scope(struct cmd_app *app, struct cmd__command *c, const char *key)
 {
@@ -181,7 +171,7 @@ static void idem_scope(struct cmd_app *app, struct cmd__command *c, const char *
         if (sp_buf_add(&b, c->idem_fp, sizeof(c->idem_fp)) != 0 || sp_buf_adds(&b, key) != 0)
             SP_ASSERT(!"unbounded buffer refused an append");
         cmd__hmac_sha256(app->idem_hmac_key, sizeof(app->idem_hmac_key), b.data, b.len, anon);
-        hex32(anon, anon_hex);
+        cmd__hex32(anon, anon_hex);
         snprintf(c->idem_key, sizeof(c->idem_key), "a:%s", anon_hex);
     }
     sp_buf_release(&b);

@@ -28,8 +28,10 @@
  * write model is a fold of it). What the log does not hold, the idempotency answers, is
  * synced at once: a batch that stores any calls cmd__wm_sync before it is answered.
  * After a crash between the log append of a batch and the write model commit of that
- * batch, catch-up refolds the batch's events, but that batch's idempotency records are
- * lost (they are not in the log). See cmd/app.h.
+ * batch (or a failed commit), catch-up refolds the batch's events, and with them the
+ * batch's idempotency answers: every event of a command sent with an Idempotency-Key
+ * carries the record key and fingerprint (es_event's idempotency_key / idempotency_fp),
+ * and the answer is made again from the event (wm.c idem_rebuild). See cmd/app.h.
  *
  * Format: meta "format" = CMD__WM_FORMAT. A write model of another (or no) format, or one
  * folded from another log (meta "log"; absent = "lmdb", as every write model before the

@@ -431,6 +431,65 @@ static void test_idempotency_key(void **state)
     json_decref(t);
 }
 
+/*
+ * The write model's commit of a batch fails after its events are durable (the same state
+ * a kill -9 between the log append and that commit leaves): the clients were answered,
+ * the catch-up refolds the batch from the log, and the idempotency answers come back
+ * from the events' idempotencykey/idempotencyfp, so a retry with the same key answers as
+ * the first time and appends nothing, for each command that takes a key.
+ */
+static void test_idempotency_after_failed_commit(void **state)
+{
+    struct cmd_test_fx *fx = *state;
+    json_t *r1 = NULL, *r2 = NULL, *t;
+    char auth[1024];
+    const char *h_reg[] = {"Idempotency-Key: reg-1", NULL};
+
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h_reg,
+                                   "{\"username\":\"lostwm\",\"email\":\"lostwm@example.org\","
+                                   "\"password\":\"correct horse\"}",
+                                   &r1),
+                     201);
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h_reg,
+                                   "{\"username\":\"lostwm\",\"email\":\"lostwm@example.org\","
+                                   "\"password\":\"correct horse\"}",
+                                   &r2),
+                     201);
+    assert_true(json_equal(r1, r2));
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    json_decref(r1), json_decref(r2);
+
+    t = login(fx, "lostwm");
+    bearer(t, auth, sizeof(auth));
+    const char *h[] = {auth, "Idempotency-Key: create-1", NULL};
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r1), 201);
+    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
+    assert_string_equal(cmd_test_jstr(r1, "recipe_id"), cmd_test_jstr(r2, "recipe_id"));
+    assert_true(json_equal(r1, r2)); /* recipe_id, version and position */
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    json_decref(r2);
+    /* the key is still bound to its first request */
+    assert_int_equal(
+        cmd_test_call(fx, "POST", "/recipes", h,
+                      "{\"title\":\"other\",\"ingredients\":[\"a\"],\"steps\":[\"b\"]}", &r2),
+        422);
+    json_decref(r1), json_decref(r2);
+
+    const char *h_out[] = {auth, "Idempotency-Key: logout-1", NULL};
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/logout", h_out, NULL, &r1), 200);
+    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", "/auth/logout", h_out, NULL, &r2), 200);
+    assert_true(json_equal(r1, r2));
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    json_decref(r1), json_decref(r2);
+    json_decref(t);
+}
+
 /* Raw connection to the app with one full request written. */
 static int raw_send(int port, const char *body)
 {
@@ -992,6 +1051,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_operator_role, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_recipe_lifecycle, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_after_failed_commit, setup,
+                                        cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_username, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_restart_rebuilds_write_model, setup,
                                         cmd_test_teardown),

@@ -38,6 +38,8 @@ void es_event_release(struct es_event *ev)
     free(ev->actor);
     free(ev->correlation_id);
     free(ev->causation_id);
+    free(ev->idempotency_key);
+    free(ev->idempotency_fp);
     free(ev->wire);
     json_decref(ev->data);
     es_event_init(ev);
@@ -220,6 +222,8 @@ static int envelope_write(const struct es_event *ev, struct sp_buf *out, struct 
         (rc = put_str(out, "actor", ev->actor, false, eb)) ||
         (rc = put_str(out, "correlationid", ev->correlation_id, false, eb)) ||
         (rc = put_str(out, "causationid", ev->causation_id, false, eb)) ||
+        (rc = put_str(out, "idempotencykey", ev->idempotency_key, false, eb)) ||
+        (rc = put_str(out, "idempotencyfp", ev->idempotency_fp, false, eb)) ||
         (rc = sp_buf_adds(out, ",\"data\":")))
         return rc;
     struct dump_ctx ctx = {out, 0};
@@ -334,6 +338,8 @@ static const struct str_attr str_attrs[] = {
     {"actor", offsetof(struct es_event, actor), false},
     {"correlationid", offsetof(struct es_event, correlation_id), false},
     {"causationid", offsetof(struct es_event, causation_id), false},
+    {"idempotencykey", offsetof(struct es_event, idempotency_key), false},
+    {"idempotencyfp", offsetof(struct es_event, idempotency_fp), false},
 };
 
 static int decode_attrs(json_t *root, struct es_event *ev, struct sp_errbuf *eb)

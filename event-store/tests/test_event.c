@@ -348,6 +348,12 @@ static char *jansson_encoding(const struct es_event *ev)
                          0);
     if (ev->causation_id != NULL)
         assert_int_equal(json_object_set_new(obj, "causationid", json_string(ev->causation_id)), 0);
+    if (ev->idempotency_key != NULL)
+        assert_int_equal(
+            json_object_set_new(obj, "idempotencykey", json_string(ev->idempotency_key)), 0);
+    if (ev->idempotency_fp != NULL)
+        assert_int_equal(json_object_set_new(obj, "idempotencyfp", json_string(ev->idempotency_fp)),
+                         0);
     assert_int_equal(json_object_set(obj, "data", ev->data), 0);
     text = json_dumps(obj, JSON_COMPACT);
     assert_non_null(text);
@@ -395,6 +401,8 @@ static void check_encoding(const struct es_event *ev)
     assert_str_or_null_equal(back.actor, ev->actor);
     assert_str_or_null_equal(back.correlation_id, ev->correlation_id);
     assert_str_or_null_equal(back.causation_id, ev->causation_id);
+    assert_str_or_null_equal(back.idempotency_key, ev->idempotency_key);
+    assert_str_or_null_equal(back.idempotency_fp, ev->idempotency_fp);
     assert_true(json_equal(back.data, ev->data));
     assert_null(back.wire);
     es_event_release(&back);
@@ -430,6 +438,15 @@ static void test_encode_matches_jansson(void **state)
     ev.causation_id = strdup("01890a5d-ac96-774b-bcce-b302099a8057");
     assert_non_null(ev.causation_id);
     check_encoding(&ev);
+    /* and a command's idempotency key and fingerprint, after the causation id */
+    ev.idempotency_key = strdup("u:7301234567890:import-12");
+    ev.idempotency_fp = strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    assert_non_null(ev.idempotency_key);
+    assert_non_null(ev.idempotency_fp);
+    check_encoding(&ev);
+    free(ev.idempotency_key);
+    free(ev.idempotency_fp);
+    ev.idempotency_key = ev.idempotency_fp = NULL;
     /* only the causation id */
     free(ev.actor);
     free(ev.correlation_id);

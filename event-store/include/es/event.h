@@ -43,10 +43,18 @@ struct es_event {
     char *actor;                  /* user id or NULL */
     char *correlation_id;         /* request id or NULL */
     char *causation_id;           /* causing event id or NULL */
-    json_t *data;                 /* payload object; one owned reference */
-    struct es_position pos;       /* set when read from a log; {-1,-1} otherwise */
-    char *wire;                   /* owned encoding kept by es_event_seal, or NULL */
-    size_t wire_len;              /* its length, bytes */
+    /*
+     * Extensions "idempotencykey" and "idempotencyfp": the command's scoped
+     * Idempotency-Key record key and the hex HMAC-SHA256 fingerprint of its request, on
+     * every event of a command sent with an Idempotency-Key, so the command API can
+     * rebuild the idempotency answer from the log (command-api/src/wm.h); NULL otherwise.
+     */
+    char *idempotency_key;
+    char *idempotency_fp;
+    json_t *data;           /* payload object; one owned reference */
+    struct es_position pos; /* set when read from a log; {-1,-1} otherwise */
+    char *wire;             /* owned encoding kept by es_event_seal, or NULL */
+    size_t wire_len;        /* its length, bytes */
 };
 
 /** Initialise an empty event (all NULL, pos = {-1,-1}). */
@@ -77,7 +85,8 @@ SP_MUST_CHECK int es_event_make(struct es_event *ev,
 /**
  * Encode as compact CloudEvents JSON appended to @p out, keys in this order: specversion,
  * id, source, type, subject, time, datacontenttype, dataschema, stream, streamversion,
- * actor, correlationid, causationid (the last three only when set), data. Text is UTF-8,
+ * actor, correlationid, causationid, idempotencykey, idempotencyfp (the last five only
+ * when set), data. Text is UTF-8,
  * not \u-escaped. On error @p out is unchanged.
  * @return 0; SP_EINVAL if a required attribute is missing; SP_ETOOBIG from @p out's cap.
  */
