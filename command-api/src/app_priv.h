@@ -133,6 +133,7 @@ struct cmd_app {
     struct cmd__queue queue;   /* mu */
     struct cmd__queue done;    /* mu */
     bool busy;                 /* mu: the committer holds a batch */
+    bool released;             /* committer: this batch's answers went to @done early */
     bool stop;                 /* mu: the committer exits once @queue is empty */
     bool kick;                 /* mu: retry the write model catch-up now (while broken) */
     pthread_t committer;       /* valid while committer_on */

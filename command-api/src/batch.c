@@ -371,7 +371,49 @@ static int refold_unsure(struct cmd_app *app, size_t n_evs, struct sp_errbuf *eb
     return 0;
 }
 
-/* Append the batch's events and commit the write model; on failure answer 503. */
+/* Committer thread: wake the loop's done_ev. */
+static void wake_loop(struct cmd_app *app)
+{
+    uint64_t one = 1;
+    while (write(app->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* Committer thread: hand app->batch[0..n) to the loop to be answered; once per batch. */
+static void release(struct cmd_app *app, size_t n)
+{
+    pthread_mutex_lock(&app->mu);
+    for (size_t i = 0; i < n; i++)
+        TAILQ_INSERT_TAIL(&app->done, app->batch[i], link);
+    pthread_mutex_unlock(&app->mu);
+    app->released = true;
+    wake_loop(app);
+}
+
+/*
+ * Does the batch hold a command whose effect the loop thread reads from the write model
+ * (login reads users and password hashes, /auth/validate reads sessions)? Such a batch is
+ * answered only after the write model commit, so a client that registered or logged in
+ * can log in or validate at once.
+ */
+static bool reads_own_writes(const struct cmd_app *app, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        enum cmd__kind k = app->batch[i]->kind;
+        if (app->batch[i]->n_evs > 0 &&
+            (k == CMD_REGISTER || k == CMD_LOGIN || k == CMD_REFRESH || k == CMD_LOGOUT))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Append the batch's events and commit the write model; on failure answer 503. Once the
+ * append is durable and the answers are final, a batch that stores no idempotency answer
+ * and that the loop does not read back is answered before the write model commit (the
+ * write model is a fold of the log: if its commit fails or the process dies, catch-up
+ * refolds the batch), which takes the write model's flush off the clients' latency.
+ */
 static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_evs)
 {
     struct sp_errbuf eb = {0};
@@ -389,6 +431,9 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
     }
     sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
     rc = finish_batch(app, txn, n, &idem);
+    bool early = rc == 0 && !idem && !reads_own_writes(app, n);
+    if (early)
+        release(app, n); /* durable in the log: answer while the write model commits */
     rc = rc == 0 ? wm_commit(app, txn) : (mdb_txn_abort(txn), rc);
     /* idempotency answers are not in the log: durable before anyone is answered */
     if (rc == 0 && idem && cmd__wm_sync(app->wm) != 0)
@@ -491,6 +536,10 @@ static void decide_batch(struct cmd_app *app, size_t n)
     int64_t t0_us = sp_time_mono_us();
     MDB_txn *txn = NULL;
 
+    /* counted first: the answers may go out before this function returns (release) */
+    sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
+    sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
+    sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);
     if (app->fenced) {
         for (size_t i = 0; i < n; i++)
             fail_internal(app->batch[i], 503, "unavailable", CMD__FENCED_DETAIL);
@@ -506,19 +555,8 @@ static void decide_batch(struct cmd_app *app, size_t n)
                 app->ev_ptrs[n_evs++] = &app->batch[i]->evs[e];
         commit_batch(app, txn, n, n_evs);
     }
-    sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
-    sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
-    sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);
     sp_metrics_observe(app->metrics, "stockpot_group_commit_seconds", "",
                        (double)(sp_time_mono_us() - t0_us) / 1e6);
-}
-
-/* Committer thread: wake the loop's done_ev. */
-static void wake_loop(struct cmd_app *app)
-{
-    uint64_t one = 1;
-    while (write(app->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
 }
 
 /*
@@ -567,15 +605,17 @@ static void *committer_main(void *ud)
             app->batch[n++] = c;
         }
         app->busy = true;
+        app->released = false;
         pthread_mutex_unlock(&app->mu);
         decide_batch(app, n);
         pthread_mutex_lock(&app->mu);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !app->released; i++)
             TAILQ_INSERT_TAIL(&app->done, app->batch[i], link);
         app->busy = false;
         if (TAILQ_EMPTY(&app->queue))
             pthread_cond_broadcast(&app->idle_cv);
-        wake_loop(app);
+        if (!app->released)
+            wake_loop(app);
     }
     pthread_mutex_unlock(&app->mu);
     return NULL;

@@ -603,6 +603,7 @@ static void test_wm_commit_and_catch_up_fail(void **state)
     assert_int_equal(put_title(fx, auth, path, 1, &r), 200);
     assert_int_equal(json_integer_value(json_object_get(r, "version")), 2);
     json_decref(r);
+    await_ready(fx, 503); /* the answer may come before the write model commit fails */
     assert_int_equal(readyz(fx, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "write model is behind the log"));
     assert_true(cmd_test_metric(fx, "stockpot_writemodel_broken", "") == 1);
