@@ -17,6 +17,9 @@
 #            [--build DIR] [--skip-ingest | --ingest-only]
 #   --events N     log size for steps 1-3 (default 1000000)
 #   --duration S   seconds of each wrk run (default 10)
+#   --repeat N     ingest: N rounds of (POST /recipes, nginx) per connection count,
+#                  alternating, each figure the median of its N runs (default 3): the
+#                  machines are shared and one 10 s run moves by a third
 #   --data FILE    recipes for the log (default ../shared/data/recipes.jsonl, read in place)
 #   --skip-ingest  steps 1-3 and the projector's RSS only
 #   --ingest-only  steps 4-5 only (the command API's figures)
@@ -28,6 +31,7 @@ set -euo pipefail
 DATA=$(realpath -m "$ROOT/../shared/data/recipes.jsonl")
 EVENTS=1000000
 DURATION=10
+REPEAT=3
 SKIP_INGEST=
 INGEST_ONLY=
 while [ $# -gt 0 ]; do
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --events) EVENTS=$2; shift 2 ;;
     --data) DATA=$(realpath "$2"); shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
     --build) BUILD=$(realpath -m "$2"); shift 2 ;;
     --skip-ingest) SKIP_INGEST=1; shift ;;
     --ingest-only) INGEST_ONLY=1; shift ;;
@@ -51,7 +56,7 @@ if [ -z "${SP_BENCH_IN_PG:-}" ]; then
     done
     [ -r "$DATA" ] || { echo "run-throughput-bench.sh: cannot read --data \"$DATA\"" >&2; exit 2; }
     bench_build_missing --all stockpot-command-api stockpot-projector stockpot-replay stockpot-loggen
-    bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --build "$BUILD" \
+    bench_reexec_in_pg --events "$EVENTS" --data "$DATA" --duration "$DURATION" --repeat "$REPEAT" --build "$BUILD" \
         ${SKIP_INGEST:+--skip-ingest} ${INGEST_ONLY:+--ingest-only}
 fi
 
@@ -145,7 +150,7 @@ if [ -n "$SKIP_INGEST" ]; then
     exit 0
 fi
 
-echo "== 4. ingest: POST /recipes against nginx serving a static file of the same size (wrk, $DURATION s each)"
+echo "== 4. ingest: POST /recipes against nginx serving a static file of the same size (wrk, $DURATION s each, median of $REPEAT alternating runs)"
 export STOCKPOT_LOG_DIR=$TMP/ingest-log STOCKPOT_WRITEMODEL_DIR=$TMP/ingest-wm
 mkdir -p "$STOCKPOT_LOG_DIR" "$STOCKPOT_WRITEMODEL_DIR"
 start command
@@ -213,9 +218,19 @@ print("%.0f %.2f %.2f %s" % (rps, pct["50"], pct["99"], bad.group(1) if bad else
 EOF
 }
 printf '%-12s %14s %12s %12s %12s %14s %12s %8s\n' connections "POST /recipes" p50_ms p99_ms non2xx "nginx static" p99_ms ratio
+# median COLUMN < lines -> the median of that column (1-based)
+median() { python3 -c 'import statistics, sys; c = int(sys.argv[1]) - 1
+m = statistics.median(float(l.split()[c]) for l in sys.stdin if l.strip())
+print(("%.2f" % m).rstrip("0").rstrip("."))' "$1"; }
 for c in 16 64 256; do
-    read -r s_rps s_p50 s_p99 s_bad <<<"$(wrk_run "http://127.0.0.1:$STOCKPOT_COMMAND_PORT/recipes" "$c" "$TMP/post.lua")"
-    read -r n_rps _ n_p99 _ <<<"$(wrk_run "http://127.0.0.1:$NGINX_PORT/recipe.json" "$c")"
+    : >"$TMP/runs-s" && : >"$TMP/runs-n"
+    for _ in $(seq "$REPEAT"); do
+        wrk_run "http://127.0.0.1:$STOCKPOT_COMMAND_PORT/recipes" "$c" "$TMP/post.lua" >>"$TMP/runs-s"
+        wrk_run "http://127.0.0.1:$NGINX_PORT/recipe.json" "$c" >>"$TMP/runs-n"
+    done
+    s_rps=$(median 1 <"$TMP/runs-s"); s_p50=$(median 2 <"$TMP/runs-s"); s_p99=$(median 3 <"$TMP/runs-s")
+    s_bad=$(awk '{n += $4} END {print n}' "$TMP/runs-s")
+    n_rps=$(median 1 <"$TMP/runs-n"); n_p99=$(median 3 <"$TMP/runs-n")
     printf '%-12s %14s %12s %12s %12s %14s %12s %8s\n' "$c" "$s_rps/s" "$s_p50" "$s_p99" "$s_bad" \
         "$n_rps/s" "$n_p99" "$(pct "$s_rps" "$n_rps")"
 done
