@@ -27,7 +27,8 @@ static bool ready_cb(void *ud, struct sp_buf *why)
 
 /*
  * The idempotency fingerprint key: HMAC-SHA256 keyed with the write model's random
- * secret over jwt.secret, so neither the write model files nor the config alone give it.
+ * secret over jwt.secret, so neither the write model files nor the config alone give it;
+ * and its id, which the events of keyed commands carry with their fingerprint.
  */
 static void derive_idem_key(struct cmd_app *app)
 {
@@ -39,6 +40,10 @@ static void derive_idem_key(struct cmd_app *app)
         SP_ASSERT(!"unbounded buffer refused an append");
     cmd__hmac_sha256(cmd__wm_secret(app->wm), CMD__WM_SECRET_LEN, b.data, b.len,
                      app->idem_hmac_key);
+    char hex[65];
+    cmd__sha256_hex(app->idem_hmac_key, sizeof(app->idem_hmac_key), hex);
+    snprintf(app->idem_kid, sizeof(app->idem_kid), "%.*s", CMD__IDEM_KID_LEN, hex);
+    cmd__wm_set_idem_kid(app->wm, app->idem_kid);
     sp_buf_release(&b);
 }
 

@@ -97,7 +97,9 @@ struct cmd__command {
 
 /*
  * Test seams, set only by command-api's own tests (all zero in production), from the
- * test thread while the app's loop is not running.
+ * test thread while the app's loop is not running and the committer is idle
+ * (cmd__committer_wait_idle; the next hand-over's mutex orders the write before the
+ * committer's reads).
  */
 struct cmd__hooks {
     int64_t (*next_id)(void *ud); /* entity id generator; NULL = the Snowflake one */
@@ -171,7 +173,8 @@ struct cmd_app {
      */
     bool *unsure;
     int32_t n_parts;
-    unsigned char idem_hmac_key[32]; /* fingerprint key, see cmd/app.h */
+    unsigned char idem_hmac_key[32];      /* fingerprint key, see cmd/app.h */
+    char idem_kid[CMD__IDEM_KID_LEN + 1]; /* its id: hex of SHA-256(key)'s first 8 bytes */
     struct cmd__hooks hooks;
     unsigned char jwt_key[256];
     size_t jwt_key_len;
@@ -206,6 +209,13 @@ SP_MUST_CHECK int cmd__committer_start(struct cmd_app *app);
  * appended and committed them all, and answer them (drain and shutdown).
  */
 void cmd__flush_all(struct cmd_app *app);
+
+/**
+ * Wait until the committer has nothing queued and holds no batch (its last batch is
+ * committed). Any thread but the committer; the loop must not hand over more meanwhile
+ * (tests call it with the loop stopped, before changing struct cmd__hooks).
+ */
+void cmd__committer_wait_idle(struct cmd_app *app);
 
 /** Loop thread: flush everything, then stop and join the committer. No-op if not started. */
 void cmd__committer_stop(struct cmd_app *app);

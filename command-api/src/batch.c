@@ -72,6 +72,13 @@ void cmd__command_free(struct cmd__command *c)
 
 void cmd__enqueue(struct cmd_app *app, struct cmd__command *c)
 {
+    if (!app->ready) { /* draining: nothing new may be in flight when the loop exits */
+        sp_http_add_header(c->req, "Retry-After", "1");
+        sp_http_reply_problem(c->req, 503, "unavailable",
+                              "command-api is shutting down; retry later", NULL);
+        cmd__command_free(c);
+        return;
+    }
     TAILQ_INSERT_TAIL(&app->pending, c, link);
     event_active(app->flush_ev, EV_TIMEOUT, 1);
 }
@@ -675,15 +682,20 @@ int cmd__committer_start(struct cmd_app *app)
     return 0;
 }
 
+void cmd__committer_wait_idle(struct cmd_app *app)
+{
+    pthread_mutex_lock(&app->mu);
+    while (app->committer_on && (!TAILQ_EMPTY(&app->queue) || app->busy))
+        pthread_cond_wait(&app->idle_cv, &app->mu);
+    pthread_mutex_unlock(&app->mu);
+}
+
 void cmd__flush_all(struct cmd_app *app)
 {
     if (!app->committer_on)
         return;
     hand_over(app);
-    pthread_mutex_lock(&app->mu);
-    while (!TAILQ_EMPTY(&app->queue) || app->busy)
-        pthread_cond_wait(&app->idle_cv, &app->mu);
-    pthread_mutex_unlock(&app->mu);
+    cmd__committer_wait_idle(app);
     answer_done(app);
 }
 

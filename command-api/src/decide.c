@@ -117,8 +117,9 @@ static int emit(struct cmd_app *app,
     if (c->dev_time)
         ev->time_us = c->dev_time_us;
     if (c->idem_on) { /* so catch-up can rebuild the idempotency answer (wm.h) */
-        char fp[65];
-        cmd__hex32(c->idem_fp, fp);
+        char hex[65], fp[CMD__IDEM_KID_LEN + 66];
+        cmd__hex32(c->idem_fp, hex);
+        snprintf(fp, sizeof(fp), "%s:%s", app->idem_kid, hex);
         ev->idempotency_key = sp_xstrdup(c->idem_key);
         ev->idempotency_fp = sp_xstrdup(fp);
     }

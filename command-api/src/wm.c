@@ -41,7 +41,13 @@ struct cmd__wm {
     MDB_env *env;
     MDB_dbi dbi[WM_NTABLES];
     unsigned char secret[CMD__WM_SECRET_LEN]; /* meta "idem_secret" */
+    char idem_kid[CMD__IDEM_KID_LEN + 1];     /* cmd__wm_set_idem_kid; "" = rebuild nothing */
 };
+
+void cmd__wm_set_idem_kid(struct cmd__wm *wm, const char *kid)
+{
+    snprintf(wm->idem_kid, sizeof(wm->idem_kid), "%s", kid);
+}
 
 #define WM_CATCHUP_BATCH 1024
 #define WM_DIGEST_LEN    32 /* name and email keys: SHA-256 */
@@ -801,21 +807,37 @@ int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, s
  * Store the idempotency answer of the command that made @p ev, read back from the log
  * (the event carries the command's key and fingerprint): what batch.c stored when it
  * answered, for a batch the write model missed (its commit failed, or the process died
- * after the log append). The answers of the commands that take an Idempotency-Key (README
- * "HTTP API"), as decide.c makes them: register (UserRegistered: 201 {user_id,
- * username}), POST /recipes (RecipeCreated: 201 {recipe_id, version}) and logout
- * (SessionRevoked: 200 {}), each with the position of the command's last event (a later
- * event of the same command overwrites the record). test_cmd_api checks them against
- * the first answers. @return 0 or SP_EDB; an event it cannot read is logged and skipped.
+ * after the log append). The answers of the commands that take an Idempotency-Key
+ * (cmd/app.h), as decide.c makes them: register (UserRegistered: 201 {user_id,
+ * username}), POST /recipes (RecipeCreated: 201 {recipe_id, version}), a comment
+ * (RecipeCommented: 201 {comment_id}) and logout (SessionRevoked: 200 {}), each with the
+ * event's position (each of these commands appends one event). A record already there is
+ * kept: a first answer never changes (a Kafka batch settled as committed after the client
+ * was told 503 and had retried is refolded later, and must not replace the retry's
+ * answer). A fingerprint made with another key (a rebuilt write model's new secret, a
+ * rotated jwt.secret) is skipped: no request could match it. test_cmd_api checks the
+ * answers against the first ones. @return 0 or SP_EDB; an event it cannot read is logged
+ * and skipped.
  */
 static int idem_rebuild(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev)
 {
     struct cmd__idem rec = {.status = 0, .body = NULL};
     json_t *body = NULL, *d = ev->data;
     char tok[32];
+    const char *fp = ev->idempotency_fp;
     int rc = 0;
-    if (cmd__unhex32(ev->idempotency_fp, rec.fingerprint) != 0)
+    if (!wm->idem_kid[0] || strlen(fp) != CMD__IDEM_KID_LEN + 65 || fp[CMD__IDEM_KID_LEN] != ':')
         goto out_skip;
+    if (memcmp(fp, wm->idem_kid, CMD__IDEM_KID_LEN) != 0)
+        return 0; /* made with another key */
+    if (cmd__unhex32(fp + CMD__IDEM_KID_LEN + 1, rec.fingerprint) != 0)
+        goto out_skip;
+    struct cmd__idem old = {.status = 0, .body = NULL};
+    rc = cmd__wm_idem_get(wm, txn, ev->idempotency_key, &old);
+    free(old.body);
+    if (rc != SP_ENOTFOUND)
+        return rc; /* 0: the first answer stays; SP_EDB */
+    rc = 0;
     switch (ev->type_id) {
     case ES_TYPE_USER_REGISTERED:
         rec.status = 201;
@@ -826,6 +848,10 @@ static int idem_rebuild(struct cmd__wm *wm, MDB_txn *txn, const struct es_event 
         rec.status = 201;
         body = json_pack("{s:O, s:I}", "recipe_id", json_object_get(d, "recipe_id"), "version",
                          (json_int_t)ev->stream_version);
+        break;
+    case ES_TYPE_RECIPE_COMMENTED:
+        rec.status = 201;
+        body = json_pack("{s:O}", "comment_id", json_object_get(d, "comment_id"));
         break;
     case ES_TYPE_SESSION_REVOKED:
         rec.status = 200;

@@ -99,6 +99,17 @@ SP_MUST_CHECK int cmd__wm_open(const char *dir,
                                struct cmd__wm **out,
                                struct sp_errbuf *eb);
 
+#define CMD__IDEM_KID_LEN 16 /* hex digits of an idempotency key id */
+
+/**
+ * Set the id of the idempotency fingerprint key in use (@p kid, CMD__IDEM_KID_LEN hex
+ * digits, copied): catch-up rebuilds an idempotency answer from an event only if the
+ * event's fingerprint was made with this key (see cmd__idem_fp_format), so a write model
+ * rebuilt with a new secret, or a rotated jwt.secret, never holds records whose
+ * fingerprints no request can match. Until it is set nothing is rebuilt.
+ */
+void cmd__wm_set_idem_kid(struct cmd__wm *wm, const char *kid);
+
 /**
  * Flush the write model to disk, the meta page of its last commit included (mdb_env_sync).
  * @return 0; SP_EDB if the flush failed.

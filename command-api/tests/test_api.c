@@ -116,10 +116,14 @@ static void await_ready(struct cmd_test_fx *fx, int want)
     fail_msg("/readyz never answered %d (last: %s)", want, body);
 }
 
-/* Change the app's test seams with its loop stopped (no data race). */
+/*
+ * Change the app's test seams with its loop stopped and its committer idle (no data race;
+ * a batch answered before its write model commit may still be committing).
+ */
 #define WITH_LOOP_STOPPED(fx, stmt)                                                                \
     do {                                                                                           \
         cmd_test_serve_stop(fx);                                                                   \
+        cmd__committer_wait_idle(fx->app);                                                         \
         stmt;                                                                                      \
         cmd_test_serve_start(fx);                                                                  \
     } while (0)
@@ -471,12 +475,26 @@ static void test_idempotency_after_failed_commit(void **state)
     assert_string_equal(cmd_test_jstr(r1, "recipe_id"), cmd_test_jstr(r2, "recipe_id"));
     assert_true(json_equal(r1, r2)); /* recipe_id, version and position */
     assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    char rid[32];
+    snprintf(rid, sizeof(rid), "%s", cmd_test_jstr(r1, "recipe_id"));
     json_decref(r2);
     /* the key is still bound to its first request */
     assert_int_equal(
         cmd_test_call(fx, "POST", "/recipes", h,
                       "{\"title\":\"other\",\"ingredients\":[\"a\"],\"steps\":[\"b\"]}", &r2),
         422);
+    json_decref(r1), json_decref(r2);
+
+    /* a comment on that recipe */
+    char cpath[96];
+    snprintf(cpath, sizeof(cpath), "/recipes/%s/comments", rid);
+    const char *h_c[] = {auth, "Idempotency-Key: comment-1", NULL};
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
+    assert_int_equal(cmd_test_call(fx, "POST", cpath, h_c, "{\"content\":\"lovely\"}", &r1), 201);
+    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", cpath, h_c, "{\"content\":\"lovely\"}", &r2), 201);
+    assert_true(json_equal(r1, r2)); /* comment_id and position */
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
     json_decref(r1), json_decref(r2);
 
     const char *h_out[] = {auth, "Idempotency-Key: logout-1", NULL};
@@ -487,6 +505,40 @@ static void test_idempotency_after_failed_commit(void **state)
     assert_true(json_equal(r1, r2));
     assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
     json_decref(r1), json_decref(r2);
+    json_decref(t);
+}
+
+/*
+ * A write model rebuilt from the log (writemodel.dir deleted) has a new secret, hence a
+ * new fingerprint key: the answers of the old key are not rebuilt from the events (no
+ * request could match their fingerprints), so the same request with the same key is a
+ * new command (201), never a 422 for an identical request.
+ */
+static void test_idempotency_after_rebuild(void **state)
+{
+    struct cmd_test_fx *fx = *state;
+    json_t *r1 = NULL, *r2 = NULL, *t;
+    char auth[1024];
+    register_user(fx, "rebuilt");
+    t = login(fx, "rebuilt");
+    bearer(t, auth, sizeof(auth));
+    const char *h[] = {auth, "Idempotency-Key: before-rebuild", NULL};
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r1), 201);
+    cmd_test_app_stop(fx);
+    cmd_test_rm_tree(fx->wm_dir);
+    cmd_test_app_start(fx);
+    json_decref(t);
+    t = login(fx, "rebuilt");
+    bearer(t, auth, sizeof(auth));
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
+    assert_string_not_equal(cmd_test_jstr(r1, "recipe_id"), cmd_test_jstr(r2, "recipe_id"));
+    json_decref(r2);
+    /* and the new answer is kept for the key */
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
+    json_t *r3 = NULL;
+    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r3), 201);
+    assert_true(json_equal(r2, r3));
+    json_decref(r1), json_decref(r2), json_decref(r3);
     json_decref(t);
 }
 
@@ -1054,6 +1106,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_after_failed_commit, setup,
                                         cmd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_after_rebuild, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_batch_same_username, setup, cmd_test_teardown),
         cmocka_unit_test_setup_teardown(test_restart_rebuilds_write_model, setup,
                                         cmd_test_teardown),

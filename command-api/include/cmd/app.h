@@ -60,13 +60,15 @@
  * access token, "u:<user id>:<key>" (same key, different request: 422); anonymous,
  * "a:" + HMAC(fingerprint, key), i.e. the key only ever matches an identical request, so
  * unrelated clients never collide and a different body is simply a new request.
- * Durability window: the records are written in the batch's write model commit, synced
- * right after the log append is synced. A crash (process or OS) between those two syncs,
- * or a failure of that commit, loses the records of that one batch while its events stay
- * in the log; catch-up refolds the events but cannot rebuild the records (the log does
- * not carry the key), so a retry of one of those commands is decided again (POST
- * /recipes: a second recipe; register: 409 as the name is taken). Rebuilding the write
- * model (writemodel.dir deleted, or a new write model format) drops every record.
+ * Durability: the records are written in the batch's write model commit, synced before
+ * the batch is answered. A crash (process or OS) between the log append and that commit,
+ * or a failure of that commit, leaves the batch's events in the log without its records;
+ * every event of a keyed command carries the record key and "<key id>:<fingerprint>"
+ * (CloudEvents extensions idempotencykey, idempotencyfp), and catch-up rebuilds the
+ * first answer from them (wm.c idem_rebuild), keeping a record already there. Rebuilding
+ * the write model (writemodel.dir deleted, a new write model format) makes a new secret,
+ * hence a new key id: the records of the old key are not rebuilt (no request could match
+ * their fingerprints), so those keys are free again.
  *
  * Stockpot-Dev-Time (mode = dev only; README "HTTP API"): an RFC 3339 UTC timestamp
  * ("2026-11-03T10:15:00Z", optionally with a fraction, truncated to µs) on a command route

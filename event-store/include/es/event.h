@@ -45,7 +45,8 @@ struct es_event {
     char *causation_id;           /* causing event id or NULL */
     /*
      * Extensions "idempotencykey" and "idempotencyfp": the command's scoped
-     * Idempotency-Key record key and the hex HMAC-SHA256 fingerprint of its request, on
+     * Idempotency-Key record key and "<key id>:<hex HMAC-SHA256 fingerprint>" of its
+     * request, on
      * every event of a command sent with an Idempotency-Key, so the command API can
      * rebuild the idempotency answer from the log (command-api/src/wm.h); NULL otherwise.
      */
