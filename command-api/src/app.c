@@ -16,7 +16,7 @@ static bool ready_cb(void *ud, struct sp_buf *why)
 {
     struct cmd_app *app = ud;
     char unusable[sizeof(app->fenced_why)];
-    bool usable = cmd__usable(app, unusable, sizeof(unusable));
+    bool usable = cmd__usable(app, unusable, sizeof(unusable), NULL);
     const char *reason = !usable ? unusable : "write model not caught up or log closed";
     if (app->ready && app->log && app->wm && usable)
         return true;

@@ -223,9 +223,9 @@ void cmd__committer_stop(struct cmd_app *app);
 /**
  * Loop thread: is the app accepting commands? false while fenced or while the write
  * model is broken (then it kicks the committer to retry the catch-up); @p why (may be
- * NULL, @p why_size bytes) gets the reason.
+ * NULL, @p why_size bytes) gets the reason, *@p fenced (may be NULL) whether fenced.
  */
-bool cmd__usable(struct cmd_app *app, char *why, size_t why_size);
+bool cmd__usable(struct cmd_app *app, char *why, size_t why_size, bool *fenced);
 
 /**
  * Decide one command inside the batch's nested txn @p txn: set c->status and either

@@ -386,7 +386,10 @@ static void wake_loop(struct cmd_app *app)
         ;
 }
 
-/* Committer thread: hand app->batch[0..n) to the loop to be answered; once per batch. */
+/*
+ * Committer thread, mu not held: hand app->batch[0..n) to the loop to be answered; once
+ * per batch (early from commit_batch, else when the batch is done).
+ */
 static void release(struct cmd_app *app, size_t n)
 {
     pthread_mutex_lock(&app->mu);
@@ -615,14 +618,12 @@ static void *committer_main(void *ud)
         app->released = false;
         pthread_mutex_unlock(&app->mu);
         decide_batch(app, n);
+        if (!app->released)
+            release(app, n);
         pthread_mutex_lock(&app->mu);
-        for (size_t i = 0; i < n && !app->released; i++)
-            TAILQ_INSERT_TAIL(&app->done, app->batch[i], link);
         app->busy = false;
         if (TAILQ_EMPTY(&app->queue))
             pthread_cond_broadcast(&app->idle_cv);
-        if (!app->released)
-            wake_loop(app);
     }
     pthread_mutex_unlock(&app->mu);
     return NULL;
@@ -712,11 +713,13 @@ void cmd__committer_stop(struct cmd_app *app)
     app->committer_on = false;
 }
 
-bool cmd__usable(struct cmd_app *app, char *why, size_t why_size)
+bool cmd__usable(struct cmd_app *app, char *why, size_t why_size, bool *fenced)
 {
     bool usable;
     pthread_mutex_lock(&app->mu);
     usable = !app->fenced && !app->broken;
+    if (fenced)
+        *fenced = app->fenced;
     if (why && why_size > 0)
         snprintf(why, why_size, "%s", app->fenced ? app->fenced_why : app->broken_why);
     if (app->broken && !app->fenced) {

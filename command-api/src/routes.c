@@ -126,12 +126,10 @@ static int authenticate(struct cmd_app *app, struct sp_http_req *req, struct sp_
  */
 static bool refuse_if_broken(struct cmd_app *app, struct sp_http_req *req)
 {
-    if (cmd__usable(app, NULL, 0))
+    bool fenced = false;
+    if (cmd__usable(app, NULL, 0, &fenced))
         return false;
     sp_http_add_header(req, "Retry-After", "1");
-    pthread_mutex_lock(&app->mu);
-    bool fenced = app->fenced;
-    pthread_mutex_unlock(&app->mu);
     if (fenced) {
         sp_http_reply_problem(req, 503, "unavailable", CMD__FENCED_DETAIL, NULL);
         return true;
