@@ -442,42 +442,41 @@ static void test_idempotency_key(void **state)
  * from the events' idempotencykey/idempotencyfp, so a retry with the same key answers as
  * the first time and appends nothing, for each command that takes a key.
  */
+/*
+ * With the next write model commit failing, send @p body to @p path with @p hdrs (its
+ * Idempotency-Key), then again: both answer @p status with the same body, and the retry
+ * appends nothing. @return the first answer (owned).
+ */
+static json_t *failed_commit_then_retry(
+    struct cmd_test_fx *fx, const char *path, const char *const *hdrs, const char *body, int status)
+{
+    json_t *r1 = NULL, *r2 = NULL;
+    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
+    assert_int_equal(cmd_test_call(fx, "POST", path, hdrs, body, &r1), status);
+    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
+    assert_int_equal(cmd_test_call(fx, "POST", path, hdrs, body, &r2), status);
+    assert_true(json_equal(r1, r2)); /* ids, version and position */
+    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
+    json_decref(r2);
+    return r1;
+}
+
 static void test_idempotency_after_failed_commit(void **state)
 {
     struct cmd_test_fx *fx = *state;
-    json_t *r1 = NULL, *r2 = NULL, *t;
-    char auth[1024];
+    json_t *r1, *r2 = NULL, *t;
+    char auth[1024], rid[32], cpath[96];
     const char *h_reg[] = {"Idempotency-Key: reg-1", NULL};
 
-    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
-    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h_reg,
-                                   "{\"username\":\"lostwm\",\"email\":\"lostwm@example.org\","
-                                   "\"password\":\"correct horse\"}",
-                                   &r1),
-                     201);
-    double before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(cmd_test_call(fx, "POST", "/auth/register", h_reg,
-                                   "{\"username\":\"lostwm\",\"email\":\"lostwm@example.org\","
-                                   "\"password\":\"correct horse\"}",
-                                   &r2),
-                     201);
-    assert_true(json_equal(r1, r2));
-    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
-    json_decref(r1), json_decref(r2);
-
+    json_decref(failed_commit_then_retry(fx, "/auth/register", h_reg,
+                                         "{\"username\":\"lostwm\",\"email\":"
+                                         "\"lostwm@example.org\",\"password\":\"correct horse\"}",
+                                         201));
     t = login(fx, "lostwm");
     bearer(t, auth, sizeof(auth));
     const char *h[] = {auth, "Idempotency-Key: create-1", NULL};
-    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
-    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r1), 201);
-    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(cmd_test_call(fx, "POST", "/recipes", h, RECIPE, &r2), 201);
-    assert_string_equal(cmd_test_jstr(r1, "recipe_id"), cmd_test_jstr(r2, "recipe_id"));
-    assert_true(json_equal(r1, r2)); /* recipe_id, version and position */
-    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
-    char rid[32];
+    r1 = failed_commit_then_retry(fx, "/recipes", h, RECIPE, 201);
     snprintf(rid, sizeof(rid), "%s", cmd_test_jstr(r1, "recipe_id"));
-    json_decref(r2);
     /* the key is still bound to its first request */
     assert_int_equal(
         cmd_test_call(fx, "POST", "/recipes", h,
@@ -486,25 +485,12 @@ static void test_idempotency_after_failed_commit(void **state)
     json_decref(r1), json_decref(r2);
 
     /* a comment on that recipe */
-    char cpath[96];
     snprintf(cpath, sizeof(cpath), "/recipes/%s/comments", rid);
     const char *h_c[] = {auth, "Idempotency-Key: comment-1", NULL};
-    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
-    assert_int_equal(cmd_test_call(fx, "POST", cpath, h_c, "{\"content\":\"lovely\"}", &r1), 201);
-    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(cmd_test_call(fx, "POST", cpath, h_c, "{\"content\":\"lovely\"}", &r2), 201);
-    assert_true(json_equal(r1, r2)); /* comment_id and position */
-    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
-    json_decref(r1), json_decref(r2);
+    json_decref(failed_commit_then_retry(fx, cpath, h_c, "{\"content\":\"lovely\"}", 201));
 
     const char *h_out[] = {auth, "Idempotency-Key: logout-1", NULL};
-    WITH_LOOP_STOPPED(fx, fx->app->hooks.fail_commits = 1);
-    assert_int_equal(cmd_test_call(fx, "POST", "/auth/logout", h_out, NULL, &r1), 200);
-    before = cmd_test_metric(fx, "stockpot_events_appended_total", "");
-    assert_int_equal(cmd_test_call(fx, "POST", "/auth/logout", h_out, NULL, &r2), 200);
-    assert_true(json_equal(r1, r2));
-    assert_true(cmd_test_metric(fx, "stockpot_events_appended_total", "") == before);
-    json_decref(r1), json_decref(r2);
+    json_decref(failed_commit_then_retry(fx, "/auth/logout", h_out, NULL, 200));
     json_decref(t);
 }
 
