@@ -6,6 +6,7 @@
 
 #include <argon2.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
 #include "auth.h"
@@ -63,15 +64,9 @@ void cmd__hex32(const unsigned char *in, char *out)
 
 int cmd__unhex32(const char *in, unsigned char *out)
 {
-    if (strlen(in) != 64)
+    size_t n = 0;
+    if (strlen(in) != 64 || OPENSSL_hexstr2buf_ex(out, 32, &n, in, '\0') != 1 || n != 32)
         return SP_EINVAL;
-    for (size_t i = 0; i < 64; i++) {
-        char c = in[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return SP_EINVAL;
-        out[i / 2] = (unsigned char)(i % 2 ? (out[i / 2] | v) : v << 4);
-    }
     return 0;
 }
 

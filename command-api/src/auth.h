@@ -31,8 +31,9 @@ SP_MUST_CHECK int cmd__random(void *out, size_t n);
 void cmd__hex32(const unsigned char *in, char *out);
 
 /**
- * The 32 bytes of @p in, 64 lower-case hex digits (as cmd__hex32 writes), into @p out.
- * @return 0; SP_EINVAL for another length or a character that is not [0-9a-f].
+ * The 32 bytes of @p in, 64 hex digits (as cmd__hex32 writes them), into @p out, by
+ * OpenSSL's OPENSSL_hexstr2buf_ex. @return 0; SP_EINVAL for another length or a
+ * character that is not a hex digit.
  */
 SP_MUST_CHECK int cmd__unhex32(const char *in, unsigned char *out);
 

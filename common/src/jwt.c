@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/crypto.h>
 
 #include "sp/alloc.h"
 #include "sp/jwt.h"
@@ -278,15 +279,6 @@ void sp_jwt_cache_free(struct sp_jwt_cache *cache)
     free(cache);
 }
 
-/* 1 if the @p n bytes at @p a and @p b are equal, in time that depends on n only. */
-static int jwt__ct_equal(const char *a, const char *b, size_t n)
-{
-    unsigned char d = 0;
-    for (size_t i = 0; i < n; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
 int sp_jwt_verify_cached(struct sp_jwt_cache *cache,
                          const char *token,
                          int64_t now_s,
@@ -298,7 +290,7 @@ int sp_jwt_verify_cached(struct sp_jwt_cache *cache,
         return sp_jwt_verify(cache->key, cache->key_len, token, now_s, out, eb);
     uint64_t h = XXH3_64bits_withSeed(token, len, cache->seed);
     struct jwt__cache_slot *s = &cache->slots[h & cache->mask];
-    if (s->len == len && s->hash == h && jwt__ct_equal(s->token, token, len)) {
+    if (s->len == len && s->hash == h && CRYPTO_memcmp(s->token, token, len) == 0) {
         if (s->claims.exp_s <= now_s) {
             s->len = 0;
             return sp_err_set(eb, SP_EAUTH, NULL, "access token has expired or has no exp");

@@ -95,9 +95,10 @@ SP_MUST_CHECK int sp_jwt_verify(const unsigned char *key,
  * one token of at most SP_JWT_CACHE_TOKEN_MAX bytes and its claims; longer tokens are
  * verified every time. A slot is chosen by XXH3-64 of the token with a random seed, so a
  * client cannot aim at another's slot, and a hit compares the whole token in constant
- * time. Only tokens that verified are kept; a hit still checks exp and iat against
- * @p now_s, so a cached token expires exactly when an uncached one would. The cache is bound to the
- * key it was made with. About (SP_JWT_CACHE_TOKEN_MAX + 128) bytes per slot.
+ * time (OpenSSL's CRYPTO_memcmp). Only tokens that verified are kept; a hit still checks
+ * exp and iat against @p now_s, so a cached token expires exactly when an uncached one
+ * would. The cache is bound to the key it was made with. About
+ * (SP_JWT_CACHE_TOKEN_MAX + 128) bytes per slot.
  */
 struct sp_jwt_cache;
 
