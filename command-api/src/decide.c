@@ -182,8 +182,7 @@ static int decide_register(struct cmd_app *app, MDB_txn *txn, struct cmd__comman
     if (rc != 0)
         return rc;
     c->user_id = uid;
-    c->status = 201;
-    c->resp = json_pack("{s:s, s:s}", "user_id", uid_s, "username", name);
+    c->status = cmd__answer_of(&c->evs[c->n_evs - 1], &c->resp);
     c->audit = "register";
     return 0;
 }
@@ -319,8 +318,7 @@ static int decide_logout(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     rc = revoke(app, txn, c, c->session_id, "logout");
     if (rc != 0)
         return rc;
-    c->status = 200;
-    c->resp = json_object();
+    c->status = cmd__answer_of(&c->evs[c->n_evs - 1], &c->resp);
     c->audit = "logout";
     return 0;
 }
@@ -362,8 +360,7 @@ static int decide_create(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
     if ((rc = emit(app, txn, c, ES_TYPE_RECIPE_CREATED, stream, true, c->user_id, data)) != 0)
         return rc;
     c->target_id = rid;
-    c->status = 201;
-    c->resp = json_pack("{s:s, s:I}", "recipe_id", rid_s, "version", (json_int_t)1);
+    c->status = cmd__answer_of(&c->evs[c->n_evs - 1], &c->resp);
     return 0;
 }
 

@@ -177,8 +177,7 @@ static int decide_comment(struct cmd_app *app, MDB_txn *txn, struct cmd__command
                              "user_id", uid_s, "content", content, "recipe_author_id", author_s));
     if (rc != 0)
         return rc;
-    c->status = 201;
-    c->resp = json_pack("{s:s}", "comment_id", cid_s);
+    c->status = cmd__answer_of(&c->evs[c->n_evs - 1], &c->resp);
     return 0;
 }
 

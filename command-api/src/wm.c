@@ -803,15 +803,42 @@ int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, s
 
 /* ---- catch-up ---- */
 
+int cmd__answer_of(const struct es_event *ev, json_t **body)
+{
+    const json_t *d = ev->data;
+    int status = 0;
+    *body = NULL;
+    switch (ev->type_id) {
+    case ES_TYPE_USER_REGISTERED:
+        status = 201;
+        *body = json_pack("{s:O, s:O}", "user_id", json_object_get(d, "user_id"), "username",
+                          json_object_get(d, "username"));
+        break;
+    case ES_TYPE_RECIPE_CREATED:
+        status = 201;
+        *body = json_pack("{s:O, s:I}", "recipe_id", json_object_get(d, "recipe_id"), "version",
+                          (json_int_t)ev->stream_version);
+        break;
+    case ES_TYPE_RECIPE_COMMENTED:
+        status = 201;
+        *body = json_pack("{s:O}", "comment_id", json_object_get(d, "comment_id"));
+        break;
+    case ES_TYPE_SESSION_REVOKED:
+        status = 200;
+        *body = json_object();
+        break;
+    default:
+        break;
+    }
+    return *body ? status : 0;
+}
+
 /*
  * Store the idempotency answer of the command that made @p ev, read back from the log
  * (the event carries the command's key and fingerprint): what batch.c stored when it
  * answered, for a batch the write model missed (its commit failed, or the process died
- * after the log append). The answers of the commands that take an Idempotency-Key
- * (cmd/app.h), as decide.c makes them: register (UserRegistered: 201 {user_id,
- * username}), POST /recipes (RecipeCreated: 201 {recipe_id, version}), a comment
- * (RecipeCommented: 201 {comment_id}) and logout (SessionRevoked: 200 {}), each with the
- * event's position (each of these commands appends one event). A record already there is
+ * after the log append): cmd__answer_of, the answer decide.c gave, with the event's
+ * position (each command that takes a key appends one event). A record already there is
  * kept: a first answer never changes (a Kafka batch settled as committed after the client
  * was told 503 and had retried is refolded later, and must not replace the retry's
  * answer). A fingerprint made with another key (a rebuilt write model's new secret, a
@@ -822,7 +849,7 @@ int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, s
 static int idem_rebuild(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev)
 {
     struct cmd__idem rec = {.status = 0, .body = NULL};
-    json_t *body = NULL, *d = ev->data;
+    json_t *body = NULL;
     char tok[32];
     const char *fp = ev->idempotency_fp;
     int rc = 0;
@@ -838,28 +865,7 @@ static int idem_rebuild(struct cmd__wm *wm, MDB_txn *txn, const struct es_event 
     if (rc != SP_ENOTFOUND)
         return rc; /* 0: the first answer stays; SP_EDB */
     rc = 0;
-    switch (ev->type_id) {
-    case ES_TYPE_USER_REGISTERED:
-        rec.status = 201;
-        body = json_pack("{s:O, s:O}", "user_id", json_object_get(d, "user_id"), "username",
-                         json_object_get(d, "username"));
-        break;
-    case ES_TYPE_RECIPE_CREATED:
-        rec.status = 201;
-        body = json_pack("{s:O, s:I}", "recipe_id", json_object_get(d, "recipe_id"), "version",
-                         (json_int_t)ev->stream_version);
-        break;
-    case ES_TYPE_RECIPE_COMMENTED:
-        rec.status = 201;
-        body = json_pack("{s:O}", "comment_id", json_object_get(d, "comment_id"));
-        break;
-    case ES_TYPE_SESSION_REVOKED:
-        rec.status = 200;
-        body = json_object();
-        break;
-    default:
-        break;
-    }
+    rec.status = cmd__answer_of(ev, &body);
     if (!body)
         goto out_skip;
     es_position_format(ev->pos, tok, sizeof(tok));

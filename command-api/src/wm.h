@@ -99,6 +99,18 @@ SP_MUST_CHECK int cmd__wm_open(const char *dir,
                                struct cmd__wm **out,
                                struct sp_errbuf *eb);
 
+/**
+ * The answer of a command that takes an Idempotency-Key (cmd/app.h), made from the one
+ * event it appended, @p ev: register (UserRegistered: 201 {user_id, username}), POST
+ * /recipes (RecipeCreated: 201 {recipe_id, version}), a comment (RecipeCommented: 201
+ * {comment_id}) and logout (SessionRevoked: 200 {}); without the position, which the
+ * batch adds. decide.c answers with it and catch-up rebuilds idempotency records with it,
+ * so the two never differ.
+ * @param[out] body owned, NULL when there is no answer
+ * @return the HTTP status; 0 for another event type or data lacking the ids.
+ */
+int cmd__answer_of(const struct es_event *ev, json_t **body);
+
 #define CMD__IDEM_KID_LEN 16 /* hex digits of an idempotency key id */
 
 /**
