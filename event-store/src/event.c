@@ -41,6 +41,7 @@ void es_event_release(struct es_event *ev)
     free(ev->idempotency_key);
     free(ev->idempotency_fp);
     free(ev->wire);
+    free(ev->data_json);
     json_decref(ev->data);
     es_event_init(ev);
 }
@@ -375,23 +376,39 @@ static int decode_attrs(json_t *root, struct es_event *ev, struct sp_errbuf *eb)
     return 0;
 }
 
-int es_event_decode(const void *json, size_t len, struct es_event *ev, struct sp_errbuf *eb)
+int es_event_decode_ex(
+    const void *json, size_t len, unsigned flags, struct es_event *ev, struct sp_errbuf *eb)
 {
     struct sp_errbuf jerr = {{0}, {0}};
+    bool keep = (flags & ES_DECODE_DATA_JSON) != 0;
+    char *text = NULL;
+    size_t text_len = 0;
     json_t *root;
     int rc;
 
     es_event_release(ev);
-    if (es__json_parse(json, len, &root, &jerr) != 0)
+    if (es__json_parse_ex(json, len, keep ? "data" : NULL, &root, keep ? &text : NULL,
+                          keep ? &text_len : NULL, &jerr) != 0)
         return sp_err_set(eb, SP_ECORRUPT, NULL, "event is not valid JSON: %s", jerr.msg);
     if (!json_is_object(root)) {
         rc = sp_err_set(eb, SP_ESCHEMA, NULL, "event is not a JSON object");
         goto out_free_root;
     }
     rc = decode_attrs(root, ev, eb);
-    if (rc)
+    if (rc) {
         es_event_release(ev);
+    } else {
+        ev->data_json = text; /* data is an object: decode_attrs checked it */
+        ev->data_json_len = text_len;
+        text = NULL;
+    }
 out_free_root:
+    free(text);
     json_decref(root);
     return rc;
+}
+
+int es_event_decode(const void *json, size_t len, struct es_event *ev, struct sp_errbuf *eb)
+{
+    return es_event_decode_ex(json, len, 0, ev, eb);
 }

@@ -1,5 +1,6 @@
 // The log's JSON parser: simdjson's DOM, built into jansson values (json_parse.h).
 // C++ only because simdjson is a C++ library; the interface is C.
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -8,7 +9,8 @@
 
 #include "json_parse.h"
 
-namespace {
+namespace
+{
 
 struct build_error {
     const char *what;
@@ -82,23 +84,51 @@ json_t *build(simdjson::dom::element e, std::string &key, build_error &err)
 
 } // namespace
 
-extern "C" int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
+extern "C" int es__json_parse_ex(const void *buf,
+                                 size_t len,
+                                 const char *key,
+                                 json_t **out,
+                                 char **text,
+                                 size_t *text_len,
+                                 struct sp_errbuf *eb)
 {
     thread_local simdjson::dom::parser parser;
-    thread_local std::string key;
+    thread_local std::string name;
     simdjson::dom::element doc;
     build_error err{nullptr};
 
     *out = nullptr;
+    if (text != nullptr) {
+        *text = nullptr;
+        *text_len = 0;
+    }
     auto error = parser.parse(static_cast<const char *>(buf), len, true).get(doc);
     if (error != simdjson::SUCCESS)
         return sp_err_set(eb, SP_ECORRUPT, nullptr, "invalid JSON: %s",
                           simdjson::error_message(error));
-    *out = build(doc, key, err);
+    *out = build(doc, name, err);
     if (*out == nullptr)
         return sp_err_set(eb, SP_ECORRUPT, nullptr, "invalid JSON: %s",
                           err.what ? err.what : "out of memory");
+    simdjson::dom::element member;
+    if (key == nullptr || text == nullptr || !doc.is_object() ||
+        doc.get_object().value_unsafe().at_key(key).get(member) != simdjson::SUCCESS)
+        return 0;
+    std::string s = simdjson::to_string(member);
+    *text = static_cast<char *>(malloc(s.size() + 1));
+    if (*text == nullptr) {
+        json_decref(*out);
+        *out = nullptr;
+        return sp_err_set(eb, SP_ECORRUPT, nullptr, "invalid JSON: out of memory");
+    }
+    memcpy(*text, s.data(), s.size() + 1);
+    *text_len = s.size();
     return 0;
+}
+
+extern "C" int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
+{
+    return es__json_parse_ex(buf, len, nullptr, out, nullptr, nullptr, eb);
 }
 
 extern "C" bool es__utf8_valid(const char *s, size_t len)

@@ -35,6 +35,25 @@ extern "C" {
  */
 int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb);
 
+/**
+ * es__json_parse, and besides, when @p key is not NULL and the document is an object with
+ * a member @p key, that member's value as compact JSON text: RFC 8259 without whitespace,
+ * strings escaped only where JSON requires it (quote, backslash, U+0000-U+001F), integers in
+ * decimal (simdjson::to_string). It is the same value as the member of *out, not
+ * necessarily its original bytes (whitespace goes, escapes may change).
+ * @param[out] text      malloc'd, NUL-terminated, the caller frees it; NULL when there is no
+ *                       such member (or @p key or @p text is NULL)
+ * @param[out] text_len  its length in bytes, without the NUL
+ * @return 0; SP_ECORRUPT as es__json_parse (and out of memory); *out and *text NULL then.
+ */
+int es__json_parse_ex(const void *buf,
+                      size_t len,
+                      const char *key,
+                      json_t **out,
+                      char **text,
+                      size_t *text_len,
+                      struct sp_errbuf *eb);
+
 /** true if the @p len bytes at @p s are valid UTF-8 (RFC 3629), by simdjson. Any thread. */
 bool es__utf8_valid(const char *s, size_t len);
 

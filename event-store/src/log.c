@@ -182,6 +182,14 @@ int es_log_wait(
 
 int es_log_record_decode(const struct es_log_record *rec, struct es_event *ev, struct sp_errbuf *eb)
 {
+    return es_log_record_decode_ex(rec, 0, ev, eb);
+}
+
+int es_log_record_decode_ex(const struct es_log_record *rec,
+                            unsigned flags,
+                            struct es_event *ev,
+                            struct sp_errbuf *eb)
+{
     int rc;
 
     if (rec->status != 0) {
@@ -189,7 +197,7 @@ int es_log_record_decode(const struct es_log_record *rec, struct es_event *ev, s
         return sp_err_set(eb, rec->status, NULL, "%s",
                           rec->error ? rec->error : "record is corrupt");
     }
-    rc = es_event_decode(rec->value, rec->value_len, ev, eb);
+    rc = es_event_decode_ex(rec->value, rec->value_len, flags, ev, eb);
     if (rc == 0)
         ev->pos = rec->pos;
     return rc;

@@ -87,6 +87,20 @@ static void test_round_trip_all_types(void **state)
         assert_string_equal(back.causation_id, "01890a5d-ac96-774b-bcce-b302099a8057");
         assert_true(json_equal(back.data, ev.data));
         assert_int_equal(back.pos.offset, -1);
+        assert_null(back.data_json); /* kept only on request */
+
+        /* ES_DECODE_DATA_JSON: the payload's text, as the encoder wrote it (compact) */
+        struct es_event kept;
+        char *dumped = json_dumps(ev.data, JSON_COMPACT);
+        es_event_init(&kept);
+        assert_int_equal(es_event_decode_ex(buf.data, buf.len, ES_DECODE_DATA_JSON, &kept, &eb), 0);
+        assert_true(json_equal(kept.data, ev.data));
+        assert_non_null(kept.data_json);
+        assert_string_equal(kept.data_json, dumped);
+        assert_int_equal(kept.data_json_len, strlen(dumped));
+        free(dumped);
+        es_event_release(&kept);
+        assert_null(kept.data_json);
 
         es_event_release(&ev);
         es_event_release(&back);

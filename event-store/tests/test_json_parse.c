@@ -73,6 +73,8 @@ static const char *const docs[] = {
     "NaN",
     "[\"\\t\\r\\n\\b\\f\\\\\\\"\"]",
     "{\"k\":[{\"k\":[{\"k\":[]}]}]}",
+    "{\"k\": \"a\\u0001\\u001f\\u2028\\ud83d\\ude00\\\"\\\\\\/\\t caf\xc3\xa9\"}",
+    "{ \"a\" : 1 , \"k\" : { \"x\" : [ true , false , null , -7 , 1.5e3 ] , \"y\" : {} } }",
     "\xef\xbb\xbf{}",
     "{\"a\" 1}",
     "{a:1}",
@@ -95,6 +97,25 @@ static int compare(const char *s, size_t len)
         char *ta = json_dumps(a, JSON_ENCODE_ANY), *tb = json_dumps(b, JSON_ENCODE_ANY);
         fail_msg("parsers read [%.*s] differently: %s vs %s", (int)len, s, ta, tb);
     }
+    if (a != NULL) { /* es__json_parse_ex's member text is the member's value */
+        json_t *c = NULL, *k = json_is_object(a) ? json_object_get(a, "k") : NULL, *back;
+        char *text = NULL;
+        size_t text_len = 0;
+        assert_int_equal(es__json_parse_ex(s, len, "k", &c, &text, &text_len, &eb), 0);
+        assert_true(json_equal(a, c));
+        if (k == NULL) {
+            assert_null(text);
+        } else {
+            assert_non_null(text);
+            assert_int_equal(strlen(text), text_len);
+            back = json_loadb(text, text_len, JSON_DECODE_ANY, &jerr);
+            if (back == NULL || !json_equal(back, k))
+                fail_msg("member text of [%.*s] is [%s]", (int)len, s, text);
+            json_decref(back);
+        }
+        free(text);
+        json_decref(c);
+    }
     json_decref(a);
     json_decref(b);
     return rc == 0;
@@ -109,6 +130,21 @@ static void test_edge_cases(void **state)
     assert_true(accepted > 10);
     /* not NUL-terminated input is read to len only */
     assert_int_equal(compare("[1]]", 3), 1);
+    /* the member text is compact, with UTF-8 as it is and only the required escapes */
+    {
+        static const char doc[] =
+            "{ \"a\" : 1 , \"k\" : { \"x\" : [ true , null , -7 ] , \"y\" : \"\\u00e9\\n\\/\" } }";
+        json_t *v = NULL;
+        char *text = NULL;
+        size_t text_len = 0;
+        assert_int_equal(es__json_parse_ex(doc, strlen(doc), "k", &v, &text, &text_len, NULL), 0);
+        assert_string_equal(text, "{\"x\":[true,null,-7],\"y\":\"\xc3\xa9\\n/\"}");
+        free(text);
+        json_decref(v);
+        assert_int_equal(es__json_parse_ex(doc, strlen(doc), "z", &v, &text, &text_len, NULL), 0);
+        assert_null(text);
+        json_decref(v);
+    }
 }
 
 static void test_mutations(void **state)

@@ -62,6 +62,7 @@ static int dead_letter(struct proj__apply *c,
  * @p perr (a corrupt record, one that does not decode, or breaks its schema). No side
  * effects but on @p ev and @p perr: runs on decoding threads. */
 static void decode_check(const struct es_log_record *rec,
+                         unsigned flags,
                          struct es_event *ev,
                          bool *poison,
                          struct sp_errbuf *perr)
@@ -72,7 +73,7 @@ static void decode_check(const struct es_log_record *rec,
                          rec->error ? rec->error : sp_strerror(rec->status));
         return;
     }
-    if (es_log_record_decode(rec, ev, perr) != 0) {
+    if (es_log_record_decode_ex(rec, flags, ev, perr) != 0) {
         char why[sizeof(perr->msg)], field[sizeof(perr->field)];
         snprintf(why, sizeof(why), "%s", perr->msg);
         snprintf(field, sizeof(field), "%s", perr->field);
@@ -83,6 +84,13 @@ static void decode_check(const struct es_log_record *rec,
     }
     if (es_event_check(ev, NULL, perr) != 0)
         *poison = true; /* perr: unknown type, or which field breaks the schema */
+}
+
+/* A PostgreSQL projection sends payloads to the server as text (pg_fold_set.c): decoding
+ * keeps it, instead of encoding ev->data again there. */
+static unsigned decode_flags(const struct proj_runner *r)
+{
+    return r->proj->store == PROJ_STORE_PG ? ES_DECODE_DATA_JSON : 0;
 }
 
 static void halt(struct proj__apply *c, const struct es_log_record *rec, const char *error)
@@ -143,7 +151,7 @@ int proj__apply_record(const struct es_log_record *rec, void *ud)
     bool poison = false;
 
     es_event_init(&ev);
-    decode_check(rec, &ev, &poison, &perr);
+    decode_check(rec, decode_flags(c->r), &ev, &poison, &perr);
     return apply_decoded(c, rec, &ev, poison, &perr, false);
 }
 
@@ -158,6 +166,7 @@ struct decoded {
 
 struct decode_slice {
     const struct proj__rec *recs;
+    unsigned flags; /* es_event_decode_ex's */
     struct decoded *out;
     size_t lo, hi;
 };
@@ -170,7 +179,7 @@ static void *decode_slice_main(void *arg)
         es_event_init(&d->ev);
         d->poison = false;
         memset(&d->perr, 0, sizeof(d->perr));
-        decode_check(&s->recs[i].rec, &d->ev, &d->poison, &d->perr);
+        decode_check(&s->recs[i].rec, s->flags, &d->ev, &d->poison, &d->perr);
     }
     return NULL;
 }
@@ -186,7 +195,7 @@ static unsigned decode_threads(size_t n)
 
 /* Decode and check recs[0..n) into out, on several threads when the batch is large (a
  * thread that cannot be started leaves its slice to the caller's thread). */
-static void decode_all(const struct proj__rec *recs, size_t n, struct decoded *out)
+static void decode_all(const struct proj__rec *recs, size_t n, unsigned flags, struct decoded *out)
 {
     unsigned t = decode_threads(n);
     pthread_t tid[PROJ_DECODE_THREADS_MAX];
@@ -194,7 +203,7 @@ static void decode_all(const struct proj__rec *recs, size_t n, struct decoded *o
     bool started[PROJ_DECODE_THREADS_MAX] = {false};
 
     for (unsigned i = 0; i < t; i++)
-        slice[i] = (struct decode_slice){recs, out, n * i / t, n * (i + 1) / t};
+        slice[i] = (struct decode_slice){recs, flags, out, n * i / t, n * (i + 1) / t};
     for (unsigned i = 1; i < t; i++)
         started[i] = pthread_create(&tid[i], NULL, decode_slice_main, &slice[i]) == 0;
     decode_slice_main(&slice[0]);
@@ -254,7 +263,7 @@ int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t
     if (n == 0)
         return 0;
     dec = sp_xcalloc(n, sizeof(*dec));
-    decode_all(recs, n, dec);
+    decode_all(recs, n, decode_flags(c->r), dec);
     if (batch_folds && (c->fatal = fold_many(c, dec, n)) != 0)
         stop = 1; /* the batch is rolled back: nothing is settled */
     for (; i < n && stop == 0; i++) {

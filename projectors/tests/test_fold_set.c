@@ -199,7 +199,10 @@ static int collect(const struct es_log_record *rec, void *ud)
     struct es_event *ev = &c->evs[c->n];
 
     es_event_init(ev);
-    assert_int_equal(es_log_record_decode(rec, ev, &eb), 0);
+    /* the runner keeps each payload's text (ES_DECODE_DATA_JSON); fold_set encodes the
+     * payload itself without it: every other event goes each way */
+    assert_int_equal(
+        es_log_record_decode_ex(rec, rec->pos.offset % 2 ? ES_DECODE_DATA_JSON : 0, ev, &eb), 0);
     assert_int_equal(es_event_check(ev, NULL, &eb), 0);
     if (proj_projection_handles(proj_pg_projection(), ev->type_id))
         c->n++;

@@ -235,4 +235,11 @@ SP_MUST_CHECK int es_log_wait(
 SP_MUST_CHECK int
 es_log_record_decode(const struct es_log_record *rec, struct es_event *ev, struct sp_errbuf *eb);
 
+/** es_log_record_decode with es_event_decode_ex's @p flags (ES_DECODE_DATA_JSON).
+ *  @return es_log_record_decode's. */
+SP_MUST_CHECK int es_log_record_decode_ex(const struct es_log_record *rec,
+                                          unsigned flags,
+                                          struct es_event *ev,
+                                          struct sp_errbuf *eb);
+
 #endif
