@@ -252,18 +252,18 @@ static int fold_many(struct proj__apply *c, struct decoded *dec, size_t n)
     return rc;
 }
 
-int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done)
+/* proj__apply_recs with recs[0..n) decoded and checked into dec[] already; frees dec. */
+static int apply_decoded_all(struct proj__apply *c,
+                             const struct proj__rec *recs,
+                             struct decoded *dec,
+                             size_t n,
+                             size_t *done)
 {
-    struct decoded *dec;
     bool batch_folds = c->r->ops->fold_many != NULL;
     size_t i = 0;
     int stop = 0;
 
     *done = 0;
-    if (n == 0)
-        return 0;
-    dec = sp_xcalloc(n, sizeof(*dec));
-    decode_all(recs, n, decode_flags(c->r), dec);
     if (batch_folds && (c->fatal = fold_many(c, dec, n)) != 0)
         stop = 1; /* the batch is rolled back: nothing is settled */
     for (; i < n && stop == 0; i++) {
@@ -275,6 +275,18 @@ int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t
         es_event_release(&dec[i].ev);
     free(dec);
     return stop;
+}
+
+int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done)
+{
+    struct decoded *dec;
+
+    *done = 0;
+    if (n == 0)
+        return 0;
+    dec = sp_xcalloc(n, sizeof(*dec));
+    decode_all(recs, n, decode_flags(c->r), dec);
+    return apply_decoded_all(c, recs, dec, n, done);
 }
 
 void proj__recs_release(struct proj__rec *recs, size_t n)
@@ -311,6 +323,92 @@ static int collect_record(const struct es_log_record *rec, void *ud)
     return 0;
 }
 
+/* ------------------------------------------------------------ read-ahead */
+
+/*
+ * The next batch of a partition, read and decoded while the one before it folds: in a
+ * catch-up or a rebuild the store (PostgreSQL's backend) and the decoding then use a core
+ * each instead of taking turns. The log is append-only, so records read ahead stay valid;
+ * a batch asked for at another place (after a halt or a failed batch) drops them.
+ */
+struct proj__ahead {
+    struct es_log *log;
+    int32_t partition;
+    int64_t from;
+    size_t max;
+    struct collect_ctx k; /* the records read */
+    int64_t next;         /* es_log_read's next offset after them */
+    struct decoded *dec;  /* [k.n], filled by the thread */
+    unsigned flags;
+    pthread_t tid;
+    bool running; /* tid is to be joined */
+};
+
+static void *ahead_main(void *arg)
+{
+    struct proj__ahead *a = arg;
+    struct decode_slice all = {a->k.recs, a->flags, a->dec, 0, a->k.n};
+
+    /* one thread: the other core is the store's */
+    decode_slice_main(&all);
+    return NULL;
+}
+
+/* Wait for @p a's decoding. */
+static void ahead_join(struct proj__ahead *a)
+{
+    if (a->running)
+        pthread_join(a->tid, NULL);
+    a->running = false;
+}
+
+void proj__ahead_free(struct proj__ahead *a)
+{
+    if (a == NULL)
+        return;
+    ahead_join(a);
+    for (size_t i = 0; a->dec != NULL && i < a->k.n; i++)
+        es_event_release(&a->dec[i].ev);
+    free(a->dec);
+    proj__recs_release(a->k.recs, a->k.n);
+    free(a->k.recs);
+    free(a);
+}
+
+/* Read @p max records of @p partition from @p from and start decoding them on a thread of
+ * their own. @return the read-ahead, or NULL (nothing to read, a read error: the batch
+ * then reads for itself). */
+static struct proj__ahead *
+ahead_start(struct proj_runner *r, struct es_log *log, int32_t partition, int64_t from, size_t max)
+{
+    struct proj__ahead *a = sp_xcalloc(1, sizeof(*a));
+    struct sp_errbuf ignored = {{0}, {0}};
+
+    a->log = log;
+    a->partition = partition;
+    a->from = a->next = from;
+    a->max = max;
+    a->flags = decode_flags(r);
+    if (es_log_read(log, partition, from, max, collect_record, &a->k, &a->next, &ignored) < 0 ||
+        a->k.n == 0) {
+        proj__ahead_free(a);
+        return NULL;
+    }
+    a->dec = sp_xcalloc(a->k.n, sizeof(*a->dec));
+    a->running = pthread_create(&a->tid, NULL, ahead_main, a) == 0;
+    if (!a->running)
+        (void)ahead_main(a);
+    return a;
+}
+
+/* Whether a batch that read @p n of @p max records should read the next one ahead: a full
+ * batch of a store that folds batches, large enough to be decoded on several cores. */
+static bool ahead_worth(const struct proj_runner *r, size_t n, size_t max)
+{
+    return r->ops->fold_many != NULL && n == max && max >= PROJ_DECODE_PARALLEL_MIN &&
+           decode_threads(max) >= 2;
+}
+
 int proj__apply_batch(struct proj_runner *r,
                       struct es_log *log,
                       int32_t partition,
@@ -333,11 +431,32 @@ int proj__apply_batch(struct proj_runner *r,
     if (r->ops->fold_many == NULL && (max < PROJ_DECODE_PARALLEL_MIN || decode_threads(max) < 2)) {
         rc = es_log_read(log, partition, from_offset, max, proj__apply_record, &c, &next, eb);
     } else {
+        struct proj__ahead *a = r->ahead;
         struct collect_ctx k = {NULL, 0, 0};
+        struct decoded *dec = NULL;
         size_t done;
-        rc = es_log_read(log, partition, from_offset, max, collect_record, &k, &next, eb);
-        if (rc == 0)
-            (void)proj__apply_recs(&c, k.recs, k.n, &done);
+
+        r->ahead = NULL;
+        if (a != NULL && a->log == log && a->partition == partition && a->from == from_offset &&
+            a->max == max) {
+            ahead_join(a);
+            k = a->k, dec = a->dec, next = a->next;
+            a->k = (struct collect_ctx){NULL, 0, 0};
+            a->dec = NULL;
+        } else {
+            rc = es_log_read(log, partition, from_offset, max, collect_record, &k, &next, eb);
+        }
+        proj__ahead_free(a);
+        if (rc == 0 && ahead_worth(r, k.n, max))
+            r->ahead = ahead_start(r, log, partition, next, max);
+        if (rc == 0 && dec == NULL && k.n > 0) {
+            dec = sp_xcalloc(k.n, sizeof(*dec));
+            decode_all(k.recs, k.n, decode_flags(r), dec);
+        }
+        if (rc == 0 && k.n > 0)
+            (void)apply_decoded_all(&c, k.recs, dec, k.n, &done);
+        else
+            free(dec);
         proj__recs_release(k.recs, k.n);
         free(k.recs);
     }

@@ -160,6 +160,7 @@ void proj_runner_free(struct proj_runner *r)
     if (r == NULL)
         return;
     proj__runner_consumer_close(r);
+    proj__ahead_free(r->ahead);
     r->ops->close(r);
     free(r->conninfo);
     free(r->vs.dir);

@@ -123,7 +123,9 @@ struct proj_runner {
     /* A PostgreSQL rebuild's batches all run in its one transaction: the store's
      * batch_end runs once, at its end (see proj_rebuild), not after each batch. */
     bool defer_batch_end;
+    bool bulk; /* a PostgreSQL rebuild's load: fold_set gets PROJ_FOLD_BULK */
     enum proj_poison_policy policy;
+    struct proj__ahead *ahead;  /* the next batch read ahead (apply.c), or NULL */
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     struct es_log *log;         /* borrowed; log mode only */
     PGconn *conn;               /* PostgreSQL store: owned; NULL when disconnected */
@@ -177,6 +179,9 @@ int proj__apply_record(const struct es_log_record *rec, void *ud);
  * @return 0; 1 if a halt or a fatal error (c->fatal) stopped it at recs[*done].
  */
 int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done);
+
+/** Drop a read-ahead batch (proj_runner.ahead): wait for its decoding, free it. NULL: no-op. */
+void proj__ahead_free(struct proj__ahead *a);
 
 /** Copy @p rec (value and error) into @p b, owned by it. */
 void proj__rec_copy(struct proj__rec *b, const struct es_log_record *rec);
