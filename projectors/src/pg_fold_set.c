@@ -77,19 +77,22 @@ static const char sql_profile_updated[] =
     "updated_at = ev.at, version = ev.v FROM ev WHERE u.id = ev.id RETURNING 1) "
     "SELECT count(*) FROM upd";
 
+#define SQL_RECIPE_CREATED_WITH                                                                    \
+    "WITH " SQL_ROWS ", r AS (INSERT INTO recipes (id, author_id, title, description, "            \
+    "ingredients, steps, tags, image_media_ids, created_at, updated_at, version, like_count, "     \
+    "comment_count) SELECT ev.id, " SQL_ID("author_id") ", ev.d->>'title', "                       \
+    "coalesce(ev.d->>'description', ''), coalesce(ev.d->'ingredients', '[]'), "                    \
+    "coalesce(ev.d->'steps', '[]'), " SQL_TEXT_SET("coalesce(ev.d->'tags', '[]')") ", "            \
+    SQL_ID_ARRAY("coalesce(ev.d->'image_media_ids', '[]')") ", ev.at, ev.at, ev.v, "               \
+    SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "                            \
+    "t AS (INSERT INTO recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "            \
+    "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "       \
+    "f AS (" SQL_FORGET_DELTAS("USING ev WHERE x.id = ev.id", SQL_RECIPE_COLS) ") "
+#define SQL_RECIPE_CREATED_DELTAS SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 FROM r")
 static const char sql_recipe_created[] =
-    "WITH " SQL_ROWS ", r AS (INSERT INTO recipes (id, author_id, title, description, "
-    "ingredients, steps, tags, image_media_ids, created_at, updated_at, version, like_count, "
-    "comment_count) SELECT ev.id, " SQL_ID("author_id") ", ev.d->>'title', "
-    "coalesce(ev.d->>'description', ''), coalesce(ev.d->'ingredients', '[]'), "
-    "coalesce(ev.d->'steps', '[]'), " SQL_TEXT_SET("coalesce(ev.d->'tags', '[]')") ", "
-    SQL_ID_ARRAY("coalesce(ev.d->'image_media_ids', '[]')") ", ev.at, ev.at, ev.v, "
-    SQL_RECIPE_COUNTS_OF("ev.id") " FROM ev RETURNING id, author_id), "
-    "t AS (INSERT INTO recipe_tags (tag, recipe_id) SELECT DISTINCT e, ev.id FROM ev, "
-    "jsonb_array_elements_text(coalesce(ev.d->'tags', '[]')) AS e ON CONFLICT DO NOTHING), "
-    "f AS (" SQL_FORGET_DELTAS("USING ev WHERE x.id = ev.id", SQL_RECIPE_COLS) "), "
-    "d AS (" SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", 1 FROM r") ") "
-    SQL_FEED_ADD_RECIPE("r");
+    SQL_RECIPE_CREATED_WITH ", d AS (" SQL_RECIPE_CREATED_DELTAS ") " SQL_FEED_ADD_RECIPE("r");
+/* PROJ_FOLD_BULK: the feed is derived at the rebuild's end (pg_rebuild_end) */
+static const char sql_recipe_created_bulk[] = SQL_RECIPE_CREATED_WITH SQL_RECIPE_CREATED_DELTAS;
 
 /* a count of the rows updated, as for profiles; the tags follow in two more statements */
 static const char sql_recipe_updated[] =
@@ -113,41 +116,52 @@ static const char sql_recipe_tags_insert[] =
     "SELECT DISTINCT e, ev.id FROM ev, jsonb_array_elements_text(ev.d->'tags') AS e "
     "WHERE ev.d ? 'tags' ON CONFLICT DO NOTHING";
 
+#define SQL_RECIPE_DELETED_WITH                                                                    \
+    "WITH " SQL_ROWS ", t AS (DELETE FROM recipe_tags t USING ev "                                 \
+    "WHERE t.recipe_id = ev.id), "                                                                 \
+    "r AS (DELETE FROM recipes r USING ev WHERE r.id = ev.id "                                     \
+    "RETURNING r.id, r.author_id) "
+#define SQL_RECIPE_DELETED_DELTAS SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r")
 static const char sql_recipe_deleted[] =
-    "WITH " SQL_ROWS ", t AS (DELETE FROM recipe_tags t USING ev "
-    "WHERE t.recipe_id = ev.id), "
-    "r AS (DELETE FROM recipes r USING ev WHERE r.id = ev.id "
-    "RETURNING r.id, r.author_id), "
-    "f AS (" SQL_FEED_REMOVE_RECIPE("r") ") "
-    SQL_COUNT_DELTAS("SELECT author_id, " SQL_COL_RECIPES ", -1 FROM r");
+    SQL_RECIPE_DELETED_WITH ", f AS (" SQL_FEED_REMOVE_RECIPE("r") ") " SQL_RECIPE_DELETED_DELTAS;
+static const char sql_recipe_deleted_bulk[] = SQL_RECIPE_DELETED_WITH SQL_RECIPE_DELETED_DELTAS;
 
-static const char sql_user_followed[] =
-    "WITH " SQL_ROWS ", ins AS (INSERT INTO follows (follower_id, followee_id, "
-    "created_at) SELECT ev.id, " SQL_ID("followee_id") ", ev.at FROM ev "
-    "ON CONFLICT DO NOTHING RETURNING follower_id, followee_id), "
-    "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, LATERAL (VALUES "
-                                "(ins.followee_id, " SQL_COL_FOLLOWERS "), "
+#define SQL_USER_FOLLOWED_WITH                                                                     \
+    "WITH " SQL_ROWS ", ins AS (INSERT INTO follows (follower_id, followee_id, "                   \
+    "created_at) SELECT ev.id, " SQL_ID("followee_id") ", ev.at FROM ev "                          \
+    "ON CONFLICT DO NOTHING RETURNING follower_id, followee_id), "                                 \
+    "upd AS (" SQL_COUNT_DELTAS("SELECT w.id, w.col, 1 FROM ins, LATERAL (VALUES "                 \
+                                "(ins.followee_id, " SQL_COL_FOLLOWERS "), "                       \
                                 "(ins.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)") "), "
-    "fe AS (INSERT INTO feed_entries (user_id, recipe_id) "
-    "SELECT ins.follower_id, r.id FROM ins JOIN recipes r "
+#define SQL_USER_FOLLOWED_FEED                                                                     \
+    "fe AS (INSERT INTO feed_entries (user_id, recipe_id) "                                        \
+    "SELECT ins.follower_id, r.id FROM ins JOIN recipes r "                                        \
     "ON r.author_id = ins.followee_id ON CONFLICT DO NOTHING), "
-    "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("followee_id") ", 'follow', "
-    "ev.id, NULL, NULL, ev.p, ev.o, ev.at FROM ev WHERE " SQL_ID("followee_id") " <> ev.id "
-    "AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = ev.id "
-    "AND f.followee_id = " SQL_ID("followee_id") ") ON CONFLICT DO NOTHING RETURNING 1) "
-    SQL_NOTIFY_ONCE("nt");
+#define SQL_USER_FOLLOWED_NOTIFY                                                                   \
+    "nt AS (" SQL_NOTIFICATIONS_INSERT "SELECT ev.n, " SQL_ID("followee_id") ", 'follow', "        \
+    "ev.id, NULL, NULL, ev.p, ev.o, ev.at FROM ev WHERE " SQL_ID("followee_id") " <> ev.id "       \
+    "AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = ev.id "                         \
+    "AND f.followee_id = " SQL_ID("followee_id") ") ON CONFLICT DO NOTHING RETURNING 1) "          \
+    SQL_NOTIFY_ONCE("nt")
+static const char sql_user_followed[] =
+    SQL_USER_FOLLOWED_WITH SQL_USER_FOLLOWED_FEED SQL_USER_FOLLOWED_NOTIFY;
+static const char sql_user_followed_bulk[] = SQL_USER_FOLLOWED_WITH SQL_USER_FOLLOWED_NOTIFY;
 
+#define SQL_USER_UNFOLLOWED_WITH                                                                   \
+    "WITH " SQL_ROWS ", del AS (DELETE FROM follows f USING ev "                                   \
+    "WHERE f.follower_id = ev.id AND f.followee_id = " SQL_ID("followee_id") " "                   \
+    "RETURNING f.follower_id, f.followee_id) "
+#define SQL_USER_UNFOLLOWED_DELTAS                                                                 \
+    SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, LATERAL (VALUES "                           \
+                     "(del.followee_id, " SQL_COL_FOLLOWERS "), "                                  \
+                     "(del.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)")
 static const char sql_user_unfollowed[] =
-    "WITH " SQL_ROWS ", del AS (DELETE FROM follows f USING ev "
-    "WHERE f.follower_id = ev.id AND f.followee_id = " SQL_ID("followee_id") " "
-    "RETURNING f.follower_id, f.followee_id), "
-    "x AS MATERIALIZED (SELECT del.follower_id AS u, r.id FROM del JOIN recipes r "
-    "ON r.author_id = del.followee_id WHERE del.follower_id <> del.followee_id), "
+    SQL_USER_UNFOLLOWED_WITH ", x AS MATERIALIZED (SELECT del.follower_id AS u, r.id FROM del "
+    "JOIN recipes r ON r.author_id = del.followee_id WHERE del.follower_id <> del.followee_id), "
     "fe AS (DELETE FROM feed_entries e USING x WHERE e.user_id = x.u "
-    "AND e.recipe_id = x.id) "
-    SQL_COUNT_DELTAS("SELECT w.id, w.col, -1 FROM del, LATERAL (VALUES "
-                     "(del.followee_id, " SQL_COL_FOLLOWERS "), "
-                     "(del.follower_id, " SQL_COL_FOLLOWING ")) AS w(id, col)");
+    "AND e.recipe_id = x.id) " SQL_USER_UNFOLLOWED_DELTAS;
+static const char sql_user_unfollowed_bulk[] =
+    SQL_USER_UNFOLLOWED_WITH SQL_USER_UNFOLLOWED_DELTAS;
 
 static const char sql_recipe_liked[] =
     "WITH " SQL_ROWS ", ins AS (INSERT INTO likes (recipe_id, user_id, created_at) "
@@ -227,28 +241,33 @@ enum key_kind {
 
 struct set_fold {
     const char *sql;
-    bool expect_each; /* sql returns count(*) of updated rows: fewer is SP_ENOTFOUND */
+    const char *bulk_sql; /* under PROJ_FOLD_BULK, if not sql: without the feed's rows */
+    bool expect_each;     /* sql returns count(*) of updated rows: fewer is SP_ENOTFOUND */
     bool notifies;
     bool notes_version;
     enum key_kind key;
 };
 
 static const struct set_fold set_folds[ES_TYPE__COUNT] = {
-    [ES_TYPE_USER_REGISTERED] = {sql_user_registered, false, false, false, KEY_USER},
-    [ES_TYPE_PROFILE_UPDATED] = {sql_profile_updated, true, false, false, KEY_USER},
-    [ES_TYPE_RECIPE_CREATED] = {sql_recipe_created, false, false, false, KEY_RECIPE},
-    [ES_TYPE_RECIPE_UPDATED] = {sql_recipe_updated, true, false, false, KEY_RECIPE},
-    [ES_TYPE_RECIPE_DELETED] = {sql_recipe_deleted, false, false, false, KEY_RECIPE},
-    [ES_TYPE_USER_FOLLOWED] = {sql_user_followed, false, true, true, KEY_FOLLOW},
-    [ES_TYPE_USER_UNFOLLOWED] = {sql_user_unfollowed, false, false, true, KEY_FOLLOW},
-    [ES_TYPE_RECIPE_LIKED] = {sql_recipe_liked, false, true, true, KEY_LIKE},
-    [ES_TYPE_RECIPE_UNLIKED] = {sql_recipe_unliked, false, false, true, KEY_LIKE},
-    [ES_TYPE_RECIPE_COMMENTED] = {sql_recipe_commented, false, true, false, KEY_COMMENT},
-    [ES_TYPE_COMMENT_DELETED] = {sql_comment_deleted, false, false, false, KEY_COMMENT},
-    [ES_TYPE_NOTIFICATIONS_READ] = {sql_notifications_read, false, false, true, KEY_NONE},
-    [ES_TYPE_SESSION_STARTED] = {sql_session_started, false, false, false, KEY_NONE},
-    [ES_TYPE_SESSION_REFRESHED] = {sql_session_refreshed, false, false, false, KEY_NONE},
-    [ES_TYPE_SESSION_REVOKED] = {sql_session_revoked, false, false, false, KEY_NONE},
+    [ES_TYPE_USER_REGISTERED] = {sql_user_registered, NULL, false, false, false, KEY_USER},
+    [ES_TYPE_PROFILE_UPDATED] = {sql_profile_updated, NULL, true, false, false, KEY_USER},
+    [ES_TYPE_RECIPE_CREATED] = {sql_recipe_created, sql_recipe_created_bulk, false, false, false,
+                                KEY_RECIPE},
+    [ES_TYPE_RECIPE_UPDATED] = {sql_recipe_updated, NULL, true, false, false, KEY_RECIPE},
+    [ES_TYPE_RECIPE_DELETED] = {sql_recipe_deleted, sql_recipe_deleted_bulk, false, false, false,
+                                KEY_RECIPE},
+    [ES_TYPE_USER_FOLLOWED] = {sql_user_followed, sql_user_followed_bulk, false, true, true,
+                               KEY_FOLLOW},
+    [ES_TYPE_USER_UNFOLLOWED] = {sql_user_unfollowed, sql_user_unfollowed_bulk, false, false, true,
+                                 KEY_FOLLOW},
+    [ES_TYPE_RECIPE_LIKED] = {sql_recipe_liked, NULL, false, true, true, KEY_LIKE},
+    [ES_TYPE_RECIPE_UNLIKED] = {sql_recipe_unliked, NULL, false, false, true, KEY_LIKE},
+    [ES_TYPE_RECIPE_COMMENTED] = {sql_recipe_commented, NULL, false, true, false, KEY_COMMENT},
+    [ES_TYPE_COMMENT_DELETED] = {sql_comment_deleted, NULL, false, false, false, KEY_COMMENT},
+    [ES_TYPE_NOTIFICATIONS_READ] = {sql_notifications_read, NULL, false, false, true, KEY_NONE},
+    [ES_TYPE_SESSION_STARTED] = {sql_session_started, NULL, false, false, false, KEY_NONE},
+    [ES_TYPE_SESSION_REFRESHED] = {sql_session_refreshed, NULL, false, false, false, KEY_NONE},
+    [ES_TYPE_SESSION_REVOKED] = {sql_session_revoked, NULL, false, false, false, KEY_NONE},
 };
 
 /*
@@ -343,6 +362,7 @@ typedef struct rows round_rows[ES_TYPE__COUNT]; /* a round's rows by type */
 
 struct fold_set {
     PGconn *conn;
+    bool bulk;          /* PROJ_FOLD_BULK */
     round_rows *rounds; /* rounds[0..n_rounds) */
     size_t n_rounds, cap_rounds;
     struct rows versions; /* {id, v} of every event that notes its user's version */
@@ -375,7 +395,8 @@ static int exec_rows(struct fold_set *s, const char *sql, struct rows *rows, PGr
 static int round_fold(struct fold_set *s, int t, struct rows *rows)
 {
     PGresult *res = NULL;
-    int rc = exec_rows(s, set_folds[t].sql, rows, set_folds[t].expect_each ? &res : NULL);
+    const char *sql = s->bulk && set_folds[t].bulk_sql ? set_folds[t].bulk_sql : set_folds[t].sql;
+    int rc = exec_rows(s, sql, rows, set_folds[t].expect_each ? &res : NULL);
 
     if (rc == 0 && set_folds[t].expect_each) {
         long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
@@ -473,12 +494,11 @@ static struct rows *round_at(struct fold_set *s, size_t r, enum es_type t)
     return &s->rounds[r][t];
 }
 
-int proj__pg_fold_set(PGconn *conn,
-                      const struct es_event *const *evs,
-                      size_t n,
-                      struct sp_errbuf *eb)
+int proj__pg_fold_set(
+    PGconn *conn, const struct es_event *const *evs, size_t n, unsigned flags, struct sp_errbuf *eb)
 {
-    struct fold_set s = {conn, NULL, 0, 0, {{NULL, 0, 0, 0}, 0, false}, eb};
+    struct fold_set s = {conn, (flags & PROJ_FOLD_BULK) != 0, NULL, 0,
+                         0,    {{NULL, 0, 0, 0}, 0, false},   eb};
     struct keycount keys = {{NULL, 0, 0}, NULL, 0};
     int rc = 0;
 

@@ -132,6 +132,7 @@ int proj__notification_id(const struct es_event *ev, int64_t *id, struct sp_errb
 int proj__pg_fold_set(PGconn *conn,
                       const struct es_event *const *evs,
                       size_t n,
+                      unsigned flags,
                       struct sp_errbuf *eb);
 
 /* Folds of pg_social.c, each a proj_apply_fn (see proj/projection.h). */

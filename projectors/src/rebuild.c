@@ -29,23 +29,81 @@ static const char *table_base(const char *name)
 }
 
 /*
- * A fresh shadow schema with an empty copy of each of the projection's tables, folded
- * into from here on (search_path, for this transaction); and the projection's checkpoints
- * and dead letters deleted (they live in schema stockpot: the new view's are written in
- * this transaction).
+ * The statements that give the shadow copy of @p t the indexes of @p t, under their own
+ * names: those that back a constraint (primary key, unique, exclusion) as that constraint,
+ * the others as the same CREATE INDEX; the ones named in t->late_indexes into @p late, the
+ * others into @p now. Runs with search_path = pg_catalog, so that PostgreSQL qualifies the
+ * table in each definition. @return 0; SP_EINVAL if a late index is not one of the
+ * table's; SP_EDB.
  */
-static int shadow_create(PGconn *conn, const struct proj_projection *proj, struct sp_errbuf *eb)
+static int index_ddl(PGconn *conn,
+                     const struct proj_table *t,
+                     struct sp_buf *now,
+                     struct sp_buf *late,
+                     struct sp_errbuf *eb)
+{
+    static const char sql[] =
+        "SELECT CASE WHEN con.oid IS NULL "
+        "THEN regexp_replace(pg_get_indexdef(i.indexrelid), ' ON (ONLY )?stockpot\\.', "
+        "' ON \\1" SHADOW_SCHEMA ".') "
+        "ELSE format('ALTER TABLE " SHADOW_SCHEMA ".%I ADD CONSTRAINT %I %s', $2::text, "
+        "con.conname, pg_get_constraintdef(con.oid)) END, "
+        "c.relname = ANY (string_to_array($3, ' ')) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
+        "AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+        "WHERE i.indrelid = $1::regclass ORDER BY c.relname";
+    const char *params[] = {t->name, table_base(t->name), t->late_indexes ? t->late_indexes : ""};
+    size_t n_late = 0, want = 0;
+    PGresult *res;
+    int rc = proj_pg_exec(conn, sql, 3, params, &res, eb);
+
+    if (rc != 0)
+        return rc;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        bool is_late = PQgetvalue(res, i, 1)[0] == 't';
+        n_late += is_late;
+        rc = sp_buf_addf(is_late ? late : now, "%s; ", PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    for (const char *p = params[2] + strspn(params[2], " "); *p != '\0'; p += strspn(p, " ")) {
+        want++;
+        p += strcspn(p, " ");
+    }
+    if (rc == 0 && n_late != want)
+        rc = sp_err_set(eb, SP_EINVAL, NULL, "table %s lacks one of its late indexes \"%s\"",
+                        t->name, params[2]);
+    return rc;
+}
+
+/*
+ * A fresh shadow schema with an empty copy of each of the projection's tables, folded
+ * into from here on (search_path, for this transaction), with the indexes the folds read;
+ * the statements that build the others (the tables' late_indexes) into @p late, for the
+ * end of the load. And the projection's checkpoints and dead letters deleted (they live in
+ * schema stockpot: the new view's are written in this transaction).
+ */
+static int shadow_create(PGconn *conn,
+                         const struct proj_projection *proj,
+                         struct sp_buf *late,
+                         struct sp_errbuf *eb)
 {
     const char *params[] = {proj->name};
     struct sp_buf sql;
     int rc;
 
     sp_buf_init(&sql, 0);
-    rc = sp_buf_addf(&sql, "DROP SCHEMA IF EXISTS " SHADOW_SCHEMA " CASCADE; "
-                           "CREATE SCHEMA " SHADOW_SCHEMA "; ");
+    rc = proj_pg_exec_script(conn, "SET LOCAL search_path = pg_catalog", eb);
+    if (rc == 0)
+        rc = sp_buf_addf(&sql, "DROP SCHEMA IF EXISTS " SHADOW_SCHEMA " CASCADE; "
+                               "CREATE SCHEMA " SHADOW_SCHEMA "; ");
     for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
-        rc = sp_buf_addf(&sql, "CREATE TABLE " SHADOW_SCHEMA ".%s (LIKE %s INCLUDING ALL); ",
+        rc = sp_buf_addf(&sql,
+                         "CREATE TABLE " SHADOW_SCHEMA ".%s (LIKE %s INCLUDING ALL "
+                         "EXCLUDING INDEXES); ",
                          table_base(proj->tables[i].name), proj->tables[i].name);
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
+        rc = index_ddl(conn, &proj->tables[i], &sql, late, eb);
     if (rc == 0)
         rc = sp_buf_addf(&sql, "SET LOCAL search_path = " SHADOW_SCHEMA);
     if (rc == 0)
@@ -282,9 +340,13 @@ int proj_rebuild(PGconn *conn,
     int64_t end;
     int rc;
 
+    struct sp_buf late;
+
     memset(stats, 0, sizeof(*stats));
+    sp_buf_init(&late, 0);
     r->conn = conn;
     r->conn_borrowed = true;
+    r->bulk = true;
     /* one batch_end for the whole rebuild: the counters and versions the folds noted are
      * written once per row. After each batch, a popular recipe's row was updated once per
      * batch inside the one transaction, whose row versions cannot be pruned before it
@@ -293,7 +355,7 @@ int proj_rebuild(PGconn *conn,
     r->defer_batch_end = true;
     rc = r->ops->begin(r, eb);
     if (rc == 0)
-        rc = shadow_create(conn, proj, eb);
+        rc = shadow_create(conn, proj, &late, eb);
     for (int32_t p = 0; rc == 0 && p < nparts; p++) {
         rc = es_log_end(log, p, &end, eb);
         if (rc == 0)
@@ -301,6 +363,11 @@ int proj_rebuild(PGconn *conn,
     }
     if (rc == 0)
         rc = r->ops->batch_end(r, eb);
+    if (rc == 0 && proj->rebuild_end != NULL)
+        rc = proj->rebuild_end(conn, eb);
+    if (rc == 0 && late.len > 0)
+        rc = proj_pg_exec_script(conn, late.data, eb);
+    sp_buf_release(&late);
     if (rc == 0)
         rc = shadow_swap(conn, proj, keep_old, eb);
     if (rc == 0)

@@ -169,7 +169,7 @@ static int bisect_fold(struct bisect *b, size_t lo, size_t hi)
         return rc;
     if (hi - lo > 1 && b->r->proj->fold_set != NULL) {
         rc = b->r->proj->fold_set(b->r->conn, (const struct es_event *const *)b->evs + lo, hi - lo,
-                                  &perr);
+                                  b->r->bulk ? PROJ_FOLD_BULK : 0, &perr);
     } else {
         for (; i < hi; i++) {
             const struct es_event *ev = b->evs[i];

@@ -30,6 +30,11 @@ enum proj_store {
 struct proj_table {
     const char *name;     /* schema-qualified, e.g. "stockpot.users" */
     const char *order_by; /* columns giving a total order, e.g. "id" */
+    /* Space-separated names of the table's indexes (or the constraints they back) that no
+     * fold reads: a rebuild (proj_rebuild) builds them once after its load instead of
+     * inserting into them row by row, as PostgreSQL's manual advises for bulk loads
+     * ("Populating a Database", 14.4.3 "Remove Indexes"). NULL: none. */
+    const char *late_indexes;
 };
 
 /**
@@ -58,7 +63,13 @@ typedef int (*proj_apply_fn)(PGconn *conn, const struct es_event *ev, struct sp_
 typedef int (*proj_fold_set_fn)(PGconn *conn,
                                 const struct es_event *const *evs,
                                 size_t n,
+                                unsigned flags,
                                 struct sp_errbuf *eb);
+
+/* proj_fold_set_fn flag: the fold runs in a rebuild's load (proj_rebuild), into tables
+ * that were empty at its start; it may leave out the rows of tables the projection's
+ * rebuild_end derives from the others. */
+#define PROJ_FOLD_BULK 1u
 
 /**
  * Optional hook run inside the caller's open transaction around each batch of folds:
@@ -117,6 +128,10 @@ struct proj_projection {
     proj_fold_set_fn fold_set; /* NULL: events are folded one by one */
     proj_batch_fn batch_begin; /* NULL: none */
     proj_batch_fn batch_end;   /* NULL: none */
+    /* Run once at the end of a rebuild's load, after the last batch_end and before the
+     * tables' late_indexes are built: derive what the bulk folds (PROJ_FOLD_BULK) left
+     * out. NULL: none. */
+    proj_batch_fn rebuild_end;
     /* PROJ_STORE_LMDB */
     const struct proj_view_ops *view;
 };

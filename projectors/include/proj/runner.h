@@ -175,11 +175,14 @@ int64_t proj_runner_lag(const struct proj_runner *r);
 /**
  * Rebuild @p proj from offset 0 in ONE transaction on @p conn, into a shadow schema:
  * take the projection lock; create schema stockpot_next with an empty copy of each of the
- * projection's tables (CREATE TABLE ... (LIKE stockpot.<t> INCLUDING ALL): columns,
- * defaults, constraints, indexes); delete the projection's checkpoint rows and dead
- * letters; apply every record up to the log end seen at the start (batches of
- * @p batch_max) with search_path = stockpot_next (the folds name their tables
- * unqualified); store the checkpoints; then swap: each old table leaves schema stockpot
+ * projection's tables (CREATE TABLE ... (LIKE stockpot.<t> INCLUDING ALL EXCLUDING
+ * INDEXES): columns, defaults, constraints) and, under their own names, the indexes the
+ * folds read; delete the projection's checkpoint rows and dead letters; apply every record
+ * up to the log end seen at the start (batches of @p batch_max, each read ahead while the
+ * one before folds; fold_set with PROJ_FOLD_BULK) with search_path = stockpot_next (the
+ * folds name their tables unqualified); run the projection's batch_end once, then its
+ * rebuild_end (tables derived from the others), then build the tables' late_indexes;
+ * store the checkpoints; then swap: each old table leaves schema stockpot
  * (dropped, or moved to schema stockpot_old when @p keep_old, replacing an older one
  * there) and its new one takes its place; commit. Readers (query-api) keep reading the
  * old tables, never blocked, until the swap, which waits for the statements in flight
