@@ -76,6 +76,29 @@ static int index_ddl(PGconn *conn,
     return rc;
 }
 
+/* The statement creating the shadow copy of @p t: its columns, defaults and constraints
+ * but no index (index_ddl), and its storage parameters (fillfactor: LIKE does not copy
+ * them). @return 0 or SP_EDB. */
+static int
+table_ddl(PGconn *conn, const struct proj_table *t, struct sp_buf *sql, struct sp_errbuf *eb)
+{
+    const char *params[] = {t->name};
+    PGresult *res;
+    int rc =
+        proj_pg_exec(conn,
+                     "SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') "
+                     "FROM pg_class WHERE oid = $1::regclass",
+                     1, params, &res, eb);
+
+    if (rc != 0)
+        return rc;
+    rc = sp_buf_addf(
+        sql, "CREATE TABLE " SHADOW_SCHEMA ".%s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)%s; ",
+        table_base(t->name), t->name, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return rc;
+}
+
 /*
  * A fresh shadow schema with an empty copy of each of the projection's tables, folded
  * into from here on (search_path, for this transaction), with the indexes the folds read;
@@ -98,10 +121,7 @@ static int shadow_create(PGconn *conn,
         rc = sp_buf_addf(&sql, "DROP SCHEMA IF EXISTS " SHADOW_SCHEMA " CASCADE; "
                                "CREATE SCHEMA " SHADOW_SCHEMA "; ");
     for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
-        rc = sp_buf_addf(&sql,
-                         "CREATE TABLE " SHADOW_SCHEMA ".%s (LIKE %s INCLUDING ALL "
-                         "EXCLUDING INDEXES); ",
-                         table_base(proj->tables[i].name), proj->tables[i].name);
+        rc = table_ddl(conn, &proj->tables[i], &sql, eb);
     for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
         rc = index_ddl(conn, &proj->tables[i], &sql, late, eb);
     if (rc == 0)
@@ -361,10 +381,10 @@ int proj_rebuild(PGconn *conn,
         if (rc == 0)
             rc = rebuild_partition(r, log, p, end, false, NULL, stats, eb);
     }
-    if (rc == 0)
-        rc = r->ops->batch_end(r, eb);
     if (rc == 0 && proj->rebuild_end != NULL)
         rc = proj->rebuild_end(conn, eb);
+    if (rc == 0)
+        rc = r->ops->batch_end(r, eb);
     if (rc == 0 && late.len > 0)
         rc = proj_pg_exec_script(conn, late.data, eb);
     sp_buf_release(&late);

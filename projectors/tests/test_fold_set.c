@@ -178,6 +178,11 @@ static void test_batch_sizes(void **state)
         assert_string_equal(defs, ref_defs);
         free(defs);
         free(ref_defs);
+        /* and the tables' storage parameters (schemas/sql/004_fillfactor.sql) */
+        assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM pg_class WHERE oid = "
+                                              "'stockpot.recipes'::regclass "
+                                              "AND reloptions @> '{fillfactor=50}'"),
+                         1);
     }
     pgtest_teardown(&t);
 }

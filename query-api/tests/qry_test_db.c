@@ -14,7 +14,8 @@
 #include "sp/banned.h"
 
 /* The migrations the query API reads, in order. */
-static const char *const db_migrations[] = {"001_init.sql", "002_social.sql", "003_feed.sql"};
+static const char *const db_migrations[] = {"001_init.sql", "002_social.sql", "003_feed.sql",
+                                            "004_fillfactor.sql"};
 
 void qry_test_db_admin_exec(const char *sql)
 {

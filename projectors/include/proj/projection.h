@@ -128,9 +128,10 @@ struct proj_projection {
     proj_fold_set_fn fold_set; /* NULL: events are folded one by one */
     proj_batch_fn batch_begin; /* NULL: none */
     proj_batch_fn batch_end;   /* NULL: none */
-    /* Run once at the end of a rebuild's load, after the last batch_end and before the
-     * tables' late_indexes are built: derive what the bulk folds (PROJ_FOLD_BULK) left
-     * out. NULL: none. */
+    /* Run once at the end of a rebuild's load, after its last batch and before its one
+     * batch_end and the tables' late_indexes: derive what the bulk folds (PROJ_FOLD_BULK)
+     * left out, or what is cheaper to derive from the whole tables than to apply. NULL:
+     * none. */
     proj_batch_fn rebuild_end;
     /* PROJ_STORE_LMDB */
     const struct proj_view_ops *view;

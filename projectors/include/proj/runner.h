@@ -180,8 +180,8 @@ int64_t proj_runner_lag(const struct proj_runner *r);
  * folds read; delete the projection's checkpoint rows and dead letters; apply every record
  * up to the log end seen at the start (batches of @p batch_max, each read ahead while the
  * one before folds; fold_set with PROJ_FOLD_BULK) with search_path = stockpot_next (the
- * folds name their tables unqualified); run the projection's batch_end once, then its
- * rebuild_end (tables derived from the others), then build the tables' late_indexes;
+ * folds name their tables unqualified); run the projection's rebuild_end (what is derived
+ * from the whole tables), then its batch_end once, then build the tables' late_indexes;
  * store the checkpoints; then swap: each old table leaves schema stockpot
  * (dropped, or moved to schema stockpot_old when @p keep_old, replacing an older one
  * there) and its new one takes its place; commit. Readers (query-api) keep reading the
