@@ -84,7 +84,7 @@ static const struct sp__cfg_key sp__keys[] = {
      "streams, milliseconds (without it they poll every 100 ms)"},
     {"projector.batch_max", SP__CFG_INT, "500", 1, 1000000, NULL,
      "most events applied in one PostgreSQL transaction"},
-    {"projector.catchup_batch_max", SP__CFG_INT, "5000", 1, 1000000, NULL,
+    {"projector.catchup_batch_max", SP__CFG_INT, "20000", 1, 1000000, NULL,
      "most events applied in one PostgreSQL transaction while a backlog is applied (after a "
      "full batch) and by stockpot-replay rebuild pg"},
     {"projector.batch_linger_ms", SP__CFG_INT, "0", 0, 10000, NULL,
