@@ -365,9 +365,33 @@ struct fold_set {
     bool bulk;          /* PROJ_FOLD_BULK */
     round_rows *rounds; /* rounds[0..n_rounds) */
     size_t n_rounds, cap_rounds;
-    struct rows versions; /* {id, v} of every event that notes its user's version */
+    struct rows versions;   /* {id, v}: each noted user's greatest version (versions_add) */
+    struct proj_idmap vmap; /* user id -> index in vid[], vmax[] */
+    int64_t *vid, *vmax;
+    size_t vcap;
     struct sp_errbuf *eb;
 };
+
+/* Note version @p v of user @p id's stream: only the greatest of a batch is sent. */
+static void versions_add(struct fold_set *s, int64_t id, int64_t v)
+{
+    int64_t i = proj__idmap_get(&s->vmap, (uint64_t)id);
+
+    if (i >= 0) {
+        if (s->vmax[i] < v)
+            s->vmax[i] = v;
+        return;
+    }
+    i = (int64_t)s->vmap.n;
+    if ((size_t)i >= s->vcap) {
+        s->vcap = s->vcap ? 2 * s->vcap : 256;
+        s->vid = sp_xrealloc(s->vid, s->vcap * sizeof(*s->vid));
+        s->vmax = sp_xrealloc(s->vmax, s->vcap * sizeof(*s->vmax));
+    }
+    s->vid[i] = id;
+    s->vmax[i] = v;
+    proj__idmap_put(&s->vmap, (uint64_t)id, (uint32_t)i);
+}
 
 static void rows_release(struct rows *rows)
 {
@@ -497,8 +521,17 @@ static struct rows *round_at(struct fold_set *s, size_t r, enum es_type t)
 int proj__pg_fold_set(
     PGconn *conn, const struct es_event *const *evs, size_t n, unsigned flags, struct sp_errbuf *eb)
 {
-    struct fold_set s = {conn, (flags & PROJ_FOLD_BULK) != 0, NULL, 0,
-                         0,    {{NULL, 0, 0, 0}, 0, false},   eb};
+    struct fold_set s = {conn,
+                         (flags & PROJ_FOLD_BULK) != 0,
+                         NULL,
+                         0,
+                         0,
+                         {{NULL, 0, 0, 0}, 0, false},
+                         {NULL, 0, 0},
+                         NULL,
+                         NULL,
+                         0,
+                         eb};
     struct keycount keys = {{NULL, 0, 0}, NULL, 0};
     int rc = 0;
 
@@ -517,9 +550,8 @@ int proj__pg_fold_set(
         }
         size_t round = f->key != KEY_NONE ? keycount_next(&keys, event_key(ev, f->key)) : 0;
         rc = event_row(round_at(&s, round, ev->type_id), ev, f);
-        if (rc == 0 && f->notes_version && (rc = row_open(&s.versions)) == 0)
-            rc = sp_buf_addf(&s.versions.text, "{\"id\":%" PRId64 ",\"v\":%" PRId64 "}",
-                             es_event_stream_id(ev), ev->stream_version);
+        if (rc == 0 && f->notes_version)
+            versions_add(&s, es_event_stream_id(ev), ev->stream_version);
         if (rc != 0)
             rc = sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory encoding a batch");
     }
@@ -527,9 +559,19 @@ int proj__pg_fold_set(
         rc = rounds_flush(&s, false);
     else
         (void)rounds_flush(&s, true);
+    for (size_t i = 0; rc == 0 && i < s.vmap.n; i++) {
+        if ((rc = row_open(&s.versions)) == 0)
+            rc = sp_buf_addf(&s.versions.text, "{\"id\":%" PRId64 ",\"v\":%" PRId64 "}", s.vid[i],
+                             s.vmax[i]);
+        if (rc != 0)
+            rc = sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory encoding a batch");
+    }
     if (rc == 0 && s.versions.n > 0)
         rc = exec_rows(&s, sql_user_versions, &s.versions, NULL);
     rows_release(&s.versions);
+    proj__idmap_release(&s.vmap);
+    free(s.vid);
+    free(s.vmax);
     free(s.rounds);
     keycount_free(&keys);
     return rc;
