@@ -104,7 +104,7 @@ static void halt(struct proj__apply *c, const struct es_log_record *rec, const c
 /*
  * Apply one record already decoded and checked (@p ev, @p poison, @p perr as decode_check
  * left them): fold (unless @p folded: fold_many did, and @p poison is its outcome), ignore
- * by type, or dead-letter / halt a poison event. Releases @p ev.
+ * by type, or dead-letter / halt a poison event. The caller releases @p ev.
  * @return 0 to go on; 1 to stop (halted, or a fatal error in c->fatal).
  */
 static int apply_decoded(struct proj__apply *c,
@@ -126,7 +126,6 @@ static int apply_decoded(struct proj__apply *c,
             snprintf(error, sizeof(error), "%s", perr->msg);
         if (c->policy == PROJ_POISON_HALT) {
             halt(c, rec, error);
-            es_event_release(ev);
             return 1;
         }
         rc = dead_letter(c, rec, ev, error);
@@ -134,7 +133,6 @@ static int apply_decoded(struct proj__apply *c,
     } else if (rc == 0) {
         c->stats->applied++;
     }
-    es_event_release(ev);
     if (rc != 0) {
         c->fatal = rc;
         return 1;
@@ -150,9 +148,13 @@ int proj__apply_record(const struct es_log_record *rec, void *ud)
     struct es_event ev;
     bool poison = false;
 
+    int stop;
+
     es_event_init(&ev);
     decode_check(rec, decode_flags(c->r), &ev, &poison, &perr);
-    return apply_decoded(c, rec, &ev, poison, &perr, false);
+    stop = apply_decoded(c, rec, &ev, poison, &perr, false);
+    es_event_release(&ev);
+    return stop;
 }
 
 /* ------------------------------------------------------------ parallel decoding */
@@ -252,6 +254,42 @@ static int fold_many(struct proj__apply *c, struct decoded *dec, size_t n)
     return rc;
 }
 
+struct reap {
+    struct decoded *dec;
+    size_t n;
+};
+
+static void *reap_main(void *arg)
+{
+    struct reap *k = arg;
+    for (size_t i = 0; i < k->n; i++)
+        es_event_release(&k->dec[i].ev);
+    free(k->dec);
+    free(k);
+    return NULL;
+}
+
+void proj__reaper_join(struct proj_runner *r)
+{
+    if (r->reaping)
+        pthread_join(r->reaper, NULL);
+    r->reaping = false;
+}
+
+/* Release the events dec[0..n) and free dec: a large batch's on a thread of its own (its
+ * jansson trees took a tenth of a catch-up's time to free), joined before the next one. */
+static void release_decoded(struct proj_runner *r, struct decoded *dec, size_t n)
+{
+    struct reap *k = sp_xmalloc(sizeof(*k));
+
+    *k = (struct reap){dec, n};
+    proj__reaper_join(r);
+    if (n >= PROJ_DECODE_PARALLEL_MIN && pthread_create(&r->reaper, NULL, reap_main, k) == 0)
+        r->reaping = true;
+    else
+        (void)reap_main(k);
+}
+
 /* proj__apply_recs with recs[0..n) decoded and checked into dec[] already; frees dec. */
 static int apply_decoded_all(struct proj__apply *c,
                              const struct proj__rec *recs,
@@ -271,9 +309,7 @@ static int apply_decoded_all(struct proj__apply *c,
         if (stop == 0)
             (*done)++;
     }
-    for (; i < n; i++) /* not applied: a halt or a fatal error stopped the batch */
-        es_event_release(&dec[i].ev);
-    free(dec);
+    release_decoded(c->r, dec, n);
     return stop;
 }
 

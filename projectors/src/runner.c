@@ -161,6 +161,7 @@ void proj_runner_free(struct proj_runner *r)
         return;
     proj__runner_consumer_close(r);
     proj__ahead_free(r->ahead);
+    proj__reaper_join(r);
     r->ops->close(r);
     free(r->conninfo);
     free(r->vs.dir);

@@ -8,6 +8,7 @@
 #ifndef PROJ_RUNNER_IMPL_H
 #define PROJ_RUNNER_IMPL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -126,6 +127,8 @@ struct proj_runner {
     bool bulk; /* a PostgreSQL rebuild's load: fold_set gets PROJ_FOLD_BULK */
     enum proj_poison_policy policy;
     struct proj__ahead *ahead;  /* the next batch read ahead (apply.c), or NULL */
+    pthread_t reaper;           /* frees the last large batch's events (apply.c) */
+    bool reaping;               /* reaper is to be joined */
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     struct es_log *log;         /* borrowed; log mode only */
     PGconn *conn;               /* PostgreSQL store: owned; NULL when disconnected */
@@ -179,6 +182,9 @@ int proj__apply_record(const struct es_log_record *rec, void *ud);
  * @return 0; 1 if a halt or a fatal error (c->fatal) stopped it at recs[*done].
  */
 int proj__apply_recs(struct proj__apply *c, const struct proj__rec *recs, size_t n, size_t *done);
+
+/** Wait for the thread freeing the last large batch's events, if any (proj_runner_free). */
+void proj__reaper_join(struct proj_runner *r);
 
 /** Drop a read-ahead batch (proj_runner.ahead): wait for its decoding, free it. NULL: no-op. */
 void proj__ahead_free(struct proj__ahead *a);
