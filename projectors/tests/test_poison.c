@@ -296,6 +296,74 @@ static void test_bisect_halt(void **state)
     pgtest_teardown(&t);
 }
 
+/*
+ * Batches of 300 are read ahead (and decoded on a thread of their own) while the one before
+ * folds: the batch after a poison event, the batch after a halt and the runner's end drop
+ * or use what was read ahead without changing the outcome. 1,200 users with poison events
+ * at offsets 300 (the first of a batch read ahead) and 650, in batches of 300 and in one
+ * batch: the same dead letters and users; halt: stops at 650 with the users before it.
+ */
+static void test_read_ahead(void **state)
+{
+    char *reference = NULL;
+    (void)state;
+
+    for (int pass = 0; pass < 3; pass++) {
+        bool halt_policy = pass == 2;
+        size_t batch_max = pass == 1 ? 1200 : 300;
+        struct sp_errbuf eb = {{0}, {0}};
+        struct proj_runner *r;
+        struct pgtest t;
+        char *got;
+
+        pgtest_setup(&t);
+        for (int i = 0; i < 1200; i++) {
+            char id[32], name[32];
+            snprintf(id, sizeof(id), "73012345678%05d", 100 + i);
+            snprintf(name, sizeof(name), "user%d", i);
+            if ((i == 300 && !halt_policy) || i == 650)
+                pgtest_append(&t, "RecipeUpdated", "recipe-7301234567890999", 2,
+                              json_pack("{s:s}", "title", "t"));
+            else
+                user(&t, id, name);
+        }
+        r = pgtest_runner_new(&t, batch_max,
+                              halt_policy ? PROJ_POISON_HALT : PROJ_POISON_DEAD_LETTER, NULL);
+        if (halt_policy) {
+            int64_t n = 0, total = 0;
+            int rc = 0;
+            for (int step = 0; step < 3 && rc == 0; step++, total += n)
+                rc = proj_runner_step(r, &n, &eb);
+            assert_int_equal(rc, SP_ESTATE);
+            assert_int_equal(total, 650);
+            assert_true(proj_runner_halted(r, NULL));
+            assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 650);
+            assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"),
+                             650);
+        } else {
+            assert_int_equal(proj_runner_catch_up(r, &eb), 0);
+            pgtest_check(t.conn,
+                         "SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") "
+                         "FROM stockpot.dead_letters",
+                         "300,650");
+            assert_int_equal(pgtest_count(t.conn, "SELECT count(*) FROM stockpot.users"), 1198);
+            assert_int_equal(pgtest_count(t.conn, "SELECT next_offset FROM stockpot.checkpoints"),
+                             1200);
+            got = pgtest_value(t.conn, "SELECT md5(string_agg(id || username || version, ',' "
+                                       "ORDER BY id)) FROM stockpot.users");
+            if (reference == NULL) {
+                reference = got;
+            } else {
+                assert_string_equal(got, reference);
+                free(got);
+            }
+        }
+        proj_runner_free(r);
+        pgtest_teardown(&t);
+    }
+    free(reference);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_transient_is_retried), cmocka_unit_test(test_bisect_first),
         cmocka_unit_test(test_bisect_middle),        cmocka_unit_test(test_bisect_last),
         cmocka_unit_test(test_bisect_two),           cmocka_unit_test(test_bisect_halt),
+        cmocka_unit_test(test_read_ahead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
