@@ -138,9 +138,21 @@ struct cmd_app {
     bool released;             /* committer: this batch's answers went to @done early */
     bool stop;                 /* mu: the committer exits once @queue is empty */
     bool kick;                 /* mu: retry the write model catch-up now (while broken) */
+    bool wm_open;              /* mu: wm_top holds folded batches not yet committed */
+    bool flush_req;            /* mu: commit wm_top now (cmd__committer_wait_idle) */
     pthread_t committer;       /* valid while committer_on */
     bool committer_on;
     size_t batch_max;
+    /*
+     * The write model's open top-level write transaction, or NULL (committer only): each
+     * batch folds into a nested transaction of it, and it is committed (one flush)
+     * command.writemodel_commit_ms after it began, busy or idle, and before a batch is
+     * answered whose answers need it (batch.c, commit_batch). The log holds every event of
+     * it durably already; a crash loses it and the catch-up refolds it.
+     */
+    MDB_txn *wm_top;
+    int64_t wm_top_since_us;         /* when wm_top began, monotonic µs */
+    int64_t wm_commit_us;            /* command.writemodel_commit_ms in µs */
     struct cmd__command **batch;     /* batch_max slots, owned; committer */
     struct es_position *positions;   /* CMD__MAX_EVENTS * batch_max slots, owned; committer */
     const struct es_event **ev_ptrs; /* same, owned; committer */
@@ -211,8 +223,9 @@ SP_MUST_CHECK int cmd__committer_start(struct cmd_app *app);
 void cmd__flush_all(struct cmd_app *app);
 
 /**
- * Wait until the committer has nothing queued and holds no batch (its last batch is
- * committed). Any thread but the committer; the loop must not hand over more meanwhile
+ * Wait until the committer has nothing queued, holds no batch and has committed the write
+ * model's open transaction (asked to at once, not after command.writemodel_commit_ms).
+ * Any thread but the committer; the loop must not hand over more meanwhile
  * (tests call it with the loop stopped, before changing struct cmd__hooks).
  */
 void cmd__committer_wait_idle(struct cmd_app *app);

@@ -102,6 +102,59 @@ static int wm_commit(struct cmd_app *app, MDB_txn *txn)
     return mdb_txn_commit(txn);
 }
 
+static void mark_broken(struct cmd_app *app, const char *why);
+
+/*
+ * Committer: commit the write model's open transaction (the batches folded since its last
+ * commit; their events are durable in the log). If the commit fails, the catch-up refolds
+ * them from the log. @return 0, or the commit's MDB code.
+ */
+static int wm_flush(struct cmd_app *app)
+{
+    struct sp_errbuf eb = {0};
+    MDB_txn *top = app->wm_top;
+    int rc;
+
+    if (top == NULL)
+        return 0;
+    app->wm_top = NULL;
+    pthread_mutex_lock(&app->mu);
+    app->wm_open = false;
+    app->flush_req = false;
+    pthread_mutex_unlock(&app->mu);
+    if ((rc = wm_commit(app, top)) != 0) {
+        sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
+        if (catch_up(app, &eb) != 0)
+            mark_broken(app, eb.msg);
+    }
+    return rc;
+}
+
+/* Committer: drop the open transaction (a refold from the log follows). */
+static void wm_drop(struct cmd_app *app)
+{
+    if (app->wm_top != NULL)
+        mdb_txn_abort(app->wm_top);
+    app->wm_top = NULL;
+    pthread_mutex_lock(&app->mu);
+    app->wm_open = false;
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* Committer: the nested transaction a batch folds into (opening the top one if needed).
+ * @return 0 or an MDB code. */
+static int wm_batch_begin(struct cmd_app *app, MDB_txn **txn)
+{
+    int rc;
+
+    if (app->wm_top == NULL) {
+        if ((rc = cmd__wm_txn_begin(app->wm, NULL, false, &app->wm_top)) != 0)
+            return rc;
+        app->wm_top_since_us = sp_time_mono_us();
+    }
+    return cmd__wm_txn_begin(app->wm, app->wm_top, false, txn);
+}
+
 /* Committer thread; takes mu. */
 static void mark_broken(struct cmd_app *app, const char *why)
 {
@@ -417,17 +470,30 @@ static bool reads_own_writes(const struct cmd_app *app, size_t n)
     return false;
 }
 
+/* Did the batch's @p n_evs events go to a partition the write model is unsure of? */
+static bool any_unsure(const struct cmd_app *app, size_t n_evs)
+{
+    for (size_t i = 0; i < n_evs; i++)
+        if (app->unsure[app->positions[i].partition])
+            return true;
+    return false;
+}
+
 /*
- * Append the batch's events and commit the write model; on failure answer 503. Once the
- * append is durable and the answers are final, a batch that stores no idempotency answer
- * and that the loop does not read back is answered before the write model commit (the
- * write model is a fold of the log: if its commit fails or the process dies, catch-up
- * refolds the batch), which takes the write model's flush off the clients' latency.
+ * Append the batch's events and fold the write model's changes (@p txn, nested in the
+ * open top-level transaction); on failure answer 503. The top-level transaction is
+ * committed (one flush) only when the batch needs it or command.writemodel_commit_ms has
+ * passed since it began, and when the committer goes idle: the write model is a fold of
+ * the log, so batches folded but not yet committed are refolded from the log after a
+ * failed commit (at once) or a crash (at start). Once the append is durable and the
+ * answers are final, a batch is answered before that commit, except a batch that stores
+ * idempotency answers (not in the log: committed and synced first) or that the loop reads
+ * back (login reads users and password hashes, /auth/validate reads sessions).
  */
 static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_evs)
 {
     struct sp_errbuf eb = {0};
-    bool idem = false;
+    bool idem = false, own, now;
     int rc;
     if (n_evs == 0) {
         mdb_txn_abort(txn);
@@ -435,26 +501,34 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
     }
     rc = es_log_append(app->log, app->ev_ptrs, n_evs, app->positions, &eb);
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        mdb_txn_abort(txn); /* the batches before it stay folded in wm_top */
         append_failed(app, n, rc, &eb);
         return;
     }
     sp_metrics_counter_add(app->metrics, "stockpot_events_appended_total", "", (double)n_evs);
     rc = finish_batch(app, txn, n, &idem);
-    bool early = rc == 0 && !idem && !reads_own_writes(app, n);
-    if (early)
-        release(app, n); /* durable in the log: answer while the write model commits */
-    rc = rc == 0 ? wm_commit(app, txn) : (mdb_txn_abort(txn), rc);
-    /* idempotency answers are not in the log: durable before anyone is answered */
-    if (rc == 0 && idem && cmd__wm_sync(app->wm) != 0)
-        sp_log(SP_LOG_ERROR, "the batch's idempotency answers may not survive a system crash");
+    rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc); /* into wm_top */
     if (rc != 0) {
         /* The events are durable; rebuild what the write model missed from the log. */
-        sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
+        sp_log(SP_LOG_ERROR, "write model fold failed (%d); catching up from the log", rc);
+        wm_drop(app);
         if (catch_up(app, &eb) != 0)
             mark_broken(app, eb.msg);
         return;
     }
+    pthread_mutex_lock(&app->mu);
+    app->wm_open = true;
+    pthread_mutex_unlock(&app->mu);
+    own = reads_own_writes(app, n);
+    now = idem || own || any_unsure(app, n_evs) ||
+          sp_time_mono_us() - app->wm_top_since_us >= app->wm_commit_us;
+    if (!idem && !own)
+        release(app, n); /* durable in the log: answer before the write model commits */
+    if (!now || wm_flush(app) != 0)
+        return;
+    /* idempotency answers are not in the log: durable before anyone is answered */
+    if (idem && cmd__wm_sync(app->wm) != 0)
+        sp_log(SP_LOG_ERROR, "the batch's idempotency answers may not survive a system crash");
     if (refold_unsure(app, n_evs, &eb) != 0)
         mark_broken(app, eb.msg);
 }
@@ -550,10 +624,12 @@ static void decide_batch(struct cmd_app *app, size_t n)
     sp_metrics_counter_add(app->metrics, "stockpot_batches_total", "", 1);
     sp_metrics_counter_add(app->metrics, "stockpot_batch_commands_total", "", (double)n);
     sp_metrics_gauge_set(app->metrics, "stockpot_batch_size", "", (double)n);
+    if (app->broken)
+        wm_drop(app); /* the catch-up (cmd__wm_recover) refolds from the log */
     if (app->fenced) {
         for (size_t i = 0; i < n; i++)
             fail_internal(app->batch[i], 503, "unavailable", CMD__FENCED_DETAIL);
-    } else if (!cmd__wm_recover(app, true) || cmd__wm_txn_begin(app->wm, NULL, false, &txn) != 0) {
+    } else if (!cmd__wm_recover(app, true) || wm_batch_begin(app, &txn) != 0) {
         for (size_t i = 0; i < n; i++)
             fail_internal(app->batch[i], 503, "unavailable",
                           "the write model is unavailable; retry later");
@@ -569,8 +645,17 @@ static void decide_batch(struct cmd_app *app, size_t n)
                        (double)(sp_time_mono_us() - t0_us) / 1e6);
 }
 
+/* Monotonic µs as an absolute time for work_cv (CLOCK_MONOTONIC). */
+static struct timespec mono_at(int64_t us)
+{
+    struct timespec at = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    return at;
+}
+
 /*
- * Committer thread, with mu held: wait for work. While the write model is broken, retry
+ * Committer thread, with mu held: wait for work. Commit the write model's open
+ * transaction when command.writemodel_commit_ms has passed since it began, when asked
+ * (cmd__committer_wait_idle) and before stopping. While the write model is broken, retry
  * its catch-up each second, and when kicked (at most each 100 ms, cmd__wm_recover).
  * @return false when stopped with nothing queued.
  */
@@ -579,11 +664,23 @@ static bool await_work(struct cmd_app *app)
     for (;;) {
         if (!TAILQ_EMPTY(&app->queue))
             return true;
+        int64_t due = app->wm_top_since_us + app->wm_commit_us;
+        if (app->wm_open && (app->stop || app->flush_req || sp_time_mono_us() >= due)) {
+            pthread_mutex_unlock(&app->mu);
+            (void)wm_flush(app);
+            pthread_mutex_lock(&app->mu);
+            pthread_cond_broadcast(&app->idle_cv);
+            continue;
+        }
         if (app->stop)
             return false;
         bool force = false;
         if (app->kick) {
             app->kick = false;
+        } else if (!app->broken && app->wm_open) {
+            struct timespec at = mono_at(due);
+            (void)pthread_cond_timedwait(&app->work_cv, &app->mu, &at);
+            continue;
         } else if (!app->broken) {
             pthread_cond_wait(&app->work_cv, &app->mu);
             continue;
@@ -626,6 +723,7 @@ static void *committer_main(void *ud)
             pthread_cond_broadcast(&app->idle_cv);
     }
     pthread_mutex_unlock(&app->mu);
+    (void)wm_flush(app);
     return NULL;
 }
 
@@ -686,8 +784,11 @@ int cmd__committer_start(struct cmd_app *app)
 void cmd__committer_wait_idle(struct cmd_app *app)
 {
     pthread_mutex_lock(&app->mu);
-    while (app->committer_on && (!TAILQ_EMPTY(&app->queue) || app->busy))
+    app->flush_req = true;
+    pthread_cond_signal(&app->work_cv);
+    while (app->committer_on && (!TAILQ_EMPTY(&app->queue) || app->busy || app->wm_open))
         pthread_cond_wait(&app->idle_cv, &app->mu);
+    app->flush_req = false;
     pthread_mutex_unlock(&app->mu);
 }
 
