@@ -40,10 +40,10 @@ static void derive_idem_key(struct cmd_app *app)
         SP_ASSERT(!"unbounded buffer refused an append");
     cmd__hmac_sha256(cmd__wm_secret(app->wm), CMD__WM_SECRET_LEN, b.data, b.len,
                      app->idem_hmac_key);
-    char hex[65];
+    char hex[65]; /* the key's id: the first CMD__IDEM_KID_LEN hex digits of its SHA-256 */
     cmd__sha256_hex(app->idem_hmac_key, sizeof(app->idem_hmac_key), hex);
-    snprintf(app->idem_kid, sizeof(app->idem_kid), "%.*s", CMD__IDEM_KID_LEN, hex);
-    cmd__wm_set_idem_kid(app->wm, app->idem_kid);
+    hex[CMD__IDEM_KID_LEN] = '\0';
+    cmd__wm_set_idem_kid(app->wm, hex);
     sp_buf_release(&b);
 }
 

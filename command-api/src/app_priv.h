@@ -138,7 +138,7 @@ struct cmd_app {
     bool released;             /* committer: this batch's answers went to @done early */
     bool stop;                 /* mu: the committer exits once @queue is empty */
     bool kick;                 /* mu: retry the write model catch-up now (while broken) */
-    bool wm_open;              /* mu: wm_top holds folded batches not yet committed */
+    bool wm_open;              /* mu: wm_top != NULL, for the threads that cannot read it */
     bool flush_req;            /* mu: commit wm_top now (cmd__committer_wait_idle) */
     pthread_t committer;       /* valid while committer_on */
     bool committer_on;
@@ -185,8 +185,7 @@ struct cmd_app {
      */
     bool *unsure;
     int32_t n_parts;
-    unsigned char idem_hmac_key[32];      /* fingerprint key, see cmd/app.h */
-    char idem_kid[CMD__IDEM_KID_LEN + 1]; /* its id: hex of SHA-256(key)'s first 8 bytes */
+    unsigned char idem_hmac_key[32]; /* fingerprint key, see cmd/app.h; its id in the wm */
     struct cmd__hooks hooks;
     unsigned char jwt_key[256];
     size_t jwt_key_len;

@@ -104,6 +104,19 @@ static int wm_commit(struct cmd_app *app, MDB_txn *txn)
 
 static void mark_broken(struct cmd_app *app, const char *why);
 
+/* Committer: take the write model's open transaction (NULL if none) out of the app. */
+static MDB_txn *wm_take(struct cmd_app *app)
+{
+    MDB_txn *top = app->wm_top;
+
+    app->wm_top = NULL;
+    pthread_mutex_lock(&app->mu);
+    app->wm_open = false;
+    app->flush_req = false;
+    pthread_mutex_unlock(&app->mu);
+    return top;
+}
+
 /*
  * Committer: commit the write model's open transaction (the batches folded since its last
  * commit; their events are durable in the log). If the commit fails, the catch-up refolds
@@ -112,16 +125,12 @@ static void mark_broken(struct cmd_app *app, const char *why);
 static int wm_flush(struct cmd_app *app)
 {
     struct sp_errbuf eb = {0};
-    MDB_txn *top = app->wm_top;
+    MDB_txn *top;
     int rc;
 
-    if (top == NULL)
+    if (app->wm_top == NULL)
         return 0;
-    app->wm_top = NULL;
-    pthread_mutex_lock(&app->mu);
-    app->wm_open = false;
-    app->flush_req = false;
-    pthread_mutex_unlock(&app->mu);
+    top = wm_take(app);
     if ((rc = wm_commit(app, top)) != 0) {
         sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
         if (catch_up(app, &eb) != 0)
@@ -134,11 +143,7 @@ static int wm_flush(struct cmd_app *app)
 static void wm_drop(struct cmd_app *app)
 {
     if (app->wm_top != NULL)
-        mdb_txn_abort(app->wm_top);
-    app->wm_top = NULL;
-    pthread_mutex_lock(&app->mu);
-    app->wm_open = false;
-    pthread_mutex_unlock(&app->mu);
+        mdb_txn_abort(wm_take(app));
 }
 
 /* Committer: the nested transaction a batch folds into (opening the top one if needed).
@@ -151,6 +156,9 @@ static int wm_batch_begin(struct cmd_app *app, MDB_txn **txn)
         if ((rc = cmd__wm_txn_begin(app->wm, NULL, false, &app->wm_top)) != 0)
             return rc;
         app->wm_top_since_us = sp_time_mono_us();
+        pthread_mutex_lock(&app->mu);
+        app->wm_open = true;
+        pthread_mutex_unlock(&app->mu);
     }
     return cmd__wm_txn_begin(app->wm, app->wm_top, false, txn);
 }
@@ -483,7 +491,7 @@ static bool any_unsure(const struct cmd_app *app, size_t n_evs)
  * Append the batch's events and fold the write model's changes (@p txn, nested in the
  * open top-level transaction); on failure answer 503. The top-level transaction is
  * committed (one flush) only when the batch needs it or command.writemodel_commit_ms has
- * passed since it began, and when the committer goes idle: the write model is a fold of
+ * passed since it began (await_work commits it then when idle): the write model is a fold of
  * the log, so batches folded but not yet committed are refolded from the log after a
  * failed commit (at once) or a crash (at start). Once the append is durable and the
  * answers are final, a batch is answered before that commit, except a batch that stores
@@ -516,9 +524,6 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
             mark_broken(app, eb.msg);
         return;
     }
-    pthread_mutex_lock(&app->mu);
-    app->wm_open = true;
-    pthread_mutex_unlock(&app->mu);
     own = reads_own_writes(app, n);
     now = idem || own || any_unsure(app, n_evs) ||
           sp_time_mono_us() - app->wm_top_since_us >= app->wm_commit_us;

@@ -117,9 +117,8 @@ static int emit(struct cmd_app *app,
     if (c->dev_time)
         ev->time_us = c->dev_time_us;
     if (c->idem_on) { /* so catch-up can rebuild the idempotency answer (wm.h) */
-        char hex[65], fp[CMD__IDEM_KID_LEN + 66];
-        cmd__hex32(c->idem_fp, hex);
-        snprintf(fp, sizeof(fp), "%s:%s", app->idem_kid, hex);
+        char fp[CMD__IDEM_FP_LEN + 1];
+        cmd__wm_idem_fp_format(app->wm, c->idem_fp, fp);
         ev->idempotency_key = sp_xstrdup(c->idem_key);
         ev->idempotency_fp = sp_xstrdup(fp);
     }

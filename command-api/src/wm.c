@@ -49,6 +49,13 @@ void cmd__wm_set_idem_kid(struct cmd__wm *wm, const char *kid)
     snprintf(wm->idem_kid, sizeof(wm->idem_kid), "%s", kid);
 }
 
+void cmd__wm_idem_fp_format(const struct cmd__wm *wm, const unsigned char *fp, char *out)
+{
+    memcpy(out, wm->idem_kid, CMD__IDEM_KID_LEN);
+    out[CMD__IDEM_KID_LEN] = ':';
+    cmd__hex32(fp, out + CMD__IDEM_KID_LEN + 1);
+}
+
 #define WM_CATCHUP_BATCH 1024
 #define WM_DIGEST_LEN    32 /* name and email keys: SHA-256 */
 #define WM_POS_LEN       24 /* positions value: version, partition, offset (8 bytes each) */
@@ -853,7 +860,7 @@ static int idem_rebuild(struct cmd__wm *wm, MDB_txn *txn, const struct es_event 
     char tok[32];
     const char *fp = ev->idempotency_fp;
     int rc = 0;
-    if (!wm->idem_kid[0] || strlen(fp) != CMD__IDEM_KID_LEN + 65 || fp[CMD__IDEM_KID_LEN] != ':')
+    if (!wm->idem_kid[0] || strlen(fp) != CMD__IDEM_FP_LEN || fp[CMD__IDEM_KID_LEN] != ':')
         goto out_skip;
     if (memcmp(fp, wm->idem_kid, CMD__IDEM_KID_LEN) != 0)
         return 0; /* made with another key */

@@ -111,16 +111,25 @@ SP_MUST_CHECK int cmd__wm_open(const char *dir,
  */
 int cmd__answer_of(const struct es_event *ev, json_t **body);
 
-#define CMD__IDEM_KID_LEN 16 /* hex digits of an idempotency key id */
+#define CMD__IDEM_KID_LEN 16                           /* hex digits of an idempotency key id */
+#define CMD__IDEM_FP_LEN  (CMD__IDEM_KID_LEN + 1 + 64) /* "<key id>:<64 hex digits>" */
 
 /**
  * Set the id of the idempotency fingerprint key in use (@p kid, CMD__IDEM_KID_LEN hex
  * digits, copied): catch-up rebuilds an idempotency answer from an event only if the
- * event's fingerprint was made with this key (see cmd__idem_fp_format), so a write model
+ * event's fingerprint was made with this key (cmd__wm_idem_fp_format), so a write model
  * rebuilt with a new secret, or a rotated jwt.secret, never holds records whose
  * fingerprints no request can match. Until it is set nothing is rebuilt.
  */
 void cmd__wm_set_idem_kid(struct cmd__wm *wm, const char *kid);
+
+/**
+ * The idempotencyfp attribute of a keyed command's events (es_event.idempotency_fp):
+ * "<key id>:<lower-case hex of the 32-byte fingerprint @p fp>", with the key id of
+ * cmd__wm_set_idem_kid; the catch-up reads it back (wm.c idem_rebuild).
+ * @param out  CMD__IDEM_FP_LEN + 1 bytes
+ */
+void cmd__wm_idem_fp_format(const struct cmd__wm *wm, const unsigned char *fp, char *out);
 
 /**
  * Flush the write model to disk, the meta page of its last commit included (mdb_env_sync).
