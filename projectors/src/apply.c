@@ -147,7 +147,6 @@ int proj__apply_record(const struct es_log_record *rec, void *ud)
     struct sp_errbuf perr = {{0}, {0}};
     struct es_event ev;
     bool poison = false;
-
     int stop;
 
     es_event_init(&ev);
@@ -259,12 +258,18 @@ struct reap {
     size_t n;
 };
 
+/* Release the events dec[0..n) and free dec (NULL: nothing). */
+static void decoded_free(struct decoded *dec, size_t n)
+{
+    for (size_t i = 0; dec != NULL && i < n; i++)
+        es_event_release(&dec[i].ev);
+    free(dec);
+}
+
 static void *reap_main(void *arg)
 {
     struct reap *k = arg;
-    for (size_t i = 0; i < k->n; i++)
-        es_event_release(&k->dec[i].ev);
-    free(k->dec);
+    decoded_free(k->dec, k->n);
     free(k);
     return NULL;
 }
@@ -403,9 +408,7 @@ void proj__ahead_free(struct proj__ahead *a)
     if (a == NULL)
         return;
     ahead_join(a);
-    for (size_t i = 0; a->dec != NULL && i < a->k.n; i++)
-        es_event_release(&a->dec[i].ev);
-    free(a->dec);
+    decoded_free(a->dec, a->k.n);
     proj__recs_release(a->k.recs, a->k.n);
     free(a->k.recs);
     free(a);
@@ -485,14 +488,10 @@ int proj__apply_batch(struct proj_runner *r,
         proj__ahead_free(a);
         if (rc == 0 && ahead_worth(r, k.n, max))
             r->ahead = ahead_start(r, log, partition, next, max);
-        if (rc == 0 && dec == NULL && k.n > 0) {
-            dec = sp_xcalloc(k.n, sizeof(*dec));
-            decode_all(k.recs, k.n, decode_flags(r), dec);
-        }
-        if (rc == 0 && k.n > 0)
+        if (dec != NULL) /* read ahead: rc is 0 and k.n > 0 */
             (void)apply_decoded_all(&c, k.recs, dec, k.n, &done);
-        else
-            free(dec);
+        else if (rc == 0)
+            (void)proj__apply_recs(&c, k.recs, k.n, &done);
         proj__recs_release(k.recs, k.n);
         free(k.recs);
     }
@@ -501,7 +500,7 @@ int proj__apply_batch(struct proj_runner *r,
     if (rc < 0)
         return rc;
     /* also when halted: the events before the poison one are committed */
-    rc = r->defer_batch_end ? 0 : r->ops->batch_end(r, eb);
+    rc = r->bulk ? 0 : r->ops->batch_end(r, eb);
     if (rc != 0)
         return rc;
     /* Kafka: the read may end past offsets that hold no record (transaction markers) */

@@ -377,8 +377,10 @@ struct fold_set {
     round_rows *rounds; /* rounds[0..n_rounds) */
     size_t n_rounds, cap_rounds;
     struct rows versions;   /* {id, v}: each noted user's greatest version (versions_add) */
-    struct proj_idmap vmap; /* user id -> index in vid[], vmax[] */
-    int64_t *vid, *vmax;
+    struct proj_idmap vmap; /* user id -> index in vers[] */
+    struct version {
+        int64_t id, v;
+    } * vers;
     size_t vcap;
     struct sp_errbuf *eb;
 };
@@ -389,19 +391,13 @@ static void versions_add(struct fold_set *s, int64_t id, int64_t v)
     int64_t i = proj__idmap_get(&s->vmap, (uint64_t)id);
 
     if (i >= 0) {
-        if (s->vmax[i] < v)
-            s->vmax[i] = v;
+        if (s->vers[i].v < v)
+            s->vers[i].v = v;
         return;
     }
-    i = (int64_t)s->vmap.n;
-    if ((size_t)i >= s->vcap) {
-        s->vcap = s->vcap ? 2 * s->vcap : 256;
-        s->vid = sp_xrealloc(s->vid, s->vcap * sizeof(*s->vid));
-        s->vmax = sp_xrealloc(s->vmax, s->vcap * sizeof(*s->vmax));
-    }
-    s->vid[i] = id;
-    s->vmax[i] = v;
-    proj__idmap_put(&s->vmap, (uint64_t)id, (uint32_t)i);
+    PROJ_GROW(s->vers, s->vcap, s->vmap.n + 1);
+    s->vers[s->vmap.n] = (struct version){id, v};
+    proj__idmap_put(&s->vmap, (uint64_t)id, (uint32_t)s->vmap.n);
 }
 
 static void rows_release(struct rows *rows)
@@ -566,17 +562,7 @@ static struct rows *round_at(struct fold_set *s, size_t r, enum es_type t)
 int proj__pg_fold_set(
     PGconn *conn, const struct es_event *const *evs, size_t n, unsigned flags, struct sp_errbuf *eb)
 {
-    struct fold_set s = {conn,
-                         (flags & PROJ_FOLD_BULK) != 0,
-                         NULL,
-                         0,
-                         0,
-                         {{NULL, 0, 0, 0}, 0, false},
-                         {NULL, 0, 0},
-                         NULL,
-                         NULL,
-                         0,
-                         eb};
+    struct fold_set s = {.conn = conn, .bulk = (flags & PROJ_FOLD_BULK) != 0, .eb = eb};
     struct keycount keys = {{NULL, 0, 0}, NULL, 0};
     int rc = 0;
 
@@ -606,8 +592,8 @@ int proj__pg_fold_set(
         (void)rounds_flush(&s, true);
     for (size_t i = 0; rc == 0 && i < s.vmap.n; i++) {
         if ((rc = row_open(&s.versions)) == 0)
-            rc = sp_buf_addf(&s.versions.text, "{\"id\":%" PRId64 ",\"v\":%" PRId64 "}", s.vid[i],
-                             s.vmax[i]);
+            rc = sp_buf_addf(&s.versions.text, "{\"id\":%" PRId64 ",\"v\":%" PRId64 "}",
+                             s.vers[i].id, s.vers[i].v);
         if (rc != 0)
             rc = sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory encoding a batch");
     }
@@ -615,8 +601,7 @@ int proj__pg_fold_set(
         rc = exec_rows(&s, sql_user_versions, &s.versions, NULL);
     rows_release(&s.versions);
     proj__idmap_release(&s.vmap);
-    free(s.vid);
-    free(s.vmax);
+    free(s.vers);
     free(s.rounds);
     keycount_free(&keys);
     return rc;

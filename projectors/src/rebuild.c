@@ -366,13 +366,12 @@ int proj_rebuild(PGconn *conn,
     sp_buf_init(&late, 0);
     r->conn = conn;
     r->conn_borrowed = true;
-    r->bulk = true;
     /* one batch_end for the whole rebuild: the counters and versions the folds noted are
      * written once per row. After each batch, a popular recipe's row was updated once per
      * batch inside the one transaction, whose row versions cannot be pruned before it
      * ends: every later lookup walked a longer chain (a 1,000,000-event rebuild ran at
      * half the catch-up's rate). */
-    r->defer_batch_end = true;
+    r->bulk = true;
     rc = r->ops->begin(r, eb);
     if (rc == 0)
         rc = shadow_create(conn, proj, &late, eb);

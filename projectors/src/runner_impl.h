@@ -121,10 +121,10 @@ struct proj_runner {
     size_t catchup_max; /* ≥ batch_max (proj_runner_opts.catchup_batch_max) */
     int linger_ms;      /* proj_runner_opts.batch_linger_ms */
     bool backlog;       /* the last batch was full: the next may take catchup_max */
-    /* A PostgreSQL rebuild's batches all run in its one transaction: the store's
-     * batch_end runs once, at its end (see proj_rebuild), not after each batch. */
-    bool defer_batch_end;
-    bool bulk; /* a PostgreSQL rebuild's load: fold_set gets PROJ_FOLD_BULK */
+    /* A PostgreSQL rebuild's load: its batches all run in its one transaction, so the
+     * store's batch_end runs once, at its end (see proj_rebuild), not after each batch;
+     * and fold_set gets PROJ_FOLD_BULK. */
+    bool bulk;
     enum proj_poison_policy policy;
     struct proj__ahead *ahead;  /* the next batch read ahead (apply.c), or NULL */
     pthread_t reaper;           /* frees the last large batch's events (apply.c) */
