@@ -213,6 +213,11 @@ static void check_chars(json_t *errors, const char *field, json_t *v, bool multi
         return;
     }
     json_array_foreach(v, i, e) {
+        if (json_is_string(e)) { /* the item's field name is made only for a fault */
+            fault = cmd__text_fault(json_string_value(e), json_string_length(e), multiline, &n_cp);
+            if (fault == NULL)
+                continue;
+        }
         snprintf(item, sizeof(item), "%s/%zu", field, i);
         check_chars(errors, item, e, multiline);
     }

@@ -22,6 +22,14 @@ int64_t sp_time_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Write @p v (0 <= v < 10^n) as exactly @p n decimal digits at @p o. @return o + n. */
+static char *sp__put_digits(char *o, int v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        o[i] = (char)('0' + v % 10);
+    return o + n;
+}
+
 char *sp_time_format_rfc3339(int64_t ts_us, char *out, size_t out_size)
 {
     int64_t secs = ts_us / 1000000;
@@ -36,8 +44,29 @@ char *sp_time_format_rfc3339(int64_t ts_us, char *out, size_t out_size)
         snprintf(out, out_size, "1970-01-01T00:00:00.000000Z");
         return out;
     }
-    snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    int year = tm.tm_year + 1900;
+    if (out_size < sizeof("YYYY-MM-DDTHH:MM:SS.uuuuuuZ") || year < 0 || year > 9999) {
+        snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", year, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+        return out;
+    }
+    /* the same digits without printf's parsing: this runs for every event and log line */
+    char *o = out;
+    o = sp__put_digits(o, year, 4);
+    *o++ = '-';
+    o = sp__put_digits(o, tm.tm_mon + 1, 2);
+    *o++ = '-';
+    o = sp__put_digits(o, tm.tm_mday, 2);
+    *o++ = 'T';
+    o = sp__put_digits(o, tm.tm_hour, 2);
+    *o++ = ':';
+    o = sp__put_digits(o, tm.tm_min, 2);
+    *o++ = ':';
+    o = sp__put_digits(o, tm.tm_sec, 2);
+    *o++ = '.';
+    o = sp__put_digits(o, (int)frac, 6);
+    *o++ = 'Z';
+    *o = '\0';
     return out;
 }
 

@@ -351,10 +351,21 @@ static int array_check(const struct es_schema_node *node,
         (node->max_items >= 0 && n > (size_t)node->max_items))
         return sp_err_set(eb, SP_ESCHEMA, path, "must have %s items (has %zu)",
                           bounds(node->min_items, node->max_items, range, sizeof(range)), n);
+    if (node->items == NULL)
+        return 0;
     json_array_foreach(v, i, e) {
-        snprintf(item, sizeof(item), "%s/%zu", path, i);
-        if (node->items != NULL && (rc = es_value_check(node->items, e, item, eb)) != 0)
+        /* checked under @p path; the item's index goes into the field only on failure */
+        if ((rc = es_value_check(node->items, e, path, eb)) == 0)
+            continue;
+        if (eb == NULL)
             return rc;
+        size_t plen = strlen(path);
+        const char *inner = strncmp(eb->field, path, plen) == 0 ? eb->field + plen : "";
+        snprintf(item, sizeof(item), "%s/%zu%s", path, i, inner);
+        size_t cut = strnlen(item, sizeof(eb->field) - 1); /* cut as sp_err_set cuts */
+        memcpy(eb->field, item, cut);
+        eb->field[cut] = '\0';
+        return rc;
     }
     return 0;
 }

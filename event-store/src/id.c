@@ -57,6 +57,27 @@ static void uuid7_next_tick(int64_t now_ms, int64_t *ms, uint16_t *counter)
     pthread_mutex_unlock(&uuid7_lock);
 }
 
+/*
+ * Per-thread pool of getrandom(2) bytes, so an id costs a copy rather than a system
+ * call; each byte is handed out once (the bytes become public ids: nothing to wipe).
+ */
+#define RANDOM_POOL 512
+static _Thread_local uint8_t random_pool[RANDOM_POOL];
+static _Thread_local size_t random_left;
+
+static int random_take(uint8_t *out, size_t len)
+{
+    if (random_left < len) {
+        int rc = random_fill(random_pool, sizeof(random_pool));
+        if (rc)
+            return rc;
+        random_left = sizeof(random_pool);
+    }
+    memcpy(out, random_pool + sizeof(random_pool) - random_left, len);
+    random_left -= len;
+    return 0;
+}
+
 int es_uuid7_new(char *out)
 {
     uint8_t b[16];
@@ -65,7 +86,7 @@ int es_uuid7_new(char *out)
     uint16_t counter;
     int rc;
 
-    rc = random_fill(rnd, sizeof(rnd));
+    rc = random_take(rnd, sizeof(rnd));
     if (rc)
         return rc;
     uuid7_next_tick(sp_time_now_us() / 1000, &ms, &counter);
@@ -77,10 +98,15 @@ int es_uuid7_new(char *out)
     memcpy(b + 8, rnd, 8);
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* variant 10 */
 
-    snprintf(out, ES_UUID_STR_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) { /* 8-4-4-4-12 hex digits, RFC 9562 §4 */
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 0x0f];
+    }
+    *o = '\0';
     return 0;
 }
 
