@@ -7,6 +7,8 @@
 
 #include "app_priv.h"
 
+#include "es/json.h"
+
 #include "sp/alloc.h"
 #include "sp/log.h"
 
@@ -156,6 +158,7 @@ static int start_http(struct cmd_app *app, struct sp_errbuf *eb)
         .max_header_bytes = (size_t)sp_config_int(cfg, "http.max_header_bytes"),
         .timeout_s = (int)sp_config_int(cfg, "http.timeout_s"),
         .max_json_depth = (size_t)sp_config_int(cfg, "http.max_json_depth"),
+        .json_parse = es_json_parse,
         .metrics = app->metrics,
         .ready = ready_cb,
         .ready_ud = app,

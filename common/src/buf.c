@@ -111,8 +111,7 @@ char *sp_buf_detach(struct sp_buf *b, size_t *len)
     return out;
 }
 
-/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 if invalid (RFC 3629). */
-static size_t sp__utf8_len(const unsigned char *s, size_t avail)
+size_t sp_utf8_seq_len(const unsigned char *s, size_t avail)
 {
     size_t n;
     uint32_t cp;
@@ -149,6 +148,14 @@ int sp_buf_add_json_str(struct sp_buf *out, const char *s, size_t len)
     int rc = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') { /* a run of plain ASCII at once */
+            size_t run = i + 1;
+            while (run < len && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+                run++;
+            rc = sp_buf_add(out, p + i, run - i);
+            i = run;
+            continue;
+        }
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             rc = sp_buf_add(out, esc, 2);
@@ -161,7 +168,7 @@ int sp_buf_add_json_str(struct sp_buf *out, const char *s, size_t len)
         } else if (c < 0x20 || c == 0x7f) {
             rc = sp_buf_addf(out, "\\u%04x", c);
         } else {
-            size_t n = sp__utf8_len(p + i, len - i);
+            size_t n = sp_utf8_seq_len(p + i, len - i);
             if (n == 0) {
                 rc = sp_buf_adds(out, "\\ufffd");
                 i++;

@@ -25,6 +25,7 @@
 
 #include "sp/alloc.h"
 #include "sp/http.h"
+#include "sp/json.h"
 #include "sp/log.h"
 #include "sp/time.h"
 #include "http_internal.h"
@@ -71,10 +72,10 @@ void sp__req_free(struct sp_http_req *req)
 void sp__req_observe(struct sp_http_req *req, int status)
 {
     struct sp_http_server *srv = req->srv;
-    double dur_s = (double)(sp_time_mono_us() - req->start_us) / 1e6;
-    char st[16], dur[32];
+    int64_t dur_us = sp_time_mono_us() - req->start_us;
+    char st[16], dur[32], lbl[512];
     snprintf(st, sizeof(st), "%d", status);
-    snprintf(dur, sizeof(dur), "%.3f", dur_s * 1000.0);
+    snprintf(dur, sizeof(dur), "%lld.%03d", (long long)(dur_us / 1000), (int)(dur_us % 1000));
     sp_logf(status >= 500 ? SP_LOG_WARN : SP_LOG_INFO,
             (const char *[]){"method", sp__method_name(req->ev), "path", req->path, "route",
                              req->route, "status", st, "duration_ms", dur, "request_id", req->id,
@@ -82,19 +83,10 @@ void sp__req_observe(struct sp_http_req *req, int status)
             "request");
     if (!srv->metrics)
         return;
-    struct sp_buf route, lbl;
-    sp_buf_init(&route, 4096);
-    sp_buf_init(&lbl, 4096);
-    int rc = sp_buf_adds(&route, "route=\"");
-    rc = rc ? rc : sp_metrics_label_escape(&route, req->route);
-    rc = rc ? rc : sp_buf_adds(&route, "\"");
-    rc = rc ? rc : sp_buf_addf(&lbl, "%s,status=\"%d\"", route.data, status);
-    if (!rc) {
-        sp_metrics_counter_add(srv->metrics, SP__M_REQS, lbl.data, 1);
-        sp_metrics_observe(srv->metrics, SP__M_DUR, route.data, dur_s);
-    }
-    sp_buf_release(&route);
-    sp_buf_release(&lbl);
+    int n = snprintf(lbl, sizeof(lbl), "%s,status=\"%s\"", req->route_label, st);
+    if (n > 0 && (size_t)n < sizeof(lbl)) /* a route pattern is short: always */
+        sp_metrics_counter_add(srv->metrics, SP__M_REQS, lbl, 1);
+    sp_metrics_observe(srv->metrics, SP__M_DUR, req->route_label, (double)dur_us / 1e6);
 }
 
 /* Send the reply, log it, count it and free @p req. @p body may be NULL. */
@@ -131,14 +123,15 @@ void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body)
         sp_http_reply(req, status, NULL, NULL, 0);
         return;
     }
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    struct sp_buf text;
+    sp_buf_init(&text, 0);
+    int rc = sp_json_dump(&text, body);
     json_decref(body);
-    if (!text) {
+    if (rc != 0)
         sp_http_reply_problem(req, 500, "internal", "could not encode the response", NULL);
-        return;
-    }
-    sp_http_reply(req, status, "application/json", text, strlen(text));
-    free(text);
+    else
+        sp_http_reply(req, status, "application/json", text.data, text.len);
+    sp_buf_release(&text);
 }
 
 void sp_http_reply_problem(
@@ -157,11 +150,13 @@ void sp_http_reply_problem(
         json_object_set_new(p, "detail", sp__json_text(detail));
     if (errors)
         json_object_set_new(p, "errors", errors);
-    char *text = json_dumps(p, JSON_COMPACT);
+    struct sp_buf text;
+    sp_buf_init(&text, 0);
+    int rc = sp_json_dump(&text, p);
     json_decref(p);
-    SP_ASSERT(text != NULL);
-    sp_http_reply(req, status, "application/problem+json", text, strlen(text));
-    free(text);
+    SP_ASSERT(rc == 0); /* the detail went through sp__json_text; errors are ours */
+    sp_http_reply(req, status, "application/problem+json", text.data, text.len);
+    sp_buf_release(&text);
 }
 
 int sp_http_status_for(int err)

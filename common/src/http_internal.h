@@ -22,6 +22,7 @@ struct sp__kv {
 struct sp__route {
     unsigned methods; /* SP_HTTP_* mask */
     char *pattern;    /* owned, the metrics "route" label */
+    char *label;      /* owned, route="<pattern>" escaped for the metrics */
     char **segs;      /* owned; literal segments or "{name}" */
     size_t nsegs;
     sp_http_handler_fn fn;
@@ -36,6 +37,7 @@ struct sp_http_server {
     int port;                         /* bound TCP port */
     size_t max_body_bytes;
     size_t max_json_depth;
+    sp_http_json_parse_fn json_parse; /* NULL = json_loadb */
     struct sp_metrics *metrics; /* borrowed, may be NULL */
     sp_http_ready_fn ready;
     void *ready_ud;
@@ -52,6 +54,7 @@ struct sp_http_req {
     struct sp_http_req *prev, *next;
     enum sp_http_method method; /* 0 for methods we do not route */
     const char *route;          /* borrowed route pattern, or "unmatched" */
+    const char *route_label;    /* borrowed route="<route>" for the metrics */
     char *path;                 /* owned raw path, for logs */
     struct sp__kv *params;      /* owned path parameters */
     size_t nparams;
@@ -62,6 +65,8 @@ struct sp_http_req {
     char id[65];
     char peer[64];
 };
+
+#define SP__UNMATCHED_LABEL "route=\"unmatched\""
 
 /* http_req.c */
 void sp__kv_free(struct sp__kv *kv, size_t n);

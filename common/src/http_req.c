@@ -258,10 +258,17 @@ int sp_http_req_json(struct sp_http_req *req, json_t **out, struct sp_errbuf *eb
                           req->srv->max_body_bytes);
     if (len == 0)
         return sp_err_set(eb, SP_EINVAL, "body", "request body is empty, expected a JSON object");
-    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j)
+    json_t *j = NULL;
+    if (req->srv->json_parse) {
+        struct sp_errbuf peb = {{0}, {0}};
+        if (req->srv->json_parse(body, len, &j, &peb) != 0 || j == NULL) {
+            json_decref(j);
+            return sp_err_set(eb, SP_EINVAL, "body", "%s", peb.msg[0] ? peb.msg : "invalid JSON");
+        }
+    } else if ((j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
         return sp_err_set(eb, SP_EINVAL, "body", "invalid JSON at line %d column %d: %s", jerr.line,
                           jerr.column, jerr.text);
+    }
     if (!json_is_object(j)) {
         json_decref(j);
         return sp_err_set(eb, SP_EINVAL, "body", "request body must be a JSON object");

@@ -14,8 +14,10 @@
 #include <event2/http.h>
 
 #include "sp/alloc.h"
+#include "sp/buf.h"
 #include "sp/http.h"
 #include "sp/log.h"
+#include "sp/metrics.h"
 #include "sp/time.h"
 #include "http_internal.h"
 #include "sp/banned.h"
@@ -70,6 +72,12 @@ void sp_http_route(struct sp_http_server *srv,
     struct sp__route *r = &srv->routes[srv->nroutes++];
     r->methods = methods;
     r->pattern = sp_xstrdup(pattern);
+    struct sp_buf label;
+    sp_buf_init(&label, 0);
+    if (sp_buf_adds(&label, "route=\"") || sp_metrics_label_escape(&label, pattern) ||
+        sp_buf_adds(&label, "\""))
+        SP_ASSERT(!"unbounded buffer refused an append");
+    r->label = sp_buf_detach(&label, NULL);
     r->segs = sp__split(pattern, &r->nsegs);
     r->fn = fn;
     r->ud = ud;
@@ -158,6 +166,7 @@ static void sp__route_request(struct sp_http_req *req, const char *raw_path)
     }
     if (best) {
         req->route = best->pattern;
+        req->route_label = best->label;
         sp__bind_params(req, best, segs);
     }
     sp__segs_free(segs, n);
@@ -223,6 +232,7 @@ void sp__dispatch(struct evhttp_request *ev, void *arg)
     req->start_us = sp_time_mono_us();
     req->method = sp__method_of(ev);
     req->route = "unmatched";
+    req->route_label = SP__UNMATCHED_LABEL;
     req->next = srv->pending;
     if (srv->pending)
         srv->pending->prev = req;
@@ -342,6 +352,7 @@ int sp_http_server_new(struct event_base *base,
     srv->service = sp_xstrdup(opts->service ? opts->service : "");
     srv->max_body_bytes = opts->max_body_bytes ? opts->max_body_bytes : 262144;
     srv->max_json_depth = opts->max_json_depth ? opts->max_json_depth : 16;
+    srv->json_parse = opts->json_parse;
     srv->metrics = opts->metrics;
     srv->ready = opts->ready;
     srv->ready_ud = opts->ready_ud;
@@ -388,6 +399,7 @@ void sp_http_server_free(struct sp_http_server *srv)
         evhttp_free(srv->http);
     for (size_t i = 0; i < srv->nroutes; i++) {
         free(srv->routes[i].pattern);
+        free(srv->routes[i].label);
         sp__segs_free(srv->routes[i].segs, srv->routes[i].nsegs);
     }
     free(srv->routes);

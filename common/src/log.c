@@ -1,5 +1,6 @@
 /* JSON-lines logging on stderr (DESIGN.md): time, level, service, msg, then fields. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,43 @@ static void sp__write_all(const char *p, size_t len)
     }
 }
 
+/*
+ * Each thread's reused line buffer (a log line is written for every request), freed by
+ * the key's destructor when the thread exits. NULL if one cannot be made.
+ */
+static pthread_key_t sp__log_key;
+static pthread_once_t sp__log_once = PTHREAD_ONCE_INIT;
+static bool sp__log_key_ok;
+
+static void sp__log_line_free(void *p)
+{
+    sp_buf_release(p);
+    free(p);
+}
+
+static void sp__log_key_make(void)
+{
+    sp__log_key_ok = pthread_key_create(&sp__log_key, sp__log_line_free) == 0;
+}
+
+static struct sp_buf *sp__log_line(void)
+{
+    struct sp_buf *b;
+    (void)pthread_once(&sp__log_once, sp__log_key_make);
+    if (!sp__log_key_ok)
+        return NULL;
+    if ((b = pthread_getspecific(sp__log_key)) != NULL)
+        return b;
+    if ((b = malloc(sizeof(*b))) == NULL)
+        return NULL;
+    sp_buf_init(b, 0);
+    if (pthread_setspecific(sp__log_key, b) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
 /* Build and write one line; @p extra are already formatted fields (may be NULL). */
 static void sp__log_emit(enum sp_log_level level,
                          const char *const *kv,
@@ -112,28 +150,40 @@ static void sp__log_emit(enum sp_log_level level,
 static void sp__log_emit(
     enum sp_log_level level, const char *const *kv, const char *extra, const char *fmt, va_list ap)
 {
+    struct sp_buf *line = sp__log_line(), own;
     char ts[32];
-    struct sp_buf msg, line;
+    struct sp_buf msg;
+    int rc = 0;
+    if (line == NULL) { /* no per-thread buffer: one for this line */
+        sp_buf_init(&own, 0);
+        line = &own;
+    }
+    sp_buf_reset(line);
     sp_buf_init(&msg, (size_t)64 * 1024);
-    sp_buf_init(&line, 0);
-    if (sp_buf_vaddf(&msg, fmt, ap) && sp_buf_adds(&msg, "(log message too long)"))
-        return;
+    if (strchr(fmt, '%') == NULL) /* a constant message ("request", "audit") */
+        rc = sp_buf_adds(&msg, fmt);
+    else if (sp_buf_vaddf(&msg, fmt, ap))
+        rc = sp_buf_adds(&msg, "(log message too long)");
     sp_time_format_rfc3339(sp_time_now_us(), ts, sizeof(ts));
-    int rc = sp_buf_addf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"service\":\"", ts,
-                         sp__level_names[level]);
-    rc = rc ? rc : sp_buf_add_json_str(&line, sp__log_service, strlen(sp__log_service));
-    rc = rc ? rc : sp_buf_adds(&line, "\",\"msg\":\"");
-    rc = rc ? rc : sp_buf_add_json_str(&line, msg.data, msg.len);
-    rc = rc ? rc : sp_buf_adds(&line, "\"");
+    rc = rc ? rc : sp_buf_adds(line, "{\"time\":\"");
+    rc = rc ? rc : sp_buf_adds(line, ts);
+    rc = rc ? rc : sp_buf_adds(line, "\",\"level\":\"");
+    rc = rc ? rc : sp_buf_adds(line, sp__level_names[level]);
+    rc = rc ? rc : sp_buf_adds(line, "\",\"service\":\"");
+    rc = rc ? rc : sp_buf_add_json_str(line, sp__log_service, strlen(sp__log_service));
+    rc = rc ? rc : sp_buf_adds(line, "\",\"msg\":\"");
+    rc = rc ? rc : sp_buf_add_json_str(line, msg.data, msg.len);
+    rc = rc ? rc : sp_buf_adds(line, "\"");
     if (extra && !rc)
-        rc = sp_buf_adds(&line, extra);
+        rc = sp_buf_adds(line, extra);
     for (size_t i = 0; kv && kv[i] && kv[i + 1] && !rc; i += 2)
-        rc = sp__log_field(&line, kv[i], kv[i + 1]);
-    rc = rc ? rc : sp_buf_adds(&line, "}\n");
+        rc = sp__log_field(line, kv[i], kv[i + 1]);
+    rc = rc ? rc : sp_buf_adds(line, "}\n");
     if (!rc)
-        sp__write_all(line.data, line.len);
+        sp__write_all(line->data, line->len);
     sp_buf_release(&msg);
-    sp_buf_release(&line);
+    if (line == &own || line->cap > 4096) /* keep a typical line's allocation only */
+        sp_buf_release(line);
 }
 
 void sp_log(enum sp_log_level level, const char *fmt, ...)

@@ -1,4 +1,5 @@
 /* Tests of the HTTP server core: routing, problem replies, caps, built-in routes. */
+#define _GNU_SOURCE /* memmem */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,8 +28,9 @@ struct fixture {
     struct event_base *base;
     struct sp_metrics *metrics;
     struct sp_http_server *srv;
+    struct sp_http_server *srv_parse; /* the same routes, bodies parsed by test_parse */
     pthread_t thread;
-    int port;
+    int port, port_parse;
     bool ready;
 };
 
@@ -79,6 +81,19 @@ static bool ready_fn(void *ud, struct sp_buf *why)
     return f->ready;
 }
 
+/* A request-body parser (sp_http_json_parse_fn): jansson, counting its calls, refusing
+ * any body that holds "refuse". */
+static int parse_calls;
+static int test_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
+{
+    parse_calls++;
+    *out = NULL;
+    if (memmem(buf, len, "refuse", 6) != NULL)
+        return sp_err_set(eb, SP_ECORRUPT, NULL, "refused by the test parser");
+    *out = json_loadb(buf, len, 0, NULL);
+    return *out ? 0 : sp_err_set(eb, SP_ECORRUPT, NULL, "not JSON");
+}
+
 static void *loop_main(void *arg)
 {
     struct fixture *f = arg;
@@ -113,6 +128,11 @@ static int setup(void **state)
     sp_http_route(f->srv, SP_HTTP_GET, "/recipes/mine", echo_handler, tag_b);
     sp_http_route(f->srv, SP_HTTP_POST, "/echo", json_handler, NULL);
     sp_http_route(f->srv, SP_HTTP_GET, "/async", async_handler, f);
+    opts.json_parse = test_parse;
+    opts.metrics = NULL;
+    assert_int_equal(sp_http_server_new(f->base, &opts, &f->srv_parse, &eb), 0);
+    f->port_parse = sp_http_server_port(f->srv_parse);
+    sp_http_route(f->srv_parse, SP_HTTP_POST, "/echo", json_handler, NULL);
     assert_int_equal(pthread_create(&f->thread, NULL, loop_main, f), 0);
     *state = f;
     return 0;
@@ -124,6 +144,7 @@ static int teardown(void **state)
     event_base_loopbreak(f->base);
     pthread_join(f->thread, NULL);
     sp_http_server_free(f->srv);
+    sp_http_server_free(f->srv_parse);
     sp_metrics_free(f->metrics);
     event_base_free(f->base);
     free(f);
@@ -223,6 +244,36 @@ static void test_json_body(void **state)
     sp_test_resp_release(&resp);
 }
 
+/* A server given opts.json_parse parses bodies with it, and says what it refused. */
+static void test_json_parse_hook(void **state)
+{
+    struct fixture *f = *state;
+    struct sp_test_resp resp;
+    int before = parse_calls;
+    assert_int_equal(
+        sp_test_http(f->port_parse, "POST", "/echo", NULL, "{\"a\":[1,{\"b\":2}]}", &resp), 201);
+    assert_string_equal(resp.body, "{\"a\":[1,{\"b\":2}]}");
+    sp_test_resp_release(&resp);
+    assert_int_equal(parse_calls, before + 1);
+    assert_int_equal(sp_test_http(f->port_parse, "POST", "/echo", NULL, "{\"refuse\":1}", &resp),
+                     400);
+    assert_problem(&resp, 400, "https://stockpot.dev/problems/validation");
+    assert_non_null(strstr(resp.body, "refused by the test parser"));
+    assert_non_null(strstr(resp.body, "\"body\""));
+    sp_test_resp_release(&resp);
+    assert_int_equal(parse_calls, before + 2);
+    /* the caps still apply after the hook: an array, and depth 5 of at most 4 */
+    assert_int_equal(sp_test_http(f->port_parse, "POST", "/echo", NULL, "[1]", &resp), 400);
+    sp_test_resp_release(&resp);
+    assert_int_equal(sp_test_http(f->port_parse, "POST", "/echo", NULL, "{\"a\":[[[[]]]]}", &resp),
+                     400);
+    sp_test_resp_release(&resp);
+    /* the server without the hook never calls it */
+    assert_int_equal(sp_test_http(f->port, "POST", "/echo", NULL, "{\"refuse\":1}", &resp), 201);
+    sp_test_resp_release(&resp);
+    assert_int_equal(parse_calls, before + 4);
+}
+
 static void test_body_too_large(void **state)
 {
     struct fixture *f = *state;
@@ -318,10 +369,15 @@ static void test_accepted_nodelay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_params_and_query), cmocka_unit_test(test_literal_wins),
-        cmocka_unit_test(test_not_found_and_method),  cmocka_unit_test(test_json_body),
-        cmocka_unit_test(test_body_too_large),        cmocka_unit_test(test_async_reply),
-        cmocka_unit_test(test_health_ready),          cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_path_params_and_query),
+        cmocka_unit_test(test_literal_wins),
+        cmocka_unit_test(test_not_found_and_method),
+        cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_json_parse_hook),
+        cmocka_unit_test(test_body_too_large),
+        cmocka_unit_test(test_async_reply),
+        cmocka_unit_test(test_health_ready),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_accepted_nodelay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

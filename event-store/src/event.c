@@ -13,6 +13,7 @@
 #include "es/event.h"
 #include "json_parse.h"
 #include "sp/buf.h"
+#include "sp/json.h"
 #include "sp/alloc.h"
 #include "sp/time.h"
 
@@ -179,22 +180,10 @@ put_str(struct sp_buf *b, const char *key, const char *val, bool required, struc
     return rc;
 }
 
-struct dump_ctx {
-    struct sp_buf *out;
-    int rc;
-};
-
-static int dump_cb(const char *chunk, size_t size, void *ud)
-{
-    struct dump_ctx *ctx = ud;
-
-    ctx->rc = sp_buf_add(ctx->out, chunk, size);
-    return ctx->rc ? -1 : 0;
-}
-
 /*
  * Write the envelope in the fixed CloudEvents key order straight into @p out (the bytes
- * json_dumps(JSON_COMPACT) made of the object it once built), data through jansson.
+ * json_dumps(JSON_COMPACT) made of the object it once built), data by sp_json_dump (the
+ * same bytes as jansson's).
  * @return 0; SP_EINVAL with @p eb; SP_ETOOBIG from @p out's cap.
  */
 static int envelope_write(const struct es_event *ev, struct sp_buf *out, struct sp_errbuf *eb)
@@ -227,10 +216,10 @@ static int envelope_write(const struct es_event *ev, struct sp_buf *out, struct 
         (rc = put_str(out, "idempotencyfp", ev->idempotency_fp, false, eb)) ||
         (rc = sp_buf_adds(out, ",\"data\":")))
         return rc;
-    struct dump_ctx ctx = {out, 0};
-    if (json_dump_callback(ev->data, dump_cb, &ctx, JSON_COMPACT) != 0)
-        return ctx.rc ? ctx.rc
-                      : sp_err_set(eb, SP_EINVAL, "data", "could not encode event %s", ev->id);
+    if ((rc = sp_json_dump(out, ev->data)) != 0)
+        return rc == SP_ETOOBIG
+                   ? rc
+                   : sp_err_set(eb, SP_EINVAL, "data", "could not encode event %s", ev->id);
     return sp_buf_add(out, "}", 1);
 }
 

@@ -6,6 +6,7 @@
 
 #include <event2/http.h>
 
+#include "es/json.h"
 #include "sp/alloc.h"
 #include "sp/http.h"
 #include "qry/after.h"
@@ -499,6 +500,7 @@ int qry_server_new(struct event_base *base,
         .max_header_bytes = (size_t)sp_config_int(cfg, "http.max_header_bytes"),
         .timeout_s = (int)sp_config_int(cfg, "http.timeout_s"),
         .max_json_depth = (size_t)sp_config_int(cfg, "http.max_json_depth"),
+        .json_parse = es_json_parse,
         .metrics = metrics,
         .ready = srv_ready,
         .ready_ud = srv,

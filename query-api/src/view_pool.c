@@ -9,6 +9,8 @@
 
 #include "view_pool.h"
 #include "sp/alloc.h"
+#include "sp/buf.h"
+#include "sp/json.h"
 #include "sp/log.h"
 #include "sp/time.h"
 
@@ -149,9 +151,14 @@ static void job_run(struct view_worker *w, struct view_job *job)
     }
     job->run_us = sp_time_mono_us() - t0_us;
     if (rc == 0) {
-        job->body = json_dumps(out, JSON_COMPACT);
-        job->body_len = job->body != NULL ? strlen(job->body) : 0;
-        rc = job->body != NULL ? 0 : sp_err_set(&job->eb, -ENOMEM, NULL, "out of memory");
+        struct sp_buf body;
+        sp_buf_init(&body, 0);
+        rc = sp_json_dump(&body, out);
+        if (rc == 0)
+            job->body = sp_buf_detach(&body, &job->body_len);
+        else
+            rc = sp_err_set(&job->eb, rc, NULL, "could not encode the answer");
+        sp_buf_release(&body);
     }
     json_decref(out);
     job->rc = rc;

@@ -39,6 +39,12 @@ SP_MUST_CHECK int sp_buf_vaddf(struct sp_buf *b, const char *fmt, va_list ap)
  */
 SP_MUST_CHECK int sp_buf_add_json_str(struct sp_buf *b, const char *s, size_t len);
 /**
+ * Length of the valid UTF-8 sequence (RFC 3629 §4: no overlong forms, no surrogates,
+ * nothing above U+10FFFF) that starts at @p s, of the @p avail bytes there (avail >= 1).
+ * @return 1 to 4; 0 when the bytes there are not one.
+ */
+size_t sp_utf8_seq_len(const unsigned char *s, size_t avail);
+/**
  * Take the contents: returns the NUL-terminated data (owned by the caller, free()) and
  * re-initialises @p b empty. Never NULL.
  */

@@ -55,16 +55,27 @@ typedef void (*sp_http_handler_fn)(struct sp_http_req *req, void *ud);
 /** Readiness probe for GET /readyz: return true if ready, else false and a reason. */
 typedef bool (*sp_http_ready_fn)(void *ud, struct sp_buf *why);
 
+/**
+ * A JSON parser for request bodies: parse @p len bytes at @p buf as one JSON value into
+ * *out (an owned reference; NULL on error). @return 0, or non-zero with what is wrong in
+ * @p eb->msg. es_json_parse (es/json.h) is one.
+ */
+typedef int (*sp_http_json_parse_fn)(const void *buf,
+                                     size_t len,
+                                     json_t **out,
+                                     struct sp_errbuf *eb);
+
 struct sp_http_opts {
-    const char *service;        /* for logs, e.g. "query-api" */
-    const char *host;           /* listen address */
-    int port;                   /* 0 = any free port (see sp_http_server_port) */
-    size_t max_body_bytes;      /* larger bodies get 413 problem+json */
-    size_t max_header_bytes;    /* larger header blocks are refused */
-    int timeout_s;              /* read/write timeout per connection */
-    size_t max_json_depth;      /* deeper request JSON gets 400 */
-    struct sp_metrics *metrics; /* borrowed; request counts and latency go here */
-    sp_http_ready_fn ready;     /* NULL = always ready */
+    const char *service;              /* for logs, e.g. "query-api" */
+    const char *host;                 /* listen address */
+    int port;                         /* 0 = any free port (see sp_http_server_port) */
+    size_t max_body_bytes;            /* larger bodies get 413 problem+json */
+    size_t max_header_bytes;          /* larger header blocks are refused */
+    int timeout_s;                    /* read/write timeout per connection */
+    size_t max_json_depth;            /* deeper request JSON gets 400 */
+    sp_http_json_parse_fn json_parse; /* request bodies; NULL = jansson's json_loadb */
+    struct sp_metrics *metrics;       /* borrowed; request counts and latency go here */
+    sp_http_ready_fn ready;           /* NULL = always ready */
     void *ready_ud;
 };
 
@@ -128,8 +139,9 @@ const char *sp_http_req_bearer(const struct sp_http_req *req);
  * Parse the body as a JSON object: caps on size (max_body_bytes) and depth
  * (max_json_depth), UTF-8 validity, object at the top.
  * @param[out] out  owned reference; json_decref() it
- * @return 0; SP_ETOOBIG (reply 413); SP_EINVAL with a message naming the line/column,
- *         or field "body" (reply 400).
+ * Parsed by opts->json_parse when the server has one, else by jansson's json_loadb.
+ * @return 0; SP_ETOOBIG (reply 413); SP_EINVAL with field "body" and a message saying what
+ *         is wrong (json_loadb's names the line and column) (reply 400).
  */
 SP_MUST_CHECK int sp_http_req_json(struct sp_http_req *req, json_t **out, struct sp_errbuf *eb);
 
