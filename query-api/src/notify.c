@@ -16,6 +16,7 @@
 #include "sp/banned.h"
 
 #define NT_METRIC  "stockpot_query_sse_streams"
+#define NT_POLLS   "stockpot_query_sse_polls_total"
 #define NT_PENDING ((size_t)1024 * 1024) /* bytes waiting for a slow client, at most */
 
 enum nt_state {
@@ -135,6 +136,8 @@ static void nt_on_poll(void *ud, const PGresult *res, int err)
     struct sp_buf ev;
 
     nt->polling = false;
+    if (nt->opts.metrics != NULL)
+        sp_metrics_counter_add(nt->opts.metrics, NT_POLLS, NULL, 1);
     if (err != 0)
         return; /* logged by qry_db; the next tick tries again (nt->again stays) */
     sp_buf_init(&ev, 0);
@@ -414,6 +417,8 @@ struct qry_notify *qry_notify_new(struct event_base *base,
     if (opts->metrics != NULL) {
         sp_metrics_describe(opts->metrics, NT_METRIC, SP_METRIC_GAUGE,
                             "open Server-Sent Events streams of GET /notifications/stream");
+        sp_metrics_describe(opts->metrics, NT_POLLS, SP_METRIC_COUNTER,
+                            "queries of new notifications for the open streams, answered");
         nt_gauge(nt);
     }
     return nt;

@@ -282,14 +282,26 @@ static void test_bad_last_event_id(void **state)
 
 /* Streams learn of new notifications from NOTIFY, not from polling; when the LISTEN
  * connection is lost, what was sent meanwhile still arrives. */
+static double polls(void)
+{
+    return sp_metrics_value(fx.srv.metrics, "stockpot_query_sse_polls_total", NULL);
+}
+
 static void test_notify_wakes_streams(void **state)
 {
     struct sse s;
+    double polls_before;
 
     (void)state;
     wait_listening();
+    polls_before = polls();
     sse_open(&s, fx.token, NULL, 600);
     sse_start(&s);
+    /* the poll a new stream makes once live must be over before the row exists, or it
+     * could deliver the row without any NOTIFY */
+    for (int i = 0; i < 300 && polls() < polls_before + 1; i++)
+        usleep(10000);
+    assert_true(polls() >= polls_before + 1);
     notification_row(ALICE, 800, 17);
     expect_quiet(&s); /* no NOTIFY, and the safety-net poll is an hour away */
     qry_test_db_exec(&fx.db, "NOTIFY " SP_PG_CHANNEL_NOTIFICATIONS);
