@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,6 +192,80 @@ static void test_append_read_reopen(void **state)
     assert_int_equal(c.ok, 7);
     assert_int_equal(es_log_append(log, NULL, 0, NULL, &eb), SP_ESTATE);
     es_log_close(log);
+}
+
+/* Bytes of data.mdb in use (through its last page) and its size, read with raw LMDB. */
+static void data_file_sizes(const char *dir, int64_t *used, int64_t *size)
+{
+    MDB_env *env;
+    MDB_envinfo info;
+    MDB_stat st;
+    char path[512];
+    struct stat sb;
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_env_info(env, &info), 0);
+    assert_int_equal(mdb_env_stat(env, &st), 0);
+    *used = ((int64_t)info.me_last_pgno + 1) * (int64_t)st.ms_psize;
+    mdb_env_close(env);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    *size = (int64_t)sb.st_size;
+}
+
+/* The bytes of data.mdb from @p from to @p to are zeros. */
+static void assert_zeros(const char *dir, int64_t from, int64_t to)
+{
+    char path[512], buf[65536];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)from, SEEK_SET), 0);
+    for (int64_t at = from; at < to;) {
+        size_t want = to - at < (int64_t)sizeof(buf) ? (size_t)(to - at) : sizeof(buf);
+        assert_int_equal(fread(buf, 1, want, f), want);
+        for (size_t i = 0; i < want; i++)
+            assert_int_equal(buf[i], 0);
+        at += (int64_t)want;
+    }
+    fclose(f);
+}
+
+/*
+ * The writer keeps zeros written 2 to 4 MB past the last page in use (log_lmdb.c, prefill),
+ * never past the map size, and what it appends there reads back.
+ */
+static void test_prefill_ahead(void **state)
+{
+    const char *dir = *state;
+    const int64_t chunk = (int64_t)2 << 20;
+    struct es_log *log;
+    struct sp_errbuf eb = {{0}, {0}};
+    struct collect c;
+    int64_t used, size, next, version = 1;
+
+    assert_int_equal(es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_WRITER, &log, &eb), 0);
+    assert_int_equal(append_batch(log, version, 1, 10, NULL, &eb), 0);
+    version++;
+    es_log_close(log);
+    data_file_sizes(dir, &used, &size);
+    assert_true(size >= used + chunk && size <= used + 2 * chunk);
+    assert_zeros(dir, used, size);
+
+    /* about 13 MB of events in a 16 MB map: the zeros stop at the map's end */
+    assert_int_equal(es_log_open_lmdb(dir, MAP_BYTES, MAX_EVENT, ES_LOG_WRITER, &log, &eb), 0);
+    for (int b = 0; b < 400; b++, version += 8)
+        assert_int_equal(append_batch(log, version, 8, 2500, NULL, &eb), 0);
+    read_all(log, 0, &c, &next);
+    assert_int_equal(c.ok, version - 1);
+    assert_int_equal(c.corrupt, 0);
+    es_log_close(log);
+    data_file_sizes(dir, &used, &size);
+    assert_true(used > (int64_t)MAP_BYTES - 2 * chunk);
+    assert_int_equal(size, (int64_t)MAP_BYTES);
+    assert_zeros(dir, used, size);
 }
 
 /* Overwrite one stored value's bytes through a raw LMDB write, keeping its checksum. */
@@ -556,6 +631,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read_reopen, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_prefill_ahead, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_corrupt_record, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_writer, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_reader_missing_and_wait_timeout, setup_dir,
