@@ -416,10 +416,12 @@ static void test_kafka_broker_down(void **state)
     /*
      * once the brokers are back, commands succeed again (possibly after retries, spaced
      * as a client that honours Retry-After would, if sooner: the write model's catch-up
-     * runs on the committer thread, kicked by the refused requests)
+     * runs on the committer thread, kicked by the refused requests). If a catch-up timed
+     * out while a broker was down, the write model waits for librdkafka to reconnect to
+     * it, which backs off up to reconnect.backoff.max.ms (10 s): allow 15 s.
      */
     int last = 503;
-    for (int tries = 0; tries < 20 && last != 201; tries++) {
+    for (int tries = 0; tries < 60 && last != 201; tries++) {
         char lid[32], lpos[32];
         if (tries > 0)
             usleep(250 * 1000);
