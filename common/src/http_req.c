@@ -1,4 +1,5 @@
 /* HTTP request accessors: parameters, query, headers, body, bearer token, JSON body. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,13 @@ const void *sp_http_req_body(struct sp_http_req *req, size_t *len)
     return evbuffer_pullup(in, -1);
 }
 
+/* Is @p c one of RFC 6750 §2.1's b64token characters: ALPHA DIGIT - . _ ~ + / = ? */
+static bool sp__b64token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
 const char *sp_http_req_bearer(const struct sp_http_req *req)
 {
     const char *h = sp_http_req_header(req, "Authorization");
@@ -214,9 +222,9 @@ const char *sp_http_req_bearer(const struct sp_http_req *req)
         h++;
     if (*h == '\0')
         return NULL;
-    /* RFC 6750 §2.1 b64token characters only */
-    for (const char *p = h; *p; p++)
-        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=", *p))
+    /* RFC 6750 §2.1 b64token characters only (a table: this runs for every request) */
+    for (const unsigned char *p = (const unsigned char *)h; *p; p++)
+        if (!sp__b64token_char(*p))
             return NULL;
     return h;
 }

@@ -191,6 +191,37 @@ static void test_path_params_and_query(void **state)
     sp_test_resp_release(&resp);
 }
 
+/* Bearer tokens: RFC 6750 b64token characters only, anything else is no token. */
+static void test_bearer_charset(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *header, *want; /* want NULL: no bearer */
+    } cases[] = {
+        {"Authorization: Bearer AZaz09-._~+/=", "AZaz09-._~+/="},
+        {"Authorization: bearer   lower.case", "lower.case"},
+        {"Authorization: Bearer abc$def", NULL},
+        {"Authorization: Bearer abc,def", NULL},
+        {"Authorization: Bearer abc\"def", NULL},
+        {"Authorization: Bearer caf\xc3\xa9", NULL},
+        {"Authorization: Basic dXNlcjpwYXNz", NULL},
+        {"Authorization: Bearer ", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sp_test_resp resp;
+        const char *hdrs[] = {cases[i].header, NULL};
+        assert_int_equal(sp_test_http(f->port, "GET", "/recipes/1", hdrs, NULL, &resp), 200);
+        json_t *j = body_json(&resp);
+        json_t *bearer = json_object_get(j, "bearer");
+        if (cases[i].want)
+            assert_string_equal(json_string_value(bearer), cases[i].want);
+        else
+            assert_true(json_is_null(bearer));
+        json_decref(j);
+        sp_test_resp_release(&resp);
+    }
+}
+
 static void test_literal_wins(void **state)
 {
     struct fixture *f = *state;
@@ -369,15 +400,11 @@ static void test_accepted_nodelay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_params_and_query),
-        cmocka_unit_test(test_literal_wins),
-        cmocka_unit_test(test_not_found_and_method),
-        cmocka_unit_test(test_json_body),
-        cmocka_unit_test(test_json_parse_hook),
-        cmocka_unit_test(test_body_too_large),
-        cmocka_unit_test(test_async_reply),
-        cmocka_unit_test(test_health_ready),
-        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_path_params_and_query), cmocka_unit_test(test_literal_wins),
+        cmocka_unit_test(test_not_found_and_method),  cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_bearer_charset),        cmocka_unit_test(test_json_parse_hook),
+        cmocka_unit_test(test_body_too_large),        cmocka_unit_test(test_async_reply),
+        cmocka_unit_test(test_health_ready),          cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_accepted_nodelay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
