@@ -38,7 +38,7 @@ struct sp_http_server {
     size_t max_body_bytes;
     size_t max_json_depth;
     sp_http_json_parse_fn json_parse; /* NULL = json_loadb */
-    struct sp_metrics *metrics; /* borrowed, may be NULL */
+    struct sp_metrics *metrics;       /* borrowed, may be NULL */
     sp_http_ready_fn ready;
     void *ready_ud;
     struct sp__route *routes; /* owned array */
