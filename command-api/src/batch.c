@@ -135,8 +135,10 @@ static int wm_flush(struct cmd_app *app)
         sp_log(SP_LOG_ERROR, "write model commit failed (%d); catching up from the log", rc);
         if (catch_up(app, &eb) != 0)
             mark_broken(app, eb.msg);
+        return rc;
     }
-    return rc;
+    cmd__wm_write_ahead(app->wm); /* no write transaction is open now */
+    return 0;
 }
 
 /* Committer: drop the open transaction (a refold from the log follows). */

@@ -9,6 +9,7 @@
 
 #include "es/catalogue.h"
 #include "es/id.h"
+#include "es/lmdb_ahead.h"
 #include "sp/alloc.h"
 #include "sp/log.h"
 #include "sp/time.h"
@@ -42,6 +43,8 @@ struct cmd__wm {
     MDB_dbi dbi[WM_NTABLES];
     unsigned char secret[CMD__WM_SECRET_LEN]; /* meta "idem_secret" */
     char idem_kid[CMD__IDEM_KID_LEN + 1];     /* cmd__wm_set_idem_kid; "" = rebuild nothing */
+    char *dir;                                /* owned, for messages */
+    int64_t ahead_to; /* data file written up to here, bytes (es_lmdb_write_ahead); -1 = off */
 };
 
 void cmd__wm_set_idem_kid(struct cmd__wm *wm, const char *kid)
@@ -331,6 +334,9 @@ int cmd__wm_open(const char *dir,
         rc = sp_err_set(eb, SP_EDB, NULL, "could not sync write model \"%s\"", dir);
     if (rc != 0)
         goto out_close_env;
+    wm->dir = sp_xstrdup(dir);
+    wm->ahead_to = es_lmdb_file_size(wm->env);
+    cmd__wm_write_ahead(wm);
     *out = wm;
     return 0;
 
@@ -357,7 +363,13 @@ void cmd__wm_close(struct cmd__wm *wm)
         return;
     (void)mdb_env_sync(wm->env, 1);
     mdb_env_close(wm->env);
+    free(wm->dir);
     free(wm);
+}
+
+void cmd__wm_write_ahead(struct cmd__wm *wm)
+{
+    es_lmdb_write_ahead(wm->env, &wm->ahead_to, wm->dir);
 }
 
 const unsigned char *cmd__wm_secret(const struct cmd__wm *wm)
@@ -953,6 +965,7 @@ static int catchup_step(struct cmd__wm *wm,
     cu->txn = NULL;
     if (rc != 0)
         return sp_err_set(eb, SP_EDB, NULL, "write model commit failed: %s", mdb_strerror(rc));
+    cmd__wm_write_ahead(wm);
     *done = next == from || next >= end;
     return 0;
 out_abort:

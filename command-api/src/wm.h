@@ -137,6 +137,13 @@ void cmd__wm_idem_fp_format(const struct cmd__wm *wm, const unsigned char *fp, c
  */
 SP_MUST_CHECK int cmd__wm_sync(struct cmd__wm *wm);
 
+/**
+ * Committer, with no write transaction of @p wm open (after a commit): keep zeros written
+ * ahead of the write model's last page, so its commits' flushes stay inside written blocks
+ * (es_lmdb_write_ahead says why). Returns at once while enough is written ahead.
+ */
+void cmd__wm_write_ahead(struct cmd__wm *wm);
+
 /** Sync and close; NULL is a no-op. */
 void cmd__wm_close(struct cmd__wm *wm);
 

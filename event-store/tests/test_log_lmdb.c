@@ -18,6 +18,7 @@
 #include <lmdb.h>
 
 #include "es/consumer.h"
+#include "es/lmdb_ahead.h"
 #include "es/log.h"
 #include "sp/config.h"
 
@@ -234,10 +235,10 @@ static void assert_zeros(const char *dir, int64_t from, int64_t to)
 }
 
 /*
- * The writer keeps zeros written 2 to 4 MB past the last page in use (log_lmdb.c, prefill),
+ * The writer keeps zeros written 2 to 4 MB past the last page in use (es_lmdb_write_ahead),
  * never past the map size, and what it appends there reads back.
  */
-static void test_prefill_ahead(void **state)
+static void test_log_writes_ahead(void **state)
 {
     const char *dir = *state;
     const int64_t chunk = (int64_t)2 << 20;
@@ -266,6 +267,67 @@ static void test_prefill_ahead(void **state)
     assert_true(used > (int64_t)MAP_BYTES - 2 * chunk);
     assert_int_equal(size, (int64_t)MAP_BYTES);
     assert_zeros(dir, used, size);
+}
+
+/* es_lmdb_write_ahead on a plain environment: 1-2 chunks ahead, idle while enough is, off
+ * at -1, and the data stays readable. */
+static void test_write_ahead_raw_env(void **state)
+{
+    const char *dir = *state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    static char value[3000];
+    char key[16];
+    MDB_val k, v = {sizeof(value), value};
+    int64_t ahead, used, size, before;
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    ahead = es_lmdb_file_size(env);
+    assert_true(ahead >= 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 1000; i++) { /* about 4 MB: past the first chunks */
+            memset(value, 'a' + round, sizeof(value));
+            snprintf(key, sizeof(key), "%d-%05d", round, i);
+            k.mv_size = strlen(key);
+            k.mv_data = key;
+            assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+        }
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        es_lmdb_write_ahead(env, &ahead, "test env");
+        mdb_env_close(env);
+        data_file_sizes(dir, &used, &size);
+        assert_int_equal(size, ahead);
+        assert_true(size >= used + ES_LMDB_AHEAD_CHUNK && size <= used + 2 * ES_LMDB_AHEAD_CHUNK);
+        assert_zeros(dir, used, size);
+        assert_int_equal(mdb_env_create(&env), 0);
+        assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+        assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+        before = ahead;
+        es_lmdb_write_ahead(env, &ahead, "test env"); /* enough ahead: nothing to do */
+        assert_int_equal(ahead, before);
+        assert_int_equal(es_lmdb_file_size(env), before);
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    }
+    /* what was written before the zeros reads back */
+    snprintf(key, sizeof(key), "0-00999");
+    k.mv_size = strlen(key);
+    k.mv_data = key;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, sizeof(value));
+    assert_int_equal(((const char *)v.mv_data)[0], 'a');
+    mdb_txn_abort(txn);
+    ahead = -1; /* off: writes nothing */
+    before = es_lmdb_file_size(env);
+    es_lmdb_write_ahead(env, &ahead, "test env");
+    assert_int_equal(ahead, -1);
+    assert_int_equal(es_lmdb_file_size(env), before);
+    mdb_env_close(env);
 }
 
 /* Overwrite one stored value's bytes through a raw LMDB write, keeping its checksum. */
@@ -631,7 +693,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read_reopen, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_prefill_ahead, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_log_writes_ahead, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_write_ahead_raw_env, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_corrupt_record, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_writer, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_reader_missing_and_wait_timeout, setup_dir,
