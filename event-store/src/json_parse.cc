@@ -8,9 +8,6 @@
 #include <simdjson.h>
 
 #include "json_parse.h"
-extern "C" {
-#include "es/json.h"
-}
 
 namespace
 {
@@ -129,7 +126,7 @@ extern "C" int es__json_parse_ex(const void *buf,
     return 0;
 }
 
-extern "C" int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
+extern "C" int es_json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
 {
     return es__json_parse_ex(buf, len, nullptr, out, nullptr, nullptr, eb);
 }
@@ -137,9 +134,4 @@ extern "C" int es__json_parse(const void *buf, size_t len, json_t **out, struct 
 extern "C" bool es__utf8_valid(const char *s, size_t len)
 {
     return simdjson::validate_utf8(s, len);
-}
-
-extern "C" int es_json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb)
-{
-    return es__json_parse(buf, len, out, eb);
 }

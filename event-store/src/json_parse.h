@@ -23,20 +23,11 @@
 extern "C" {
 #endif
 
+#include "es/json.h" /* es_json_parse, the plain parse */
 #include "sp/err.h"
 
 /**
- * Parse @p len bytes at @p buf (need not be NUL-terminated or padded) as one JSON value.
- * Thread-safe: each thread keeps its own parser (its buffers grow to the largest document
- * it has parsed and live until the thread exits).
- * @param[out] out  owned reference (json_decref), NULL on error
- * @return 0; SP_ECORRUPT with what is wrong in @p eb (invalid JSON or UTF-8, a duplicate
- *         key, U+0000, an integer out of range, too deep).
- */
-int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *eb);
-
-/**
- * es__json_parse, and besides, when @p key is not NULL and the document is an object with
+ * es_json_parse, and besides, when @p key is not NULL and the document is an object with
  * a member @p key, that member's value as compact JSON text: RFC 8259 without whitespace,
  * strings escaped only where JSON requires it (quote, backslash, U+0000-U+001F), integers in
  * decimal (simdjson::to_string). It is the same value as the member of *out, not
@@ -44,7 +35,7 @@ int es__json_parse(const void *buf, size_t len, json_t **out, struct sp_errbuf *
  * @param[out] text      malloc'd, NUL-terminated, the caller frees it; NULL when there is no
  *                       such member (or @p key or @p text is NULL)
  * @param[out] text_len  its length in bytes, without the NUL
- * @return 0; SP_ECORRUPT as es__json_parse (and out of memory); *out and *text NULL then.
+ * @return 0; SP_ECORRUPT as es_json_parse (and out of memory); *out and *text NULL then.
  */
 int es__json_parse_ex(const void *buf,
                       size_t len,

@@ -87,10 +87,10 @@ static int compare(const char *s, size_t len)
     json_error_t jerr;
     json_t *a = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr), *b = NULL;
     struct sp_errbuf eb = {{0}, {0}};
-    int rc = es__json_parse(s, len, &b, &eb);
+    int rc = es_json_parse(s, len, &b, &eb);
 
     if ((a != NULL) != (rc == 0))
-        fail_msg("parsers disagree on [%.*s] (%zu bytes): jansson %s (%s), es__json_parse %s (%s)",
+        fail_msg("parsers disagree on [%.*s] (%zu bytes): jansson %s (%s), es_json_parse %s (%s)",
                  (int)len, s, len, a ? "accepts" : "refuses", a ? "" : jerr.text,
                  rc == 0 ? "accepts" : "refuses", eb.msg);
     if (a != NULL && !json_equal(a, b)) {
@@ -209,7 +209,7 @@ static void test_depth(void **state)
     }
     deep[2 * 1100] = '\0';
     assert_int_equal(compare(deep + 100, 2 * 1000), 1); /* 1,000 deep: both */
-    assert_int_equal(es__json_parse(deep, 2 * 1100, &v, &eb), SP_ECORRUPT);
+    assert_int_equal(es_json_parse(deep, 2 * 1100, &v, &eb), SP_ECORRUPT);
     assert_null(v);
     assert_non_null(strstr(eb.msg, "invalid JSON"));
 }

@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++) { /* same values, or the comparison means nothing */
         json_t *a = json_loadb(lines[i], lens[i], JSON_REJECT_DUPLICATES, NULL), *b = NULL;
-        if (es__json_parse(lines[i], lens[i], &b, NULL) != 0 || a == NULL || !json_equal(a, b)) {
+        if (es_json_parse(lines[i], lens[i], &b, NULL) != 0 || a == NULL || !json_equal(a, b)) {
             fprintf(stderr, "bench_json_parse: line %zu is read differently\n", i + 1);
             return 1;
         }
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     for (long r = 0; r < repeat; r++)
         for (size_t i = 0; i < n; i++) {
             json_t *b = NULL;
-            if (es__json_parse(lines[i], lens[i], &b, NULL) == 0)
+            if (es_json_parse(lines[i], lens[i], &b, NULL) == 0)
                 json_decref(b);
         }
     int64_t t2 = sp_time_mono_us();
@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     printf("%zu events, %zu bytes on average, x%ld\n", n, bytes / n, repeat);
     printf("jansson json_loadb:        %.2f us/event, %.0f MB/s\n", ja,
            (double)bytes * (double)repeat / (double)(t1 - t0));
-    printf("es__json_parse (simdjson): %.2f us/event, %.0f MB/s\n", sj,
+    printf("es_json_parse (simdjson): %.2f us/event, %.0f MB/s\n", sj,
            (double)bytes * (double)repeat / (double)(t2 - t1));
     printf("ratio: %.1fx faster\n", ja / sj);
     for (size_t i = 0; i < n; i++)
