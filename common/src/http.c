@@ -117,21 +117,27 @@ void sp_http_reply(
     evbuffer_free(buf);
 }
 
-void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body)
+/* Reply with @p body (stolen) as compact JSON of @p content_type. @return 0, or
+ * sp_json_dump's error (nothing sent then). */
+static int
+sp__reply_json_as(struct sp_http_req *req, int status, const char *content_type, json_t *body)
 {
-    if (!body) {
-        sp_http_reply(req, status, NULL, NULL, 0);
-        return;
-    }
     struct sp_buf text;
     sp_buf_init(&text, 0);
     int rc = sp_json_dump(&text, body);
     json_decref(body);
-    if (rc != 0)
-        sp_http_reply_problem(req, 500, "internal", "could not encode the response", NULL);
-    else
-        sp_http_reply(req, status, "application/json", text.data, text.len);
+    if (rc == 0)
+        sp_http_reply(req, status, content_type, text.data, text.len);
     sp_buf_release(&text);
+    return rc;
+}
+
+void sp_http_reply_json(struct sp_http_req *req, int status, json_t *body)
+{
+    if (!body)
+        sp_http_reply(req, status, NULL, NULL, 0);
+    else if (sp__reply_json_as(req, status, "application/json", body) != 0)
+        sp_http_reply_problem(req, 500, "internal", "could not encode the response", NULL);
 }
 
 void sp_http_reply_problem(
@@ -150,13 +156,8 @@ void sp_http_reply_problem(
         json_object_set_new(p, "detail", sp__json_text(detail));
     if (errors)
         json_object_set_new(p, "errors", errors);
-    struct sp_buf text;
-    sp_buf_init(&text, 0);
-    int rc = sp_json_dump(&text, p);
-    json_decref(p);
+    int rc = sp__reply_json_as(req, status, "application/problem+json", p);
     SP_ASSERT(rc == 0); /* the detail went through sp__json_text; errors are ours */
-    sp_http_reply(req, status, "application/problem+json", text.data, text.len);
-    sp_buf_release(&text);
 }
 
 int sp_http_status_for(int err)
