@@ -1,4 +1,5 @@
 /* Growable NUL-terminated byte buffer with a maximum size. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,15 +143,21 @@ size_t sp_utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/* Printable ASCII that a JSON string holds as it is (no quote, backslash or DEL). */
+static bool sp__json_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 int sp_buf_add_json_str(struct sp_buf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     int rc = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') { /* a run of plain ASCII at once */
+        if (sp__json_plain(c)) { /* a run of plain ASCII at once */
             size_t run = i + 1;
-            while (run < len && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            while (run < len && sp__json_plain(p[run]))
                 run++;
             rc = sp_buf_add(out, p + i, run - i);
             i = run;

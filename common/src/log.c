@@ -150,9 +150,10 @@ static void sp__log_emit(enum sp_log_level level,
 static void sp__log_emit(
     enum sp_log_level level, const char *const *kv, const char *extra, const char *fmt, va_list ap)
 {
-    struct sp_buf *line = sp__log_line(), own;
+    struct sp_buf *line = sp__log_line(), own, msg;
+    const char *text = fmt; /* a constant message ("request", "audit") as it is */
+    size_t text_len = strlen(fmt);
     char ts[32];
-    struct sp_buf msg;
     int rc = 0;
     if (line == NULL) { /* no per-thread buffer: one for this line */
         sp_buf_init(&own, 0);
@@ -160,10 +161,12 @@ static void sp__log_emit(
     }
     sp_buf_reset(line);
     sp_buf_init(&msg, (size_t)64 * 1024);
-    if (strchr(fmt, '%') == NULL) /* a constant message ("request", "audit") */
-        rc = sp_buf_adds(&msg, fmt);
-    else if (sp_buf_vaddf(&msg, fmt, ap))
-        rc = sp_buf_adds(&msg, "(log message too long)");
+    if (strchr(fmt, '%') != NULL) {
+        if (sp_buf_vaddf(&msg, fmt, ap))
+            rc = sp_buf_adds(&msg, "(log message too long)");
+        text = msg.data;
+        text_len = msg.len;
+    }
     sp_time_format_rfc3339(sp_time_now_us(), ts, sizeof(ts));
     rc = rc ? rc : sp_buf_adds(line, "{\"time\":\"");
     rc = rc ? rc : sp_buf_adds(line, ts);
@@ -172,7 +175,7 @@ static void sp__log_emit(
     rc = rc ? rc : sp_buf_adds(line, "\",\"service\":\"");
     rc = rc ? rc : sp_buf_add_json_str(line, sp__log_service, strlen(sp__log_service));
     rc = rc ? rc : sp_buf_adds(line, "\",\"msg\":\"");
-    rc = rc ? rc : sp_buf_add_json_str(line, msg.data, msg.len);
+    rc = rc ? rc : sp_buf_add_json_str(line, text, text_len);
     rc = rc ? rc : sp_buf_adds(line, "\"");
     if (extra && !rc)
         rc = sp_buf_adds(line, extra);
