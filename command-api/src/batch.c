@@ -141,6 +141,12 @@ static int wm_flush(struct cmd_app *app)
     return 0;
 }
 
+/* Committer: has command.writemodel_commit_ms passed since the open transaction began? */
+static bool wm_commit_due(const struct cmd_app *app)
+{
+    return sp_time_mono_us() >= app->wm_top_since_us + app->wm_commit_us;
+}
+
 /* Committer: drop the open transaction (a refold from the log follows). */
 static void wm_drop(struct cmd_app *app)
 {
@@ -527,8 +533,7 @@ static void commit_batch(struct cmd_app *app, MDB_txn *txn, size_t n, size_t n_e
         return;
     }
     own = reads_own_writes(app, n);
-    now = idem || own || any_unsure(app, n_evs) ||
-          sp_time_mono_us() - app->wm_top_since_us >= app->wm_commit_us;
+    now = idem || own || any_unsure(app, n_evs) || wm_commit_due(app);
     if (!idem && !own)
         release(app, n); /* durable in the log: answer before the write model commits */
     if (!now || wm_flush(app) != 0)
@@ -671,8 +676,7 @@ static bool await_work(struct cmd_app *app)
     for (;;) {
         if (!TAILQ_EMPTY(&app->queue))
             return true;
-        int64_t due = app->wm_top_since_us + app->wm_commit_us;
-        if (app->wm_open && (app->stop || app->flush_req || sp_time_mono_us() >= due)) {
+        if (app->wm_open && (app->stop || app->flush_req || wm_commit_due(app))) {
             pthread_mutex_unlock(&app->mu);
             (void)wm_flush(app);
             pthread_mutex_lock(&app->mu);
@@ -685,7 +689,7 @@ static bool await_work(struct cmd_app *app)
         if (app->kick) {
             app->kick = false;
         } else if (!app->broken && app->wm_open) {
-            struct timespec at = mono_at(due);
+            struct timespec at = mono_at(app->wm_top_since_us + app->wm_commit_us);
             (void)pthread_cond_timedwait(&app->work_cv, &app->mu, &at);
             continue;
         } else if (!app->broken) {

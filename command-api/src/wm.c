@@ -43,7 +43,6 @@ struct cmd__wm {
     MDB_dbi dbi[WM_NTABLES];
     unsigned char secret[CMD__WM_SECRET_LEN]; /* meta "idem_secret" */
     char idem_kid[CMD__IDEM_KID_LEN + 1];     /* cmd__wm_set_idem_kid; "" = rebuild nothing */
-    char *dir;                                /* owned, for messages */
     int64_t ahead_to; /* data file written up to here, bytes (es_lmdb_write_ahead); -1 = off */
 };
 
@@ -334,9 +333,7 @@ int cmd__wm_open(const char *dir,
         rc = sp_err_set(eb, SP_EDB, NULL, "could not sync write model \"%s\"", dir);
     if (rc != 0)
         goto out_close_env;
-    wm->dir = sp_xstrdup(dir);
-    wm->ahead_to = es_lmdb_file_size(wm->env);
-    cmd__wm_write_ahead(wm);
+    wm->ahead_to = es_lmdb_file_size(wm->env); /* zeros follow its first commit */
     *out = wm;
     return 0;
 
@@ -363,13 +360,12 @@ void cmd__wm_close(struct cmd__wm *wm)
         return;
     (void)mdb_env_sync(wm->env, 1);
     mdb_env_close(wm->env);
-    free(wm->dir);
     free(wm);
 }
 
 void cmd__wm_write_ahead(struct cmd__wm *wm)
 {
-    es_lmdb_write_ahead(wm->env, &wm->ahead_to, wm->dir);
+    es_lmdb_write_ahead(wm->env, &wm->ahead_to, "write model");
 }
 
 const unsigned char *cmd__wm_secret(const struct cmd__wm *wm)
