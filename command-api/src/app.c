@@ -192,6 +192,7 @@ int cmd_app_new(const struct sp_config *cfg,
     app->batch_max = (size_t)sp_config_int(cfg, "command.batch_max");
     app->wm_commit_us = (int64_t)sp_config_int(cfg, "command.writemodel_commit_ms") * 1000;
     app->max_event_bytes = (size_t)sp_config_int(cfg, "log.max_event_bytes");
+    app->chat_max_members = sp_config_int(cfg, "chat.max_members");
     app->batch = sp_xcalloc(app->batch_max, sizeof(struct cmd__command *));
     app->positions = sp_xcalloc(app->batch_max * CMD__MAX_EVENTS, sizeof(*app->positions));
     app->ev_ptrs = sp_xcalloc(app->batch_max * CMD__MAX_EVENTS, sizeof(const struct es_event *));

@@ -52,6 +52,12 @@ enum cmd__kind {
     CMD_LIKE,
     CMD_UNLIKE,
     CMD_NOTIFICATIONS_READ,
+    CMD_ROOM_CREATE,
+    CMD_ROOM_UPDATE,
+    CMD_MEMBER_ADD,
+    CMD_MEMBER_REMOVE,
+    CMD_MESSAGE_SEND,
+    CMD_ROOM_READ,
 };
 
 /** Name of a command kind, for metrics and idempotency fingerprints. @return static. */
@@ -61,16 +67,16 @@ const char *cmd__kind_name(enum cmd__kind kind);
 struct cmd__command {
     TAILQ_ENTRY(cmd__command) link;
     enum cmd__kind kind;
-    struct sp_http_req *req;                  /* borrowed until answered */
-    char request_id[72];                      /* correlation id of the events */
-    json_t *input;                            /* validated body; owned, may be NULL */
-    int64_t user_id;                          /* the acting user, 0 = anonymous */
-    int64_t session_id;                       /* from the access token, 0 = none */
-    int64_t target_id;                        /* recipe or user id of the path */
-    int64_t arg_id;                           /* comment id of a comment delete; up_to_id */
-    int64_t if_match;                         /* expected stream version, -1 = no If-Match */
-    bool dev_time;                            /* Stockpot-Dev-Time given (mode = dev) */
-    int64_t dev_time_us;                      /* its value, µs since the epoch */
+    struct sp_http_req *req; /* borrowed until answered */
+    char request_id[72];     /* correlation id of the events */
+    json_t *input;           /* validated body; owned, may be NULL */
+    int64_t user_id;         /* the acting user, 0 = anonymous */
+    int64_t session_id;      /* from the access token, 0 = none */
+    int64_t target_id;       /* recipe, user or room id of the path */
+    int64_t arg_id;          /* comment id of a comment delete; up_to_id; member's user id */
+    int64_t if_match;        /* expected stream version, -1 = no If-Match */
+    bool dev_time;           /* Stockpot-Dev-Time given (mode = dev) */
+    int64_t dev_time_us;     /* its value, µs since the epoch */
     char password_hash[CMD__PHC_MAX];         /* register */
     char refresh_hash[CMD__HASH_HEX_LEN + 1]; /* refresh: hash of the presented token */
     bool idem_on;                             /* Idempotency-Key given and stored */
@@ -191,7 +197,8 @@ struct cmd_app {
     size_t jwt_key_len;
     struct sp_jwt_cache *tokens; /* owned; verified access tokens; loop thread */
     int64_t jwt_ttl_s, refresh_ttl_s;
-    size_t max_event_bytes; /* log.max_event_bytes */
+    size_t max_event_bytes;   /* log.max_event_bytes */
+    int64_t chat_max_members; /* chat.max_members: a group's members at most */
     struct cmd__argon2 argon2;
     char dummy_hash[CMD__PHC_MAX]; /* verified against on unknown logins, for even timing */
     /* per client address (auth.rate_limit_per_minute); owned, NULL = no limit */
@@ -249,6 +256,22 @@ SP_MUST_CHECK int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__com
 
 /** Decide one of the issue 4 commands (profile, follows, likes, comments, reads). */
 SP_MUST_CHECK int cmd__decide_social(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+/** Decide one of the chat commands (issue 12: rooms, members, messages, read markers). */
+SP_MUST_CHECK int cmd__decide_chat(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c);
+
+#define CMD__ID_STR 24 /* bytes of a decimal id string with its NUL */
+
+/** Write @p id in decimal into @p out (CMD__ID_STR bytes). */
+void cmd__id_str(int64_t id, char *out);
+
+/**
+ * Answer c 200 with @p resp (stolen) without an event: its "position" is that of
+ * @p stream's last event, now if it is already in the log, else once the batch holding it
+ * is appended (c->pos_stream). @return 0 or SP_EDB.
+ */
+SP_MUST_CHECK int cmd__noop(
+    struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, const char *stream, json_t *resp);
 
 /**
  * Make event @p type on @p stream at its next version and fold it into @p txn; a

@@ -34,9 +34,11 @@
 const char *cmd__kind_name(enum cmd__kind kind)
 {
     static const char *const names[] = {
-        "register",       "login",          "refresh",        "logout", "recipe_create",
-        "recipe_update",  "recipe_delete",  "profile_update", "follow", "unfollow",
-        "comment_create", "comment_delete", "like",           "unlike", "notifications_read"};
+        "register",       "login",          "refresh",        "logout",        "recipe_create",
+        "recipe_update",  "recipe_delete",  "profile_update", "follow",        "unfollow",
+        "comment_create", "comment_delete", "like",           "unlike",        "notifications_read",
+        "room_create",    "room_update",    "member_add",     "member_remove", "message_send",
+        "room_read"};
     return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
 }
 

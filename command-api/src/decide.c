@@ -434,6 +434,13 @@ int cmd__decide(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c)
         return decide_change(app, txn, c, false);
     case CMD_RECIPE_DELETE:
         return decide_change(app, txn, c, true);
+    case CMD_ROOM_CREATE:
+    case CMD_ROOM_UPDATE:
+    case CMD_MEMBER_ADD:
+    case CMD_MEMBER_REMOVE:
+    case CMD_MESSAGE_SEND:
+    case CMD_ROOM_READ:
+        return cmd__decide_chat(app, txn, c);
     default:
         return cmd__decide_social(app, txn, c);
     }

@@ -12,9 +12,9 @@
 
 #include "sp/banned.h"
 
-#define ID_STR 24
+#define ID_STR CMD__ID_STR
 
-static void id_str(int64_t id, char *out)
+void cmd__id_str(int64_t id, char *out)
 {
     snprintf(out, ID_STR, "%lld", (long long)id);
 }
@@ -24,12 +24,8 @@ static void user_stream(int64_t uid, char *out, size_t size)
     snprintf(out, size, "user-%lld", (long long)uid);
 }
 
-/*
- * Answer 200 @p resp (stolen) without an event: the position is that of @p stream's last
- * event, now if it is already in the log, else once the batch holding it is appended.
- */
-static int
-noop(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, const char *stream, json_t *resp)
+int cmd__noop(
+    struct cmd_app *app, MDB_txn *txn, struct cmd__command *c, const char *stream, json_t *resp)
 {
     int64_t ver, pos_ver = 0;
     struct es_position pos;
@@ -64,7 +60,7 @@ static int decide_profile(struct cmd_app *app, MDB_txn *txn, struct cmd__command
         cmd__fail(c, 403, "forbidden", "only the user may change their profile");
         return 0;
     }
-    id_str(c->user_id, uid_s);
+    cmd__id_str(c->user_id, uid_s);
     user_stream(c->user_id, stream, sizeof(stream));
     if ((rc = cmd__wm_stream_version(app->wm, txn, stream, &version)) != 0)
         return rc;
@@ -102,9 +98,9 @@ static int decide_follow(struct cmd_app *app, MDB_txn *txn, struct cmd__command 
         return rc;
     user_stream(c->user_id, stream, sizeof(stream));
     if (now == follow)
-        return noop(app, txn, c, stream, json_pack("{s:b}", "following", follow));
-    id_str(c->user_id, uid_s);
-    id_str(c->target_id, other_s);
+        return cmd__noop(app, txn, c, stream, json_pack("{s:b}", "following", follow));
+    cmd__id_str(c->user_id, uid_s);
+    cmd__id_str(c->target_id, other_s);
     rc = cmd__emit(app, txn, c, follow ? ES_TYPE_USER_FOLLOWED : ES_TYPE_USER_UNFOLLOWED, stream,
                    false, json_pack("{s:s, s:s}", "user_id", uid_s, "followee_id", other_s));
     if (rc != 0)
@@ -142,10 +138,10 @@ static int decide_like(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c
         return rc;
     user_stream(c->user_id, stream, sizeof(stream));
     if (now == like)
-        return noop(app, txn, c, stream, json_pack("{s:b}", "liked", like));
-    id_str(c->user_id, uid_s);
-    id_str(c->target_id, rid_s);
-    id_str(r.author_id, author_s);
+        return cmd__noop(app, txn, c, stream, json_pack("{s:b}", "liked", like));
+    cmd__id_str(c->user_id, uid_s);
+    cmd__id_str(c->target_id, rid_s);
+    cmd__id_str(r.author_id, author_s);
     rc = cmd__emit(app, txn, c, like ? ES_TYPE_RECIPE_LIKED : ES_TYPE_RECIPE_UNLIKED, stream, false,
                    json_pack("{s:s, s:s, s:s}", "user_id", uid_s, "recipe_id", rid_s,
                              "recipe_author_id", author_s));
@@ -166,10 +162,10 @@ static int decide_comment(struct cmd_app *app, MDB_txn *txn, struct cmd__command
     if (rc != 0)
         return rc > 0 ? 0 : rc;
     int64_t cid = cmd__next_id(app);
-    id_str(cid, cid_s);
-    id_str(c->user_id, uid_s);
-    id_str(c->target_id, rid_s);
-    id_str(r.author_id, author_s);
+    cmd__id_str(cid, cid_s);
+    cmd__id_str(c->user_id, uid_s);
+    cmd__id_str(c->target_id, rid_s);
+    cmd__id_str(r.author_id, author_s);
     snprintf(stream, sizeof(stream), "comment-%s", cid_s);
     json_t *content = json_object_get(c->input, "content");
     rc = cmd__emit(app, txn, c, ES_TYPE_RECIPE_COMMENTED, stream, true,
@@ -202,9 +198,9 @@ static int decide_comment_delete(struct cmd_app *app, MDB_txn *txn, struct cmd__
         cmd__fail(c, 403, "forbidden", "only the comment's or the recipe's author may delete it");
         return 0;
     }
-    id_str(c->arg_id, cid_s);
-    id_str(c->target_id, rid_s);
-    id_str(cm.recipe_author_id, author_s);
+    cmd__id_str(c->arg_id, cid_s);
+    cmd__id_str(c->target_id, rid_s);
+    cmd__id_str(cm.recipe_author_id, author_s);
     snprintf(stream, sizeof(stream), "comment-%s", cid_s);
     rc = cmd__emit(app, txn, c, ES_TYPE_COMMENT_DELETED, stream, false,
                    json_pack("{s:s, s:s, s:s}", "comment_id", cid_s, "recipe_id", rid_s,
@@ -227,9 +223,9 @@ static int decide_read(struct cmd_app *app, MDB_txn *txn, struct cmd__command *c
         return rc;
     user_stream(c->user_id, stream, sizeof(stream));
     if (c->arg_id <= cur)
-        return noop(app, txn, c, stream, json_object());
-    id_str(c->user_id, uid_s);
-    id_str(c->arg_id, up_s);
+        return cmd__noop(app, txn, c, stream, json_object());
+    cmd__id_str(c->user_id, uid_s);
+    cmd__id_str(c->arg_id, up_s);
     rc = cmd__emit(app, txn, c, ES_TYPE_NOTIFICATIONS_READ, stream, false,
                    json_pack("{s:s, s:s}", "user_id", uid_s, "up_to_id", up_s));
     if (rc != 0)

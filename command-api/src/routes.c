@@ -634,6 +634,116 @@ static void h_notifications_read(struct sp_http_req *req, void *ud)
     submit(app, c);
 }
 
+/* ---- chat (issue 12) ---- */
+
+/* 400 naming member_ids with @p detail; always true. */
+static bool reply_members(struct sp_http_req *req, const char *detail)
+{
+    sp_http_reply_problem(req, 400, "validation", detail,
+                          json_pack("[{s:s, s:s}]", "field", "member_ids", "detail", detail));
+    return true;
+}
+
+/* The room's size rules, which need the caller and chat.max_members. @return true if answered. */
+static bool room_size_refused(struct cmd_app *app, struct cmd__command *c)
+{
+    json_t *ids = json_object_get(c->input, "member_ids"), *v;
+    bool group = json_is_true(json_object_get(c->input, "is_group"));
+    size_t i, n = json_array_size(ids) + 1;
+    int64_t uid;
+    char detail[96];
+    json_array_foreach(ids, i, v) {
+        if (es_id_parse(json_string_value(v), &uid) == 0 && uid == c->user_id)
+            n--; /* the caller may be listed: counted once */
+    }
+    if (!group && n != 2)
+        return reply_members(c->req, "a direct (1:1) room has exactly one member besides you");
+    if (group && n < 2)
+        return reply_members(c->req, "a group needs at least one member besides you");
+    if (group && (int64_t)n > app->chat_max_members) {
+        snprintf(detail, sizeof(detail), "a group has at most %lld members, you included",
+                 (long long)app->chat_max_members);
+        return reply_members(c->req, detail);
+    }
+    return false;
+}
+
+static void h_room_create(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_ROOM_CREATE, NULL);
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_room_create) != 0 || room_size_refused(app, c) ||
+        idem_setup(app, c) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    submit(app, c);
+}
+
+static void h_room_update(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_ROOM_UPDATE, "room not found");
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_room_update) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    submit(app, c);
+}
+
+static void h_member(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    bool add = sp_http_req_method(req) == SP_HTTP_POST;
+    struct cmd__command *c =
+        social_begin(app, req, add ? CMD_MEMBER_ADD : CMD_MEMBER_REMOVE, "room not found");
+    if (!c)
+        return;
+    if (add) {
+        if (take_body(c, cmd__valid_member) != 0 ||
+            es_id_parse(json_string_value(json_object_get(c->input, "user_id")), &c->arg_id)) {
+            cmd__command_free(c);
+            return;
+        }
+    } else if (es_id_parse(sp_http_req_param(req, "user_id"), &c->arg_id) != 0) {
+        sp_http_reply_problem(req, 404, "not-found", "no such member in this room", NULL);
+        cmd__command_free(c);
+        return;
+    }
+    submit(app, c);
+}
+
+static void h_message_send(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_MESSAGE_SEND, "room not found");
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_message) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    submit(app, c);
+}
+
+static void h_room_read(struct sp_http_req *req, void *ud)
+{
+    struct cmd_app *app = ud;
+    struct cmd__command *c = social_begin(app, req, CMD_ROOM_READ, "room not found");
+    if (!c)
+        return;
+    if (take_body(c, cmd__valid_read) != 0 ||
+        es_id_parse(json_string_value(json_object_get(c->input, "up_to_id")), &c->arg_id) != 0) {
+        cmd__command_free(c);
+        return;
+    }
+    submit(app, c);
+}
+
 void cmd__routes_install(struct cmd_app *app)
 {
     sp_http_route(app->http, SP_HTTP_POST, "/auth/register", h_register, app);
@@ -652,4 +762,10 @@ void cmd__routes_install(struct cmd_app *app)
                   h_comment_delete, app);
     sp_http_route(app->http, SP_HTTP_POST | SP_HTTP_DELETE, "/recipes/{id}/like", h_like, app);
     sp_http_route(app->http, SP_HTTP_POST, "/notifications/read", h_notifications_read, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/chat/rooms", h_room_create, app);
+    sp_http_route(app->http, SP_HTTP_PUT, "/chat/rooms/{id}", h_room_update, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/chat/rooms/{id}/members", h_member, app);
+    sp_http_route(app->http, SP_HTTP_DELETE, "/chat/rooms/{id}/members/{user_id}", h_member, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/chat/rooms/{id}/messages", h_message_send, app);
+    sp_http_route(app->http, SP_HTTP_POST, "/chat/rooms/{id}/read", h_room_read, app);
 }

@@ -19,6 +19,8 @@ struct text_rule {
 static const struct text_rule RULE_FULL_NAME = {0, 100, false};
 static const struct text_rule RULE_BIO = {0, 1000, true};
 static const struct text_rule RULE_COMMENT = {1, 2000, true};
+static const struct text_rule RULE_ROOM_TITLE = {1, 100, false};
+static const struct text_rule RULE_MESSAGE = {1, CMD__MESSAGE_MAX_CP, true};
 
 void cmd__verr(json_t *errors, const char *field, const char *fmt, ...)
 {
@@ -304,4 +306,84 @@ void cmd__valid_read(json_t *body, json_t *errors)
         cmd__verr(errors, "up_to_id", "is required");
     else
         check_id(errors, "up_to_id", v);
+}
+
+void cmd__valid_room_create(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"is_group", "member_ids", "title", NULL};
+    json_t *is_group = json_object_get(body, "is_group"),
+           *ids = json_object_get(body, "member_ids");
+    json_t *title = json_object_get(body, "title"), *v;
+    char field[40];
+    size_t i;
+    check_unknown(body, known, errors);
+    if (!json_is_boolean(is_group))
+        cmd__verr(errors, "is_group", is_group ? "must be true or false" : "is required");
+    if (!json_is_array(ids) || json_array_size(ids) < 1 ||
+        json_array_size(ids) > CMD__ROOM_MEMBERS_MAX) {
+        cmd__verr(errors, "member_ids", "must be an array of 1 to %d user ids",
+                  CMD__ROOM_MEMBERS_MAX);
+        ids = NULL;
+    }
+    json_array_foreach(ids, i, v) {
+        snprintf(field, sizeof(field), "member_ids[%zu]", i);
+        check_id(errors, field, v);
+        for (size_t j = 0; j < i && json_is_string(v); j++) {
+            if (json_equal(v, json_array_get(ids, j))) {
+                cmd__verr(errors, field, "repeats member_ids[%zu]", j);
+                break;
+            }
+        }
+    }
+    if (title)
+        check_text(errors, "title", title, &RULE_ROOM_TITLE);
+    if (json_is_false(is_group) && title)
+        cmd__verr(errors, "title", "a direct (1:1) room has no title");
+    if (json_is_true(is_group) && !title)
+        cmd__verr(errors, "title", "is required for a group");
+}
+
+void cmd__valid_room_update(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"title", "admin_id", NULL};
+    json_t *v;
+    check_unknown(body, known, errors);
+    if (json_object_size(body) == 0)
+        cmd__verr(errors, "body", "must contain title or admin_id");
+    if ((v = json_object_get(body, "title")))
+        check_text(errors, "title", v, &RULE_ROOM_TITLE);
+    if ((v = json_object_get(body, "admin_id")))
+        check_id(errors, "admin_id", v);
+}
+
+void cmd__valid_member(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"user_id", NULL};
+    json_t *v = json_object_get(body, "user_id");
+    check_unknown(body, known, errors);
+    if (!v)
+        cmd__verr(errors, "user_id", "is required");
+    else
+        check_id(errors, "user_id", v);
+}
+
+void cmd__valid_message(json_t *body, json_t *errors)
+{
+    static const char *const known[] = {"content", "txn_id", NULL};
+    json_t *v = json_object_get(body, "content"), *t = json_object_get(body, "txn_id");
+    const char *s = json_string_value(t);
+    size_t n = json_string_length(t);
+    check_unknown(body, known, errors);
+    if (!v)
+        cmd__verr(errors, "content", "is required");
+    else
+        check_text(errors, "content", v, &RULE_MESSAGE);
+    if (!t) {
+        cmd__verr(errors, "txn_id", "is required");
+        return;
+    }
+    if (!s || n < 1 || n > CMD__TXN_ID_CHARS ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~:-") != n)
+        cmd__verr(errors, "txn_id", "must be 1 to %d characters of A-Z a-z 0-9 . _ ~ : -",
+                  CMD__TXN_ID_CHARS);
 }

@@ -52,4 +52,29 @@ void cmd__valid_comment(json_t *body, json_t *errors);
 /** Validate a notifications read body {up_to_id}: a decimal id string. */
 void cmd__valid_read(json_t *body, json_t *errors);
 
+#define CMD__ROOM_MEMBERS_MAX 1024 /* member_ids items at most; chat.max_members caps lower */
+#define CMD__MESSAGE_MAX_CP   4000 /* code points of a chat message (MessageSent schema) */
+#define CMD__TXN_ID_CHARS     64   /* characters of a txn_id (MessageSent schema) */
+
+/**
+ * Validate a room body {is_group, member_ids[], title?}: is_group a boolean; member_ids
+ * 1 to CMD__ROOM_MEMBERS_MAX decimal id strings without repeats (the caller may be
+ * listed or not); a group's title 1 to 100 code points is required, a direct room has
+ * none. The member count against chat.max_members and a direct room's one other member
+ * are checked by the handler, which knows the caller.
+ */
+void cmd__valid_room_create(json_t *body, json_t *errors);
+
+/** Validate a room update {title?, admin_id?}: at least one; title 1 to 100 code points. */
+void cmd__valid_room_update(json_t *body, json_t *errors);
+
+/** Validate a member body {user_id}: a decimal id string. */
+void cmd__valid_member(json_t *body, json_t *errors);
+
+/**
+ * Validate a message body {content, txn_id}: content 1 to CMD__MESSAGE_MAX_CP code points
+ * (newlines and tabs allowed); txn_id 1 to CMD__TXN_ID_CHARS of [A-Za-z0-9._~:-].
+ */
+void cmd__valid_message(json_t *body, json_t *errors);
+
 #endif

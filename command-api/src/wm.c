@@ -31,12 +31,17 @@ enum wm_table {
     WM_COMMENTS,
     WM_READS,
     WM_POSITIONS,
+    WM_ROOMS,
+    WM_MEMBERS,
+    WM_DIRECT,
+    WM_CHAT_TXNS,
     WM_NTABLES
 };
 
 static const char *const wm_table_names[WM_NTABLES] = {
-    "meta",    "streams",     "usernames", "emails", "users",    "sessions", "refresh",
-    "recipes", "idempotency", "follows",   "likes",  "comments", "reads",    "positions"};
+    "meta",    "streams",   "usernames",   "emails",  "users",  "sessions",
+    "refresh", "recipes",   "idempotency", "follows", "likes",  "comments",
+    "reads",   "positions", "rooms",       "members", "direct", "chat_txns"};
 
 struct cmd__wm {
     MDB_env *env;
@@ -769,6 +774,220 @@ apply_read(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct s
     return i64_put(txn, wm->dbi[WM_READS], k, sizeof(k), up_to);
 }
 
+/* ---- chat (issue 12) ---- */
+
+/* Key of a member row or a chat transaction: room id, user id (8 bytes big-endian each). */
+#define WM_TXN_KEY_MAX (16 + CMD__TXN_ID_MAX)
+
+int cmd__wm_room_get(struct cmd__wm *wm, MDB_txn *txn, int64_t room_id, struct cmd__room *out)
+{
+    return record_get(txn, wm->dbi[WM_ROOMS], room_id, out, sizeof(*out));
+}
+
+int cmd__wm_member(struct cmd__wm *wm,
+                   MDB_txn *txn,
+                   int64_t room_id,
+                   int64_t user_id,
+                   bool *yes,
+                   int64_t *read_up_to)
+{
+    unsigned char k[16];
+    MDB_val v;
+    pair_key(room_id, user_id, k);
+    int rc = wm_get(txn, wm->dbi[WM_MEMBERS], k, sizeof(k), &v);
+    *yes = rc == 0;
+    if (read_up_to)
+        *read_up_to = rc == 0 ? id_from_val(&v) : 0;
+    return rc == SP_ENOTFOUND ? 0 : rc;
+}
+
+/* The key of the direct room of users @p a and @p b, smaller id first: either order. */
+static void direct_key(int64_t a, int64_t b, unsigned char out[16])
+{
+    pair_key(a < b ? a : b, a < b ? b : a, out);
+}
+
+int cmd__wm_direct_room(struct cmd__wm *wm, MDB_txn *txn, int64_t a, int64_t b, int64_t *room_id)
+{
+    unsigned char k[16];
+    MDB_val v;
+    direct_key(a, b, k);
+    int rc = wm_get(txn, wm->dbi[WM_DIRECT], k, sizeof(k), &v);
+    if (rc == 0)
+        *room_id = id_from_val(&v);
+    return rc;
+}
+
+/* Key of a chat transaction: room, sender, txn_id bytes. @return its length. */
+static size_t txn_key(int64_t room_id, int64_t sender_id, const char *txn_id, unsigned char *out)
+{
+    size_t n = strlen(txn_id);
+    if (n > CMD__TXN_ID_MAX)
+        n = CMD__TXN_ID_MAX;
+    pair_key(room_id, sender_id, out);
+    memcpy(out + 16, txn_id, n);
+    return 16 + n;
+}
+
+int cmd__wm_chat_txn(struct cmd__wm *wm,
+                     MDB_txn *txn,
+                     int64_t room_id,
+                     int64_t sender_id,
+                     const char *txn_id,
+                     int64_t *message_id)
+{
+    unsigned char k[WM_TXN_KEY_MAX];
+    MDB_val v;
+    int rc = wm_get(txn, wm->dbi[WM_CHAT_TXNS], k, txn_key(room_id, sender_id, txn_id, k), &v);
+    if (rc == 0)
+        *message_id = id_from_val(&v);
+    return rc;
+}
+
+static int wm_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
+{
+    MDB_val key = {.mv_size = klen, .mv_data = unconst(k)};
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        sp_log(SP_LOG_ERROR, "write model delete failed: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return rc == MDB_NOTFOUND ? SP_ENOTFOUND : 0;
+}
+
+static int room_put(struct cmd__wm *wm, MDB_txn *txn, int64_t room_id, const struct cmd__room *r)
+{
+    return id_put(txn, wm->dbi[WM_ROOMS], room_id, r, sizeof(*r));
+}
+
+/* The room of a chat event (its stream's id), which must exist unless @p created. */
+static int chat_room(struct cmd__wm *wm,
+                     MDB_txn *txn,
+                     const struct es_event *ev,
+                     int64_t *room_id,
+                     struct cmd__room *r,
+                     struct sp_errbuf *eb)
+{
+    int rc = stream_id(ev, room_id, eb);
+    if (rc != 0)
+        return rc;
+    rc = cmd__wm_room_get(wm, txn, *room_id, r);
+    if (rc == SP_ENOTFOUND)
+        return sp_err_set(eb, SP_ESCHEMA, NULL, "%s %s: unknown room", ev->type, ev->id);
+    return rc;
+}
+
+static int apply_room_created(struct cmd__wm *wm,
+                              MDB_txn *txn,
+                              const struct es_event *ev,
+                              struct sp_errbuf *eb)
+{
+    int64_t rid, creator, uid, pair[2] = {0, 0};
+    struct cmd__room r;
+    unsigned char k[16];
+    json_t *ids = json_object_get(ev->data, "member_ids"), *v;
+    size_t i;
+    int rc = stream_id(ev, &rid, eb);
+    if (rc != 0 || (rc = data_id(ev, "creator_id", &creator, eb)) != 0)
+        return rc;
+    if (!json_is_array(ids) || json_array_size(ids) < 2)
+        return sp_err_set(eb, SP_ESCHEMA, "member_ids", "%s: bad member_ids", ev->id);
+    memset(&r, 0, sizeof(r));
+    r.is_group = json_is_true(json_object_get(ev->data, "is_group"));
+    r.admin_id = r.is_group ? creator : 0;
+    json_array_foreach(ids, i, v) {
+        if (!json_is_string(v) || es_id_parse(json_string_value(v), &uid) != 0)
+            return sp_err_set(eb, SP_ESCHEMA, "member_ids", "%s: bad member id", ev->id);
+        pair_key(rid, uid, k);
+        if ((rc = i64_put(txn, wm->dbi[WM_MEMBERS], k, sizeof(k), 0)) != 0)
+            return rc;
+        if (i < 2)
+            pair[i] = uid;
+        r.n_members++;
+    }
+    if (!r.is_group) {
+        direct_key(pair[0], pair[1], k);
+        if ((rc = i64_put(txn, wm->dbi[WM_DIRECT], k, sizeof(k), rid)) != 0)
+            return rc;
+    }
+    return room_put(wm, txn, rid, &r);
+}
+
+/* MemberAdded (@p add) and MemberRemoved: the member row and the room's member count. */
+static int apply_membership(
+    struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, bool add, struct sp_errbuf *eb)
+{
+    int64_t rid, uid;
+    struct cmd__room r;
+    unsigned char k[16];
+    int rc = chat_room(wm, txn, ev, &rid, &r, eb);
+    if (rc != 0 || (rc = data_id(ev, "user_id", &uid, eb)) != 0)
+        return rc;
+    pair_key(rid, uid, k);
+    if (add) {
+        MDB_val v;
+        if ((rc = wm_get(txn, wm->dbi[WM_MEMBERS], k, sizeof(k), &v)) != SP_ENOTFOUND)
+            return rc; /* 0: a member already */
+        if ((rc = i64_put(txn, wm->dbi[WM_MEMBERS], k, sizeof(k), 0)) != 0)
+            return rc;
+        r.n_members++;
+    } else {
+        if ((rc = wm_del(txn, wm->dbi[WM_MEMBERS], k, sizeof(k))) != 0)
+            return rc == SP_ENOTFOUND ? 0 : rc;
+        r.n_members--;
+    }
+    return room_put(wm, txn, rid, &r);
+}
+
+static int
+apply_chat(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
+{
+    int64_t rid, uid, mid;
+    struct cmd__room r;
+    unsigned char k[WM_TXN_KEY_MAX];
+    int rc;
+
+    switch (ev->type_id) {
+    case ES_TYPE_CONVERSATION_CREATED:
+        return apply_room_created(wm, txn, ev, eb);
+    case ES_TYPE_CONVERSATION_UPDATED:
+        if ((rc = chat_room(wm, txn, ev, &rid, &r, eb)) != 0 ||
+            !json_object_get(ev->data, "admin_id"))
+            return rc;
+        if ((rc = data_id(ev, "admin_id", &r.admin_id, eb)) != 0)
+            return rc;
+        return room_put(wm, txn, rid, &r);
+    case ES_TYPE_MEMBER_ADDED:
+    case ES_TYPE_MEMBER_REMOVED:
+        return apply_membership(wm, txn, ev, ev->type_id == ES_TYPE_MEMBER_ADDED, eb);
+    case ES_TYPE_MESSAGE_SENT: {
+        const char *tid = data_str(ev, "txn_id");
+        if ((rc = chat_room(wm, txn, ev, &rid, &r, eb)) != 0 ||
+            (rc = data_id(ev, "sender_id", &uid, eb)) != 0 ||
+            (rc = data_id(ev, "message_id", &mid, eb)) != 0)
+            return rc;
+        if (!tid || !*tid)
+            return sp_err_set(eb, SP_ESCHEMA, "txn_id", "%s: missing txn_id", ev->id);
+        return i64_put(txn, wm->dbi[WM_CHAT_TXNS], k, txn_key(rid, uid, tid, k), mid);
+    }
+    case ES_TYPE_MESSAGES_READ: {
+        int64_t up_to, cur;
+        bool member;
+        if ((rc = chat_room(wm, txn, ev, &rid, &r, eb)) != 0 ||
+            (rc = data_id(ev, "user_id", &uid, eb)) != 0 ||
+            (rc = data_id(ev, "up_to_id", &up_to, eb)) != 0 ||
+            (rc = cmd__wm_member(wm, txn, rid, uid, &member, &cur)) != 0)
+            return rc;
+        if (!member || up_to <= cur)
+            return 0;
+        pair_key(rid, uid, k);
+        return i64_put(txn, wm->dbi[WM_MEMBERS], k, 16, up_to);
+    }
+    default:
+        return 0;
+    }
+}
+
 /* The issue 4 event types; others are left alone. */
 static int
 apply_social(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -786,7 +1005,7 @@ apply_social(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct
         return apply_comment(wm, txn, ev, false, eb);
     if (strcmp(t, "NotificationsRead") == 0)
         return apply_read(wm, txn, ev, eb);
-    return 0; /* ProfileUpdated and types this model does not need: version only */
+    return apply_chat(wm, txn, ev, eb); /* ProfileUpdated and others: version only */
 }
 
 int cmd__wm_apply(struct cmd__wm *wm, MDB_txn *txn, const struct es_event *ev, struct sp_errbuf *eb)
@@ -841,6 +1060,22 @@ int cmd__answer_of(const struct es_event *ev, json_t **body)
     case ES_TYPE_SESSION_REVOKED:
         status = 200;
         *body = json_object();
+        break;
+    case ES_TYPE_CONVERSATION_CREATED:
+        status = 201;
+        *body =
+            json_pack("{s:O, s:O, s:O, s:I}", "room_id", json_object_get(d, "conversation_id"),
+                      "is_group", json_object_get(d, "is_group"), "member_ids",
+                      json_object_get(d, "member_ids"), "version", (json_int_t)ev->stream_version);
+        if (*body && json_is_true(json_object_get(d, "is_group")))
+            json_object_set(*body, "admin_id", json_object_get(d, "creator_id"));
+        if (*body && json_object_get(d, "title"))
+            json_object_set(*body, "title", json_object_get(d, "title"));
+        break;
+    case ES_TYPE_MESSAGE_SENT:
+        status = 201;
+        *body = json_pack("{s:O, s:O}", "message_id", json_object_get(d, "message_id"), "room_id",
+                          json_object_get(d, "conversation_id"));
         break;
     default:
         break;

@@ -15,7 +15,12 @@
  * + followee id -> 1 byte), likes (user id + recipe id -> 1 byte), comments (comment id
  * -> struct cmd__comment), reads (user id -> 8-byte up_to_id of its last
  * NotificationsRead), positions (stream id -> version, partition and offset of the
- * stream's last event whose log position is known). Ids as keys are 8-byte big-endian. Name and
+ * stream's last event whose log position is known), rooms (room id -> struct cmd__room),
+ * members (room id + user id -> 8-byte up_to_id of the member's read marker), direct
+ * (smaller user id + larger user id -> id of their 1:1 room), chat_txns (room id + sender
+ * id + txn_id bytes -> message id). The chat tables came after format 3 without a new
+ * format: a format-3 write model without them folded a log without chat events, so they
+ * start empty and correct. Ids as keys are 8-byte big-endian. Name and
  * email keys are fixed-size digests so that every value the validators accept (254 code points, up
  * to 1016 bytes) fits LMDB's 511-byte key limit; case-insensitivity is ASCII only ("É" and "é" are
  * different emails).
@@ -69,6 +74,15 @@ struct cmd__recipe {
     int32_t deleted; /* 0 or 1 */
 };
 
+/* A chat room (conversation): its admin (0 for a direct 1:1 room) and how many members. */
+struct cmd__room {
+    int64_t admin_id;
+    int32_t is_group;  /* 0 or 1 */
+    int32_t n_members; /* current members */
+};
+
+#define CMD__TXN_ID_MAX 64 /* bytes of a message's txn_id (MessageSent schema) */
+
 struct cmd__comment {
     int64_t author_id;
     int64_t recipe_id;
@@ -103,7 +117,9 @@ SP_MUST_CHECK int cmd__wm_open(const char *dir,
  * The answer of a command that takes an Idempotency-Key (cmd/app.h), made from the one
  * event it appended, @p ev: register (UserRegistered: 201 {user_id, username}), POST
  * /recipes (RecipeCreated: 201 {recipe_id, version}), a comment (RecipeCommented: 201
- * {comment_id}) and logout (SessionRevoked: 200 {}); without the position, which the
+ * {comment_id}), logout (SessionRevoked: 200 {}), POST /chat/rooms (ConversationCreated:
+ * 201 {room_id, is_group, member_ids, version, admin_id?, title?}) and a chat message
+ * (MessageSent: 201 {message_id, room_id}); without the position, which the
  * batch adds. decide.c answers with it and catch-up rebuilds idempotency records with it,
  * so the two never differ.
  * @param[out] body owned, NULL when there is no answer
@@ -259,6 +275,37 @@ SP_MUST_CHECK int cmd__wm_stream_pos(struct cmd__wm *wm,
 /** Record that version @p version of @p stream is at @p pos. @return 0 or SP_EDB. */
 SP_MUST_CHECK int cmd__wm_stream_pos_put(
     struct cmd__wm *wm, MDB_txn *txn, const char *stream, int64_t version, struct es_position pos);
+
+/** Room @p room_id. @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_room_get(struct cmd__wm *wm, MDB_txn *txn, int64_t room_id, struct cmd__room *out);
+
+/**
+ * *yes = whether @p user_id is a member of room @p room_id now; *@p read_up_to (may be
+ * NULL) = their read marker (highest message id read, 0 if none or not a member).
+ * @return 0 or SP_EDB.
+ */
+SP_MUST_CHECK int cmd__wm_member(struct cmd__wm *wm,
+                                 MDB_txn *txn,
+                                 int64_t room_id,
+                                 int64_t user_id,
+                                 bool *yes,
+                                 int64_t *read_up_to);
+
+/** The 1:1 room of users @p a and @p b, in either order. @return 0, SP_ENOTFOUND or SP_EDB. */
+SP_MUST_CHECK int
+cmd__wm_direct_room(struct cmd__wm *wm, MDB_txn *txn, int64_t a, int64_t b, int64_t *room_id);
+
+/**
+ * The message that @p sender_id sent to @p room_id with transaction id @p txn_id (at most
+ * CMD__TXN_ID_MAX bytes are compared). @return 0, SP_ENOTFOUND or SP_EDB.
+ */
+SP_MUST_CHECK int cmd__wm_chat_txn(struct cmd__wm *wm,
+                                   MDB_txn *txn,
+                                   int64_t room_id,
+                                   int64_t sender_id,
+                                   const char *txn_id,
+                                   int64_t *message_id);
 
 /** Idempotency record for @p key. @return 0 (out->body owned), SP_ENOTFOUND or SP_EDB. */
 SP_MUST_CHECK int

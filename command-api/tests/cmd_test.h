@@ -116,4 +116,62 @@ int cmd_test_raw_connect(int port);
  */
 int cmd_test_raw_pump(int fd, char *buf, size_t size, size_t *len);
 
+/*
+ * cmd_test_call() that also checks that every success (status < 300) with @p out carries
+ * the same consistency token in its Stockpot-Position header and its "position" field.
+ */
+int cmd_test_call_pos(struct cmd_test_fx *fx,
+                      const char *method,
+                      const char *path,
+                      const char *const *headers,
+                      const char *body,
+                      json_t **out);
+
+/* A user with a session: its id and "Authorization: Bearer ..." header. */
+struct cmd_test_user {
+    char id[24];
+    char auth[1024];
+    const char *h[2]; /* {auth, NULL} */
+};
+
+/* Register @p name (password "correct horse") and log in as it, into @p u. */
+void cmd_test_user_new(struct cmd_test_fx *fx, const char *name, struct cmd_test_user *u);
+
+/*
+ * Status of @p method on the printf-formatted path as @p u (NULL: anonymous), with
+ * cmd_test_call_pos's checks; the parsed answer into *@p out (owned) if out != NULL.
+ */
+__attribute__((format(printf, 6, 7))) int cmd_test_act(struct cmd_test_fx *fx,
+                                                       const struct cmd_test_user *u,
+                                                       const char *method,
+                                                       const char *body,
+                                                       json_t **out,
+                                                       const char *fmt,
+                                                       ...);
+
+/*
+ * Every event of @p type in the app's log, in order: an owned array of
+ * {stream, version, position, data}. Stops the serving loop meanwhile.
+ */
+json_t *cmd_test_events(struct cmd_test_fx *fx, const char *type);
+
+/* How many events of @p type the app's log holds. */
+size_t cmd_test_count(struct cmd_test_fx *fx, const char *type);
+
+/* One request of cmd_test_one_batch: what to send, and its answer. */
+struct cmd_test_raw {
+    const char *method, *path;
+    const char *auth; /* "Authorization: Bearer ..." line, or "" / NULL */
+    const char *body; /* JSON, or NULL for none */
+    int status;       /* out: the answer's status */
+    char buf[4096];   /* out: the whole answer, NUL-terminated */
+};
+
+/*
+ * Send the @p n requests on separate connections while the serving loop is stopped, then
+ * run the loop from here until all are answered, and assert they were decided in exactly
+ * one group-commit batch (stockpot_batches_total grew by one).
+ */
+void cmd_test_one_batch(struct cmd_test_fx *fx, struct cmd_test_raw *reqs, size_t n);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the request validators (valid.h). The first input byte picks a
  * validator (register, login, refresh, recipe create, recipe update, profile, comment,
- * notifications read) and whether the rest
+ * notifications read, room create, room update, member, chat message: its low 7 bits
+ * modulo 12) and whether the rest
  * is also checked as raw text by cmd__text_fault; the rest is the request body. Checks:
  * no crash or sanitizer report; every error is {"field": string, "detail": string}; an
  * accepted body has what its command needs and nothing the write model cannot store
@@ -64,6 +65,39 @@ static void check_register(json_t *body)
         abort();
 }
 
+static void check_room(json_t *body)
+{
+    json_t *ids = json_object_get(body, "member_ids"), *v;
+    size_t i;
+    if (!json_is_boolean(json_object_get(body, "is_group")) || !json_is_array(ids) ||
+        json_array_size(ids) < 1 || json_array_size(ids) > CMD__ROOM_MEMBERS_MAX)
+        abort();
+    if (json_is_true(json_object_get(body, "is_group")) !=
+        json_is_string(json_object_get(body, "title")))
+        abort();
+    json_array_foreach(ids, i, v) {
+        if (!json_is_string(v) || json_string_length(v) > 19)
+            abort();
+        for (size_t j = 0; j < i; j++) {
+            if (json_equal(v, json_array_get(ids, j)))
+                abort();
+        }
+    }
+}
+
+static void check_message(json_t *body)
+{
+    json_t *content = json_object_get(body, "content"), *txn = json_object_get(body, "txn_id");
+    if (!json_is_string(content) || json_string_length(content) > (size_t)CMD__MESSAGE_MAX_CP * 4 ||
+        !json_is_string(txn) || json_string_length(txn) < 1 ||
+        json_string_length(txn) > CMD__TXN_ID_CHARS)
+        abort();
+    for (const char *p = json_string_value(txn); *p; p++) {
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~:-", *p))
+            abort();
+    }
+}
+
 static void check_accepted(unsigned which, json_t *body)
 {
     switch (which) {
@@ -95,7 +129,17 @@ static void check_accepted(unsigned which, json_t *body)
         if (!json_is_string(json_object_get(body, "up_to_id")))
             abort();
         break;
-    default: /* recipe update, profile: at least one field */
+    case 8:
+        check_room(body);
+        break;
+    case 10:
+        if (!json_is_string(json_object_get(body, "user_id")))
+            abort();
+        break;
+    case 11:
+        check_message(body);
+        break;
+    default: /* recipe update, profile, room update: at least one field */
         if (json_object_size(body) == 0)
             abort();
         break;
@@ -106,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned which = data[0] % 8;
+    unsigned which = (data[0] & 0x7fu) % 12;
     const char *rest = (const char *)data + 1;
     if (data[0] & 0x80) {
         check_text(rest, size - 1, true);
@@ -137,6 +181,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 7:
         cmd__valid_read(body, errors);
+        break;
+    case 8:
+        cmd__valid_room_create(body, errors);
+        break;
+    case 9:
+        cmd__valid_room_update(body, errors);
+        break;
+    case 10:
+        cmd__valid_member(body, errors);
+        break;
+    case 11:
+        cmd__valid_message(body, errors);
         break;
     default:
         cmd__valid_recipe(body, which == 4, errors);

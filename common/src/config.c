@@ -77,6 +77,8 @@ static const struct sp__cfg_key sp__keys[] = {
     {"http.max_json_depth", SP__CFG_INT, "16", 1, 1000, NULL, "maximum nesting of request JSON"},
     {"command.batch_max", SP__CFG_INT, "256", 1, 65536, NULL,
      "most commands in one group-commit batch"},
+    {"chat.max_members", SP__CFG_INT, "256", 2, 1024, NULL,
+     "members of a chat group at most, its admin included"},
     {"command.writemodel_commit_ms", SP__CFG_INT, "10", 0, 1000, NULL,
      "longest time the write model folds batches before it commits them, milliseconds"},
     {"query.after_timeout_ms", SP__CFG_INT, "5000", 0, 600000, NULL,

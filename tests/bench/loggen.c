@@ -70,6 +70,7 @@ struct lg_opts {
     long days;           /* length of the period, days */
     long users;          /* users to register; 0 = about events / 50 */
     long batch;          /* events per es_log_append */
+    long chat;           /* share of a visit's actions that are chat actions, per mille */
     int64_t start_us;    /* start of the period, µs since the epoch (UTC midnight) */
 };
 
@@ -427,6 +428,7 @@ struct lg_user {
     int64_t read_up_to;      /* last NotificationsRead up_to_id */
     int64_t active_until_us; /* churns (is drawn no more) from then */
     uint32_t recipes, likes, follows, comments; /* newest own entry of each list, or LG_NONE */
+    uint32_t rooms;     /* newest own chat membership (struct lg_member), or LG_NONE */
     int32_t visit_left; /* actions left in the current visit; 0 = not visiting */
     bool profiled;      /* has updated the profile */
 };
@@ -448,6 +450,26 @@ struct lg_comment {
     int64_t id;
     uint32_t recipe, author, prev;
     bool deleted;
+};
+
+#define LG_ROOM_MAX 8 /* members of a generated group at most */
+
+/* A chat room: stream conversation-<id>; members[] are the current ones. */
+struct lg_room {
+    int64_t id;
+    int64_t version;  /* of stream conversation-<id> */
+    int64_t last_msg; /* id of its newest message, 0 = none */
+    uint32_t admin;   /* LG_NONE for a direct room */
+    uint32_t members[LG_ROOM_MAX];
+    uint8_t n;
+    bool group;
+};
+
+/* A user's membership of a room; per-user list through prev. */
+struct lg_member {
+    uint32_t room, prev;
+    int64_t read_up_to; /* the member's read marker */
+    bool dead;          /* left or removed */
 };
 
 enum lg_action {
@@ -529,6 +551,12 @@ struct lg {
     size_t n_recipes, cap_recipes;
     struct lg_comment *comments;
     size_t n_comments, cap_comments;
+    struct lg_room *rooms;
+    size_t n_rooms, cap_rooms;
+    struct lg_member *members;
+    size_t n_members, cap_members;
+    struct lg_set direct_set; /* (smaller, larger user index) of every direct room */
+    uint64_t n_txns;          /* messages sent: their txn_ids */
 
     int64_t by_type[ES_TYPE__COUNT];
 };
@@ -849,7 +877,7 @@ static void lg_register(struct lg *g)
 
     memset(us, 0, sizeof(*us));
     us->id = lg_next_id(g);
-    us->recipes = us->likes = us->follows = us->comments = LG_NONE;
+    us->recipes = us->likes = us->follows = us->comments = us->rooms = LG_NONE;
     lg_id_str(us->id, uid_s);
     snprintf(stream, sizeof(stream), "user-%s", uid_s);
     lg_name(g, u, &first, &last);
@@ -1337,6 +1365,231 @@ static bool lg_change(struct lg *g, uint32_t u, bool del)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Chat: rooms, members, messages, read markers (--chat)                                    */
+
+static uint32_t lg_member_prev(const struct lg *g, uint32_t i)
+{
+    return g->members[i].prev;
+}
+
+static bool lg_member_live(const struct lg *g, uint32_t i)
+{
+    return !g->members[i].dead;
+}
+
+static const struct lg_list lg_member_list = {lg_member_prev, lg_member_live};
+
+/* Emit on the room's stream conversation-<id> (its next version) as user @p u. */
+static void lg_emit_room(struct lg *g, uint32_t ri, uint32_t u, enum es_type type, json_t *data)
+{
+    char stream[LG_ID_STR + 16];
+    struct lg_room *r = &g->rooms[ri];
+    snprintf(stream, sizeof(stream), "conversation-%" PRId64, r->id);
+    lg_emit(g, type, stream, ++r->version, g->users[u].id, data);
+}
+
+/* Make @p u a member of room @p ri (its membership list and the room's members). */
+static void lg_join(struct lg *g, uint32_t ri, uint32_t u)
+{
+    struct lg_room *r = &g->rooms[ri];
+    r->members[r->n++] = u;
+    g->members = lg_grow(g->members, &g->cap_members, g->n_members, sizeof(struct lg_member));
+    g->members[g->n_members] = (struct lg_member){ri, g->users[u].rooms, 0, false};
+    g->users[u].rooms = (uint32_t)g->n_members++;
+}
+
+static const char *const lg_room_titles[] = {
+    "Sunday dinner", "Bread club", "Meal prep", "Family recipes", "Spice swap", "BBQ crew",
+};
+
+/*
+ * ConversationCreated: a direct room with one of @p u's followees (none yet for the
+ * pair), or now and then a group of @p u and 2 to LG_ROOM_MAX - 1 of them, @p u its admin.
+ */
+static bool lg_room_new(struct lg *g, uint32_t u)
+{
+    uint32_t cand[LG_WALK], pick[LG_ROOM_MAX];
+    char id_s[LG_ID_STR], creator_s[LG_ID_STR];
+    size_t n = lg_walk(g, &lg_follow_list, g->users[u].follows, cand), k;
+    if (n == 0)
+        return false;
+    bool group = n >= 2 && lg_chance(&g->rng, 300);
+    if (group) {
+        k = 2 + lg_below(&g->rng, (n < LG_ROOM_MAX - 1 ? n : LG_ROOM_MAX - 1) - 1);
+        for (size_t i = 0; i < k; i++) { /* k distinct follows: a partial shuffle */
+            size_t j = i + lg_below(&g->rng, n - i);
+            uint32_t t = cand[i];
+            cand[i] = cand[j];
+            cand[j] = t;
+            pick[i] = g->follows[cand[i]].to;
+        }
+    } else {
+        k = 1;
+        pick[0] = g->follows[cand[lg_below(&g->rng, n)]].to;
+        uint32_t a = u < pick[0] ? u : pick[0], b = u < pick[0] ? pick[0] : u;
+        if (lg_set_has(&g->direct_set, lg_pair(a, b)))
+            return false;
+        lg_set_add(&g->direct_set, lg_pair(a, b));
+    }
+    g->rooms = lg_grow(g->rooms, &g->cap_rooms, g->n_rooms, sizeof(struct lg_room));
+    uint32_t ri = (uint32_t)g->n_rooms++;
+    struct lg_room *r = &g->rooms[ri];
+    *r = (struct lg_room){.id = lg_next_id(g), .admin = group ? u : LG_NONE, .group = group};
+    lg_join(g, ri, u);
+    json_t *ids = json_array();
+    lg_id_str(g->users[u].id, creator_s);
+    json_array_append_new(ids, json_string(creator_s));
+    for (size_t i = 0; i < k; i++) {
+        lg_join(g, ri, pick[i]);
+        lg_id_str(g->users[pick[i]].id, id_s);
+        json_array_append_new(ids, json_string(id_s));
+    }
+    lg_id_str(r->id, id_s);
+    json_t *data = json_pack("{s:s, s:b, s:s, s:o}", "conversation_id", id_s, "is_group", group,
+                             "creator_id", creator_s, "member_ids", ids);
+    if (group)
+        json_object_set_new(
+            data, "title",
+            json_string(lg_room_titles[lg_below(&g->rng, LG_COUNT(lg_room_titles))]));
+    lg_emit_room(g, ri, u, ES_TYPE_CONVERSATION_CREATED, data);
+    return true;
+}
+
+/* One of @p u's live memberships among the newest LG_WALK, by @p ok (NULL: any). */
+static uint32_t
+lg_pick_member(struct lg *g, uint32_t u, bool (*ok)(const struct lg *g, uint32_t m, uint32_t u))
+{
+    uint32_t cand[LG_WALK], keep[LG_WALK];
+    size_t n = lg_walk(g, &lg_member_list, g->users[u].rooms, cand), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ok || ok(g, cand[i], u))
+            keep[k++] = cand[i];
+    }
+    return k == 0 ? LG_NONE : keep[lg_below(&g->rng, k)];
+}
+
+/* MessageSent to one of @p u's rooms; notifies the other members. */
+static bool lg_message(struct lg *g, uint32_t u)
+{
+    char rid_s[LG_ID_STR], mid_s[LG_ID_STR], uid_s[LG_ID_STR], txn[32];
+    uint32_t m = lg_pick_member(g, u, NULL);
+    if (m == LG_NONE)
+        return false;
+    uint32_t ri = g->members[m].room;
+    struct lg_room *r = &g->rooms[ri];
+    r->last_msg = lg_next_id(g);
+    g->members[m].read_up_to = r->last_msg; /* one's own messages are read */
+    lg_id_str(r->id, rid_s);
+    lg_id_str(r->last_msg, mid_s);
+    lg_id_str(g->users[u].id, uid_s);
+    snprintf(txn, sizeof(txn), "lg.%" PRIu64, ++g->n_txns);
+    lg_emit_room(g, ri, u, ES_TYPE_MESSAGE_SENT,
+                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "conversation_id", rid_s, "message_id",
+                           mid_s, "sender_id", uid_s, "content",
+                           lg_remarks[lg_below(&g->rng, LG_COUNT(lg_remarks))], "txn_id", txn));
+    for (uint8_t i = 0; i < r->n; i++)
+        lg_notify(g, r->members[i], u);
+    return true;
+}
+
+static bool lg_unread(const struct lg *g, uint32_t m, uint32_t u)
+{
+    (void)u;
+    return g->rooms[g->members[m].room].last_msg > g->members[m].read_up_to;
+}
+
+/* MessagesRead up to the newest message of one of @p u's rooms with unread ones. */
+static bool lg_room_read(struct lg *g, uint32_t u)
+{
+    char rid_s[LG_ID_STR], uid_s[LG_ID_STR], up_s[LG_ID_STR];
+    uint32_t m = lg_pick_member(g, u, lg_unread);
+    if (m == LG_NONE)
+        return false;
+    struct lg_room *r = &g->rooms[g->members[m].room];
+    g->members[m].read_up_to = r->last_msg;
+    lg_id_str(r->id, rid_s);
+    lg_id_str(g->users[u].id, uid_s);
+    lg_id_str(r->last_msg, up_s);
+    lg_emit_room(
+        g, g->members[m].room, u, ES_TYPE_MESSAGES_READ,
+        json_pack("{s:s, s:s, s:s}", "conversation_id", rid_s, "user_id", uid_s, "up_to_id", up_s));
+    return true;
+}
+
+static bool lg_may_leave(const struct lg *g, uint32_t m, uint32_t u)
+{
+    const struct lg_room *r = &g->rooms[g->members[m].room];
+    return r->group && r->admin != u;
+}
+
+/* MemberRemoved: @p u leaves one of their groups (not one they administer). */
+static bool lg_room_leave(struct lg *g, uint32_t u)
+{
+    char rid_s[LG_ID_STR], uid_s[LG_ID_STR];
+    uint32_t m = lg_pick_member(g, u, lg_may_leave);
+    if (m == LG_NONE)
+        return false;
+    struct lg_room *r = &g->rooms[g->members[m].room];
+    for (uint8_t i = 0; i < r->n; i++) {
+        if (r->members[i] == u)
+            r->members[i] = r->members[--r->n];
+    }
+    g->members[m].dead = true;
+    lg_id_str(r->id, rid_s);
+    lg_id_str(g->users[u].id, uid_s);
+    lg_emit_room(g, g->members[m].room, u, ES_TYPE_MEMBER_REMOVED,
+                 json_pack("{s:s, s:s, s:s}", "conversation_id", rid_s, "user_id", uid_s,
+                           "removed_by", uid_s));
+    return true;
+}
+
+static bool lg_may_add(const struct lg *g, uint32_t m, uint32_t u)
+{
+    const struct lg_room *r = &g->rooms[g->members[m].room];
+    return r->group && r->admin == u && r->n < LG_ROOM_MAX;
+}
+
+/* MemberAdded: @p u, admin of a group with room left, adds a followee not in it yet. */
+static bool lg_room_add(struct lg *g, uint32_t u)
+{
+    uint32_t cand[LG_WALK];
+    char rid_s[LG_ID_STR], uid_s[LG_ID_STR], by_s[LG_ID_STR];
+    uint32_t m = lg_pick_member(g, u, lg_may_add);
+    size_t n = lg_walk(g, &lg_follow_list, g->users[u].follows, cand);
+    if (m == LG_NONE || n == 0)
+        return false;
+    uint32_t ri = g->members[m].room, v = g->follows[cand[lg_below(&g->rng, n)]].to;
+    struct lg_room *r = &g->rooms[ri];
+    for (uint8_t i = 0; i < r->n; i++) {
+        if (r->members[i] == v)
+            return false;
+    }
+    lg_join(g, ri, v);
+    lg_id_str(r->id, rid_s);
+    lg_id_str(g->users[v].id, uid_s);
+    lg_id_str(g->users[u].id, by_s);
+    lg_emit_room(
+        g, ri, u, ES_TYPE_MEMBER_ADDED,
+        json_pack("{s:s, s:s, s:s}", "conversation_id", rid_s, "user_id", uid_s, "added_by", by_s));
+    return true;
+}
+
+/* A chat action: messages most, then read markers, new rooms, joins and leaves. */
+static bool lg_chat(struct lg *g, uint32_t u)
+{
+    uint64_t r = lg_below(&g->rng, 1000);
+    if (r < 640)
+        return lg_message(g, u) || lg_room_new(g, u);
+    if (r < 840)
+        return lg_room_read(g, u) || lg_message(g, u);
+    if (r < 960)
+        return lg_room_new(g, u) || lg_message(g, u);
+    if (r < 980)
+        return lg_room_add(g, u) || lg_message(g, u);
+    return lg_room_leave(g, u) || lg_message(g, u);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Visits and slots                                                                         */
 
 /* Do action @p a as user @p u. @return false if nothing fits (no event then). */
@@ -1441,6 +1694,8 @@ static void lg_step(struct lg *g, uint32_t u)
             return;
         }
     }
+    if (g->opt.chat > 0 && lg_chance(&g->rng, (unsigned)g->opt.chat) && lg_chat(g, u))
+        return;
     if (!lg_act(g, u, lg_choose(g, us)) && !lg_like(g, u) && !lg_follow(g, u))
         lg_create(g, u);
 }
@@ -1521,6 +1776,7 @@ static void lg_init(struct lg *g)
     g->online = sp_xcalloc(2 * g->max_online, sizeof(uint32_t));
     lg_set_init(&g->follow_set, 1024);
     lg_set_init(&g->like_set, 1024);
+    lg_set_init(&g->direct_set, 1024);
     for (int k = 0; k < 2; k++) {
         struct lg_batch *b = &g->batch[k];
         b->evs = sp_xcalloc((size_t)o->batch, sizeof(struct es_event));
@@ -1552,6 +1808,9 @@ static void lg_release(struct lg *g)
     free(g->likes);
     free(g->recipes);
     free(g->comments);
+    free(g->direct_set.keys);
+    free(g->rooms);
+    free(g->members);
     lg_source_close(&g->src);
 }
 
@@ -1573,6 +1832,8 @@ static void lg_usage(FILE *f)
             "  --days D        length of the period in days (default 30)\n"
             "  --users U       users registering over the period (default about N/50)\n"
             "  --batch B       events per es_log_append (default 1000)\n"
+            "  --chat C        share of visit actions that are chat actions (rooms, messages,\n"
+            "                  read markers, joins, leaves), per mille (default 0: none)\n"
             "Every generated user's password is \"stockpot-loggen\".\n",
             LG_COMMAND_API_TXID, LG_TXID);
 }
@@ -1595,7 +1856,7 @@ static int lg_parse_num(struct lg_opts *o, int ch, const char *name, const char 
         long *dst, min, max;
     } nums[] = {
         {'n', &o->events, 1, 1000000000}, {'s', &o->seed, 0, LONG_MAX}, {'d', &o->days, 1, 3650},
-        {'u', &o->users, 1, 100000000},   {'b', &o->batch, 1, 65536},
+        {'u', &o->users, 1, 100000000},   {'b', &o->batch, 1, 65536},   {'C', &o->chat, 0, 1000},
     };
     for (size_t i = 0; i < LG_COUNT(nums); i++) {
         if (nums[i].ch != ch)
@@ -1634,11 +1895,17 @@ static int lg_check_opts(struct lg_opts *o)
 static int lg_parse(struct lg_opts *o, int argc, char **argv)
 {
     static const struct option lopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"events", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},    {"start", required_argument, NULL, 'S'},
-        {"days", required_argument, NULL, 'd'},    {"users", required_argument, NULL, 'u'},
-        {"recipes", required_argument, NULL, 'r'}, {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"events", required_argument, NULL, 'n'},
+        {"seed", required_argument, NULL, 's'},
+        {"start", required_argument, NULL, 'S'},
+        {"days", required_argument, NULL, 'd'},
+        {"users", required_argument, NULL, 'u'},
+        {"recipes", required_argument, NULL, 'r'},
+        {"batch", required_argument, NULL, 'b'},
+        {"chat", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch, idx = 0;
     opterr = 0; /* our own messages, named stockpot-loggen whatever argv[0] is */
