@@ -44,6 +44,13 @@ if(NOT TARGET simdjson::simdjson)
   message(FATAL_ERROR "simdjson not found: apt-get install libsimdjson-dev (or run deploy/install-deps.sh)")
 endif()
 
+# wslay (WebSocket framing under common/src/ws.c): Debian 12's libwslay-dev ships a CMake
+# package (imported target wslay) and no libwslay.pc, so it is found like the two above.
+find_package(wslay CONFIG QUIET)
+if(NOT TARGET wslay)
+  message(FATAL_ERROR "wslay not found: apt-get install libwslay-dev (or run deploy/install-deps.sh)")
+endif()
+
 # sp_add_test(NAME <name> SOURCES <files...> LIBS <targets...> LABEL unit|integration [TIMEOUT s])
 function(sp_add_test)
   cmake_parse_arguments(T "" "NAME;LABEL;TIMEOUT" "SOURCES;LIBS" ${ARGN})

@@ -12,9 +12,10 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libpq-dev liblmdb-dev libjansson-dev libevent-dev libjwt-dev
   libargon2-dev libxxhash-dev libssl-dev libutf8proc-dev libstemmer-dev libroaring-dev
-  libsimdjson-dev
-  # tests: cmocka, sanitizers and fuzzing (clang), formatting
+  libsimdjson-dev libwslay-dev
+  # tests: cmocka, sanitizers and fuzzing (clang), formatting, the WebSocket test's client
   libcmocka-dev clang libclang-rt-14-dev clang-format python3-jsonschema
+  python3-websockets
   # run: PostgreSQL server + pg_virtualenv, LMDB tools, importer, health checks
   postgresql postgresql-common lmdb-utils python3 curl procps
   # benchmarks: the search benchmark's peers (tests/bench/search/peer_*.py)

@@ -50,6 +50,7 @@ const char *sp__reason(int status)
         int status;
         const char *reason;
     } reasons[] = {
+        {101, "Switching Protocols"},
         {200, "OK"},
         {201, "Created"},
         {202, "Accepted"},
@@ -66,6 +67,7 @@ const char *sp__reason(int status)
         {413, "Content Too Large"},
         {415, "Unsupported Media Type"},
         {422, "Unprocessable Content"},
+        {426, "Upgrade Required"},
         {429, "Too Many Requests"},
         {500, "Internal Server Error"},
         {501, "Not Implemented"},
