@@ -41,6 +41,14 @@ SAMPLES = {
                         "recipe_author_id": ID},
     "CommentDeleted": {"comment_id": ID, "recipe_id": ID, "recipe_author_id": ID},
     "NotificationsRead": {"user_id": ID, "up_to_id": ID},
+    "ConversationCreated": {"conversation_id": ID, "is_group": True, "title": "Supper club",
+                            "creator_id": ID, "member_ids": [ID, "7301234567891"]},
+    "ConversationUpdated": {"conversation_id": ID, "title": "Brunch", "admin_id": ID},
+    "MemberAdded": {"conversation_id": ID, "user_id": ID, "added_by": ID},
+    "MemberRemoved": {"conversation_id": ID, "user_id": ID, "removed_by": ID},
+    "MessageSent": {"conversation_id": ID, "message_id": ID, "sender_id": ID,
+                    "content": "See you at 8\nBring bread", "txn_id": "m.1733612345.1"},
+    "MessagesRead": {"conversation_id": ID, "user_id": ID, "up_to_id": ID},
 }
 BAD_STRINGS = ["", "x", "X y", "0", "00", "abc", "ABC", "a@b", "a b@c", "$argon2i$",
                "2026-12-21T05:35:00Z", "1" * 20, "é" * 3]
