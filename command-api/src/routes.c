@@ -682,17 +682,23 @@ static void h_room_create(struct sp_http_req *req, void *ud)
     submit(app, c);
 }
 
-static void h_room_update(struct sp_http_req *req, void *ud)
+/* A room command whose body @p valid checks: token, room id, body. */
+static void room_command(struct sp_http_req *req, void *ud, enum cmd__kind kind, valid_fn valid)
 {
     struct cmd_app *app = ud;
-    struct cmd__command *c = social_begin(app, req, CMD_ROOM_UPDATE, "room not found");
+    struct cmd__command *c = social_begin(app, req, kind, "room not found");
     if (!c)
         return;
-    if (take_body(c, cmd__valid_room_update) != 0) {
+    if (take_body(c, valid) != 0) {
         cmd__command_free(c);
         return;
     }
     submit(app, c);
+}
+
+static void h_room_update(struct sp_http_req *req, void *ud)
+{
+    room_command(req, ud, CMD_ROOM_UPDATE, cmd__valid_room_update);
 }
 
 static void h_member(struct sp_http_req *req, void *ud)
@@ -719,15 +725,7 @@ static void h_member(struct sp_http_req *req, void *ud)
 
 static void h_message_send(struct sp_http_req *req, void *ud)
 {
-    struct cmd_app *app = ud;
-    struct cmd__command *c = social_begin(app, req, CMD_MESSAGE_SEND, "room not found");
-    if (!c)
-        return;
-    if (take_body(c, cmd__valid_message) != 0) {
-        cmd__command_free(c);
-        return;
-    }
-    submit(app, c);
+    room_command(req, ud, CMD_MESSAGE_SEND, cmd__valid_message);
 }
 
 static void h_room_read(struct sp_http_req *req, void *ud)
