@@ -16,8 +16,13 @@
  * themselves (the last refresh, the greatest read mark; a session starts first in its
  * stream and its revocation sets another column).
  *
+ * Chat events go by room instead (room_round): a room's run of messages, or of read marks,
+ * shares a round; its other events each take a round of their own.
+ *
  * The statements are those of the per-event folds (pg_projection.c, pg_social.c) applied
- * to sets of rows; the tests fold the same logs both ways and compare checksums.
+ * to sets of rows; the chat types have only their set statement (pg_chat.c), which their
+ * per-event folds run on a set of one (proj__pg_fold_one). The tests fold the same logs
+ * both ways and compare checksums.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -38,26 +43,6 @@
 #include "view_codec.h"
 
 #include "sp/banned.h"
-
-/* The rows of a statement: a round's events of one type, as JSON objects
- * {id: stream id, v: stream version, at: time, n: notification id or null, p: partition,
- *  o: offset, the payload's id fields (lifted_keys[]: "author_id", ...), d: payload or
- *  null}. The payload goes as d only to the types whose statements read more of it than its
- *  ids (set_fold.data): the others' rows are a few numbers, which PostgreSQL reads several
- *  times faster than it parses each payload into jsonb. */
-#define SQL_ROW_COLUMNS                                                                            \
-    "id bigint, v bigint, at timestamptz, n bigint, p integer, o bigint, author_id bigint, "       \
-    "followee_id bigint, recipe_id bigint, recipe_author_id bigint, user_id bigint, "              \
-    "up_to_id bigint, d jsonb"
-/* The rows go through an array the planner cannot see into, so that it sizes them at a
- * few (unnest: 10) rather than json_to_recordset's 100: joined to a read model table that
- * is an index probe per row; at 100 PostgreSQL hash-joined a sequential scan of the whole
- * table (recipes, follows) in every statement, about 1-4 ms each at 12,000 recipes. */
-#define SQL_ROWS                                                                                   \
-    "ev AS (SELECT * FROM unnest(ARRAY(SELECT r FROM json_to_recordset($1::json) "                 \
-    "AS r(" SQL_ROW_COLUMNS "))) AS e(" SQL_ROW_COLUMNS "))"
-/* An id field of the payload: a column of its own in every row (lifted_keys[]). */
-#define SQL_ID(key) "ev." key
 
 #define SQL_NOTIFY_ONCE(rel)                                                                       \
     "SELECT pg_notify('" SP_PG_CHANNEL_NOTIFICATIONS "', '') FROM (SELECT 1 FROM " rel             \
@@ -243,6 +228,7 @@ enum key_kind {
     KEY_FOLLOW,
     KEY_LIKE,
     KEY_COMMENT,
+    KEY_ROOM, /* chat: rounds by room and run of messages or read marks (room_round) */
 };
 
 struct set_fold {
@@ -279,19 +265,33 @@ static const struct set_fold set_folds[ES_TYPE__COUNT] = {
     [ES_TYPE_SESSION_REFRESHED] = {true, sql_session_refreshed, NULL, false, false, false,
                                    KEY_NONE},
     [ES_TYPE_SESSION_REVOKED] = {false, sql_session_revoked, NULL, false, false, false, KEY_NONE},
+    /* chat (pg_chat.c): every statement answers (events folded, ...): fewer is SP_ENOTFOUND */
+    [ES_TYPE_CONVERSATION_CREATED] = {true, proj__sql_chat_created, NULL, true, true, false,
+                                      KEY_ROOM},
+    [ES_TYPE_CONVERSATION_UPDATED] = {true, proj__sql_chat_updated, NULL, true, true, false,
+                                      KEY_ROOM},
+    [ES_TYPE_MEMBER_ADDED] = {true, proj__sql_chat_member_added, NULL, true, true, false, KEY_ROOM},
+    [ES_TYPE_MEMBER_REMOVED] = {true, proj__sql_chat_member_removed, NULL, true, true, false,
+                                KEY_ROOM},
+    [ES_TYPE_MESSAGE_SENT] = {true, proj__sql_chat_message_sent, NULL, true, true, false, KEY_ROOM},
+    [ES_TYPE_MESSAGES_READ] = {true, proj__sql_chat_messages_read, NULL, true, true, false,
+                               KEY_ROOM},
 };
 
 /*
  * The order of the statements of a round. Events of one key are in different rounds, so
  * only the types without a key (KEY_NONE) depend on it: a session starts before it is
- * refreshed or revoked (the enum's order is the catalogue's, alphabetical).
+ * refreshed or revoked (the enum's order is the catalogue's, alphabetical). A round holds
+ * one kind of chat event per room (room_round), so the chat types' order does not matter.
  */
 static const enum es_type fold_order[] = {
-    ES_TYPE_USER_REGISTERED,  ES_TYPE_PROFILE_UPDATED,   ES_TYPE_RECIPE_CREATED,
-    ES_TYPE_RECIPE_UPDATED,   ES_TYPE_RECIPE_DELETED,    ES_TYPE_USER_FOLLOWED,
-    ES_TYPE_USER_UNFOLLOWED,  ES_TYPE_RECIPE_LIKED,      ES_TYPE_RECIPE_UNLIKED,
-    ES_TYPE_RECIPE_COMMENTED, ES_TYPE_COMMENT_DELETED,   ES_TYPE_NOTIFICATIONS_READ,
-    ES_TYPE_SESSION_STARTED,  ES_TYPE_SESSION_REFRESHED, ES_TYPE_SESSION_REVOKED,
+    ES_TYPE_USER_REGISTERED,      ES_TYPE_PROFILE_UPDATED,      ES_TYPE_RECIPE_CREATED,
+    ES_TYPE_RECIPE_UPDATED,       ES_TYPE_RECIPE_DELETED,       ES_TYPE_USER_FOLLOWED,
+    ES_TYPE_USER_UNFOLLOWED,      ES_TYPE_RECIPE_LIKED,         ES_TYPE_RECIPE_UNLIKED,
+    ES_TYPE_RECIPE_COMMENTED,     ES_TYPE_COMMENT_DELETED,      ES_TYPE_NOTIFICATIONS_READ,
+    ES_TYPE_SESSION_STARTED,      ES_TYPE_SESSION_REFRESHED,    ES_TYPE_SESSION_REVOKED,
+    ES_TYPE_CONVERSATION_CREATED, ES_TYPE_CONVERSATION_UPDATED, ES_TYPE_MEMBER_ADDED,
+    ES_TYPE_MEMBER_REMOVED,       ES_TYPE_MESSAGE_SENT,         ES_TYPE_MESSAGES_READ,
 };
 
 /* Whether the statements of type @p t run in a round (else its events fold one by one). */
@@ -340,6 +340,58 @@ static uint32_t keycount_next(struct keycount *k, uint64_t h)
     return 0;
 }
 
+/*
+ * The rounds of chat events, by room: a room's messages that follow each other share a
+ * round, and so do its read marks; any other event of the room (created, updated, member
+ * added or removed), and a change between messages and read marks, starts the room's next
+ * round. Messages of one room commute with each other (the room keeps the greatest, each
+ * member's notification the last not their own), read marks too (each member's greatest),
+ * but not with membership changes or with each other's kind (a read mark ends a pending
+ * notification that a later message starts again).
+ */
+struct roomrounds {
+    struct proj_idmap slots; /* room id -> index in st[] */
+    struct roomround {
+        uint32_t round; /* the room's latest round */
+        int run;        /* its kind: ROOM_RUN_* */
+    } * st;
+    size_t cap;
+};
+
+#define ROOM_RUN_ONE      0 /* an event alone in its round */
+#define ROOM_RUN_MESSAGES 1
+#define ROOM_RUN_READS    2
+
+static void roomrounds_free(struct roomrounds *r)
+{
+    proj__idmap_release(&r->slots);
+    free(r->st);
+}
+
+static uint32_t room_round(struct roomrounds *r, const struct es_event *ev)
+{
+    int run = ev->type_id == ES_TYPE_MESSAGE_SENT    ? ROOM_RUN_MESSAGES
+              : ev->type_id == ES_TYPE_MESSAGES_READ ? ROOM_RUN_READS
+                                                     : ROOM_RUN_ONE;
+    uint64_t room = (uint64_t)es_event_stream_id(ev);
+    int64_t i = proj__idmap_get(&r->slots, room);
+    struct roomround *st;
+
+    if (i < 0) {
+        PROJ_GROW(r->st, r->cap, r->slots.n + 1);
+        r->st[r->slots.n] = (struct roomround){0, run};
+        proj__idmap_put(&r->slots, room, (uint32_t)r->slots.n);
+        return 0;
+    }
+    SP_ASSERT(r->st != NULL); /* a room is stored only with its slot */
+    st = &r->st[i];
+    if (run == ROOM_RUN_ONE || st->run != run) {
+        st->round++;
+        st->run = run;
+    }
+    return st->round;
+}
+
 /* Hash of the row key @p ev touches; its numbers are those of the payload's id fields. */
 static uint64_t event_key(const struct es_event *ev, enum key_kind kind)
 {
@@ -355,6 +407,17 @@ static uint64_t event_key(const struct es_event *ev, enum key_kind kind)
     if (other != NULL)
         key.b = (int64_t)XXH3_64bits(other, strlen(other));
     return XXH3_64bits(&key, sizeof(key));
+}
+
+/* The round of @p ev, whose row key is of kind @p key. */
+static size_t event_round(struct keycount *keys,
+                          struct roomrounds *rooms,
+                          const struct es_event *ev,
+                          enum key_kind key)
+{
+    if (key == KEY_ROOM)
+        return room_round(rooms, ev);
+    return key != KEY_NONE ? keycount_next(keys, event_key(ev, key)) : 0;
 }
 
 /* ------------------------------------------------------------ statements */
@@ -431,7 +494,11 @@ static int round_fold(struct fold_set *s, int t, struct rows *rows)
 
     if (rc == 0 && set_folds[t].expect_each) {
         long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-        if (n != (long long)rows->n)
+        if (n != (long long)rows->n && set_folds[t].key == KEY_ROOM)
+            rc = sp_err_set(s->eb, SP_ENOTFOUND, NULL,
+                            "%s of a room the view does not hold or of a non-member",
+                            es_type_name((enum es_type)t));
+        else if (n != (long long)rows->n)
             rc = sp_err_set(s->eb, SP_ENOTFOUND, NULL, "%s of a %s the view does not hold",
                             es_type_name((enum es_type)t),
                             t == ES_TYPE_PROFILE_UPDATED ? "user" : "recipe");
@@ -473,7 +540,8 @@ static int row_open(struct rows *rows)
 
 /* The payload fields every row carries as columns of their own (SQL_ROW_COLUMNS). */
 static const char *const lifted_keys[] = {"author_id",        "followee_id", "recipe_id",
-                                          "recipe_author_id", "user_id",     "up_to_id"};
+                                          "recipe_author_id", "user_id",     "up_to_id",
+                                          "message_id",       "sender_id"};
 
 /* Append ,"key":value of @p data's member @p key, if it has one, as JSON: the schemas make
  * ids decimal strings, which PostgreSQL reads into the bigint column as (d->>key)::bigint
@@ -564,6 +632,7 @@ int proj__pg_fold_set(
 {
     struct fold_set s = {.conn = conn, .bulk = (flags & PROJ_FOLD_BULK) != 0, .eb = eb};
     struct keycount keys = {{NULL, 0, 0}, NULL, 0};
+    struct roomrounds rooms = {{NULL, 0, 0}, NULL, 0};
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -577,9 +646,10 @@ int proj__pg_fold_set(
             if ((rc = rounds_flush(&s, false)) != 0 || one == NULL || (rc = one(conn, ev, eb)) != 0)
                 break;
             keycount_reset(&keys);
+            proj__idmap_reset(&rooms.slots);
             continue;
         }
-        size_t round = f->key != KEY_NONE ? keycount_next(&keys, event_key(ev, f->key)) : 0;
+        size_t round = event_round(&keys, &rooms, ev, f->key);
         rc = event_row(round_at(&s, round, ev->type_id), ev, f);
         if (rc == 0 && f->notes_version)
             versions_add(&s, es_event_stream_id(ev), ev->stream_version);
@@ -604,5 +674,23 @@ int proj__pg_fold_set(
     free(s.vers);
     free(s.rounds);
     keycount_free(&keys);
+    roomrounds_free(&rooms);
+    return rc;
+}
+
+int proj__pg_fold_one(PGconn *conn, const struct es_event *ev, PGresult **res, struct sp_errbuf *eb)
+{
+    struct fold_set s = {.conn = conn, .eb = eb};
+    const struct set_fold *f = &set_folds[ev->type_id];
+    struct rows rows = {.n = 0};
+    int rc;
+
+    SP_ASSERT(f->sql != NULL);
+    *res = NULL;
+    if (event_row(&rows, ev, f) != 0)
+        rc = sp_err_set(eb, SP_EUNAVAIL, NULL, "out of memory encoding an event");
+    else
+        rc = exec_rows(&s, f->sql, &rows, res);
+    rows_release(&rows);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * Internals of the PostgreSQL projection "pg" shared by pg_projection.c (users, recipes,
- * payload shape checks) and pg_social.c (follows, likes, comments, notifications,
- * sessions). Each fold runs inside the runner's transaction (see proj_apply_fn).
+ * payload shape checks), pg_social.c (follows, likes, comments, notifications, sessions),
+ * pg_chat.c (rooms, members, messages) and pg_fold_set.c (set-wise folding). Each fold runs
+ * inside the runner's transaction (see proj_apply_fn).
  */
 #ifndef PROJ_PG_INTERNAL_H
 #define PROJ_PG_INTERNAL_H
@@ -110,6 +111,57 @@ void proj__stream_id(const struct es_event *ev, char *out, size_t out_size);
     "ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(" p                                     \
     ") WITH ORDINALITY AS x(e, n) ORDER BY n)"
 
+/* The rows of a statement: a round's events of one type, as JSON objects
+ * {id: stream id, v: stream version, at: time, n: notification id or null, p: partition,
+ *  o: offset, the payload's id fields (lifted_keys[] of pg_fold_set.c: "author_id", ...),
+ *  d: payload or
+ *  null}. The payload goes as d only to the types whose statements read more of it than its
+ *  ids (set_fold.data): the others' rows are a few numbers, which PostgreSQL reads several
+ *  times faster than it parses each payload into jsonb. */
+#define SQL_ROW_COLUMNS                                                                            \
+    "id bigint, v bigint, at timestamptz, n bigint, p integer, o bigint, author_id bigint, "       \
+    "followee_id bigint, recipe_id bigint, recipe_author_id bigint, user_id bigint, "              \
+    "up_to_id bigint, message_id bigint, sender_id bigint, d jsonb"
+/* The rows go through an array the planner cannot see into, so that it sizes them at a
+ * few (unnest: 10) rather than json_to_recordset's 100: joined to a read model table that
+ * is an index probe per row; at 100 PostgreSQL hash-joined a sequential scan of the whole
+ * table (recipes, follows) in every statement, about 1-4 ms each at 12,000 recipes. */
+#define SQL_ROWS                                                                                   \
+    "ev AS (SELECT * FROM unnest(ARRAY(SELECT r FROM json_to_recordset($1::json) "                 \
+    "AS r(" SQL_ROW_COLUMNS "))) AS e(" SQL_ROW_COLUMNS "))"
+/* An id field of the payload: a column of its own in every row (lifted_keys[]). */
+#define SQL_ID(key) "ev." key
+
+/*
+ * The chat read model (schemas/sql/005_chat.sql, pg_chat.c). SQL_CHAT_SEQ is the batch's
+ * value of stockpot.chat_event_seq, which pg_batch_begin takes after the projection's lock
+ * and keeps in the transaction's setting stockpot.chat_seq (0 for a fold outside a runner's
+ * batch). Every chat statement runs on SQL_ROWS (ev.id is the conversation id) and answers
+ * one row (events folded, events whose room the view holds): an event is folded unless its
+ * room is unknown, or its sender, reader or removed user is not a member then (poison,
+ * SP_ENOTFOUND). The events of one room in one statement are all messages or all read
+ * marks, or one other event (pg_fold_set.c's rounds); each statement folds them with the
+ * effect of folding them one by one in log order.
+ */
+#define SQL_CHAT_SEQ "coalesce(nullif(current_setting('stockpot.chat_seq', true), '')::bigint, 0)"
+extern const char proj__sql_chat_created[];
+extern const char proj__sql_chat_updated[];
+extern const char proj__sql_chat_member_added[];
+extern const char proj__sql_chat_member_removed[];
+extern const char proj__sql_chat_message_sent[];
+extern const char proj__sql_chat_messages_read[];
+
+/**
+ * Fold @p ev alone with its type's set statement (a round of one event), for the per-event
+ * folds of the types whose only statement is their set statement (chat).
+ * @param[out] res  the statement's result (owned: PQclear())
+ * @return 0 or the errors of proj_pg_exec.
+ */
+int proj__pg_fold_one(PGconn *conn,
+                      const struct es_event *ev,
+                      PGresult **res,
+                      struct sp_errbuf *eb);
+
 /**
  * The notification id of @p ev, the causing event (schemas/sql/002_social.sql): Snowflake
  * layout, 41 bits of milliseconds since 2024-01-01T00:00:00Z, 10 bits of the partition and
@@ -146,5 +198,13 @@ int proj__pg_notifications_read(PGconn *conn, const struct es_event *ev, struct 
 int proj__pg_session_started(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 int proj__pg_session_refreshed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 int proj__pg_session_revoked(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+
+/* Folds of pg_chat.c, each a proj_apply_fn. */
+int proj__pg_conversation_created(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+int proj__pg_conversation_updated(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+int proj__pg_member_added(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+int proj__pg_member_removed(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+int proj__pg_message_sent(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
+int proj__pg_messages_read(PGconn *conn, const struct es_event *ev, struct sp_errbuf *eb);
 
 #endif

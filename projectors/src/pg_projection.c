@@ -1,6 +1,7 @@
 /*
  * The PostgreSQL projection "pg": users and recipes (with tags) of schema stockpot, folded
- * from the v1 events of schemas/events/README.md, plus the social tables of pg_social.c.
+ * from the v1 events of schemas/events/README.md, plus the social tables of pg_social.c and
+ * the chat tables of pg_chat.c.
  * Secrets (email, password hash, refresh hash) are never written.
  */
 #include <stdbool.h>
@@ -240,22 +241,34 @@ static const proj_apply_fn pg_folds[ES_TYPE__COUNT] = {
     [ES_TYPE_SESSION_STARTED] = proj__pg_session_started,
     [ES_TYPE_SESSION_REFRESHED] = proj__pg_session_refreshed,
     [ES_TYPE_SESSION_REVOKED] = proj__pg_session_revoked,
+    [ES_TYPE_CONVERSATION_CREATED] = proj__pg_conversation_created,
+    [ES_TYPE_CONVERSATION_UPDATED] = proj__pg_conversation_updated,
+    [ES_TYPE_MEMBER_ADDED] = proj__pg_member_added,
+    [ES_TYPE_MEMBER_REMOVED] = proj__pg_member_removed,
+    [ES_TYPE_MESSAGE_SENT] = proj__pg_message_sent,
+    [ES_TYPE_MESSAGES_READ] = proj__pg_messages_read,
 };
 
 /* Everything the view holds: a rebuild empties these and the checksum covers them. The late
- * indexes serve the query API only (a user's likes, a user's notifications), and the feed's
- * key is built after pg_rebuild_end derived its rows. */
+ * indexes serve the query API only (a user's likes, a user's rooms, a room's messages and
+ * events), and the feed's key is built after pg_rebuild_end derived its rows. */
 static const struct proj_table pg_tables[] = {
-    {"stockpot.users", "id", NULL},
-    {"stockpot.recipes", "id", NULL},
-    {"stockpot.recipe_tags", "tag, recipe_id", NULL},
-    {"stockpot.follows", "follower_id, followee_id", NULL},
-    {"stockpot.likes", "recipe_id, user_id", "likes_user_idx"},
-    {"stockpot.comments", "id", NULL},
-    {"stockpot.notifications", "id", "notifications_user_idx"},
-    {"stockpot.notification_reads", "user_id", NULL},
-    {"stockpot.sessions", "id", NULL},
-    {"stockpot.feed_entries", "user_id, recipe_id", "feed_entries_pkey"},
+    {"stockpot.users", "id", NULL, NULL},
+    {"stockpot.recipes", "id", NULL, NULL},
+    {"stockpot.recipe_tags", "tag, recipe_id", NULL, NULL},
+    {"stockpot.follows", "follower_id, followee_id", NULL, NULL},
+    {"stockpot.likes", "recipe_id, user_id", "likes_user_idx", NULL},
+    {"stockpot.comments", "id", NULL, NULL},
+    {"stockpot.notifications", "user_id, id", NULL, NULL},
+    {"stockpot.notification_reads", "user_id", NULL, NULL},
+    {"stockpot.sessions", "id", NULL, NULL},
+    {"stockpot.feed_entries", "user_id, recipe_id", "feed_entries_pkey", NULL},
+    {"stockpot.conversations", "id", NULL, NULL},
+    {"stockpot.conversation_members", "conversation_id, user_id, joined_offset",
+     "conversation_members_user_idx", NULL},
+    {"stockpot.messages", "id", "messages_conversation_idx", NULL},
+    /* seq: the order batches committed in (005_chat.sql); pg_rebuild_end keeps it */
+    {"stockpot.chat_events", "partition, \"offset\"", "chat_events_conversation_idx", "seq"},
 };
 
 /*
@@ -270,6 +283,8 @@ static const struct proj_table pg_tables[] = {
  * rescanned all of a rebuild's counter notes per new recipe (never analyzed, a temporary
  * table looks small). So hash and merge joins and sequential scans where an index serves
  * are off. SET LOCAL: the batch's transaction only, before any fold is planned.
+ * And the batch's value of the chat streams' order (SQL_CHAT_SEQ, pg_internal.h): the
+ * runner holds the projection's lock, so a batch that commits later takes a greater one.
  */
 static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
 {
@@ -282,7 +297,9 @@ static int pg_batch_begin(PGconn *conn, struct sp_errbuf *eb)
                                "version bigint NOT NULL); "
                                "END IF; END $$; "
                                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
-                               "SET LOCAL enable_seqscan = off",
+                               "SET LOCAL enable_seqscan = off; "
+                               "SELECT set_config('stockpot.chat_seq', "
+                               "nextval('stockpot.chat_event_seq')::text, true)",
                                eb);
 }
 
@@ -356,6 +373,12 @@ static const char pg_rebuild_end_sql[] =
     "LEFT JOIN (SELECT recipe_id, count(*) FROM comments GROUP BY 1) m(id, n) ON m.id = x.id) "
     "c(id, lc, cc) WHERE r.id = c.id AND (r.like_count, r.comment_count) <> (c.lc, c.cc); "
     "TRUNCATE pg_temp.proj_count_deltas; "
+    /* the chat events the old view had keep their place in the streams' order (seq): open
+     * streams neither see them again nor miss the new ones, whose seq is greater */
+    "UPDATE chat_events n SET seq = o.seq FROM stockpot.chat_events o "
+    "WHERE o.partition = n.partition AND o.\"offset\" = n.\"offset\" "
+    "AND o.conversation_id = n.conversation_id AND o.kind = n.kind "
+    "AND o.created_at = n.created_at AND o.seq <> n.seq; "
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
     "SET LOCAL enable_seqscan = off";
 /* clang-format on */

@@ -518,11 +518,20 @@ int proj_checksum(PGconn *conn,
 
     sp_buf_init(&sql, 0);
     rc = sp_buf_adds(&sql, "SELECT md5(concat_ws(',', ''");
-    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++)
-        rc = sp_buf_addf(&sql,
-                         ", (SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY %s)), '-') "
-                         "FROM %s t)",
-                         proj->tables[i].order_by, proj->tables[i].name);
+    for (size_t i = 0; rc == 0 && i < proj->n_tables; i++) {
+        const struct proj_table *t = &proj->tables[i];
+        /* a row's text; without its unsummed column as jsonb's text (names compiled in) */
+        if (t->unsummed != NULL)
+            rc = sp_buf_addf(&sql,
+                             ", (SELECT coalesce(md5(string_agg((to_jsonb(t) - '%s')::text, '|' "
+                             "ORDER BY %s)), '-') FROM %s t)",
+                             t->unsummed, t->order_by, t->name);
+        else
+            rc = sp_buf_addf(&sql,
+                             ", (SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY %s)), '-') "
+                             "FROM %s t)",
+                             t->order_by, t->name);
+    }
     if (rc == 0)
         rc = sp_buf_adds(&sql, "))");
     if (rc == 0)

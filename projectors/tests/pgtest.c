@@ -1,6 +1,7 @@
 /* Test support: per-test PostgreSQL database, embedded log and runners (see pgtest.h). */
 #include <stdarg.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,4 +261,189 @@ void pgtest_overwrite(struct pgtest *t, int64_t offset, const char *value, int f
     assert_int_equal(
         es_log_open_lmdb(t->dir, PGTEST_MAP_BYTES, PGTEST_MAX_EVENT, ES_LOG_WRITER, &t->log, &eb),
         0);
+}
+
+/* ------------------------------------------------------------ chat logs */
+
+struct chat_room {
+    bool created, group;
+    int admin;        /* user number, groups only */
+    int64_t version;  /* of the room's stream */
+    int64_t last_msg; /* greatest message id, 0 = none */
+    bool member[PGTEST_CHAT_MAX_USERS + 1];
+};
+
+struct chat_gen {
+    struct pgtest *t;
+    unsigned state; /* xorshift32 */
+    int users;
+    int64_t messages;
+    int left; /* events still to append */
+};
+
+static unsigned chat_rand(struct chat_gen *g, unsigned bound)
+{
+    g->state ^= g->state << 13;
+    g->state ^= g->state >> 17;
+    g->state ^= g->state << 5;
+    return g->state % bound;
+}
+
+static void chat_id(char *out, size_t size, long long base, long long n)
+{
+    snprintf(out, size, "%lld", base + n);
+}
+
+/* Append one event of room @p r (number @p rn) with @p data (stolen). */
+static void chat_emit(struct chat_gen *g, struct chat_room *r, int rn, const char *type, json_t *d)
+{
+    char stream[48];
+
+    snprintf(stream, sizeof(stream), "conversation-%lld", PGTEST_CHAT_ROOM + rn);
+    pgtest_append(g->t, type, stream, ++r->version, d);
+    g->left--;
+}
+
+/* A random member (or, with @p member false, non-member) of @p r; 0 if there is none. */
+static int chat_pick(struct chat_gen *g, const struct chat_room *r, bool member)
+{
+    int n = 0, k;
+
+    for (int u = 1; u <= g->users; u++)
+        n += r->member[u] == member;
+    if (n == 0)
+        return 0;
+    k = (int)chat_rand(g, (unsigned)n);
+    for (int u = 1; u <= g->users; u++) {
+        if (r->member[u] == member && k-- == 0)
+            return u;
+    }
+    return 0;
+}
+
+static int chat_members(const struct chat_gen *g, const struct chat_room *r)
+{
+    int n = 0;
+
+    for (int u = 1; u <= g->users; u++)
+        n += r->member[u];
+    return n;
+}
+
+static void chat_create(struct chat_gen *g, struct chat_room *r, int rn)
+{
+    char room[24], id[24], title[32];
+    int creator = 1 + (int)chat_rand(g, (unsigned)g->users);
+    int others = r->group ? 1 + (int)chat_rand(g, 5) : 1;
+    json_t *members = json_array();
+    json_t *d;
+
+    r->created = true;
+    r->member[creator] = true;
+    for (int i = 0; i < others; i++) {
+        int u = chat_pick(g, r, false);
+        if (u != 0)
+            r->member[u] = true;
+    }
+    for (int u = 1; u <= g->users; u++) {
+        chat_id(id, sizeof(id), PGTEST_CHAT_USER, u);
+        if (r->member[u])
+            json_array_append_new(members, json_string(id));
+    }
+    chat_id(room, sizeof(room), PGTEST_CHAT_ROOM, rn);
+    chat_id(id, sizeof(id), PGTEST_CHAT_USER, creator);
+    d = json_pack("{s:s,s:b,s:s,s:o}", "conversation_id", room, "is_group", r->group, "creator_id",
+                  id, "member_ids", members);
+    if (r->group) {
+        r->admin = creator;
+        snprintf(title, sizeof(title), "Küche %d", rn);
+        json_object_set_new(d, "title", json_string(title));
+    }
+    chat_emit(g, r, rn, "ConversationCreated", d);
+}
+
+static void chat_message(struct chat_gen *g, struct chat_room *r, int rn)
+{
+    char room[24], msg[24], sender[24], content[64], txn[24];
+    int u = chat_pick(g, r, true);
+
+    r->last_msg = PGTEST_CHAT_MESSAGE + ++g->messages;
+    chat_id(room, sizeof(room), PGTEST_CHAT_ROOM, rn);
+    chat_id(msg, sizeof(msg), 0, r->last_msg);
+    chat_id(sender, sizeof(sender), PGTEST_CHAT_USER, u);
+    snprintf(content, sizeof(content), "héllo %lld 🍲\nline two", (long long)g->messages);
+    snprintf(txn, sizeof(txn), "t%lld", (long long)g->messages);
+    chat_emit(g, r, rn, "MessageSent",
+              json_pack("{s:s,s:s,s:s,s:s,s:s}", "conversation_id", room, "message_id", msg,
+                        "sender_id", sender, "content", content, "txn_id", txn));
+}
+
+static void chat_read(struct chat_gen *g, struct chat_room *r, int rn)
+{
+    char room[24], user[24], up[24];
+    int u = chat_pick(g, r, true);
+
+    chat_id(room, sizeof(room), PGTEST_CHAT_ROOM, rn);
+    chat_id(user, sizeof(user), PGTEST_CHAT_USER, u);
+    /* mostly everything, sometimes less than before */
+    chat_id(up, sizeof(up), 0, r->last_msg - (chat_rand(g, 4) == 0 ? chat_rand(g, 3) : 0));
+    chat_emit(g, r, rn, "MessagesRead",
+              json_pack("{s:s,s:s,s:s}", "conversation_id", room, "user_id", user, "up_to_id", up));
+}
+
+/* A member added, one leaving or removed by the admin, a new title or a new admin. */
+static void chat_change(struct chat_gen *g, struct chat_room *r, int rn)
+{
+    char room[24], user[24], by[24], title[32];
+    unsigned what = chat_rand(g, 4);
+    int u = chat_pick(g, r, what != 0);
+
+    chat_id(room, sizeof(room), PGTEST_CHAT_ROOM, rn);
+    chat_id(by, sizeof(by), PGTEST_CHAT_USER, r->admin);
+    if (what == 0 && u != 0) {
+        r->member[u] = true;
+        chat_id(user, sizeof(user), PGTEST_CHAT_USER, u);
+        chat_emit(
+            g, r, rn, "MemberAdded",
+            json_pack("{s:s,s:s,s:s}", "conversation_id", room, "user_id", user, "added_by", by));
+    } else if (what == 1 && u != r->admin && chat_members(g, r) > 2) {
+        r->member[u] = false;
+        chat_id(user, sizeof(user), PGTEST_CHAT_USER, u);
+        chat_emit(g, r, rn, "MemberRemoved",
+                  json_pack("{s:s,s:s,s:s}", "conversation_id", room, "user_id", user, "removed_by",
+                            chat_rand(g, 2) ? user : by));
+    } else if (what == 2 && u != r->admin) {
+        r->admin = u;
+        chat_id(user, sizeof(user), PGTEST_CHAT_USER, u);
+        chat_emit(g, r, rn, "ConversationUpdated",
+                  json_pack("{s:s,s:s}", "conversation_id", room, "admin_id", user));
+    } else {
+        snprintf(title, sizeof(title), "Küche %d v%lld", rn, (long long)r->version);
+        chat_emit(g, r, rn, "ConversationUpdated",
+                  json_pack("{s:s,s:s}", "conversation_id", room, "title", title));
+    }
+}
+
+void pgtest_append_chat(struct pgtest *t, unsigned seed, int rooms, int users, int n)
+{
+    struct chat_gen g = {t, seed * 2654435761u + 1, users, 0, n};
+    struct chat_room *r = calloc((size_t)rooms + 1, sizeof(*r));
+
+    assert_non_null(r);
+    assert_true(users >= 2 && users <= PGTEST_CHAT_MAX_USERS);
+    while (g.left > 0) {
+        int rn = 1 + (int)chat_rand(&g, (unsigned)rooms);
+        unsigned what = chat_rand(&g, 100);
+
+        r[rn].group = rn % 3 != 0;
+        if (!r[rn].created)
+            chat_create(&g, &r[rn], rn);
+        else if (what < 55 || r[rn].last_msg == 0)
+            chat_message(&g, &r[rn], rn);
+        else if (what < 85 || !r[rn].group)
+            chat_read(&g, &r[rn], rn);
+        else
+            chat_change(&g, &r[rn], rn);
+    }
+    free(r);
 }

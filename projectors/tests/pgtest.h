@@ -55,6 +55,22 @@ void pgtest_mixed_events(int users, int recipes, pgtest_emit_fn emit, void *arg)
 /** Append pgtest_mixed_events(@p users, @p recipes) to t->log (asserts success). */
 void pgtest_append_mixed(struct pgtest *t, int users, int recipes);
 
+/* Ids of pgtest_append_chat: user u is PGTEST_CHAT_USER + u (1..users), room r
+ * PGTEST_CHAT_ROOM + r, the k-th message PGTEST_CHAT_MESSAGE + k (time-ordered). */
+#define PGTEST_CHAT_USER      7303000000000000LL
+#define PGTEST_CHAT_ROOM      7304000000000000LL
+#define PGTEST_CHAT_MESSAGE   7305000000000000LL
+#define PGTEST_CHAT_MAX_USERS 64
+
+/**
+ * Append a random but valid chat log of @p n events to t->log (deterministic from
+ * @p seed): @p rooms rooms (every third one 1:1, the others groups) of @p users users
+ * (<= PGTEST_CHAT_MAX_USERS), each created by ConversationCreated, then messages and read
+ * marks of members, and in groups members added, members leaving or removed by the admin,
+ * title changes and admin handovers, as command-api would decide them.
+ */
+void pgtest_append_chat(struct pgtest *t, unsigned seed, int rooms, int users, int n);
+
 /**
  * A runner of the "pg" projection reading t->log and writing t->conninfo (asserts
  * success). @p m is borrowed (NULL: no metrics). Owned: proj_runner_free().

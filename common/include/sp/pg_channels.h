@@ -7,7 +7,12 @@
 #define SP_PG_CHANNELS_H
 
 /* NOTIFYed by the "pg" projection in every transaction that adds rows to
- * stockpot.notifications; the query API's notification streams LISTEN to it. */
+ * stockpot.notifications (or moves a pending message notification to a newer message);
+ * the query API's notification streams LISTEN to it. */
 #define SP_PG_CHANNEL_NOTIFICATIONS "stockpot_notifications"
+
+/* NOTIFYed by the "pg" projection in every transaction that adds rows to
+ * stockpot.chat_events; the query API's chat streams (GET /chat/stream) LISTEN to it. */
+#define SP_PG_CHANNEL_CHAT "stockpot_chat"
 
 #endif

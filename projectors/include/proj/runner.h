@@ -274,7 +274,8 @@ SP_MUST_CHECK int proj_rebuild_view_until(const struct proj_projection *proj,
 
 /**
  * Stable checksum of the projection's tables: md5 over the md5 of each table's rows as
- * text in its total order (checkpoints and dead letters excluded), 32 hex digits.
+ * text in its total order (checkpoints and dead letters excluded; a table's unsummed column
+ * left out), 32 hex digits.
  * @param out  ≥ 33 bytes
  * @return 0, SP_EDB or SP_EUNAVAIL.
  */
