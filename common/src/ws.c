@@ -707,6 +707,14 @@ void sp_ws_close(struct sp_ws *ws, int code, const char *reason)
     sp__ws_flush(ws);
 }
 
+void sp_ws_set_callbacks(struct sp_ws *ws, const struct sp_ws_cbs *cbs, void *ud)
+{
+    static const struct sp_ws_cbs none = {NULL, NULL};
+
+    ws->cbs = cbs != NULL ? *cbs : none;
+    ws->ud = ud;
+}
+
 const char *sp_ws_peer(const struct sp_ws *ws)
 {
     return ws->peer;

@@ -53,8 +53,14 @@ int qry_auth_token(const struct qry_auth *auth,
                    struct sp_jwt_claims *out,
                    struct sp_errbuf *eb)
 {
-    const char *token = sp_http_req_bearer(req);
+    return qry_auth_token_str(auth, sp_http_req_bearer(req), out, eb);
+}
 
+int qry_auth_token_str(const struct qry_auth *auth,
+                       const char *token,
+                       struct sp_jwt_claims *out,
+                       struct sp_errbuf *eb)
+{
     if (token == NULL)
         return sp_err_set(eb, SP_EAUTH, NULL, "a bearer access token is required");
     if (auth->tokens)

@@ -14,7 +14,8 @@
 #define DB_BACKOFF_MIN_MS 100  /* first reconnect delay after a failed attempt */
 #define DB_BACKOFF_MAX_MS 2000 /* cap of the doubling reconnect delay */
 #define DB_BACKSTOP_MS    1000 /* client-side grace beyond statement_timeout */
-#define DB_MAX_PARAMS     4
+#define DB_MAX_PARAMS     5
+#define DB_MAX_CHANNELS   4 /* channels of qry_db_listen */
 
 /* RFC 3339 UTC with microseconds, as DESIGN.md writes every timestamp. */
 #define DB_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -46,16 +47,74 @@
 /* clang-format on */
 
 /*
- * A notification n of recipient with read marker rd (both may be NULL-extended) and actor
- * u; recipe_id and comment_id only when set.
+ * Whether notification n is covered by its recipient's chat read marker: a message
+ * notification whose message the recipient has read in its room (their latest span's
+ * marker). NotificationsRead covers the others too (n.id <= its up_to_id).
  */
 /* clang-format off */
+#define DB_NOTIF_CHAT_READ                                                                         \
+    "(n.kind = 'message' AND coalesce(n.message_id <= (SELECT cm.read_up_to FROM "                 \
+    "stockpot.conversation_members cm WHERE cm.conversation_id = n.conversation_id "               \
+    "AND cm.user_id = n.user_id ORDER BY cm.joined_offset DESC LIMIT 1), false))"
+
+/*
+ * A notification n of recipient with read marker rd (both may be NULL-extended) and actor
+ * u; recipe_id, comment_id, conversation_id and message_id only when set.
+ */
 #define DB_NOTIF_JSON                                                                              \
     "(jsonb_build_object('id', n.id::text, 'kind', n.kind, 'actor_id', n.actor_id::text, "         \
     "'actor_username', u.username, 'created_at', " DB_TS("n.created_at") ", "                      \
-    "'read', n.id <= coalesce(rd.up_to_id, 0)) || "                                                \
+    "'read', n.id <= coalesce(rd.up_to_id, 0) OR " DB_NOTIF_CHAT_READ ") || "                      \
     "jsonb_strip_nulls(jsonb_build_object('recipe_id', n.recipe_id::text, "                        \
-    "'comment_id', n.comment_id::text)))::text"
+    "'comment_id', n.comment_id::text, 'conversation_id', n.conversation_id::text, "               \
+    "'message_id', n.message_id::text)))::text"
+
+/* A message msg with its sender u, as GET /chat/rooms/{id}/messages and the chat stream
+ * show it to user @p caller: txn_id is the sender's own, null for everyone else. */
+#define DB_CHAT_MESSAGE_JSON(caller)                                                               \
+    "json_build_object('id', msg.id::text, 'conversation_id', msg.conversation_id::text, "         \
+    "'sender_id', msg.sender_id::text, 'sender_username', u.username, 'content', msg.content, "    \
+    "'created_at', " DB_TS("msg.created_at") ", 'txn_id', CASE WHEN msg.sender_id = " caller      \
+    " THEN msg.txn_id END)::text"
+
+/* Room c as its member me (a conversation_members row) sees it: the current members, the
+ * last message, me's unread count (messages after me's marker not sent by me). */
+#define DB_CHAT_ROOM_JSON                                                                          \
+    "(SELECT row_to_json(x)::text FROM (SELECT c.id::text AS id, c.is_group, c.title, "            \
+    "c.admin_id::text AS admin_id, c.creator_id::text AS creator_id, "                             \
+    DB_TS("c.created_at") " AS created_at, c.version, "                                            \
+    "(SELECT coalesce(json_agg(json_build_object('id', mb.user_id::text, 'username', "             \
+    "mu.username) ORDER BY mb.user_id), '[]'::json) FROM stockpot.conversation_members mb "        \
+    "LEFT JOIN stockpot.users mu ON mu.id = mb.user_id WHERE mb.conversation_id = c.id "           \
+    "AND mb.left_offset IS NULL) AS members, "                                                     \
+    "(SELECT json_build_object('id', lm.id::text, 'sender_id', lm.sender_id::text, "               \
+    "'sender_username', lu.username, 'content', lm.content, 'created_at', "                        \
+    DB_TS("lm.created_at") ") FROM stockpot.messages lm LEFT JOIN stockpot.users lu "              \
+    "ON lu.id = lm.sender_id WHERE lm.id = c.last_message_id) AS last_message, "                   \
+    "(SELECT count(*) FROM stockpot.messages um WHERE um.conversation_id = c.id "                  \
+    "AND um.id > me.read_up_to AND um.sender_id <> me.user_id) AS unread_count, "                  \
+    "me.read_up_to::text AS read_up_to, " DB_TS("c.last_activity_at") " AS last_activity_at, "     \
+    "c.activity_id::text AS activity_id) x)"
+
+/* A chat event e for the stream of user s.uid: a message as in the history (msg, u: its
+ * sender), any other event its payload with the room, the time and, for the events about a
+ * member, the member's username (u). */
+#define DB_CHAT_EVENT_JSON                                                                         \
+    "CASE WHEN e.kind = 'message' THEN coalesce(" DB_CHAT_MESSAGE_JSON("s.uid") ", '{}') "        \
+    "ELSE (jsonb_build_object('conversation_id', e.conversation_id::text, 'at', "                  \
+    DB_TS("e.created_at") ") || e.data || CASE WHEN e.kind IN ('member_added', "                   \
+    "'member_removed', 'read') THEN jsonb_build_object('username', u.username) "                   \
+    "ELSE '{}'::jsonb END)::text END"
+
+/* The caller's current span of room $1 */
+#define DB_CHAT_MEMBER(room, caller)                                                               \
+    "SELECT 1 FROM stockpot.conversation_members me WHERE me.conversation_id = " room              \
+    " AND me.user_id = " caller " AND me.left_offset IS NULL"
+
+/* The cursors of the streams' poll: key, user and the cursor (c0, c1, c2) per stream. */
+#define DB_STREAMS                                                                                 \
+    "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) "                \
+    "AS s(k, uid, c0, c1, c2)"
 /* clang-format on */
 
 #define DB_NOTIF_JOINS                                                                             \
@@ -142,7 +201,8 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
     [QRY_STMT_UNREAD] = {"qry_unread",
                          "SELECT count(*) FROM stockpot.notifications n WHERE n.user_id = $1"
                          " AND n.id > coalesce((SELECT rd.up_to_id FROM"
-                         " stockpot.notification_reads rd WHERE rd.user_id = $1), 0)",
+                         " stockpot.notification_reads rd WHERE rd.user_id = $1), 0)"
+                         " AND NOT " DB_NOTIF_CHAT_READ,
                          1},
     [QRY_STMT_SESSION] = {"qry_session",
                           "SELECT s.user_id, s.revoked OR s.expires_at <= now()"
@@ -151,17 +211,68 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
     [QRY_STMT_STREAM_START] = {"qry_stream_start",
                                "SELECT (SELECT n.id FROM stockpot.notifications n"
                                " WHERE n.partition = $2::integer AND n.\"offset\" = $3::bigint"
-                               " AND n.user_id = $1), coalesce((SELECT max(n.id) FROM"
-                               " stockpot.notifications n WHERE n.user_id = $1), 0)",
+                               " AND n.user_id = $1::bigint), 0, 0, coalesce((SELECT max(n.id)"
+                               " FROM stockpot.notifications n WHERE n.user_id = $1::bigint), 0),"
+                               " 0, 0",
                                3},
-    [QRY_STMT_STREAM_POLL] = {"qry_stream_poll",
-                              "SELECT s.k, n.id, n.partition, n.\"offset\", " DB_NOTIF_JSON
-                              " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
-                              " AS s(k, uid, after_id) CROSS JOIN LATERAL (SELECT * FROM"
-                              " stockpot.notifications n WHERE n.user_id = s.uid"
-                              " AND n.id > s.after_id ORDER BY n.id LIMIT 50) n" DB_NOTIF_JOINS
-                              " ORDER BY s.k, n.id",
-                              3},
+    [QRY_STMT_STREAM_POLL] =
+        {"qry_stream_poll",
+         "SELECT s.k, n.id, 0, 0, n.partition, n.\"offset\", 'notification', " DB_NOTIF_JSON
+         " FROM " DB_STREAMS " CROSS JOIN LATERAL (SELECT * FROM"
+         " stockpot.notifications n WHERE n.user_id = s.uid"
+         " AND n.id > s.c0 ORDER BY n.id LIMIT 50) n" DB_NOTIF_JOINS " ORDER BY s.k, n.id",
+         5},
+    [QRY_STMT_CHAT_ROOMS] = {"qry_chat_rooms",
+                             "SELECT c.activity_id, " DB_CHAT_ROOM_JSON
+                             " FROM stockpot.conversation_members me JOIN stockpot.conversations c"
+                             " ON c.id = me.conversation_id WHERE me.user_id = $1"
+                             " AND me.left_offset IS NULL AND c.activity_id < $2"
+                             " AND c.activity_id > $3 ORDER BY c.activity_id DESC LIMIT $4",
+                             4},
+    [QRY_STMT_CHAT_ROOM] = {"qry_chat_room",
+                            "SELECT c.version, me.user_id IS NOT NULL, CASE WHEN me.user_id IS NOT"
+                            " NULL THEN " DB_CHAT_ROOM_JSON " END FROM stockpot.conversations c"
+                            " LEFT JOIN stockpot.conversation_members me"
+                            " ON me.conversation_id = c.id AND me.user_id = $2::bigint"
+                            " AND me.left_offset IS NULL WHERE c.id = $1",
+                            2},
+    [QRY_STMT_CHAT_MESSAGES] =
+        {"qry_chat_messages",
+         "SELECT msg.id, " DB_CHAT_MESSAGE_JSON(
+             "$2::bigint") " FROM stockpot.messages msg LEFT JOIN stockpot.users u"
+                           " ON u.id = msg.sender_id WHERE msg.conversation_id = $1::bigint"
+                           " AND msg.id < $3 AND msg.id > $4 AND EXISTS (" DB_CHAT_MEMBER(
+                               "$1::bigint", "$2::bigint") ")"
+                                                           " ORDER BY msg.id DESC LIMIT $5",
+         5},
+    [QRY_STMT_CHAT_ACCESS] = {"qry_chat_access",
+                              "SELECT EXISTS (SELECT 1 FROM stockpot.conversations"
+                              " WHERE id = $1::bigint), EXISTS (" DB_CHAT_MEMBER("$1::bigint",
+                                                                                 "$2::bigint") ")",
+                              2},
+    [QRY_STMT_CHAT_STREAM_START] =
+        {"qry_chat_stream_start",
+         "SELECT e.seq, e.partition, e.\"offset\", m.s, 2147483647, 9223372036854775807"
+         " FROM (SELECT coalesce(max(x.seq), 0) AS s FROM stockpot.conversation_members mb"
+         " CROSS JOIN LATERAL (SELECT ce.seq FROM stockpot.chat_events ce"
+         " WHERE ce.conversation_id = mb.conversation_id ORDER BY ce.seq DESC LIMIT 1) x"
+         " WHERE mb.user_id = $1::bigint) m LEFT JOIN stockpot.chat_events e"
+         " ON e.partition = $2::integer AND e.\"offset\" = $3::bigint",
+         3},
+    [QRY_STMT_CHAT_STREAM_POLL] =
+        {"qry_chat_stream_poll",
+         "SELECT s.k, e.seq, e.partition, e.\"offset\", e.partition, e.\"offset\", "
+         "e.kind, " DB_CHAT_EVENT_JSON ", e.conversation_id FROM " DB_STREAMS
+         " CROSS JOIN LATERAL (SELECT e.* FROM"
+         " stockpot.conversation_members mb JOIN stockpot.chat_events e"
+         " ON e.conversation_id = mb.conversation_id AND e.\"offset\" >= mb.joined_offset"
+         " AND (mb.left_offset IS NULL OR e.\"offset\" <= mb.left_offset)"
+         " WHERE mb.user_id = s.uid AND (e.seq, e.partition, e.\"offset\") > (s.c0, s.c1, s.c2)"
+         " ORDER BY e.seq, e.partition, e.\"offset\" LIMIT 50) e"
+         " LEFT JOIN stockpot.messages msg ON e.kind = 'message' AND msg.id = e.message_id"
+         " LEFT JOIN stockpot.users u ON u.id = coalesce(msg.sender_id,"
+         " (e.data->>'user_id')::bigint) ORDER BY s.k, e.seq, e.partition, e.\"offset\"",
+         5},
 };
 
 struct db_query {
@@ -207,11 +318,15 @@ struct qry_db {
     int timeout_ms;
     size_t queue_max;
     int nconns;
-    struct db_conn *conns;      /* owned array of nconns */
-    struct db_conn *listener;   /* owned; NULL until qry_db_listen */
-    char *channel;              /* owned; the channel listened on */
-    qry_db_notify_fn notify_fn; /* called on each notification and after each connect */
-    void *notify_ud;
+    struct db_conn *conns;    /* owned array of nconns */
+    struct db_conn *listener; /* owned; NULL until qry_db_listen */
+    struct db_channel {
+        char *name;          /* owned; the channel listened on */
+        qry_db_notify_fn fn; /* called on its notifications and after each connect */
+        void *ud;
+        bool heard; /* notified in the burst being read */
+    } channels[DB_MAX_CHANNELS];
+    int nchannels;
     struct db_query_list queue; /* waiting for a connection, oldest (earliest deadline) first */
     size_t queued;
     struct event *queue_timer; /* fires at the deadline of the queue's head */
@@ -351,16 +466,21 @@ static bool db_conn_flush(struct db_conn *c)
 }
 
 /* Connected: make the session read-only with a statement timeout (the listener LISTENs
- * first). */
+ * to every channel first). */
 static void db_conn_setup(struct db_conn *c)
 {
-    char sql[192];
+    struct sp_buf sql;
+    int rc, ok;
 
-    snprintf(sql, sizeof(sql),
-             "SET statement_timeout = %d; %s%s%sSET default_transaction_read_only = on",
-             c->db->timeout_ms, c->listener ? "LISTEN " : "", c->listener ? c->db->channel : "",
-             c->listener ? "; " : "");
-    if (PQsetnonblocking(c->conn, 1) != 0 || !PQsendQuery(c->conn, sql)) {
+    sp_buf_init(&sql, 0);
+    rc = sp_buf_addf(&sql, "SET statement_timeout = %d; ", c->db->timeout_ms);
+    for (int i = 0; c->listener && i < c->db->nchannels; i++)
+        rc |= sp_buf_addf(&sql, "LISTEN %s; ", c->db->channels[i].name);
+    rc |= sp_buf_adds(&sql, "SET default_transaction_read_only = on");
+    SP_ASSERT(rc == 0); /* the buffer has no cap */
+    ok = PQsetnonblocking(c->conn, 1) == 0 && PQsendQuery(c->conn, sql.data);
+    sp_buf_release(&sql);
+    if (!ok) {
         db_conn_failed(c, PQerrorMessage(c->conn));
         return;
     }
@@ -385,17 +505,32 @@ static void db_check_schema(struct qry_db *db)
     qry_db_query(db, QRY_STMT_SCHEMA, NULL, db_on_schema, db);
 }
 
-/* Drop the notifications libpq holds; @return how many there were. */
-static int db_conn_drain_notifies(struct db_conn *c)
+/* Take the notifications libpq holds, marking their channels heard. */
+static void db_conn_drain_notifies(struct db_conn *c)
 {
+    struct qry_db *db = c->db;
     PGnotify *n;
-    int count = 0;
 
     while ((n = PQnotifies(c->conn)) != NULL) {
+        for (int i = 0; i < db->nchannels; i++) {
+            if (strcmp(n->relname, db->channels[i].name) == 0)
+                db->channels[i].heard = true;
+        }
         PQfreemem(n);
-        count++;
     }
-    return count;
+}
+
+/* Call the callbacks of the channels heard (@p all: of every channel), once each. */
+static void db_tell_listeners(struct qry_db *db, bool all)
+{
+    for (int i = 0; i < db->nchannels; i++) {
+        struct db_channel *ch = &db->channels[i];
+        bool heard = ch->heard || all;
+
+        ch->heard = false;
+        if (heard)
+            ch->fn(ch->ud);
+    }
 }
 
 static void db_conn_setup_done(struct db_conn *c, PGresult *res)
@@ -410,11 +545,11 @@ static void db_conn_setup_done(struct db_conn *c, PGresult *res)
     PQclear(res);
     evtimer_del(c->timer);
     if (c->listener) {
-        sp_log(SP_LOG_INFO, "listening for postgresql notifications on %s", db->channel);
+        sp_log(SP_LOG_INFO, "listening for postgresql notifications on %d channels", db->nchannels);
         c->state = DB_IDLE;
         c->backoff_ms = DB_BACKOFF_MIN_MS;
-        (void)db_conn_drain_notifies(c);
-        db->notify_fn(db->notify_ud); /* whatever was sent while not listening */
+        db_conn_drain_notifies(c);
+        db_tell_listeners(db, true); /* whatever was sent while not listening */
         return;
     }
     if (!db_any_up(db))
@@ -589,8 +724,10 @@ static void db_conn_io(struct db_conn *c, short what)
     if (c->state == DB_IDLE) {
         PQclear(c->res); /* nothing is expected: drop strays */
         c->res = NULL;
-        if (c->listener && db_conn_drain_notifies(c) > 0)
-            c->db->notify_fn(c->db->notify_ud);
+        if (c->listener) {
+            db_conn_drain_notifies(c);
+            db_tell_listeners(c->db, false);
+        }
         return;
     }
     if (rc == 0)
@@ -760,7 +897,8 @@ void qry_db_free(struct qry_db *db)
         event_free(db->listener->timer);
         free(db->listener);
     }
-    free(db->channel);
+    for (int i = 0; i < db->nchannels; i++)
+        free(db->channels[i].name);
     event_free(db->queue_timer);
     event_free(db->done_ev);
     free(db->conninfo);
@@ -822,14 +960,27 @@ size_t qry_db_queued(const struct qry_db *db)
 
 void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, void *ud)
 {
+    struct db_channel *ch;
     struct db_conn *c;
 
-    SP_ASSERT(db->listener == NULL && fn != NULL && channel[0] != '\0');
+    SP_ASSERT(db->nchannels < DB_MAX_CHANNELS && fn != NULL && channel[0] != '\0');
     for (const char *p = channel; *p != '\0'; p++)
         SP_ASSERT((*p >= 'a' && *p <= 'z') || *p == '_');
-    db->channel = sp_xstrdup(channel);
-    db->notify_fn = fn;
-    db->notify_ud = ud;
+    for (int i = 0; i < db->nchannels; i++)
+        SP_ASSERT(strcmp(db->channels[i].name, channel) != 0);
+    ch = &db->channels[db->nchannels++];
+    ch->name = sp_xstrdup(channel);
+    ch->fn = fn;
+    ch->ud = ud;
+    if (db->listener != NULL) {
+        c = db->listener;
+        /* LISTENing already (or about to): reconnect to LISTEN to this channel too */
+        if (c->state == DB_SETUP || c->state == DB_IDLE) {
+            db_conn_close(c);
+            db_arm_ms(c->timer, 0);
+        }
+        return;
+    }
     c = sp_xcalloc(1, sizeof(*c));
     c->db = db;
     c->listener = true;

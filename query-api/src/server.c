@@ -1,4 +1,5 @@
-/* The query API's routes: users, recipes, social lists and notifications from PostgreSQL. */
+/* The query API's routes: users, recipes, social lists and notifications from PostgreSQL
+ * (the chat routes: chat.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "qry/params.h"
 #include "qry/search.h"
 #include "qry/server.h"
+#include "chat.h"
 
 #include "sp/banned.h"
 
@@ -77,6 +79,7 @@ struct qry_server {
     struct qry_after *after;         /* owned */
     struct qry_auth *auth;           /* owned */
     struct qry_notify *notify;       /* owned */
+    struct qry_chat *chat;           /* owned: the chat routes and their stream */
     struct qry_search *search;       /* owned: the search routes, over the LMDB search view */
     struct qry_analytics *analytics; /* owned: the analytics routes, over the LMDB analytics view */
     struct srv_route routes[SRV_KIND_COUNT];
@@ -483,6 +486,13 @@ static void srv_add_routes(struct qry_server *srv,
     }
     srv->notify = qry_notify_new(base, srv->db, srv->auth, &nopts);
     sp_http_route(srv->http, SP_HTTP_GET, "/notifications/stream", srv_on_stream, srv);
+    struct qry_chat_cmd cmd = {
+        .host = sp_config_str(cfg, "command.host"),
+        .port = (int)sp_config_int(cfg, "command.port"),
+        .timeout_s = (int)timeout_s,
+    };
+    nopts.max_streams = QRY_CHAT_MAX_STREAMS; /* WebSockets and event streams of chat */
+    srv->chat = qry__chat_new(base, srv->http, srv->db, srv->after, srv->auth, &nopts, &cmd);
 }
 
 int qry_server_new(struct event_base *base,
@@ -543,6 +553,7 @@ void qry_server_free(struct qry_server *srv)
         return;
     qry_db_free(srv->db);
     qry_notify_free(srv->notify);
+    qry__chat_free(srv->chat);
     qry_after_free(srv->after);
     qry_search_free(srv->search);
     qry_analytics_free(srv->analytics);

@@ -15,7 +15,7 @@
 
 /* The migrations the query API reads, in order. */
 static const char *const db_migrations[] = {"001_init.sql", "002_social.sql", "003_feed.sql",
-                                            "004_fillfactor.sql"};
+                                            "004_fillfactor.sql", "005_chat.sql"};
 
 void qry_test_db_admin_exec(const char *sql)
 {

@@ -19,7 +19,7 @@ struct qry_test_db {
 
 /**
  * Create database "<prefix>_<pid>" (dropping a leftover of that name), apply the
- * migrations (001_init.sql, 002_social.sql, 003_feed.sql, found under $SP_SOURCE_DIR) and
+ * migrations (001_init.sql ... 005_chat.sql, found under $SP_SOURCE_DIR) and
  * connect to it. Aborts the test on failure.
  */
 void qry_test_db_create(struct qry_test_db *db, const char *prefix);

@@ -156,6 +156,14 @@ size_t sp_ws_pending_bytes(const struct sp_ws *ws);
  */
 void sp_ws_close(struct sp_ws *ws, int code, const char *reason);
 
+/**
+ * Replace the callbacks and their user data (@p cbs copied; NULL = none): an owner that
+ * goes away before the connection does detaches itself so, then closes it (sp_ws_close);
+ * the connection ends on its own later, calling nothing of the old owner.
+ * @locality loop thread, not from within on_close
+ */
+void sp_ws_set_callbacks(struct sp_ws *ws, const struct sp_ws_cbs *cbs, void *ud);
+
 /** The peer's address as text, for logs; borrowed until on_close returns. */
 const char *sp_ws_peer(const struct sp_ws *ws);
 

@@ -39,6 +39,16 @@ SP_MUST_CHECK int qry_auth_token(const struct qry_auth *auth,
                                  struct sp_errbuf *eb);
 
 /**
+ * Verify the access token @p token (NULL: none) as qry_auth_token does; for tokens that
+ * come another way than the Authorization header (a WebSocket's Sec-WebSocket-Protocol).
+ * @return 0 and @p out; SP_EAUTH with the reason in @p eb.
+ */
+SP_MUST_CHECK int qry_auth_token_str(const struct qry_auth *auth,
+                                     const char *token,
+                                     struct sp_jwt_claims *out,
+                                     struct sp_errbuf *eb);
+
+/**
  * Completion of a session check, called exactly once from the event loop.
  * @param err  0 (session valid or unknown); SP_EAUTH (revoked, expired or of another
  *             user); SP_EUNAVAIL, SP_ETIMEDOUT or SP_EDB as qry_db_fn

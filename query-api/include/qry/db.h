@@ -71,12 +71,28 @@ enum qry_stmt {
     QRY_STMT_NOTIFICATIONS,   /* $1 recipient id, ... -> (notification id, json)* */
     QRY_STMT_UNREAD,          /* $1 recipient id -> one row: count of unread notifications */
     QRY_STMT_SESSION,         /* $1 session id -> (user_id, revoked or expired) or no row */
-    QRY_STMT_STREAM_START,    /* $1 user id, $2 partition, $3 offset (NULL, NULL: none) ->
-                                 one row: (id of the notification at that position or NULL,
-                                 newest notification id of the user or 0) */
-    QRY_STMT_STREAM_POLL,     /* $1 keys, $2 user ids, $3 after ids (bigint array literals) ->
-                                 (key, id, partition, offset, json)*: per key the first 50
-                                 notifications of the user with id > after, by key, id */
+    /* The Server-Sent Events streams (sse.h): a stream's cursor is three integers
+     * (c0, c1, c2), compared in that order. */
+    QRY_STMT_STREAM_START, /* $1 user id, $2 partition, $3 offset (NULL, NULL: none) ->
+                              one row: (cursor of the user's notification at that position,
+                              or NULLs; cursor after the user's newest notification); the
+                              cursor is (id, 0, 0) */
+    QRY_STMT_STREAM_POLL,  /* $1 keys, $2 user ids, $3, $4, $5 the cursors' c0, c1, c2
+                              (bigint array literals) -> (key, c0, c1, c2, partition, offset,
+                              event, json)*: per key the first 50 notifications of the user
+                              past the cursor, by key, cursor */
+    /* Chat (query-api/src/chat.c). A room's JSON carries the caller's unread count. */
+    QRY_STMT_CHAT_ROOMS,        /* $1 caller, $2 max_id, $3 since_id, $4 limit -> (activity id,
+                                   json)*: the caller's rooms by activity id desc */
+    QRY_STMT_CHAT_ROOM,         /* $1 room, $2 caller -> (version, caller is a member, json or
+                                   NULL if not) or no row */
+    QRY_STMT_CHAT_MESSAGES,     /* $1 room, $2 caller, $3 max_id, $4 since_id, $5 limit ->
+                                   (message id, json)* newest first; none unless a member */
+    QRY_STMT_CHAT_ACCESS,       /* $1 room, $2 caller -> one row (room exists, caller a member) */
+    QRY_STMT_CHAT_STREAM_START, /* as STREAM_START over the caller's chat events; the
+                                   cursor is (seq, partition, offset) */
+    QRY_STMT_CHAT_STREAM_POLL,  /* as STREAM_POLL over the chat events of the user's
+                                   membership spans, with a ninth column: the event's room */
     QRY_STMT_COUNT
 };
 
@@ -141,12 +157,15 @@ typedef void (*qry_db_notify_fn)(void *ud);
  * Listen on @p channel (PostgreSQL LISTEN/NOTIFY; letters a-z and '_' only) on one more
  * connection, application_name "stockpot-query-api-listener", that never runs queries
  * and is kept up like the pool's (reconnected at once when lost, with the same backoff
- * while attempts fail; its failures do not make the pool unavailable).
+ * while attempts fail; its failures do not make the pool unavailable). Every channel of
+ * the pool shares that connection.
  * @p fn(@p ud) is called from the event loop after each burst of notifications read from
- * the socket (payloads are ignored) and once after every successful (re)connection, since
- * notifications sent while not listening are lost: the callee catches up then.
- * Call at most once per pool; @p fn must stay callable until qry_db_free. The channel is
- * copied.
+ * the socket that holds one of @p channel (payloads are ignored) and once after every
+ * successful (re)connection, since notifications sent while not listening are lost: the
+ * callee catches up then.
+ * Call at most once per channel, for up to 4 channels; a channel added while the
+ * connection listens already makes it reconnect. @p fn must stay callable until
+ * qry_db_free. The channel is copied.
  */
 void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, void *ud);
 

@@ -13,27 +13,28 @@
  * gets exactly what it missed. A position the read model does not hold (yet) for the
  * caller (e.g. during a rebuild) starts as without the header. A malformed header is 400.
  *
- * Discovery: one query through the asynchronous pool fetches, for every open stream at
- * once, up to 50 notifications past its cursor (a LATERAL join over the (user_id, id DESC)
- * index). It runs when PostgreSQL notifies SP_PG_CHANNEL_NOTIFICATIONS (the projector
- * NOTIFYs in every transaction that adds notifications: sp/pg_channels.h), heard on the
- * pool's LISTEN connection (qry_db_listen) — one query per notification burst, whatever
- * the number of streams; a burst arriving while a query is in flight runs one more after
- * it. As a safety net it also runs every listen_poll_ms, and every poll_ms while the
- * LISTEN connection is down (notifications sent meanwhile are lost: reconnecting polls
- * at once). The event loop never waits for PostgreSQL; with no stream open nothing runs.
+ * The streams are a kind of the read model's event streams (query-api/src/sse.h, shared
+ * with GET /chat/stream), whose cursor here is the notification id: one query through the
+ * asynchronous pool fetches, for every open stream at once, up to 50 notifications past
+ * its cursor (a LATERAL join over the (user_id, id) key), when PostgreSQL notifies
+ * SP_PG_CHANNEL_NOTIFICATIONS (the projector NOTIFYs in every transaction that adds or
+ * moves notifications: sp/pg_channels.h) and as a safety net every listen_poll_ms (every
+ * poll_ms while the LISTEN connection is down); keep-alives every keepalive_ms, the end
+ * at the token's expiry or for a client too slow, 503 beyond max_streams, 401 as
+ * qry/auth.h says.
  *
- * The stream also sends `: keep-alive` every keepalive_ms, ends itself when the access
- * token expires (the client reconnects with a fresh one) or when the client reads too
- * slowly (more than 1 MiB waiting), and is refused with 503 beyond max_streams open
- * streams. Authentication is qry/auth.h's (401 problem+json), checked once at connect.
+ * A message notification (kind "message", with conversation_id and message_id) moves to
+ * each newer message of its room while it is pending (schemas/sql/005_chat.sql): it gets
+ * the newer message's id and position, so the stream sends it again; a client keeps the
+ * newest per conversation_id.
  *
  * Limit: notification ids come from the causing event's time; a notification projected
  * after one with a greater id (clock skew between command-api writers, or partitions
  * projected unevenly under Kafka) is behind the stream's cursor and is not sent live; it
  * is in GET /notifications.
  *
- * Metric: stockpot_query_sse_streams (gauge, open streams).
+ * Metrics: stockpot_query_sse_streams (gauge, open streams), stockpot_query_sse_polls_total
+ * (queries of new notifications answered).
  *
  * @locality the thread of the event_base given to qry_notify_new.
  */

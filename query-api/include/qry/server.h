@@ -6,8 +6,9 @@
  * models, /search/recipes, /search/users, /search/tags over the LMDB search view
  * (qry/search.h), and /analytics/summary, /analytics/recipes/popular,
  * /analytics/users/active, /analytics/retention (operators only) over the LMDB analytics
- * view (qry/analytics.h), on the common HTTP core (which also serves /healthz, /readyz
- * and /metrics).
+ * view (qry/analytics.h), /chat/rooms, /chat/rooms/{id}, /chat/rooms/{id}/messages and
+ * /chat/stream over the chat read model (query-api/src/chat.h), on the common HTTP core
+ * (which also serves /healthz, /readyz and /metrics).
  *
  * Users carry follower_count, following_count and recipe_count; recipes (single and in
  * lists) like_count and comment_count, and GET /recipes/{id} with a valid Bearer adds
