@@ -80,6 +80,8 @@ class Rules:
         self.recipes = {}  # recipe id -> [author, deleted]
         self.comments = {}  # comment id -> [recipe id, author, deleted]
         self.read_up_to = {}
+        self.rooms = {}  # room id -> {"group", "admin", "members": set, "txns": set, "read": {}}
+        self.direct = set()  # frozenset of the two users of each direct room
         self.last_time = ""
         self.counts = collections.Counter()
 
@@ -209,6 +211,62 @@ class Rules:
         self.read_up_to[actor] = up
 
 
+    # -- chat (--chat): the command side's rules of decide_chat.c
+    def room(self, ev, d, actor, member=True):
+        self.session(ev, actor)
+        self.t.assertEqual(ev["stream"], "conversation-" + d["conversation_id"])
+        r = self.rooms[d["conversation_id"]]
+        if member:
+            self.t.assertIn(actor, r["members"], "%s by a non-member" % ev["type"])
+        return r
+
+    def on_ConversationCreated(self, ev, d, actor):
+        self.session(ev, actor)
+        self.t.assertEqual(ev["streamversion"], 1)
+        self.t.assertEqual(d["creator_id"], actor)
+        ids = d["member_ids"]
+        self.t.assertEqual(len(ids), len(set(ids)), "repeated member")
+        self.t.assertIn(actor, ids)
+        for u in ids:
+            self.t.assertIn(u, self.users)
+        if not d["is_group"]:
+            self.t.assertEqual(len(ids), 2)
+            self.t.assertNotIn("title", d)
+            self.t.assertNotIn(frozenset(ids), self.direct, "a second direct room of a pair")
+            self.direct.add(frozenset(ids))
+        else:
+            self.t.assertTrue(d["title"])
+        self.rooms[d["conversation_id"]] = {"group": d["is_group"], "admin": actor,
+                                            "members": set(ids), "txns": set(), "read": {}}
+
+    def on_MemberAdded(self, ev, d, actor):
+        r = self.room(ev, d, actor)
+        self.t.assertTrue(r["group"] and r["admin"] == actor == d["added_by"])
+        self.t.assertNotIn(d["user_id"], r["members"])
+        r["members"].add(d["user_id"])
+
+    def on_MemberRemoved(self, ev, d, actor):
+        r = self.room(ev, d, actor)
+        self.t.assertTrue(r["group"])
+        self.t.assertEqual(d["removed_by"], actor)
+        self.t.assertTrue(d["user_id"] == actor or r["admin"] == actor)
+        self.t.assertNotEqual(d["user_id"], r["admin"], "the admin left")
+        r["members"].remove(d["user_id"])
+
+    def on_MessageSent(self, ev, d, actor):
+        r = self.room(ev, d, actor)
+        self.t.assertEqual(d["sender_id"], actor)
+        self.t.assertNotIn((actor, d["txn_id"]), r["txns"], "a txn_id sent twice")
+        r["txns"].add((actor, d["txn_id"]))
+
+    def on_MessagesRead(self, ev, d, actor):
+        r = self.room(ev, d, actor)
+        self.t.assertEqual(d["user_id"], actor)
+        up = int(d["up_to_id"])
+        self.t.assertGreater(up, r["read"].get(actor, 0), "read marker does not grow")
+        r["read"][actor] = up
+
+
 class KafkaMock:
     """stockpot-kafka-mock with one topic; env() points the tools at it."""
 
@@ -274,6 +332,29 @@ class LoggenTest(unittest.TestCase):
                   "RecipeCommented", "CommentDeleted", "NotificationsRead"):
             self.assertGreater(rules.counts[t], 0, "no %s generated" % t)
         self.assertEqual(rules.counts["UserRegistered"], EVENTS // 50)
+
+    def test_chat(self):
+        """--chat 300: rooms, messages, read markers, joins and leaves, by the same rules
+        as the command side; verify passes; the same seed gives the same log."""
+        env = lmdb_env(os.path.join(self.tmp, "chat"))
+        summary = loggen(env, seed=7, extra=["--chat", "300"])
+        self.assertIn(b"0 faults", run([tool("stockpot-replay"), "verify"], env).stdout)
+        rules = Rules(self)
+        text = dump(env)
+        for line in text.splitlines():
+            rules.check(json.loads(line))
+        self.assertEqual(sum(rules.counts.values()), EVENTS)
+        for t in ("ConversationCreated", "MemberAdded", "MemberRemoved", "MessageSent",
+                  "MessagesRead"):
+            self.assertGreater(rules.counts[t], 0, "no %s generated" % t)
+        self.assertGreater(rules.counts["MessageSent"], EVENTS // 20)
+        self.assertTrue(any(r["group"] for r in rules.rooms.values()))
+        self.assertTrue(any(not r["group"] for r in rules.rooms.values()))
+        by_type = {k: v for k, v in summary["by_type"].items() if v}
+        self.assertEqual(by_type, dict(rules.counts))
+        env2 = lmdb_env(os.path.join(self.tmp, "chat2"))
+        loggen(env2, seed=7, extra=["--chat", "300"])
+        self.assertEqual(dump(env2), text, "same seed and --chat, different log")
 
     def test_deterministic(self):
         env = lmdb_env(os.path.join(self.tmp, "b"))
