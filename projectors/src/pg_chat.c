@@ -32,17 +32,22 @@
 #include "sp/banned.h"
 
 /* The answer of every chat statement: (events folded @p ok, events whose room exists
- * @p rooms), and one NOTIFY of the chat streams when the statement wrote chat_events (e). */
+ * @p rooms), and one NOTIFY of the chat streams when the statement wrote chat_events (e),
+ * its payload the ids of the rooms written, comma-separated (empty when they would not
+ * fit PostgreSQL's 8,000-byte payload: then every stream may have rows), so that the query
+ * API polls only the WebSockets of those rooms (query-api/src/sse.h). */
 #define SQL_CHAT_ANSWER(ok, rooms)                                                                 \
     "SELECT (SELECT count(*) FROM " ok "), (" rooms "), (SELECT count(*) FROM (SELECT "            \
-    "pg_notify('" SP_PG_CHANNEL_CHAT "', '') FROM e LIMIT 1) AS once)"
+    "pg_notify('" SP_PG_CHANNEL_CHAT "', CASE WHEN length(y.x) < 7000 THEN y.x ELSE '' END) "      \
+    "FROM (SELECT string_agg(DISTINCT e.r::text, ',') AS x FROM e) y WHERE y.x IS NOT NULL) "      \
+    "AS once)"
 /* The events of ev whose room the view holds (before the statement). */
 #define SQL_CHAT_ROOMS "SELECT count(*) FROM ev JOIN conversations r ON r.id = ev.id"
 /* Insert the chat_events rows of @p rel (an ev-shaped relation) as @p kind. */
 #define SQL_CHAT_EVENTS(kind, msg, data, rel)                                                      \
     "e AS (INSERT INTO chat_events (partition, \"offset\", seq, conversation_id, kind, "           \
     "message_id, data, created_at) SELECT " rel ".p, " rel ".o, " SQL_CHAT_SEQ ", " rel            \
-    ".id, '" kind "', " msg ", " data ", " rel ".at FROM " rel " RETURNING 1) "
+    ".id, '" kind "', " msg ", " data ", " rel ".at FROM " rel " RETURNING conversation_id AS r) "
 
 /* clang-format off */
 

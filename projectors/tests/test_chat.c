@@ -342,6 +342,8 @@ static void test_replay_and_rebuild(void **state)
     pgtest_teardown(&t);
 }
 
+static char last_payload[8192]; /* of the last NOTIFY notifies_heard counted */
+
 /* NOTIFYs of @p channel that @p conn (LISTENing) receives within @p wait_ms. */
 static int notifies_heard(PGconn *conn, const char *channel, int wait_ms)
 {
@@ -352,7 +354,10 @@ static int notifies_heard(PGconn *conn, const char *channel, int wait_ms)
     for (int left_ms = wait_ms; left_ms > 0; left_ms -= 50) {
         assert_int_equal(PQconsumeInput(conn), 1);
         while ((n = PQnotifies(conn)) != NULL) {
-            count += strcmp(n->relname, channel) == 0;
+            if (strcmp(n->relname, channel) == 0) {
+                count++;
+                snprintf(last_payload, sizeof(last_payload), "%s", n->extra);
+            }
             PQfreemem(n);
         }
         assert_true(poll(&pfd, 1, 50) >= 0);
@@ -374,6 +379,11 @@ static void test_notify(void **state)
     created(&t, 1, true, "n", 1, (const int[]){1, 2, 0});
     pgtest_catch_up(&t, 100);
     assert_int_equal(notifies_heard(t.conn, SP_PG_CHANNEL_CHAT, 400), 1);
+    /* the payload names the room written, for the query API's WebSockets of that room */
+    char *room =
+        pgtest_value(t.conn, "SELECT string_agg(id::text, ',') FROM stockpot.conversations");
+    assert_string_equal(last_payload, room);
+    free(room);
     message(&t, 1, 2, 1, 1);
     message(&t, 1, 3, 2, 2);
     pgtest_catch_up(&t, 100);

@@ -23,6 +23,7 @@ static const struct qry_sse_def chat_stream_def = {
     .polls = "stockpot_query_chat_polls_total",
     .polls_help = "queries of new chat events for the open chat streams, answered",
     .channel = SP_PG_CHANNEL_CHAT,
+    .payload_rooms = true,
     .start = QRY_STMT_CHAT_STREAM_START,
     .poll = QRY_STMT_CHAT_STREAM_POLL,
 };

@@ -269,9 +269,13 @@ static const struct db_stmt db_stmts[QRY_STMT_COUNT] = {
          " AND (mb.left_offset IS NULL OR e.\"offset\" <= mb.left_offset)"
          " WHERE mb.user_id = s.uid AND (e.seq, e.partition, e.\"offset\") > (s.c0, s.c1, s.c2)"
          " ORDER BY e.seq, e.partition, e.\"offset\" LIMIT 50) e"
-         " LEFT JOIN stockpot.messages msg ON e.kind = 'message' AND msg.id = e.message_id"
-         " LEFT JOIN stockpot.users u ON u.id = coalesce(msg.sender_id,"
-         " (e.data->>'user_id')::bigint) ORDER BY s.k, e.seq, e.partition, e.\"offset\"",
+         /* the message and the user of each row by key: as plain joins, the planner's
+          * estimate for a thousand streams hashes all messages (40 ms instead of 5) */
+         " LEFT JOIN LATERAL (SELECT * FROM stockpot.messages m WHERE e.kind = 'message'"
+         " AND m.id = e.message_id OFFSET 0) msg ON true"
+         " LEFT JOIN LATERAL (SELECT x.username FROM stockpot.users x WHERE x.id ="
+         " coalesce(msg.sender_id, (e.data->>'user_id')::bigint) OFFSET 0) u ON true"
+         " ORDER BY s.k, e.seq, e.partition, e.\"offset\"",
          5},
 };
 
@@ -321,8 +325,9 @@ struct qry_db {
     struct db_conn *conns;    /* owned array of nconns */
     struct db_conn *listener; /* owned; NULL until qry_db_listen */
     struct db_channel {
-        char *name;          /* owned; the channel listened on */
-        qry_db_notify_fn fn; /* called on its notifications and after each connect */
+        char *name;                   /* owned; the channel listened on */
+        qry_db_notify_fn fn;          /* called on its notifications and after each connect */
+        qry_db_payload_fn payload_fn; /* called with each notification's payload, or NULL */
         void *ud;
         bool heard; /* notified in the burst being read */
     } channels[DB_MAX_CHANNELS];
@@ -513,8 +518,11 @@ static void db_conn_drain_notifies(struct db_conn *c)
 
     while ((n = PQnotifies(c->conn)) != NULL) {
         for (int i = 0; i < db->nchannels; i++) {
-            if (strcmp(n->relname, db->channels[i].name) == 0)
-                db->channels[i].heard = true;
+            if (strcmp(n->relname, db->channels[i].name) != 0)
+                continue;
+            db->channels[i].heard = true;
+            if (db->channels[i].payload_fn != NULL)
+                db->channels[i].payload_fn(db->channels[i].ud, n->extra);
         }
         PQfreemem(n);
     }
@@ -989,6 +997,17 @@ void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, 
     SP_ASSERT(c->timer != NULL);
     db->listener = c;
     db_conn_start(c);
+}
+
+void qry_db_listen_payloads(struct qry_db *db, const char *channel, qry_db_payload_fn fn)
+{
+    for (int i = 0; i < db->nchannels; i++) {
+        if (strcmp(db->channels[i].name, channel) == 0) {
+            db->channels[i].payload_fn = fn;
+            return;
+        }
+    }
+    SP_ASSERT(!"qry_db_listen_payloads before qry_db_listen");
 }
 
 bool qry_db_listening(const struct qry_db *db)

@@ -19,6 +19,7 @@
 #include "sp/banned.h"
 
 #define SSE_PENDING ((size_t)1024 * 1024) /* bytes waiting for a slow client, at most */
+#define SSE_ROOMS   256                   /* rooms notified since the last poll, at most */
 
 enum sse_state {
     SSE_STARTING, /* session check and start query in flight; req borrowed */
@@ -43,6 +44,8 @@ struct sse_stream {
     int64_t room;     /* its room: rows of other rooms only move the cursor */
     char *bearer;     /* the access token, owned: sends go to the command API with it */
     char *protocol;   /* subprotocol to echo, owned, or NULL */
+    bool due;         /* a WebSocket stream to poll whatever was notified: it just started, or its
+                       * last poll filled a batch (more may wait) */
 };
 
 struct qry_sse {
@@ -56,6 +59,17 @@ struct qry_sse {
     uint64_t next_key;
     const struct qry_sse_ws_hooks *ws_hooks; /* borrowed, may be NULL */
     void *ws_ud;
+    /*
+     * Which WebSocket streams the next poll asks for (event streams, of all their user's
+     * rooms, are always asked for): those of the rooms the channel's payloads named since
+     * the last poll, or all when poll_all (a notification without rooms, a reconnection, a
+     * safety-net poll, too many rooms). So a poll costs what the rooms that changed have
+     * open, not what every open WebSocket costs.
+     */
+    int64_t rooms[SSE_ROOMS];
+    size_t nrooms;
+    bool poll_all;
+    bool got_payload;         /* a payload came in the burst being read */
     struct event *tick;       /* persistent, every poll_ms while nstreams > 0 */
     bool polling;             /* a poll query is in flight */
     bool again;               /* notified since the last poll was sent: poll (again) */
@@ -236,15 +250,34 @@ static void sse_on_poll(void *ud, const PGresult *res, int err)
     sp_buf_init(&ev, 0);
     for (int i = 0; i < PQntuples(res); i++) {
         run = i > 0 && strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)) == 0 ? run + 1 : 1;
-        /* a full batch for a stream: there may be more for it, so poll again at once */
-        if (run == QRY_NOTIFY_BATCH)
+        /* a full batch for a stream: there may be more for it, so poll it again at once */
+        if (run == QRY_NOTIFY_BATCH) {
+            struct sse_stream *s = sse_find(sse, strtoull(PQgetvalue(res, i, 0), NULL, 10));
+            if (s != NULL)
+                s->due = true;
             sse->again = true;
+        }
         (void)sse_send_row(sse, res, i, &ev);
     }
     sp_buf_release(&ev);
     sse_reap(sse);
     if (sse->again)
         sse_poll(sse); /* notified while this poll ran: it may have missed that */
+}
+
+/* Whether the next poll asks for stream @p s (see struct qry_sse); clears its due flag. */
+static bool sse_wanted(struct qry_sse *sse, struct sse_stream *s)
+{
+    bool due = s->due;
+
+    s->due = false;
+    if (!s->is_ws || sse->poll_all || due)
+        return true;
+    for (size_t i = 0; i < sse->nrooms; i++) {
+        if (sse->rooms[i] == s->room)
+            return true;
+    }
+    return false;
 }
 
 /* Array literals {..} of the live streams' keys, users and cursors, in @p a[0..5). */
@@ -256,10 +289,10 @@ static size_t sse_poll_params(struct qry_sse *sse, struct sp_buf *a)
     for (int k = 0; k < 5; k++)
         rc |= sp_buf_add(&a[k], "{", 1);
     for (size_t i = 0; i < sse->nstreams; i++) {
-        const struct sse_stream *s = sse->streams[i];
+        struct sse_stream *s = sse->streams[i];
         const char *sep = n > 0 ? "," : "";
 
-        if (s->state != SSE_LIVE)
+        if (s->state != SSE_LIVE || !sse_wanted(sse, s))
             continue;
         rc |= sp_buf_addf(&a[0], "%s%" PRIu64, sep, s->key);
         rc |= sp_buf_addf(&a[1], "%s%" PRId64, sep, s->claims.user_id);
@@ -270,6 +303,8 @@ static size_t sse_poll_params(struct qry_sse *sse, struct sp_buf *a)
     for (int k = 0; k < 5; k++)
         rc |= sp_buf_add(&a[k], "}", 1);
     SP_ASSERT(rc == 0); /* the buffers have no cap */
+    sse->nrooms = 0;
+    sse->poll_all = false;
     return n;
 }
 
@@ -321,10 +356,34 @@ static void sse_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sse_housekeep(sse);
-    if (!sse->polling &&
-        (sse->again || sp_time_mono_us() - sse->polled_us >= (int64_t)interval_ms * 1000 - 1000))
+    if (!sse->polling && sp_time_mono_us() - sse->polled_us >= (int64_t)interval_ms * 1000 - 1000)
+        sse->poll_all = true; /* the safety net */
+    if (!sse->polling && (sse->again || sse->poll_all))
         sse_poll(sse);
     sse_reap(sse);
+}
+
+/* A notification's payload: the rooms whose WebSockets may have rows, comma-separated
+ * ids; anything else (nothing, too many) polls every stream. */
+static void sse_on_payload(void *ud, const char *payload)
+{
+    struct qry_sse *sse = ud;
+    const char *p = payload;
+
+    sse->got_payload = true;
+    if (*p == '\0')
+        sse->poll_all = true;
+    while (*p != '\0' && !sse->poll_all) {
+        char *end = NULL;
+        long long id = strtoll(p, &end, 10);
+
+        if (end == p || (*end != ',' && *end != '\0') || sse->nrooms == SSE_ROOMS) {
+            sse->poll_all = true;
+            break;
+        }
+        sse->rooms[sse->nrooms++] = (int64_t)id;
+        p = *end == ',' ? end + 1 : end;
+    }
 }
 
 /* PostgreSQL notified new rows (or listening restarted): poll now, or right after the
@@ -333,6 +392,9 @@ static void sse_on_notify(void *ud)
 {
     struct qry_sse *sse = ud;
 
+    if (!sse->got_payload)
+        sse->poll_all = true; /* a reconnection, or a notification naming no rooms */
+    sse->got_payload = false;
     sse->again = true;
     if (!sse->polling && sse->nstreams > 0)
         sse_poll(sse);
@@ -373,6 +435,7 @@ static void sse_ws_accept(struct sse_stream *s)
         return;
     }
     s->state = SSE_LIVE;
+    s->due = true; /* what came after its start query */
     s->sse->again = true;
     if (!s->sse->polling)
         sse_poll(s->sse);
@@ -583,6 +646,9 @@ struct qry_sse *qry__sse_new(struct event_base *base,
     sse->tick = event_new(base, -1, EV_PERSIST, sse_on_tick, sse);
     SP_ASSERT(sse->tick != NULL);
     qry_db_listen(db, def->channel, sse_on_notify, sse);
+    if (def->payload_rooms)
+        qry_db_listen_payloads(db, def->channel, sse_on_payload);
+    sse->poll_all = true;
     if (opts->metrics != NULL) {
         sp_metrics_describe(opts->metrics, def->gauge, SP_METRIC_GAUGE, def->gauge_help);
         sp_metrics_describe(opts->metrics, def->polls, SP_METRIC_COUNTER, def->polls_help);

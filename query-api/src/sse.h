@@ -53,6 +53,9 @@ struct qry_sse_def {
     const char *polls;      /* metric: poll queries answered (counter) */
     const char *polls_help;
     const char *channel; /* the PostgreSQL channel that announces new rows */
+    /* true: its notifications' payloads name the rooms that have new rows (comma-separated
+     * ids; "" = any), and a poll asks only for the WebSocket streams of those rooms */
+    bool payload_rooms;
     /* $1 user id, $2 partition, $3 offset (both NULL without Last-Event-ID) -> one row: the
      * cursor of the user's row at that position (three columns, NULL when there is none),
      * then the cursor after the user's newest row (three columns) */

@@ -38,13 +38,15 @@ class Http:
         self.port = port
         self.r = self.w = None
 
-    async def call(self, method, path, body=None, token=None):
+    async def call(self, method, path, body=None, token=None, after=None):
         if self.w is None:
             self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
         data = json.dumps(body).encode() if body is not None else b""
         head = "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % (method, path)
         if token:
             head += "Authorization: Bearer %s\r\n" % token
+        if after:
+            head += "Stockpot-After: %s\r\n" % after
         head += "Content-Length: %d\r\n\r\n" % len(data)
         self.w.write(head.encode() + data)
         status = int((await self.r.readline()).split()[1])
@@ -63,6 +65,16 @@ class Http:
 def pct(xs, f):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(f * len(xs)))] if xs else float("nan")
+
+
+def metric(port, name):
+    """The value of metric @name (no labels) in the query API's /metrics, or -1."""
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return -1.0
 
 
 def rss_kib(pid):
@@ -230,6 +242,8 @@ async def latency(a, users, rooms, pid):
     # sends over HTTP at --rate, from the first member of a random room (rooms with an SSE
     # reader get every tenth send, so both figures have samples)
     http = [Http(a.command_port) for _ in range(16)]
+    reads = [Http(a.query_port) for _ in range(8)]
+    visible = []  # ms from a 201 to GET .../messages with Stockpot-After answering
     acked = {}  # position -> (ack time, room index)
     sent = 0
     stop = time.monotonic() + a.duration_s
@@ -240,9 +254,17 @@ async def latency(a, users, rooms, pid):
                                     {"content": "latency %d" % seq, "txn_id": "lat-%d" % seq},
                                     users[2 * p]["token"])
         if st == 201:
-            acked[js["position"]] = (time.monotonic(), p)
+            t = time.monotonic()
+            acked[js["position"]] = (t, p)
+            if seq % 10 == 5:  # the read model's own freshness, for comparison
+                st, _ = await reads[(seq // 10) % len(reads)].call(
+                    "GET", "/chat/rooms/%s/messages?limit=1" % rooms[p]["room_id"],
+                    token=users[2 * p]["token"], after=js["position"])
+                if st == 200:
+                    visible.append((time.monotonic() - t) * 1000)
 
     busy = [None] * len(http)
+    polls0, t_polls = metric(a.query_port, "stockpot_query_chat_polls_total"), time.monotonic()
     nxt = time.monotonic()
     while time.monotonic() < stop:
         k = sent % len(http)
@@ -254,16 +276,20 @@ async def latency(a, users, rooms, pid):
         nxt += interval
         await asyncio.sleep(max(0, nxt - time.monotonic()))
     await asyncio.gather(*(b for b in busy if b is not None))
+    polls = (metric(a.query_port, "stockpot_query_chat_polls_total") - polls0) / (time.monotonic() - t_polls)
     await asyncio.sleep(2.0)
     rss = rss_kib(pid) if pid else -1
     lat_ws = [(arrived_ws[pos] - t) * 1000 for pos, (t, p) in acked.items() if pos in arrived_ws]
     lat_sse = [(arrived_sse[pos] - t) * 1000 for pos, (t, p) in acked.items()
                if pos in arrived_sse and p < a.sse]
     want_sse = sum(1 for _, p in acked.values() if p < a.sse)
-    print("latency: %d messages over HTTP at %d/s for %d s" % (len(acked), a.rate, a.duration_s))
+    print("latency: %d messages over HTTP at %d/s for %d s; the chat streams' poll queries: %.0f/s"
+          % (len(acked), a.rate, a.duration_s, polls))
     for name, xs, want in (("WebSocket", lat_ws, len(acked)), ("event stream", lat_sse, want_sse)):
         print("  ack -> %-12s frame: n=%d of %d, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
               % (name, len(xs), want, pct(xs, 0.5), pct(xs, 0.99), max(xs) if xs else float("nan")))
+    print("  ack -> visible in GET .../messages with Stockpot-After: n=%d, p50 %.1f ms, p99 %.1f ms"
+          % (len(visible), pct(visible, 0.5), pct(visible, 0.99)))
     print("  query-api RSS with %d WebSockets and %d event streams open: %.1f MiB"
           % (opened, len(sse_users), rss / 1024.0))
     for ws in socks:

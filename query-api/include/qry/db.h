@@ -160,7 +160,7 @@ typedef void (*qry_db_notify_fn)(void *ud);
  * while attempts fail; its failures do not make the pool unavailable). Every channel of
  * the pool shares that connection.
  * @p fn(@p ud) is called from the event loop after each burst of notifications read from
- * the socket that holds one of @p channel (payloads are ignored) and once after every
+ * the socket that holds one of @p channel (payloads: qry_db_listen_payloads) and once after every
  * successful (re)connection, since notifications sent while not listening are lost: the
  * callee catches up then.
  * Call at most once per channel, for up to 4 channels; a channel added while the
@@ -168,6 +168,16 @@ typedef void (*qry_db_notify_fn)(void *ud);
  * qry_db_free. The channel is copied.
  */
 void qry_db_listen(struct qry_db *db, const char *channel, qry_db_notify_fn fn, void *ud);
+
+/** The payload of one notification (NUL-terminated, borrowed for the call; "" if none). */
+typedef void (*qry_db_payload_fn)(void *ud, const char *payload);
+
+/**
+ * Also hand every notification's payload on @p channel (listened on with qry_db_listen,
+ * whose @p ud it gets) to @p fn, as each is read, before that burst's qry_db_notify_fn.
+ * A (re)connection calls only the qry_db_notify_fn.
+ */
+void qry_db_listen_payloads(struct qry_db *db, const char *channel, qry_db_payload_fn fn);
 
 /** True while the connection of qry_db_listen is up and listening. */
 bool qry_db_listening(const struct qry_db *db);
