@@ -16,34 +16,15 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import chat_base as cb  # noqa: E402
 import social_checks as sc  # noqa: E402
 
 
-class Chat(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = h.Cluster("chat")
-        cls.c.start_all()
-        cls.cp, cls.qp = cls.c.command_port, cls.c.query_port
-        cls.u = {n: h.register_and_login(cls.cp, n) for n in ("alice", "bob", "carol", "dave")}
-        cls.txn = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.stop_all()
-
-    def tok(self, n):
-        return self.u[n]["access_token"]
-
-    def uid(self, n):
-        return self.u[n]["user_id"]
+class Chat(cb.ChatCase):
+    CLUSTER = "chat"
+    USERS = ("alice", "bob", "carol", "dave")
 
     # -- helpers
-    def cmd(self, method, path, who, body=None, want=200):
-        r = h.request(self.cp, method, path, body, token=self.tok(who))
-        self.assertEqual(r.status, want, "%s %s: %r" % (method, path, r))
-        return r.json()
-
     def room(self, who, others, title=None):
         body = {"is_group": title is not None, "member_ids": [self.uid(o) for o in others]}
         if title:
@@ -51,9 +32,9 @@ class Chat(unittest.TestCase):
         return self.cmd("POST", "/chat/rooms", who, body, want=201)
 
     def send(self, who, room, text):
-        Chat.txn += 1
+        type(self).txn += 1
         return self.cmd("POST", "/chat/rooms/%s/messages" % room, who,
-                        {"content": text, "txn_id": "e2e-%d" % Chat.txn}, want=201)
+                        {"content": text, "txn_id": "e2e-%d" % type(self).txn}, want=201)
 
     def q(self, path, who, positions=(), want=200):
         """GET as who once the query API applied every position (each partition's furthest)."""

@@ -20,6 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import chat_base as cb  # noqa: E402
 
 import websockets  # noqa: E402  (Debian: python3-websockets)
 
@@ -30,29 +31,9 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-class ChatWebSocket(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = h.Cluster("chatws")
-        cls.c.start_all()
-        cls.cp, cls.qp = cls.c.command_port, cls.c.query_port
-        cls.u = {n: h.register_and_login(cls.cp, n) for n in ("ann", "ben", "cat", "dan")}
-        cls.txn = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.stop_all()
-
-    def tok(self, n):
-        return self.u[n]["access_token"]
-
-    def uid(self, n):
-        return self.u[n]["user_id"]
-
-    def cmd(self, method, path, who, body=None, want=200):
-        r = h.request(self.cp, method, path, body, token=self.tok(who))
-        self.assertEqual(r.status, want, "%s %s: %r" % (method, path, r))
-        return r.json()
+class ChatWebSocket(cb.ChatCase):
+    CLUSTER = "chatws"
+    USERS = ("ann", "ben", "cat", "dan")
 
     def group(self, who, others, title="ws room"):
         body = {"is_group": True, "title": title, "member_ids": [self.uid(o) for o in others]}
@@ -62,9 +43,9 @@ class ChatWebSocket(unittest.TestCase):
         return room
 
     def send_http(self, who, room, text):
-        ChatWebSocket.txn += 1
+        type(self).txn += 1
         return self.cmd("POST", "/chat/rooms/%s/messages" % room, who,
-                        {"content": text, "txn_id": "http-%d" % ChatWebSocket.txn}, want=201)
+                        {"content": text, "txn_id": "http-%d" % type(self).txn}, want=201)
 
     def uri(self, room, after=None):
         u = "ws://127.0.0.1:%d/ws/chat/%s" % (self.qp, room)
