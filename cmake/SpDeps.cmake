@@ -24,6 +24,9 @@ sp_require(XXHASH libxxhash libxxhash-dev)
 sp_require(OPENSSL libcrypto libssl-dev)
 sp_require(CMOCKA cmocka libcmocka-dev)
 sp_require(UTF8PROC libutf8proc libutf8proc-dev)
+sp_require(VIPS vips libvips-dev)
+# libwebpmux removes the metadata chunks libvips 8.14's webpsave writes despite strip.
+sp_require(WEBPMUX libwebpmux libwebp-dev)
 
 # libstemmer (Snowball) ships no pkg-config file: find its header and library directly.
 find_path(STEMMER_INCLUDE libstemmer.h)

@@ -12,7 +12,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libpq-dev liblmdb-dev libjansson-dev libevent-dev libjwt-dev
   libargon2-dev libxxhash-dev libssl-dev libutf8proc-dev libstemmer-dev libroaring-dev
-  libsimdjson-dev libwslay-dev
+  libsimdjson-dev libwslay-dev libvips-dev libwebp-dev
   # tests: cmocka, sanitizers and fuzzing (clang), formatting, the WebSocket test's client
   libcmocka-dev clang libclang-rt-14-dev clang-format python3-jsonschema
   python3-websockets
