@@ -73,6 +73,17 @@ static int take_body(struct cmd__command *c, valid_fn valid)
     return c->input ? 0 : SP_EINVAL;
 }
 
+/*
+ * take_body, then the id string the validator checked in field @p field into c->arg_id
+ * (which cannot fail once @p valid accepted it). 0, or answered (then free c).
+ */
+static int take_body_id(struct cmd__command *c, valid_fn valid, const char *field)
+{
+    if (take_body(c, valid) != 0)
+        return SP_EINVAL;
+    return es_id_parse(json_string_value(json_object_get(c->input, field)), &c->arg_id);
+}
+
 static void valid_recipe_create(json_t *body, json_t *errors)
 {
     cmd__valid_recipe(body, false, errors);
@@ -626,8 +637,7 @@ static void h_notifications_read(struct sp_http_req *req, void *ud)
     struct cmd__command *c = social_begin(app, req, CMD_NOTIFICATIONS_READ, NULL);
     if (!c)
         return;
-    if (take_body(c, cmd__valid_read) != 0 ||
-        es_id_parse(json_string_value(json_object_get(c->input, "up_to_id")), &c->arg_id) != 0) {
+    if (take_body_id(c, cmd__valid_read, "up_to_id") != 0) {
         cmd__command_free(c);
         return;
     }
@@ -710,8 +720,7 @@ static void h_member(struct sp_http_req *req, void *ud)
     if (!c)
         return;
     if (add) {
-        if (take_body(c, cmd__valid_member) != 0 ||
-            es_id_parse(json_string_value(json_object_get(c->input, "user_id")), &c->arg_id)) {
+        if (take_body_id(c, cmd__valid_member, "user_id") != 0) {
             cmd__command_free(c);
             return;
         }
@@ -734,8 +743,7 @@ static void h_room_read(struct sp_http_req *req, void *ud)
     struct cmd__command *c = social_begin(app, req, CMD_ROOM_READ, "room not found");
     if (!c)
         return;
-    if (take_body(c, cmd__valid_read) != 0 ||
-        es_id_parse(json_string_value(json_object_get(c->input, "up_to_id")), &c->arg_id) != 0) {
+    if (take_body_id(c, cmd__valid_read, "up_to_id") != 0) {
         cmd__command_free(c);
         return;
     }

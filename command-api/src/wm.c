@@ -118,6 +118,18 @@ static int wm_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const v
     return 0;
 }
 
+/* Delete key @p k. @return 0, SP_ENOTFOUND (there was none) or SP_EDB. */
+static int wm_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
+{
+    MDB_val key = {.mv_size = klen, .mv_data = unconst(k)};
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        sp_log(SP_LOG_ERROR, "write model delete failed: %s", mdb_strerror(rc));
+        return SP_EDB;
+    }
+    return rc == MDB_NOTFOUND ? SP_ENOTFOUND : 0;
+}
+
 /* Value stored under 8-byte id key @p id in @p dbi (borrowed, valid until @p txn ends). */
 static int id_get(MDB_txn *txn, MDB_dbi dbi, int64_t id, MDB_val *v)
 {
@@ -726,13 +738,8 @@ static int apply_pair(MDB_txn *txn,
     pair_key(uid, oid, k);
     if (add)
         return wm_put(txn, dbi, k, sizeof(k), "", 1);
-    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
-    rc = mdb_del(txn, dbi, &key, NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        sp_log(SP_LOG_ERROR, "write model delete failed: %s", mdb_strerror(rc));
-        return SP_EDB;
-    }
-    return 0;
+    rc = wm_del(txn, dbi, k, sizeof(k));
+    return rc == SP_ENOTFOUND ? 0 : rc;
 }
 
 /* RecipeCommented (@p created) and CommentDeleted. */
@@ -842,17 +849,6 @@ int cmd__wm_chat_txn(struct cmd__wm *wm,
     if (rc == 0)
         *message_id = id_from_val(&v);
     return rc;
-}
-
-static int wm_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
-{
-    MDB_val key = {.mv_size = klen, .mv_data = unconst(k)};
-    int rc = mdb_del(txn, dbi, &key, NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        sp_log(SP_LOG_ERROR, "write model delete failed: %s", mdb_strerror(rc));
-        return SP_EDB;
-    }
-    return rc == MDB_NOTFOUND ? SP_ENOTFOUND : 0;
 }
 
 static int room_put(struct cmd__wm *wm, MDB_txn *txn, int64_t room_id, const struct cmd__room *r)
