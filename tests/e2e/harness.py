@@ -26,6 +26,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -644,6 +645,59 @@ def wait_positions(port, tokens, path="/recipes?limit=1", deadline_s=120):
         if r.status != 200:
             bad.append((t, r))
     return bad
+
+
+def sse_open(port, path, token, last=None):
+    """Open the Server-Sent Events stream @path as the bearer of @token (resuming after
+    @last with Last-Event-ID); returns (socket, [bytes read past the headers, \r\n as \n])
+    for sse_events. The stream's chunked framing is left in: sse_events skips it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" % path
+    head += "Authorization: Bearer %s\r\n" % token
+    if last:
+        head += "Last-Event-ID: %s\r\n" % last
+    s.sendall((head + "\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError("stream closed before its headers: %r" % buf)
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    if not re.match(rb"^HTTP/1\.1 200", head.split(b"\r\n", 1)[0]):
+        raise AssertionError("stream answered %r" % head.split(b"\r\n", 1)[0])
+    if b"text/event-stream" not in head.lower():
+        raise AssertionError("stream is not text/event-stream: %r" % head)
+    return s, [rest.replace(b"\r\n", b"\n")]
+
+
+def sse_events(s, buf, n, timeout, event=None):
+    """Read until n events (dicts: id, event, data as text), of type @event if given, or
+    until timeout; returns the events."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while len(events) < n and time.monotonic() < deadline:
+        while b"\n\n" in buf[0] and len(events) < n:
+            block, buf[0] = buf[0].split(b"\n\n", 1)
+            ev = {}
+            for line in block.decode().split("\n"):
+                if line.startswith("HTTP/") or ":" not in line or line.startswith(":"):
+                    continue
+                k, v = line.split(":", 1)
+                ev[k.strip().lower()] = v.strip()
+            if "data" in ev and (event is None or ev.get("event") == event):
+                events.append(ev)
+        if len(events) >= n:
+            break
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf[0] += chunk.replace(b"\r\n", b"\n")
+    return events
 
 
 def wait_until(fn, deadline_s=120, interval_s=0.1):

@@ -9,9 +9,7 @@ checksum and send nothing twice."""
 
 import json
 import os
-import socket
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,49 +42,13 @@ class Chat(cb.ChatCase):
         return r
 
     def sse_open(self, who, last=None):
-        s = socket.create_connection(("127.0.0.1", self.qp), timeout=10)
-        head = "GET /chat/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
-        head += "Authorization: Bearer %s\r\n" % self.tok(who)
-        if last:
-            head += "Last-Event-ID: %s\r\n" % last
-        s.sendall((head + "\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            self.assertTrue(chunk, "stream closed before its headers: %r" % buf)
-            buf += chunk
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        self.assertRegex(head.split(b"\r\n", 1)[0], rb"^HTTP/1\.1 200")
-        # chunked transfer: the event blocks are read from the raw bytes, chunk sizes skipped
-        return s, [rest]
+        return h.sse_open(self.qp, "/chat/stream", self.tok(who), last)
 
     def sse_events(self, s, buf, n, timeout):
-        """Read until n events (dicts: id, event, data) or timeout."""
-        events = []
-        deadline = time.monotonic() + timeout
-        while len(events) < n:
-            text = buf[0].replace(b"\r\n", b"\n")
-            while b"\n\n" in text and len(events) < n:
-                block, text = text.split(b"\n\n", 1)
-                ev = {}
-                for line in block.decode().split("\n"):
-                    if line.startswith(("id: ", "event: ", "data: ")):
-                        k, v = line.split(": ", 1)
-                        ev[k] = v
-                if "data" in ev:
-                    ev["data"] = json.loads(ev["data"])
-                    events.append(ev)
-            buf[0] = text
-            if len(events) >= n or time.monotonic() >= deadline:
-                break
-            s.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            buf[0] += chunk
+        """Read until n events (dicts: id, event, data decoded) or timeout."""
+        events = h.sse_events(s, buf, n, timeout)
+        for ev in events:
+            ev["data"] = json.loads(ev["data"])
         return events
 
     # -- tests

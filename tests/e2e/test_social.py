@@ -8,7 +8,6 @@ gen-social.py, ~50 users) after which every counter must equal a count over its 
 
 import json
 import os
-import socket
 import sys
 import time
 import unittest
@@ -280,48 +279,11 @@ class Social(unittest.TestCase):
             self.assertEqual(h.request(self.qp, "GET", "/users/%s/followers?%s" % (star, bad)).status, 400, bad)
 
     def sse_open(self, who, last=None):
-        s = socket.create_connection(("127.0.0.1", self.qp), timeout=10)
-        head = "GET /notifications/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
-        head += "Authorization: Bearer %s\r\n" % self.tok(who)
-        if last:
-            head += "Last-Event-ID: %s\r\n" % last
-        s.sendall((head + "\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            self.assertTrue(chunk, "stream closed before its headers: %r" % buf)
-            buf += chunk
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        self.assertRegex(head.split(b"\r\n", 1)[0], rb"^HTTP/1\.1 200")
-        self.assertIn(b"text/event-stream", head.lower())
-        return s, [rest.replace(b"\r\n", b"\n")]
+        return h.sse_open(self.qp, "/notifications/stream", self.tok(who), last)
 
     def sse_events(self, s, buf, n, timeout):
-        """Read until n events (dicts: id, event, data) or timeout; returns the events."""
-        events = []
-        deadline = time.monotonic() + timeout
-        while len(events) < n and time.monotonic() < deadline:
-            while b"\n\n" in buf[0] and len(events) < n:
-                block, buf[0] = buf[0].split(b"\n\n", 1)
-                ev = {}
-                for line in block.decode().split("\n"):
-                    if line.startswith("HTTP/") or ":" not in line or line.startswith(":"):
-                        continue
-                    k, v = line.split(":", 1)
-                    ev[k.strip().lower()] = v.strip()
-                if "data" in ev and ev.get("event") == "notification":
-                    events.append(ev)
-            if len(events) >= n:
-                break
-            s.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            buf[0] += chunk.replace(b"\r\n", b"\n")
-        return events
+        """Read until n notification events (dicts: id, event, data) or timeout."""
+        return h.sse_events(s, buf, n, timeout, event="notification")
 
     def test_09_sse_resume(self):
         self.new_user("sse")
